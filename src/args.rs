@@ -1,0 +1,214 @@
+//! Argument parsing for the commands, on plain byte slices so it can be tested and fuzzed
+//! without a server. Each parser takes the arguments after the key.
+//!
+//! Numbers follow Redis's strict integer syntax (no sign but `-`, no spaces, no leading
+//! zeros), and every number is range-checked here: a value that parses is safe to compute with.
+//!
+//! PURE: no Redis types here.
+
+use crate::bucket::{Tat, MAX_TAT_MS};
+use crate::error::Error;
+use crate::policy::{Policy, StoredPolicy, MAX_COST, MAX_IDLE_MS};
+
+/// Latest expiry `RL.APPLY` accepts, in Unix ms: a TAT or an idle deadline, never later.
+pub const MAX_EXPIRE_AT_MS: u64 = MAX_TAT_MS + MAX_IDLE_MS;
+
+/// Parsed `RL.ALLOW` options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllowArgs {
+    /// Requests this call weighs, 1..=MAX_COST.
+    pub cost: u64,
+    /// `LIMIT l WINDOW w [BURST b]`, used for this call only.
+    pub inline: Option<Policy>,
+}
+
+/// Parses `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]]`, options in any order.
+pub fn parse_allow(args: &[&[u8]]) -> Result<AllowArgs, Error> {
+    let mut cost = None;
+    let mut limit = None;
+    let mut window = None;
+    let mut burst = None;
+    let mut rest = args;
+    while let [name, tail @ ..] = rest {
+        let [value, tail @ ..] = tail else {
+            return Err(
+                if is_option(name, &[b"COST", b"LIMIT", b"WINDOW", b"BURST"]) {
+                    Error::MissingValue
+                } else {
+                    Error::UnknownAllowOption
+                },
+            );
+        };
+        let (slot, range) = if name.eq_ignore_ascii_case(b"COST") {
+            (&mut cost, Error::CostRange)
+        } else if name.eq_ignore_ascii_case(b"LIMIT") {
+            (&mut limit, Error::LimitRange)
+        } else if name.eq_ignore_ascii_case(b"WINDOW") {
+            (&mut window, Error::WindowRange)
+        } else if name.eq_ignore_ascii_case(b"BURST") {
+            (&mut burst, Error::BurstRange)
+        } else {
+            return Err(Error::UnknownAllowOption);
+        };
+        set_once(slot, positive(value, range)?)?;
+        rest = tail;
+    }
+    let cost = cost.unwrap_or(1);
+    if cost > MAX_COST {
+        return Err(Error::CostRange);
+    }
+    let inline = match (limit, window, burst) {
+        (None, None, None) => None,
+        (None, None, Some(_)) => return Err(Error::BurstWithoutLimit),
+        (Some(l), Some(w), b) => Some(Policy::new(l, w, b.unwrap_or(0))?),
+        _ => return Err(Error::LimitWithoutWindow),
+    };
+    Ok(AllowArgs { cost, inline })
+}
+
+/// Parses `limit window_ms [BURST burst] [IDLE idle_ms]`.
+pub fn parse_config(args: &[&[u8]]) -> Result<StoredPolicy, Error> {
+    let [limit, window, options @ ..] = args else {
+        return Err(Error::MissingValue);
+    };
+    let limit = positive(limit, Error::LimitRange)?;
+    let window = positive(window, Error::WindowRange)?;
+    let mut burst = None;
+    let mut idle = None;
+    let mut rest = options;
+    while let [name, tail @ ..] = rest {
+        let [value, tail @ ..] = tail else {
+            return Err(if is_option(name, &[b"BURST", b"IDLE"]) {
+                Error::MissingValue
+            } else {
+                Error::UnknownConfigOption
+            });
+        };
+        let (slot, range) = if name.eq_ignore_ascii_case(b"BURST") {
+            (&mut burst, Error::BurstRange)
+        } else if name.eq_ignore_ascii_case(b"IDLE") {
+            (&mut idle, Error::IdleRange)
+        } else {
+            return Err(Error::UnknownConfigOption);
+        };
+        set_once(slot, positive(value, range)?)?;
+        rest = tail;
+    }
+    let idle = idle.unwrap_or(0);
+    if idle > MAX_IDLE_MS {
+        return Err(Error::IdleRange);
+    }
+    StoredPolicy::new(Policy::new(limit, window, burst.unwrap_or(0))?, idle)
+}
+
+/// The state carried by the internal `RL.APPLY` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Apply {
+    pub tat: Tat,
+    /// Absolute expiry in Unix ms; 0 for none.
+    pub expire_at_ms: u64,
+    /// Present when the policy is set too.
+    pub stored: Option<StoredPolicy>,
+}
+
+/// Parses `tat_ms frac den expire_at_ms [POLICY limit window_ms burst idle_ms flags]`.
+///
+/// Validated as strictly as an RDB load: whatever arrives on the replication link or from an
+/// AOF must describe a state that `RL.ALLOW` and `RL.CONFIG` could have produced.
+pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
+    let n = |b: &[u8]| match parse_integer(b) {
+        Some(Integer::Positive(v)) => Ok(v),
+        _ => Err(Error::ApplyInvalid),
+    };
+    let (usage, policy) = match args {
+        [ms, frac, den, exp] => ((ms, frac, den, exp), None),
+        [ms, frac, den, exp, kw, limit, window, burst, idle, flags]
+            if kw.eq_ignore_ascii_case(b"POLICY") =>
+        {
+            (
+                (ms, frac, den, exp),
+                Some((limit, window, burst, idle, flags)),
+            )
+        }
+        _ => return Err(Error::ApplyInvalid),
+    };
+    let tat = Tat::new(n(usage.0)?, n(usage.1)?, n(usage.2)?).ok_or(Error::ApplyInvalid)?;
+    let expire_at_ms = n(usage.3)?;
+    if expire_at_ms > MAX_EXPIRE_AT_MS {
+        return Err(Error::ApplyInvalid);
+    }
+    let stored = match policy {
+        None => None,
+        Some((limit, window, burst, idle, flags)) => {
+            let burst = n(burst)?;
+            if burst == 0 || n(flags)? != 0 {
+                return Err(Error::ApplyInvalid);
+            }
+            let policy =
+                Policy::new(n(limit)?, n(window)?, burst).map_err(|_| Error::ApplyInvalid)?;
+            Some(StoredPolicy::new(policy, n(idle)?).map_err(|_| Error::ApplyInvalid)?)
+        }
+    };
+    Ok(Apply {
+        tat,
+        expire_at_ms,
+        stored,
+    })
+}
+
+fn is_option(name: &[u8], options: &[&[u8]]) -> bool {
+    options.iter().any(|o| name.eq_ignore_ascii_case(o))
+}
+
+fn set_once(slot: &mut Option<u64>, value: u64) -> Result<(), Error> {
+    if slot.replace(value).is_some() {
+        return Err(Error::RepeatedOption);
+    }
+    Ok(())
+}
+
+/// A strictly positive integer, or `range` (the field's own error) for anything else: zero,
+/// negative, not an integer, or too large for `u64`. Callers check their upper bound.
+fn positive(bytes: &[u8], range: Error) -> Result<u64, Error> {
+    match parse_integer(bytes) {
+        Some(Integer::Positive(n)) if n > 0 => Ok(n),
+        _ => Err(range),
+    }
+}
+
+/// An integer in Redis's strict syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integer {
+    Positive(u64),
+    Negative,
+}
+
+/// Parses `0`, `[-]1-9[0-9]*`; `None` for anything else or for a magnitude beyond `u64`.
+pub fn parse_integer(bytes: &[u8]) -> Option<Integer> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(Integer::Positive(0)),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if negative {
+        Integer::Negative
+    } else {
+        Integer::Positive(n)
+    })
+}
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;

@@ -1,0 +1,48 @@
+//! `RL.CONFIG key limit window_ms [BURST burst] [IDLE idle_ms]`: stores a client's policy.
+//!
+//! The key keeps whatever the client has used (its TAT): a new or changed policy never hands
+//! out a fresh burst. A configured key does not expire unless `IDLE` is given; then it is
+//! forgotten `idle_ms` after its last allowed request, and never before its bucket is empty.
+
+use std::ffi::c_int;
+
+use crate::args::parse_config;
+use crate::bucket::Tat;
+use crate::error::Error;
+use crate::ffi::{now_ms, reply_ok, run_command, wrong_arity, Args, Ctx, Key, Slot, Str};
+use crate::value::Bucket;
+
+pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
+    if argc < 4 {
+        return wrong_arity(ctx);
+    }
+    run_command(ctx, || {
+        // SAFETY: Redis passes argc valid arguments.
+        let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::UnknownConfigOption)?;
+        let stored = parse_config(args.as_slice())?;
+        let now = now_ms();
+        // SAFETY: argc >= 4.
+        let key = Key::open_write(ctx, unsafe { *argv.add(1) });
+        let tat = match key.slot()? {
+            Slot::Empty => {
+                key.set(Bucket::new_configured(Tat::EMPTY, stored))?;
+                Tat::EMPTY
+            }
+            Slot::Bucket(mut b) => {
+                let tat = b.tat();
+                // A usage-only value has no room for a policy: swap in a configured one.
+                if !b.set_stored(stored) {
+                    key.replace(Bucket::new_configured(tat, stored))?;
+                }
+                tat
+            }
+        };
+        let expire_at =
+            (stored.idle_ms > 0).then(|| tat.empty_at_ms().max(now.saturating_add(stored.idle_ms)));
+        key.set_expiry(expire_at);
+        key.signal_modified();
+        key.replicate(tat, expire_at.unwrap_or(0), Some(stored));
+        reply_ok(ctx);
+        Ok(())
+    })
+}

@@ -1,0 +1,224 @@
+//! Registers the commands with their flags, key positions, arity and `COMMAND DOCS`.
+//!
+//! Uses the raw `CreateCommand` + `SetCommandInfo` pair: the crate's `#[command]` macro also
+//! calls `SetCommandACLCategories`, which Redis 7.0 lacks. Redis copies everything
+//! `SetCommandInfo` is given, so the tables below only live during registration.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr;
+
+use redis_module::raw;
+
+use super::{allow::rl_allow, apply::rl_apply, config::rl_config};
+use crate::ffi::{api, Ctx};
+
+type Handler = extern "C" fn(Ctx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+const INFO_VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfoVersion {
+    version: 1,
+    sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
+    sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
+    sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+};
+
+const SINCE: &CStr = c"0.1.0";
+
+struct Command {
+    name: &'static CStr,
+    handler: Handler,
+    flags: &'static CStr,
+    arity: c_int,
+    summary: &'static CStr,
+    complexity: &'static CStr,
+    key_flags: u32,
+    args: Vec<raw::RedisModuleCommandArg>,
+}
+
+fn arg(name: &'static CStr, kind: raw::RedisModuleCommandArgType) -> raw::RedisModuleCommandArg {
+    raw::RedisModuleCommandArg {
+        name: name.as_ptr(),
+        type_: kind,
+        key_spec_index: -1,
+        token: ptr::null(),
+        summary: ptr::null(),
+        since: ptr::null(),
+        flags: 0,
+        deprecated_since: ptr::null(),
+        subargs: ptr::null_mut(),
+        display_text: ptr::null(),
+    }
+}
+
+fn key() -> raw::RedisModuleCommandArg {
+    raw::RedisModuleCommandArg {
+        key_spec_index: 0,
+        ..arg(
+            c"key",
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+        )
+    }
+}
+
+fn integer(name: &'static CStr) -> raw::RedisModuleCommandArg {
+    arg(
+        name,
+        raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+    )
+}
+
+/// `TOKEN name`, optional.
+fn option(token: &'static CStr, name: &'static CStr) -> raw::RedisModuleCommandArg {
+    raw::RedisModuleCommandArg {
+        token: token.as_ptr(),
+        flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+        ..integer(name)
+    }
+}
+
+/// An optional block of arguments; `subargs` must end with a zeroed entry and outlive
+/// registration, so it is leaked (a few hundred bytes, once per load).
+fn block(
+    name: &'static CStr,
+    token: Option<&'static CStr>,
+    mut subargs: Vec<raw::RedisModuleCommandArg>,
+) -> raw::RedisModuleCommandArg {
+    subargs.push(end());
+    raw::RedisModuleCommandArg {
+        token: token.map_or(ptr::null(), CStr::as_ptr),
+        flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+        subargs: subargs.leak().as_mut_ptr(),
+        ..arg(
+            name,
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK,
+        )
+    }
+}
+
+fn end() -> raw::RedisModuleCommandArg {
+    // SAFETY: an all-zero RedisModuleCommandArg (null pointers, zero ints) ends an array.
+    unsafe { std::mem::zeroed() }
+}
+
+fn commands() -> Vec<Command> {
+    let required = |token: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
+        token: token.as_ptr(),
+        ..integer(name)
+    };
+    vec![
+        Command {
+            name: c"rl.allow",
+            handler: rl_allow,
+            flags: c"write deny-oom fast",
+            arity: -2,
+            summary: c"Decides one request against the client's rate limit: 1 (allowed, and counted) or 0 (denied, and not counted).",
+            complexity: c"O(1)",
+            key_flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE,
+            args: vec![
+                key(),
+                option(c"COST", c"cost"),
+                block(
+                    c"inline-policy",
+                    None,
+                    vec![
+                        required(c"LIMIT", c"limit"),
+                        required(c"WINDOW", c"window_ms"),
+                        option(c"BURST", c"burst"),
+                    ],
+                ),
+            ],
+        },
+        Command {
+            name: c"rl.config",
+            handler: rl_config,
+            flags: c"write deny-oom",
+            arity: -4,
+            summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds, with a bucket of burst requests. Keeps what the client has already used.",
+            complexity: c"O(1)",
+            key_flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            args: vec![
+                key(),
+                integer(c"limit"),
+                integer(c"window_ms"),
+                option(c"BURST", c"burst"),
+                option(c"IDLE", c"idle_ms"),
+            ],
+        },
+        Command {
+            name: c"rl.apply",
+            handler: rl_apply,
+            flags: c"write",
+            arity: -6,
+            summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
+            complexity: c"O(1)",
+            key_flags: raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            args: vec![
+                key(),
+                integer(c"tat_ms"),
+                integer(c"frac"),
+                integer(c"den"),
+                arg(c"expire_at_ms", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_UNIX_TIME),
+                block(
+                    c"policy",
+                    Some(c"POLICY"),
+                    vec![integer(c"limit"), integer(c"window_ms"), integer(c"burst"), integer(c"idle_ms"), integer(c"flags")],
+                ),
+            ],
+        },
+    ]
+}
+
+/// Creates every command; `false` (and a log line) if Redis refuses one.
+pub fn register_commands(ctx: Ctx) -> bool {
+    commands().into_iter().all(|mut c| {
+        let ok = register(ctx, &mut c);
+        if !ok {
+            let msg = format!("rl: failed to register {}", c.name.to_string_lossy());
+            raw::redis_log(ctx, &msg);
+        }
+        ok
+    })
+}
+
+fn register(ctx: Ctx, c: &mut Command) -> bool {
+    let created = api!(RedisModule_CreateCommand(
+        ctx,
+        c.name.as_ptr(),
+        Some(c.handler),
+        c.flags.as_ptr(),
+        1,
+        1,
+        1
+    ));
+    if created != Some(raw::REDISMODULE_OK as c_int) {
+        return false;
+    }
+    let Some(cmd) = api!(RedisModule_GetCommand(ctx, c.name.as_ptr())).filter(|p| !p.is_null())
+    else {
+        return false;
+    };
+    // SAFETY: all-zero key specs are the array terminator Redis expects.
+    let mut key_specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
+    key_specs[0].flags = u64::from(c.key_flags);
+    key_specs[0].begin_search_type =
+        raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+    key_specs[0].bs.index.pos = 1;
+    key_specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+    key_specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+        lastkey: 0,
+        keystep: 1,
+        limit: 0,
+    };
+    c.args.push(end());
+    let info = raw::RedisModuleCommandInfo {
+        version: &INFO_VERSION,
+        summary: c.summary.as_ptr(),
+        complexity: c.complexity.as_ptr(),
+        since: SINCE.as_ptr(),
+        history: ptr::null_mut(),
+        tips: ptr::null::<c_char>(),
+        arity: c.arity,
+        key_specs: key_specs.as_mut_ptr(),
+        args: c.args.as_mut_ptr(),
+    };
+    api!(RedisModule_SetCommandInfo(cmd, &info)) == Some(raw::REDISMODULE_OK as c_int)
+}

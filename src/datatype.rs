@@ -1,0 +1,192 @@
+//! The `ratelimit` Redis data type: persistence (RDB, AOF rewrite), `MEMORY USAGE`,
+//! `DEBUG DIGEST-VALUE`, `COPY` and freeing.
+//!
+//! RDB encoding version 1, all fields unsigned:
+//! `tat_ms frac den kind [limit window_ms burst idle_ms flags]`, where kind is 0 for a
+//! usage-only value and 1 for one with a stored policy. Loading validates every field with
+//! the same constructors the commands use, so a corrupt file or a forged `RESTORE` payload
+//! is refused instead of producing a bucket with impossible state. `DUMP`/`RESTORE` and
+//! `MIGRATE` use this same encoding.
+
+use std::ffi::{c_int, c_longlong, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use redis_module::{native_types::RedisType, raw};
+
+use crate::bucket::Tat;
+use crate::ffi::{api, emit_aof};
+use crate::policy::{Policy, StoredPolicy};
+use crate::value::Bucket;
+
+/// Bumped whenever the RDB layout changes; older versions stay loadable.
+const ENCODING_VERSION: c_int = 1;
+
+const KIND_USAGE: u64 = 0;
+const KIND_CONFIGURED: u64 = 1;
+
+pub static RL_TYPE: RedisType = RedisType::new(
+    "ratelimit",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        mem_usage: Some(mem_usage),
+        digest: Some(digest),
+        free: Some(free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+/// Runs a type callback; a panic (a bug) yields `fallback` instead of aborting the server.
+fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+/// A handle on a value Redis passes to a callback (not owned: it is freed only in `free`).
+///
+/// # Safety
+/// `value` must be a live value of this type.
+unsafe fn bucket(value: *const c_void) -> Option<Bucket> {
+    Bucket::from_raw(value.cast_mut())
+}
+
+extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    guarded(ptr::null_mut(), || {
+        if encver != ENCODING_VERSION {
+            return ptr::null_mut();
+        }
+        load_value(rdb).map_or(ptr::null_mut(), Bucket::into_raw)
+    })
+}
+
+fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Bucket> {
+    let read = || -> Option<u64> {
+        let v = api!(RedisModule_LoadUnsigned(rdb))?;
+        match api!(RedisModule_IsIOError(rdb)) {
+            Some(0) => Some(v),
+            _ => None,
+        }
+    };
+    let tat = Tat::new(read()?, read()?, read()?)?;
+    match read()? {
+        KIND_USAGE => Some(Bucket::new_usage(tat)),
+        KIND_CONFIGURED => {
+            let (limit, window_ms, burst, idle_ms, flags) =
+                (read()?, read()?, read()?, read()?, read()?);
+            // A stored burst is never 0 (0 would mean "same as limit" to Policy::new).
+            if burst == 0 || flags != 0 {
+                return None;
+            }
+            let policy = Policy::new(limit, window_ms, burst).ok()?;
+            let stored = StoredPolicy::new(policy, idle_ms).ok()?;
+            Some(Bucket::new_configured(tat, stored))
+        }
+        _ => None,
+    }
+}
+
+extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    guarded((), || {
+        // SAFETY: Redis passes a live value of this type.
+        let Some(b) = (unsafe { bucket(value) }) else {
+            return;
+        };
+        let tat = b.tat();
+        let save = |v: u64| {
+            api!(RedisModule_SaveUnsigned(rdb, v));
+        };
+        save(tat.ms());
+        save(tat.frac());
+        save(tat.den());
+        match b.stored() {
+            None => save(KIND_USAGE),
+            Some(s) => {
+                save(KIND_CONFIGURED);
+                save(s.policy.limit());
+                save(s.policy.window_ms());
+                save(s.policy.burst());
+                save(s.idle_ms);
+                save(0);
+            }
+        }
+    })
+}
+
+extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    guarded((), || {
+        // SAFETY: Redis passes a live value of this type.
+        if let Some(b) = unsafe { bucket(value) } {
+            emit_aof(aof, key, b.tat(), b.stored());
+        }
+    })
+}
+
+extern "C" fn mem_usage(value: *const c_void) -> usize {
+    // SAFETY: Redis passes a live value of this type.
+    guarded(0, || unsafe { bucket(value) }.map_or(0, |b| b.mem_usage()))
+}
+
+extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    guarded((), || {
+        // SAFETY: Redis passes a live value of this type.
+        let Some(b) = (unsafe { bucket(value) }) else {
+            return;
+        };
+        let tat = b.tat();
+        let mut fields = [tat.ms(), tat.frac(), tat.den(), KIND_USAGE, 0, 0, 0, 0];
+        if let Some(s) = b.stored() {
+            fields[3..].copy_from_slice(&[
+                KIND_CONFIGURED,
+                s.policy.limit(),
+                s.policy.window_ms(),
+                s.policy.burst(),
+                s.idle_ms,
+            ]);
+        }
+        for f in fields {
+            api!(RedisModule_DigestAddLongLong(
+                md,
+                c_longlong::try_from(f).unwrap_or(-1)
+            ));
+        }
+        api!(RedisModule_DigestEndSequence(md));
+    })
+}
+
+extern "C" fn free(value: *mut c_void) {
+    guarded((), || {
+        // SAFETY: Redis frees a value it no longer references.
+        if let Some(b) = unsafe { Bucket::from_raw(value) } {
+            unsafe { b.free() };
+        }
+    })
+}
+
+extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    guarded(ptr::null_mut(), || {
+        // SAFETY: Redis passes a live value of this type.
+        unsafe { bucket(value) }.map_or(ptr::null_mut(), |b| b.duplicate().into_raw())
+    })
+}

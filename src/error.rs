@@ -1,0 +1,102 @@
+//! Every error the module can reply with, and its one conversion to a Redis error line.
+//!
+//! Messages are static C strings: an error reply allocates nothing and never echoes client
+//! bytes (which could hold CR/LF or invalid UTF-8) back into the protocol.
+//!
+//! PURE: no Redis types here.
+
+use std::ffi::CStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    LimitRange,
+    WindowRange,
+    BurstRange,
+    CostRange,
+    IdleRange,
+    DrainTooLong,
+    UnknownAllowOption,
+    UnknownConfigOption,
+    RepeatedOption,
+    MissingValue,
+    LimitWithoutWindow,
+    BurstWithoutLimit,
+    NoPolicy,
+    DefaultInvalid,
+    WrongType,
+    ApplyNotAllowed,
+    ApplyInvalid,
+    Internal,
+}
+
+impl Error {
+    /// The error line as Redis sends it, prefix (`ERR`, `WRONGTYPE`) included.
+    pub fn message(self) -> &'static CStr {
+        match self {
+            Error::LimitRange => c"ERR limit must be an integer from 1 to 1000000000",
+            Error::WindowRange => c"ERR window_ms must be an integer from 1 to 1000000000000",
+            Error::BurstRange => c"ERR burst must be an integer from 1 to 1000000000",
+            Error::CostRange => c"ERR cost must be an integer from 1 to 1000000000",
+            Error::IdleRange => c"ERR idle_ms must be an integer from 1 to 1000000000000",
+            Error::DrainTooLong => {
+                c"ERR burst * window_ms / limit is too large: a full bucket must drain within 10000000000000 ms"
+            }
+            Error::UnknownAllowOption => {
+                c"ERR syntax error: RL.ALLOW takes the options COST, LIMIT, WINDOW and BURST"
+            }
+            Error::UnknownConfigOption => {
+                c"ERR syntax error: RL.CONFIG takes the options BURST and IDLE"
+            }
+            Error::RepeatedOption => c"ERR syntax error: an option was given more than once",
+            Error::MissingValue => c"ERR syntax error: an option is missing its value",
+            Error::LimitWithoutWindow => c"ERR LIMIT and WINDOW must be given together",
+            Error::BurstWithoutLimit => c"ERR BURST needs LIMIT and WINDOW",
+            Error::NoPolicy => {
+                c"ERR no rate limit for key: RL.CONFIG it, pass LIMIT and WINDOW, or set rl.default-limit"
+            }
+            Error::DefaultInvalid => {
+                c"ERR the default policy is invalid: rl.default-burst * rl.default-window-ms / rl.default-limit must be at most 10000000000000 ms"
+            }
+            Error::WrongType => c"WRONGTYPE Operation against a key holding the wrong kind of value",
+            Error::ApplyNotAllowed => {
+                c"ERR RL.APPLY is internal: it is accepted only from the master link or while loading the AOF"
+            }
+            Error::ApplyInvalid => c"ERR RL.APPLY got an impossible bucket state",
+            Error::Internal => c"ERR internal error in the rl module (see the server log)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_is_a_single_redis_error_line() {
+        let all = [
+            Error::LimitRange,
+            Error::WindowRange,
+            Error::BurstRange,
+            Error::CostRange,
+            Error::IdleRange,
+            Error::DrainTooLong,
+            Error::UnknownAllowOption,
+            Error::UnknownConfigOption,
+            Error::RepeatedOption,
+            Error::MissingValue,
+            Error::LimitWithoutWindow,
+            Error::BurstWithoutLimit,
+            Error::NoPolicy,
+            Error::DefaultInvalid,
+            Error::WrongType,
+            Error::ApplyNotAllowed,
+            Error::ApplyInvalid,
+            Error::Internal,
+        ];
+        for e in all {
+            let m = e.message().to_str().unwrap();
+            assert!(m.starts_with("ERR ") || m.starts_with("WRONGTYPE "), "{m}");
+            assert!(!m.contains('\r') && !m.contains('\n'), "{m}");
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The thin layer over the raw Redis module API that the commands and type callbacks share.
+//!
+//! The crate's safe wrappers allocate per call (a `Vec` of arguments, owned strings for
+//! replication); the hot path goes through here instead, where nothing allocates. Every API
+//! pointer is an `Option` filled in by Redis at load: [`check_api`] refuses to load when one
+//! is missing, and the wrappers below still never unwrap, so a missing one cannot panic.
+
+// `Ctx`, `Str` and key handles come from Redis and are valid for the current callback by the
+// module API's contract; that is the one assumption this file makes about raw pointers.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use std::ffi::{c_int, c_longlong, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use redis_module::raw;
+
+use crate::bucket::Tat;
+use crate::error::Error;
+use crate::policy::StoredPolicy;
+use crate::value::Bucket;
+
+pub type Ctx = *mut raw::RedisModuleCtx;
+pub type Str = *mut raw::RedisModuleString;
+
+/// Calls a Redis API function pointer; `None` if this server lacks it.
+macro_rules! api {
+    ($f:ident ( $($arg:expr),* $(,)? )) => {
+        // SAFETY: the pointer was set by Redis at load; arguments are the caller's duty.
+        unsafe { redis_module::raw::$f.map(|f| f($($arg),*)) }
+    };
+}
+pub(crate) use api;
+
+/// Fails module loading, with a log line, when the server lacks an API the module calls.
+pub fn check_api(ctx: Ctx) -> bool {
+    // Each pointer is copied out (not borrowed) of the table Redis filled at load.
+    let present = [
+        { unsafe { raw::RedisModule_Milliseconds } }.is_some(),
+        { unsafe { raw::RedisModule_StringPtrLen } }.is_some(),
+        { unsafe { raw::RedisModule_OpenKey } }.is_some(),
+        { unsafe { raw::RedisModule_CloseKey } }.is_some(),
+        { unsafe { raw::RedisModule_KeyType } }.is_some(),
+        { unsafe { raw::RedisModule_ModuleTypeGetType } }.is_some(),
+        { unsafe { raw::RedisModule_ModuleTypeGetValue } }.is_some(),
+        { unsafe { raw::RedisModule_ModuleTypeSetValue } }.is_some(),
+        { unsafe { raw::RedisModule_ModuleTypeReplaceValue } }.is_some(),
+        { unsafe { raw::RedisModule_SetAbsExpire } }.is_some(),
+        { unsafe { raw::RedisModule_SetExpire } }.is_some(),
+        { unsafe { raw::RedisModule_Replicate } }.is_some(),
+        { unsafe { raw::RedisModule_ReplicateVerbatim } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithBool } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithError } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithSimpleString } }.is_some(),
+        { unsafe { raw::RedisModule_WrongArity } }.is_some(),
+        { unsafe { raw::RedisModule_GetContextFlags } }.is_some(),
+        { unsafe { raw::RedisModule_SignalModifiedKey } }.is_some(),
+        { unsafe { raw::RedisModule_SetModuleOptions } }.is_some(),
+        { unsafe { raw::RedisModule_CreateCommand } }.is_some(),
+        { unsafe { raw::RedisModule_GetCommand } }.is_some(),
+        { unsafe { raw::RedisModule_SetCommandInfo } }.is_some(),
+        { unsafe { raw::RedisModule_EmitAOF } }.is_some(),
+        { unsafe { raw::RedisModule_IsIOError } }.is_some(),
+        { unsafe { raw::RedisModule_LoadUnsigned } }.is_some(),
+        { unsafe { raw::RedisModule_SaveUnsigned } }.is_some(),
+        { unsafe { raw::RedisModule_DigestAddLongLong } }.is_some(),
+        { unsafe { raw::RedisModule_DigestEndSequence } }.is_some(),
+    ];
+    let ok = present.iter().all(|p| *p);
+    if !ok {
+        raw::redis_log(ctx, "rl: this Redis lacks a module API the rl module needs (Redis 7.0 or later is required)");
+    }
+    ok
+}
+
+/// Runs a command body, turning an `Err` into its error reply and a panic (a bug) into an
+/// error reply instead of an aborted server.
+pub fn run_command(ctx: Ctx, body: impl FnOnce() -> Result<(), Error>) -> c_int {
+    let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error::Internal));
+    if let Err(e) = result {
+        reply_error(ctx, e);
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Most arguments any of our commands accepts (`RL.APPLY`, with its policy, takes 12).
+pub const MAX_ARGS: usize = 16;
+
+/// A command's arguments as byte slices in a fixed array: no allocation.
+pub struct Args<'a> {
+    buf: [&'a [u8]; MAX_ARGS],
+    len: usize,
+}
+
+impl<'a> Args<'a> {
+    /// Arguments `from..argc`; `None` when there are more than [`MAX_ARGS`].
+    ///
+    /// # Safety
+    /// `argv` must hold `argc` valid strings that outlive `'a` (true for a command's argv).
+    pub unsafe fn new(argv: *mut Str, argc: c_int, from: usize) -> Option<Args<'a>> {
+        let argc = usize::try_from(argc).ok()?;
+        let mut args = Args {
+            buf: [&[]; MAX_ARGS],
+            len: argc.saturating_sub(from),
+        };
+        if args.len > MAX_ARGS {
+            return None;
+        }
+        for i in from..argc {
+            args.buf[i - from] = string_bytes(*argv.add(i));
+        }
+        Some(args)
+    }
+
+    pub fn as_slice(&self) -> &[&'a [u8]] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The bytes of a Redis string (binary-safe).
+///
+/// # Safety
+/// `s` must be a valid Redis string that outlives `'a`.
+pub unsafe fn string_bytes<'a>(s: Str) -> &'a [u8] {
+    let mut len = 0usize;
+    match api!(RedisModule_StringPtrLen(s, &mut len)) {
+        Some(p) if !p.is_null() => std::slice::from_raw_parts(p.cast::<u8>(), len),
+        _ => &[],
+    }
+}
+
+/// The server clock in Unix ms, read once per command; a clock before 1970 reads as 0.
+pub fn now_ms() -> u64 {
+    api!(RedisModule_Milliseconds())
+        .and_then(|ms| u64::try_from(ms).ok())
+        .unwrap_or(0)
+}
+
+/// Whether this call comes from the master link or from loading the AOF.
+pub fn from_master_or_loading(ctx: Ctx) -> bool {
+    let mask =
+        (raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING) as c_int;
+    api!(RedisModule_GetContextFlags(ctx)).is_some_and(|f| f & mask != 0)
+}
+
+pub fn reply_error(ctx: Ctx, e: Error) {
+    api!(RedisModule_ReplyWithError(ctx, e.message().as_ptr()));
+}
+
+pub fn reply_bool(ctx: Ctx, b: bool) {
+    api!(RedisModule_ReplyWithBool(ctx, c_int::from(b)));
+}
+
+pub fn reply_ok(ctx: Ctx) {
+    api!(RedisModule_ReplyWithSimpleString(ctx, c"OK".as_ptr()));
+}
+
+pub fn wrong_arity(ctx: Ctx) -> c_int {
+    api!(RedisModule_WrongArity(ctx));
+    raw::REDISMODULE_OK as c_int
+}
+
+/// The module's data type, set once at load.
+static TYPE: AtomicPtr<raw::RedisModuleType> = AtomicPtr::new(ptr::null_mut());
+
+pub fn set_type(t: *mut raw::RedisModuleType) {
+    TYPE.store(t, Ordering::Relaxed);
+}
+
+fn rl_type() -> *mut raw::RedisModuleType {
+    TYPE.load(Ordering::Relaxed)
+}
+
+/// What an opened key holds.
+pub enum Slot {
+    Empty,
+    Bucket(Bucket),
+}
+
+/// A key opened for writing; closed on drop, on every path.
+pub struct Key {
+    ctx: Ctx,
+    name: Str,
+    key: *mut raw::RedisModuleKey,
+}
+
+impl Key {
+    pub fn open_write(ctx: Ctx, name: Str) -> Key {
+        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
+        let key = api!(RedisModule_OpenKey(ctx, name, mode)).unwrap_or(ptr::null_mut());
+        Key { ctx, name, key }
+    }
+
+    /// The key's value, or `WRONGTYPE` for a key of another type.
+    pub fn slot(&self) -> Result<Slot, Error> {
+        if self.key.is_null() {
+            return Err(Error::Internal);
+        }
+        let kind = api!(RedisModule_KeyType(self.key)).ok_or(Error::Internal)?;
+        if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            return Ok(Slot::Empty);
+        }
+        if kind != raw::REDISMODULE_KEYTYPE_MODULE as c_int
+            || api!(RedisModule_ModuleTypeGetType(self.key)) != Some(rl_type())
+        {
+            return Err(Error::WrongType);
+        }
+        let value = api!(RedisModule_ModuleTypeGetValue(self.key)).unwrap_or(ptr::null_mut());
+        // SAFETY: a value of our type is a pointer from Bucket::into_raw.
+        unsafe { Bucket::from_raw(value) }
+            .map(Slot::Bucket)
+            .ok_or(Error::Internal)
+    }
+
+    /// Stores a new value in an empty key.
+    pub fn set(&self, b: Bucket) -> Result<(), Error> {
+        let raw_value = b.into_raw();
+        match api!(RedisModule_ModuleTypeSetValue(
+            self.key,
+            rl_type(),
+            raw_value
+        )) {
+            Some(r) if r == raw::REDISMODULE_OK as c_int => Ok(()),
+            _ => {
+                // SAFETY: Redis did not take the value.
+                unsafe { Bucket::from_raw(raw_value).map(|b| b.free()) };
+                Err(Error::Internal)
+            }
+        }
+    }
+
+    /// Swaps the value of a key that holds ours, keeping its expiry, and frees the old one.
+    pub fn replace(&self, b: Bucket) -> Result<(), Error> {
+        let raw_value = b.into_raw();
+        let mut old: *mut c_void = ptr::null_mut();
+        match api!(RedisModule_ModuleTypeReplaceValue(
+            self.key,
+            rl_type(),
+            raw_value,
+            &mut old
+        )) {
+            Some(r) if r == raw::REDISMODULE_OK as c_int => {
+                // SAFETY: Redis handed the old value back to us.
+                unsafe { Bucket::from_raw(old).map(|b| b.free()) };
+                Ok(())
+            }
+            _ => {
+                // SAFETY: Redis did not take the value.
+                unsafe { Bucket::from_raw(raw_value).map(|b| b.free()) };
+                Err(Error::Internal)
+            }
+        }
+    }
+
+    /// Sets an absolute expiry in Unix ms, or removes the expiry for `None`.
+    pub fn set_expiry(&self, at_ms: Option<u64>) {
+        match at_ms.and_then(|ms| c_longlong::try_from(ms).ok()) {
+            Some(ms) => api!(RedisModule_SetAbsExpire(self.key, ms)),
+            None => api!(RedisModule_SetExpire(
+                self.key,
+                c_longlong::from(raw::REDISMODULE_NO_EXPIRE)
+            )),
+        };
+    }
+
+    /// Tells `WATCH` and client-side caching that the key changed. Needed because the module
+    /// turns off the implicit signal, which would also fire for denied requests.
+    pub fn signal_modified(&self) {
+        api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
+    }
+
+    /// Sends the key's new state, with its absolute expiry (0: none), to replicas and the AOF
+    /// as `RL.APPLY`; with the policy when it changed.
+    pub fn replicate(&self, tat: Tat, expire_at_ms: u64, stored: Option<StoredPolicy>) {
+        replicate_apply(self.ctx, self.name, tat, expire_at_ms, stored);
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.key.is_null() {
+            api!(RedisModule_CloseKey(self.key));
+        }
+    }
+}
+
+/// An integer argument for the `l` format of `Replicate`/`EmitAOF`; every value we send is
+/// at most 2^60 or a bound far below it.
+fn ll(v: u64) -> c_longlong {
+    c_longlong::try_from(v).unwrap_or(c_longlong::MAX)
+}
+
+/// Sends `RL.APPLY key tat_ms frac den expire_at_ms [POLICY limit window_ms burst idle_ms
+/// flags]` through `Replicate` (replicas and AOF) or `EmitAOF` (AOF rewrite): two variadic C
+/// functions that take the same format.
+macro_rules! send_apply {
+    ($send:expr, $target:expr, $name:expr, $tat:expr, $expire_at_ms:expr, $stored:expr) => {{
+        let t: Tat = $tat;
+        let (ms, frac, den, exp) = (ll(t.ms()), ll(t.frac()), ll(t.den()), ll($expire_at_ms));
+        let cmd = c"rl.apply".as_ptr();
+        match $stored {
+            None => $send($target, cmd, c"sllll".as_ptr(), $name, ms, frac, den, exp),
+            Some(s) => {
+                let p = &s.policy;
+                let (limit, window, burst) = (ll(p.limit()), ll(p.window_ms()), ll(p.burst()));
+                let policy = c"POLICY".as_ptr();
+                let (idle, flags) = (ll(s.idle_ms), 0 as c_longlong);
+                let fmt = c"sllllclllll".as_ptr();
+                $send(
+                    $target, cmd, fmt, $name, ms, frac, den, exp, policy, limit, window, burst,
+                    idle, flags,
+                )
+            }
+        }
+    }};
+}
+
+fn replicate_apply(ctx: Ctx, name: Str, tat: Tat, expire_at_ms: u64, stored: Option<StoredPolicy>) {
+    // SAFETY: send_apply passes arguments that match its format strings.
+    if let Some(replicate) = unsafe { raw::RedisModule_Replicate } {
+        unsafe { send_apply!(replicate, ctx, name, tat, expire_at_ms, stored) };
+    }
+}
+
+/// Writes one key's full state to a rewritten AOF as `RL.APPLY` (Redis adds its expiry).
+pub fn emit_aof(aof: *mut raw::RedisModuleIO, name: Str, tat: Tat, stored: Option<StoredPolicy>) {
+    // SAFETY: send_apply passes arguments that match its format strings.
+    if let Some(emit) = unsafe { raw::RedisModule_EmitAOF } {
+        unsafe { send_apply!(emit, aof, name, tat, 0, stored) };
+    }
+}
