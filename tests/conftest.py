@@ -1,0 +1,45 @@
+"""Fixtures: every test module gets its own fresh server; tests that need more start them
+through `servers`, which stops all of them afterwards, even when a test fails."""
+
+import pytest
+
+from server import MODULE, RedisServer
+
+
+def pytest_sessionstart(session):
+    if not MODULE.exists():
+        pytest.exit(f"module not built: {MODULE} (run `make test`, which builds it)", returncode=2)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def r(server):
+    """A client of the module's server, on an empty database with no default policy."""
+    c = server.client()
+    c.flushall()
+    c.config_set("rl.default-limit", 0)
+    c.config_set("rl.default-window-ms", 1000)
+    c.config_set("rl.default-burst", 0)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """A factory of extra servers: `servers(**overrides)` starts one; all stop at teardown."""
+    started = []
+
+    def start(name=None, **overrides):
+        s = RedisServer(tmp_path / (name or f"s{len(started)}"), **overrides)
+        started.append(s)
+        return s.start()
+
+    yield start
+    for s in started:
+        s.stop()
