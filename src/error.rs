@@ -18,6 +18,7 @@ pub enum Error {
     UnknownAllowOption,
     UnknownConfigOption,
     RepeatedOption,
+    TooManyArguments,
     MissingValue,
     LimitWithoutWindow,
     BurstWithoutLimit,
@@ -48,6 +49,9 @@ impl Error {
                 c"ERR syntax error: RL.CONFIG takes the options BURST and IDLE"
             }
             Error::RepeatedOption => c"ERR syntax error: an option was given more than once",
+            Error::TooManyArguments => {
+                c"ERR syntax error: too many arguments (is an option given more than once?)"
+            }
             Error::MissingValue => c"ERR syntax error: an option is missing its value",
             Error::LimitWithoutWindow => c"ERR LIMIT and WINDOW must be given together",
             Error::BurstWithoutLimit => c"ERR BURST needs LIMIT and WINDOW",
@@ -83,6 +87,7 @@ mod tests {
             Error::UnknownAllowOption,
             Error::UnknownConfigOption,
             Error::RepeatedOption,
+            Error::TooManyArguments,
             Error::MissingValue,
             Error::LimitWithoutWindow,
             Error::BurstWithoutLimit,

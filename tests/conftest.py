@@ -35,8 +35,8 @@ def servers(tmp_path):
     """A factory of extra servers: `servers(**overrides)` starts one; all stop at teardown."""
     started = []
 
-    def start(name=None, **overrides):
-        s = RedisServer(tmp_path / (name or f"s{len(started)}"), **overrides)
+    def start(name=None, module_args=(), **overrides):
+        s = RedisServer(tmp_path / (name or f"s{len(started)}"), module_args, **overrides)
         started.append(s)
         return s.start()
 

@@ -14,10 +14,15 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = Path(os.environ.get("RL_MODULE", ROOT / "target" / "release" / "librl.so")).resolve()
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+# An override value that removes a setting from redis.conf as well (None: keep redis.conf's).
+DROP = object()
 
 # What every test server overrides in redis.conf: its own place, and no default policy so
 # that a key without one is an error unless a test sets rl.default-limit.
@@ -37,19 +42,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def render_config(path, overrides):
-    """Writes redis.conf with the module's absolute path and `overrides` appended."""
+def render_config(path, overrides, module_args=()):
+    """Writes redis.conf with the module's absolute path (and arguments) and `overrides`
+    appended."""
     text = (ROOT / "redis.conf").read_text()
-    text = re.sub(r"(?m)^loadmodule\s+\S+", f"loadmodule {MODULE}", text)
-    lines = [f"{k} {v}" for k, v in overrides.items()]
+    line = " ".join(["loadmodule", str(MODULE), *map(str, module_args)])
+    text = re.sub(r"(?m)^loadmodule\s+\S+", lambda _: line, text)
+    for k in [k for k, v in overrides.items() if v is DROP]:
+        text = re.sub(rf"(?m)^{re.escape(k)}\s.*$", "", text)
+    lines = [f"{k} {v}" for k, v in overrides.items() if v is not None and v is not DROP]
     path.write_text(text + "\n# test overrides\n" + "\n".join(lines) + "\n")
 
 
 class RedisServer:
     """One redis-server process; `overrides` are redis.conf lines (name -> value)."""
 
-    def __init__(self, workdir, **overrides):
+    def __init__(self, workdir, module_args=(), **overrides):
         self.dir = Path(workdir)
+        self.module_args = module_args
         self.dir.mkdir(parents=True, exist_ok=True)
         self.overrides = {**BASE_OVERRIDES, **{k.replace("_", "-"): v for k, v in overrides.items()}}
         self.port = None
@@ -64,7 +74,8 @@ class RedisServer:
         for _ in range(3):
             self.port = free_port()
             conf = self.dir / "redis.conf"
-            render_config(conf, {**self.overrides, "port": self.port, "dir": self.dir, "logfile": "redis.log"})
+            render_config(conf, {**self.overrides, "port": self.port, "dir": self.dir, "logfile": "redis.log"},
+                          self.module_args)
             self.proc = subprocess.Popen([REDIS_SERVER, str(conf)], cwd=self.dir,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             if self._wait_ready(timeout):
@@ -89,6 +100,12 @@ class RedisServer:
 
     def client(self, **kw):
         kw.setdefault("socket_timeout", 30)
+        # No silent retries: redis-py 8 retries by default, which would resend a
+        # non-idempotent RL.ALLOW and wait seconds on a server a test has stopped.
+        kw.setdefault("retry", Retry(NoBackoff(), 0))
+        # RESP2 unless a test asks for RESP3 (redis-py 8 defaults to 3): the replies most
+        # clients see; RESP3 is tested explicitly.
+        kw.setdefault("protocol", 2)
         return redis.Redis(host="127.0.0.1", port=self.port, **kw)
 
     def stop(self, sig=signal.SIGTERM):

@@ -20,7 +20,7 @@ pub extern "C" fn rl_allow(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     }
     run_command(ctx, || {
         // SAFETY: Redis passes argc valid arguments.
-        let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::UnknownAllowOption)?;
+        let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::TooManyArguments)?;
         let request = parse_allow(args.as_slice())?;
         let now = now_ms();
         // SAFETY: argc >= 2.

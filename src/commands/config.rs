@@ -18,7 +18,7 @@ pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     }
     run_command(ctx, || {
         // SAFETY: Redis passes argc valid arguments.
-        let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::UnknownConfigOption)?;
+        let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::TooManyArguments)?;
         let stored = parse_config(args.as_slice())?;
         let now = now_ms();
         // SAFETY: argc >= 4.

@@ -150,7 +150,8 @@ fn commands() -> Vec<Command> {
             arity: -6,
             summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
             complexity: c"O(1)",
-            key_flags: raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            // Without POLICY it keeps the stored policy: a read-modify-write, like RL.CONFIG.
+            key_flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
             args: vec![
                 key(),
                 integer(c"tat_ms"),

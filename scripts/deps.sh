@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing the module need, when it is missing:
+# redis-server/redis-cli (Debian's Redis 7.0), clang/libclang (bindgen, for the redis-module
+# crate), make, and the Python test packages. Safe to run again: it installs nothing present.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v clang >/dev/null || need_apt+=(clang)
+command -v make >/dev/null || need_apt+=(make)
+# bindgen loads libclang.so at build time.
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+
+if ((${#need_apt[@]})); then
+    echo "deps: installing ${need_apt[*]} (apt)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The package postinstall may start a system redis-server on 6379; the project's scripts use
+# their own servers and ports and never touch it.
+
+if ! command -v cargo >/dev/null; then
+    echo "deps: cargo not found: install a Rust toolchain (https://rustup.rs) and run again" >&2
+    exit 1
+fi
+
+version=$(redis-server --version | sed -E 's/.*v=([0-9]+)\..*/\1/')
+if [ "${version:-0}" -lt 7 ]; then
+    echo "deps: redis-server $(redis-server --version) is too old: the module needs Redis 7.0 or later" >&2
+    exit 1
+fi
+
+if [ "${1:-}" = "--python" ]; then
+    if ! python3 -c "import pytest, redis, hypothesis" 2>/dev/null; then
+        echo "deps: installing pytest, redis, hypothesis (pip)"
+        python3 -m pip install -q pytest redis hypothesis 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages pytest redis hypothesis
+    fi
+fi
