@@ -83,7 +83,7 @@ impl Tat {
     }
 
     /// The TAT in units of `1/limit` ms, rounded up when `limit` is not its own denominator.
-    fn in_units(&self, limit: u64) -> u128 {
+    pub(crate) fn in_units(&self, limit: u64) -> u128 {
         let same_unit = u64::from(self.den) == limit;
         let limit = u128::from(limit);
         let whole = u128::from(self.ms) * limit;

@@ -88,11 +88,12 @@ fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Bucket> {
             let (limit, window_ms, burst, idle_ms, flags) =
                 (read()?, read()?, read()?, read()?, read()?);
             // A stored burst is never 0 (0 would mean "same as limit" to Policy::new).
-            if burst == 0 || flags != 0 {
+            if burst == 0 {
                 return None;
             }
             let policy = Policy::new(limit, window_ms, burst).ok()?;
-            let stored = StoredPolicy::new(policy, idle_ms).ok()?;
+            let mut stored = StoredPolicy::new(policy, idle_ms).ok()?;
+            stored.set_flags(flags).then_some(())?;
             Some(Bucket::new_configured(tat, stored))
         }
         _ => None,
@@ -120,7 +121,7 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
                 save(s.policy.window_ms());
                 save(s.policy.burst());
                 save(s.idle_ms);
-                save(0);
+                save(s.flags());
             }
         }
     })
@@ -151,7 +152,7 @@ extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
             return;
         };
         let tat = b.tat();
-        let mut fields = [tat.ms(), tat.frac(), tat.den(), KIND_USAGE, 0, 0, 0, 0];
+        let mut fields = [tat.ms(), tat.frac(), tat.den(), KIND_USAGE, 0, 0, 0, 0, 0];
         if let Some(s) = b.stored() {
             fields[3..].copy_from_slice(&[
                 KIND_CONFIGURED,
@@ -159,6 +160,7 @@ extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
                 s.policy.window_ms(),
                 s.policy.burst(),
                 s.idle_ms,
+                s.flags(),
             ]);
         }
         for f in fields {

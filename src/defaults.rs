@@ -31,3 +31,12 @@ pub fn default_policy() -> Result<Option<Policy>, Error> {
         .map(Some)
         .map_err(|_| Error::DefaultInvalid)
 }
+
+/// `rl.scale-percent`: every policy's rate and burst, scaled at decision time (100: as
+/// configured). The operator's switch to tighten or relax all limits at once.
+pub static SCALE_PERCENT: AtomicI64 = AtomicI64::new(100);
+
+/// The current scale, in percent.
+pub fn scale_percent() -> u64 {
+    u64::try_from(SCALE_PERCENT.load(Ordering::Relaxed)).unwrap_or(100)
+}

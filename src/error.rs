@@ -27,6 +27,7 @@ pub enum Error {
     WrongType,
     ApplyNotAllowed,
     ApplyInvalid,
+    TopCountRange,
     Internal,
 }
 
@@ -46,7 +47,7 @@ impl Error {
                 c"ERR syntax error: RL.ALLOW takes the options COST, LIMIT, WINDOW and BURST"
             }
             Error::UnknownConfigOption => {
-                c"ERR syntax error: RL.CONFIG takes the options BURST and IDLE"
+                c"ERR syntax error: RL.CONFIG takes the options BURST, IDLE and SHADOW"
             }
             Error::RepeatedOption => c"ERR syntax error: an option was given more than once",
             Error::TooManyArguments => {
@@ -66,6 +67,7 @@ impl Error {
                 c"ERR RL.APPLY is internal: it is accepted only from the master link or while loading the AOF"
             }
             Error::ApplyInvalid => c"ERR RL.APPLY got an impossible bucket state",
+            Error::TopCountRange => c"ERR count must be a positive integer",
             Error::Internal => c"ERR internal error in the rl module (see the server log)",
         }
     }
@@ -96,6 +98,7 @@ mod tests {
             Error::WrongType,
             Error::ApplyNotAllowed,
             Error::ApplyInvalid,
+            Error::TopCountRange,
             Error::Internal,
         ];
         for e in all {

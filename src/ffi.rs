@@ -66,6 +66,15 @@ pub fn check_api(ctx: Ctx) -> bool {
         { unsafe { raw::RedisModule_SaveUnsigned } }.is_some(),
         { unsafe { raw::RedisModule_DigestAddLongLong } }.is_some(),
         { unsafe { raw::RedisModule_DigestEndSequence } }.is_some(),
+        { unsafe { raw::RedisModule_DeleteKey } }.is_some(),
+        { unsafe { raw::RedisModule_GetAbsExpire } }.is_some(),
+        { unsafe { raw::RedisModule_GetNotifyKeyspaceEvents } }.is_some(),
+        { unsafe { raw::RedisModule_NotifyKeyspaceEvent } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithMap } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithArray } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithLongLong } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithNull } }.is_some(),
+        { unsafe { raw::RedisModule_ReplyWithStringBuffer } }.is_some(),
     ];
     let ok = present.iter().all(|p| *p);
     if !ok {
@@ -79,7 +88,7 @@ pub fn check_api(ctx: Ctx) -> bool {
 pub fn run_command(ctx: Ctx, body: impl FnOnce() -> Result<(), Error>) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or(Err(Error::Internal));
     if let Err(e) = result {
-        reply_error(ctx, e);
+        crate::reply::error(ctx, e);
     }
     raw::REDISMODULE_OK as c_int
 }
@@ -144,21 +153,24 @@ pub fn from_master_or_loading(ctx: Ctx) -> bool {
     api!(RedisModule_GetContextFlags(ctx)).is_some_and(|f| f & mask != 0)
 }
 
-pub fn reply_error(ctx: Ctx, e: Error) {
-    api!(RedisModule_ReplyWithError(ctx, e.message().as_ptr()));
+/// Publishes a module keyspace event (`notify-keyspace-events` with `d`, e.g. `Kd` or `Ed`)
+/// if, and only if, the operator enabled that class: otherwise it costs one flag check.
+pub fn notify(ctx: Ctx, event: &'static std::ffi::CStr, key: Str) {
+    let module = raw::REDISMODULE_NOTIFY_MODULE as c_int;
+    if api!(RedisModule_GetNotifyKeyspaceEvents()).is_some_and(|f| f & module != 0) {
+        api!(RedisModule_NotifyKeyspaceEvent(
+            ctx,
+            module,
+            event.as_ptr(),
+            key
+        ));
+    }
 }
 
-pub fn reply_bool(ctx: Ctx, b: bool) {
-    api!(RedisModule_ReplyWithBool(ctx, c_int::from(b)));
-}
-
-pub fn reply_ok(ctx: Ctx) {
-    api!(RedisModule_ReplyWithSimpleString(ctx, c"OK".as_ptr()));
-}
-
-pub fn wrong_arity(ctx: Ctx) -> c_int {
-    api!(RedisModule_WrongArity(ctx));
-    raw::REDISMODULE_OK as c_int
+/// Whether the calling client speaks RESP3 (after `HELLO 3`).
+pub fn is_resp3(ctx: Ctx) -> bool {
+    let resp3 = raw::REDISMODULE_CTX_FLAGS_RESP3 as c_int;
+    api!(RedisModule_GetContextFlags(ctx)).is_some_and(|f| f & resp3 != 0)
 }
 
 /// The module's data type, set once at load.
@@ -187,9 +199,32 @@ pub struct Key {
 
 impl Key {
     pub fn open_write(ctx: Ctx, name: Str) -> Key {
-        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
-        let key = api!(RedisModule_OpenKey(ctx, name, mode)).unwrap_or(ptr::null_mut());
+        Key::open(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
+    }
+
+    /// For read-only commands (`RL.PEEK`, `RL.INFO`), which also run on replicas.
+    pub fn open_read(ctx: Ctx, name: Str) -> Key {
+        Key::open(ctx, name, raw::REDISMODULE_READ)
+    }
+
+    fn open(ctx: Ctx, name: Str, mode: u32) -> Key {
+        let key = api!(RedisModule_OpenKey(ctx, name, mode as c_int)).unwrap_or(ptr::null_mut());
         Key { ctx, name, key }
+    }
+
+    /// The key's name, as given by the client.
+    pub fn name(&self) -> Str {
+        self.name
+    }
+
+    /// Deletes the key (its value is freed through the type's `free`).
+    pub fn delete(&self) {
+        api!(RedisModule_DeleteKey(self.key));
+    }
+
+    /// The key's absolute expiry in Unix ms, if it has one.
+    pub fn expiry(&self) -> Option<u64> {
+        api!(RedisModule_GetAbsExpire(self.key)).and_then(|ms| u64::try_from(ms).ok())
     }
 
     /// The key's value, or `WRONGTYPE` for a key of another type.
@@ -305,7 +340,7 @@ macro_rules! send_apply {
                 let p = &s.policy;
                 let (limit, window, burst) = (ll(p.limit()), ll(p.window_ms()), ll(p.burst()));
                 let policy = c"POLICY".as_ptr();
-                let (idle, flags) = (ll(s.idle_ms), 0 as c_longlong);
+                let (idle, flags) = (ll(s.idle_ms), ll(s.flags()));
                 let fmt = c"sllllclllll".as_ptr();
                 $send(
                     $target, cmd, fmt, $name, ms, frac, den, exp, policy, limit, window, burst,

@@ -15,17 +15,23 @@ pub mod datatype;
 pub mod defaults;
 pub mod error;
 pub mod ffi;
+pub mod metrics;
 pub mod policy;
+pub mod reply;
+pub mod topk;
 pub mod value;
+pub mod verdict;
 
 use redis_module::{
     configuration::{get_i64_default_config_value, register_i64_configuration, ConfigurationFlags},
-    raw, redis_module, Context, RedisString, Status,
+    raw, redis_module, Context, InfoContext, RedisResult, RedisString, Status,
 };
 
 use datatype::RL_TYPE;
-use defaults::{DEFAULT_BURST, DEFAULT_LIMIT, DEFAULT_WINDOW_MS, DEFAULT_WINDOW_MS_INITIAL};
-use policy::{MAX_BURST, MAX_LIMIT, MAX_WINDOW_MS};
+use defaults::{
+    DEFAULT_BURST, DEFAULT_LIMIT, DEFAULT_WINDOW_MS, DEFAULT_WINDOW_MS_INITIAL, SCALE_PERCENT,
+};
+use policy::{MAX_BURST, MAX_LIMIT, MAX_SCALE_PERCENT, MAX_WINDOW_MS, MIN_SCALE_PERCENT};
 
 // Redis's allocator inside the server (so INFO memory and MEMORY USAGE see our bytes); the
 // system one for unit tests and tools that run outside Redis, where RedisAlloc would abort.
@@ -47,7 +53,7 @@ type NumericConfig = (
     i64,
 );
 
-const CONFIGS: [NumericConfig; 3] = [
+const CONFIGS: [NumericConfig; 4] = [
     ("default-limit", &DEFAULT_LIMIT, 0, 0, MAX_LIMIT as i64),
     (
         "default-window-ms",
@@ -57,6 +63,13 @@ const CONFIGS: [NumericConfig; 3] = [
         MAX_WINDOW_MS as i64,
     ),
     ("default-burst", &DEFAULT_BURST, 0, 0, MAX_BURST as i64),
+    (
+        "scale-percent",
+        &SCALE_PERCENT,
+        100,
+        MIN_SCALE_PERCENT as i64,
+        MAX_SCALE_PERCENT as i64,
+    ),
 ];
 
 /// Registers the configs, taking `loadmodule` arguments (`default-limit 10 ...`) as their
@@ -70,7 +83,7 @@ fn register_configs(ctx: &Context, args: &[RedisString]) -> Status {
     }
     for pair in args.chunks(2) {
         if !CONFIGS.iter().any(|c| pair[0].as_slice() == c.0.as_bytes()) {
-            ctx.log_warning("rl: unknown module argument: the arguments are default-limit, default-window-ms and default-burst");
+            ctx.log_warning("rl: unknown module argument: the arguments are default-limit, default-window-ms, default-burst and scale-percent");
             return Status::Err;
         }
     }
@@ -121,10 +134,25 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
 }
 
+/// `INFO rl`: the module's counters, as `rl_<name>:<value>` lines.
+fn info(ctx: &InfoContext, _for_crash_report: bool) {
+    ffi::api!(RedisModule_InfoAddSection(ctx.ctx, std::ptr::null_mut()));
+    for (name, value) in metrics::info_fields(defaults::scale_percent()) {
+        if let Ok(name) = std::ffi::CString::new(name) {
+            ffi::api!(RedisModule_InfoAddFieldLongLong(
+                ctx.ctx,
+                name.as_ptr(),
+                value
+            ));
+        }
+    }
+}
+
 redis_module! {
     name: "rl",
     version: 1,
     allocator: (Allocator, ALLOCATOR),
     data_types: [RL_TYPE],
     init: init,
+    info: info,
 }

@@ -78,21 +78,96 @@ impl Policy {
     }
 }
 
-/// What `RL.CONFIG` stores in a key: the policy and how long an idle client is remembered.
+/// Smallest and largest `rl.scale-percent`.
+pub const MIN_SCALE_PERCENT: u64 = 1;
+pub const MAX_SCALE_PERCENT: u64 = 1000;
+
+impl Policy {
+    /// This policy with its rate and burst multiplied by `percent / 100`, the operator's
+    /// `rl.scale-percent` switch, applied at decision time.
+    ///
+    /// The rate is scaled exactly (`limit * p` per `window * q`, with `p/q` the reduced
+    /// percentage) when that fits the bounds, otherwise by stretching the window, rounded up:
+    /// either way never faster than asked. The burst is rounded down, and at least 1.
+    pub fn scaled(&self, percent: u64) -> Policy {
+        let percent = percent.clamp(MIN_SCALE_PERCENT, MAX_SCALE_PERCENT);
+        if percent == 100 {
+            return *self;
+        }
+        let g = gcd(percent, 100);
+        let (num, den) = (percent / g, 100 / g);
+        let burst = (self.burst() * percent / 100).clamp(1, MAX_BURST);
+        let burst = u32::try_from(burst).unwrap_or(u32::MAX);
+        let limit = self.limit() * num;
+        let window_ms = self.window_ms * den;
+        if limit <= MAX_LIMIT && window_ms <= MAX_WINDOW_MS {
+            return Policy {
+                limit: u32::try_from(limit).unwrap_or(self.limit),
+                burst,
+                window_ms,
+            };
+        }
+        // window * 100 / percent, rounded up; at most 10^12 * 100 (fits u64).
+        Policy {
+            limit: self.limit,
+            burst,
+            window_ms: (self.window_ms * 100).div_ceil(percent),
+        }
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// What `RL.CONFIG` stores in a key: the policy, how long an idle client is remembered, and
+/// whether the policy only observes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoredPolicy {
     pub policy: Policy,
     /// 0: the key never expires; otherwise it expires `idle_ms` after the last allowed request,
     /// but never before its bucket is empty.
     pub idle_ms: u64,
+    /// Shadow mode: requests are evaluated and counted as usual, but a request the policy
+    /// would deny is allowed (and, as a denial would, leaves the bucket unchanged).
+    pub shadow: bool,
 }
+
+/// Bits of the stored `flags` field (RDB and `RL.APPLY`).
+pub const FLAG_SHADOW: u64 = 1;
+const KNOWN_FLAGS: u64 = FLAG_SHADOW;
 
 impl StoredPolicy {
     pub fn new(policy: Policy, idle_ms: u64) -> Result<StoredPolicy, Error> {
         if idle_ms > MAX_IDLE_MS {
             return Err(Error::IdleRange);
         }
-        Ok(StoredPolicy { policy, idle_ms })
+        Ok(StoredPolicy {
+            policy,
+            idle_ms,
+            shadow: false,
+        })
+    }
+
+    /// The flags as stored; see [`FLAG_SHADOW`].
+    pub fn flags(&self) -> u64 {
+        if self.shadow {
+            FLAG_SHADOW
+        } else {
+            0
+        }
+    }
+
+    /// Sets the flags from their stored form; `false` for a bit this version does not know.
+    pub fn set_flags(&mut self, flags: u64) -> bool {
+        if flags & !KNOWN_FLAGS != 0 {
+            return false;
+        }
+        self.shadow = flags & FLAG_SHADOW != 0;
+        true
     }
 }
 
@@ -140,6 +215,48 @@ mod tests {
         );
         // Exactly MAX_DRAIN_MS is fine.
         assert!(Policy::new(1, MAX_WINDOW_MS, 10).is_ok());
+    }
+
+    #[test]
+    fn scaling_by_100_percent_changes_nothing() {
+        let p = Policy::new(7, 1000, 3).unwrap();
+        assert_eq!(p.scaled(100), p);
+    }
+
+    #[test]
+    fn scaling_is_exact_when_it_fits() {
+        // Half of 10/s is 10 per 2 s (exactly 5/s), burst 10 -> 5.
+        let p = Policy::new(10, 1000, 0).unwrap().scaled(50);
+        assert_eq!((p.limit(), p.window_ms(), p.burst()), (10, 2000, 5));
+        // 33% of 3/s: 99 per 100 s.
+        let p = Policy::new(3, 1000, 0).unwrap().scaled(33);
+        assert_eq!((p.limit(), p.window_ms(), p.burst()), (99, 100_000, 1));
+        let p = Policy::new(10, 1000, 0).unwrap().scaled(250);
+        assert_eq!((p.limit(), p.window_ms(), p.burst()), (50, 2000, 25));
+    }
+
+    #[test]
+    fn scaling_past_the_bounds_rounds_the_rate_down() {
+        // 10^9 * 33 does not fit: keep the limit, stretch the window (rounded up).
+        let p = Policy::new(MAX_LIMIT, 1000, 0).unwrap().scaled(33);
+        assert_eq!(
+            (p.limit(), p.window_ms(), p.burst()),
+            (MAX_LIMIT, 3031, 330_000_000)
+        );
+        let p = Policy::new(1, MAX_WINDOW_MS, 0).unwrap().scaled(1);
+        assert_eq!(
+            (p.limit(), p.window_ms(), p.burst()),
+            (1, MAX_WINDOW_MS * 100, 1)
+        );
+    }
+
+    #[test]
+    fn shadow_flag_round_trips_and_unknown_bits_are_refused() {
+        let mut s = StoredPolicy::new(Policy::new(1, 1, 1).unwrap(), 0).unwrap();
+        assert_eq!(s.flags(), 0);
+        assert!(s.set_flags(FLAG_SHADOW));
+        assert!(s.shadow && s.flags() == FLAG_SHADOW);
+        assert!(!s.set_flags(2));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! [`Configured`], whose first field is the same `Usage`. The two are told apart by the top
 //! bit of the stored denominator (a denominator is a limit, at most 10^9 < 2^30), so the
 //! common case pays 16 bytes instead of the 40 a single struct with an optional policy would
-//! take after allocator rounding, and one pointer serves as the Redis module value.
+//! take after allocator rounding (48 with the shadow flag), and one pointer serves as the Redis module value.
+//!
+//! Every value made here is counted in `live_buckets` (`INFO rl`) until it is freed.
 //!
 //! A [`Bucket`] is the raw module-value pointer; it keeps the pointer's full provenance (no
 //! `&Usage` is ever widened back to a `Configured`), and only this file allocates, frees or
@@ -14,8 +16,10 @@
 use std::ffi::c_void;
 use std::mem::size_of;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
 
 use crate::bucket::Tat;
+use crate::metrics::LIVE_BUCKETS;
 use crate::policy::StoredPolicy;
 
 /// Top bit of `den_flags`: the allocation is a [`Configured`].
@@ -59,12 +63,14 @@ pub struct Bucket(NonNull<Usage>);
 impl Bucket {
     /// A new usage-only value.
     pub fn new_usage(tat: Tat) -> Bucket {
+        LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
         let b = Box::new(Usage::new(tat, 0));
         Bucket(NonNull::from(Box::leak(b)))
     }
 
     /// A new value holding a policy.
     pub fn new_configured(tat: Tat, stored: StoredPolicy) -> Bucket {
+        LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
         let b = Box::new(Configured {
             usage: Usage::new(tat, CONFIGURED),
             stored,
@@ -149,6 +155,7 @@ impl Bucket {
     /// # Safety
     /// The value must no longer be reachable from Redis.
     pub unsafe fn free(self) {
+        LIVE_BUCKETS.fetch_sub(1, Ordering::Relaxed);
         if let Some(c) = self.configured() {
             drop(Box::from_raw(c.as_ptr()));
         } else {

@@ -31,6 +31,7 @@ def test_module_arguments_set_the_default_policy(servers):
     c = s.client()
     assert c.config_get("rl.*") == {
         "rl.default-limit": "10", "rl.default-window-ms": "60000", "rl.default-burst": "0",
+        "rl.scale-percent": "100",
     }
     assert sum(c.execute_command("RL.ALLOW", "anon") for _ in range(15)) == 10
 
@@ -83,7 +84,7 @@ def test_command_docs_describe_every_argument(r):
     inline = [pairs(a) for a in allow_args[2][b"arguments"]]
     assert [a[b"token"] for a in inline] == [b"LIMIT", b"WINDOW", b"BURST"]
     config_args = [pairs(a) for a in pairs(docs[b"rl.config"])[b"arguments"]]
-    assert [a[b"name"] for a in config_args] == [b"key", b"limit", b"window_ms", b"burst", b"idle_ms"]
+    assert [a[b"name"] for a in config_args] == [b"key", b"limit", b"window_ms", b"burst", b"idle_ms", b"shadow"]
 
 
 def test_acl_key_patterns_apply_to_rl_commands(server, r):

@@ -375,9 +375,6 @@ def test_replica_aof_restarted_standalone_has_the_masters_digests(servers):
     assert snapshot(r) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: RL.ALLOW on a configured key without IDLE "
-                   "keeps the key's TTL on the master but replicates RL.APPLY ... "
-                   "expire_at_ms 0, which removes it on the replica")
 def test_replica_keeps_a_user_ttl_on_a_configured_key_after_rl_allow(servers):
     """A TTL set by the user (PEXPIRE) on a configured key without IDLE is still there on
     the master after RL.ALLOW; the replica must have the same expiry."""

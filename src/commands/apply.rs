@@ -11,14 +11,13 @@ use std::ffi::c_int;
 
 use crate::args::parse_apply;
 use crate::error::Error;
-use crate::ffi::{
-    api, from_master_or_loading, reply_ok, run_command, wrong_arity, Args, Ctx, Key, Slot, Str,
-};
+use crate::ffi::{api, from_master_or_loading, run_command, Args, Ctx, Key, Slot, Str};
+use crate::reply;
 use crate::value::Bucket;
 
 pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     if argc < 6 {
-        return wrong_arity(ctx);
+        return reply::wrong_arity(ctx);
     }
     run_command(ctx, || {
         if !from_master_or_loading(ctx) {
@@ -46,7 +45,7 @@ pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         // A replica with an AOF persists the same absolute state (its own replicas get the
         // master stream as it is).
         api!(RedisModule_ReplicateVerbatim(ctx));
-        reply_ok(ctx);
+        reply::ok(ctx);
         Ok(())
     })
 }

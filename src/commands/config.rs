@@ -1,4 +1,5 @@
-//! `RL.CONFIG key limit window_ms [BURST burst] [IDLE idle_ms]`: stores a client's policy.
+//! `RL.CONFIG key limit window_ms [BURST burst] [IDLE idle_ms] [SHADOW]`: stores a client's
+//! policy. With SHADOW the policy only observes: see `StoredPolicy::shadow`.
 //!
 //! The key keeps whatever the client has used (its TAT): a new or changed policy never hands
 //! out a fresh burst. A configured key does not expire unless `IDLE` is given; then it is
@@ -9,12 +10,14 @@ use std::ffi::c_int;
 use crate::args::parse_config;
 use crate::bucket::Tat;
 use crate::error::Error;
-use crate::ffi::{now_ms, reply_ok, run_command, wrong_arity, Args, Ctx, Key, Slot, Str};
+use crate::ffi::{now_ms, run_command, Args, Ctx, Key, Slot, Str};
+use crate::metrics::CONFIGS;
+use crate::reply;
 use crate::value::Bucket;
 
 pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     if argc < 4 {
-        return wrong_arity(ctx);
+        return reply::wrong_arity(ctx);
     }
     run_command(ctx, || {
         // SAFETY: Redis passes argc valid arguments.
@@ -42,7 +45,8 @@ pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         key.set_expiry(expire_at);
         key.signal_modified();
         key.replicate(tat, expire_at.unwrap_or(0), Some(stored));
-        reply_ok(ctx);
+        CONFIGS.incr();
+        reply::ok(ctx);
         Ok(())
     })
 }

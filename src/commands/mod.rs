@@ -6,5 +6,10 @@
 
 pub mod allow;
 pub mod apply;
+pub mod check;
 pub mod config;
+pub mod inspect;
 pub mod register;
+pub mod reset;
+pub mod throttle;
+pub mod top;

@@ -9,7 +9,15 @@ use std::ptr;
 
 use redis_module::raw;
 
-use super::{allow::rl_allow, apply::rl_apply, config::rl_config};
+use super::{
+    allow::rl_allow,
+    apply::rl_apply,
+    config::rl_config,
+    inspect::rl_info,
+    reset::rl_reset,
+    throttle::{rl_peek, rl_throttle},
+    top::rl_top,
+};
 use crate::ffi::{api, Ctx};
 
 type Handler = extern "C" fn(Ctx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
@@ -30,7 +38,8 @@ struct Command {
     arity: c_int,
     summary: &'static CStr,
     complexity: &'static CStr,
-    key_flags: u32,
+    /// Flags of the key at position 1; `None` for a keyless command.
+    key_flags: Option<u32>,
     args: Vec<raw::RedisModuleCommandArg>,
 }
 
@@ -99,11 +108,32 @@ fn end() -> raw::RedisModuleCommandArg {
     unsafe { std::mem::zeroed() }
 }
 
-fn commands() -> Vec<Command> {
+/// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]]`, after the key.
+fn request_args() -> Vec<raw::RedisModuleCommandArg> {
     let required = |token: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
         token: token.as_ptr(),
         ..integer(name)
     };
+    vec![
+        key(),
+        option(c"COST", c"cost"),
+        block(
+            c"inline-policy",
+            None,
+            vec![
+                required(c"LIMIT", c"limit"),
+                required(c"WINDOW", c"window_ms"),
+                option(c"BURST", c"burst"),
+            ],
+        ),
+    ]
+}
+
+const RW_ACCESS: u32 =
+    raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE;
+const RO_ACCESS: u32 = raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS;
+
+fn commands() -> Vec<Command> {
     vec![
         Command {
             name: c"rl.allow",
@@ -112,20 +142,28 @@ fn commands() -> Vec<Command> {
             arity: -2,
             summary: c"Decides one request against the client's rate limit: 1 (allowed, and counted) or 0 (denied, and not counted).",
             complexity: c"O(1)",
-            key_flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_ACCESS | raw::REDISMODULE_CMD_KEY_UPDATE,
-            args: vec![
-                key(),
-                option(c"COST", c"cost"),
-                block(
-                    c"inline-policy",
-                    None,
-                    vec![
-                        required(c"LIMIT", c"limit"),
-                        required(c"WINDOW", c"window_ms"),
-                        option(c"BURST", c"burst"),
-                    ],
-                ),
-            ],
+            key_flags: Some(RW_ACCESS),
+            args: request_args(),
+        },
+        Command {
+            name: c"rl.throttle",
+            handler: rl_throttle,
+            flags: c"write deny-oom fast",
+            arity: -2,
+            summary: c"Decides and counts one request like RL.ALLOW, and replies [allowed, limit, remaining, retry_after_ms, reset_after_ms] (a map in RESP3).",
+            complexity: c"O(1)",
+            key_flags: Some(RW_ACCESS),
+            args: request_args(),
+        },
+        Command {
+            name: c"rl.peek",
+            handler: rl_peek,
+            flags: c"readonly fast",
+            arity: -2,
+            summary: c"Replies like RL.THROTTLE for a hypothetical request, without counting or writing anything.",
+            complexity: c"O(1)",
+            key_flags: Some(RO_ACCESS),
+            args: request_args(),
         },
         Command {
             name: c"rl.config",
@@ -134,14 +172,52 @@ fn commands() -> Vec<Command> {
             arity: -4,
             summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds, with a bucket of burst requests. Keeps what the client has already used.",
             complexity: c"O(1)",
-            key_flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
             args: vec![
                 key(),
                 integer(c"limit"),
                 integer(c"window_ms"),
                 option(c"BURST", c"burst"),
                 option(c"IDLE", c"idle_ms"),
+                raw::RedisModuleCommandArg {
+                    token: c"SHADOW".as_ptr(),
+                    flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+                    ..arg(c"shadow", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN)
+                },
             ],
+        },
+        Command {
+            name: c"rl.info",
+            handler: rl_info,
+            flags: c"readonly fast",
+            arity: 2,
+            summary: c"Shows a key's policy (limit, window_ms, burst, idle_ms, shadow, and where it comes from) and live state (remaining, reset_after_ms); nil for an absent key.",
+            complexity: c"O(1)",
+            key_flags: Some(RO_ACCESS),
+            args: vec![key()],
+        },
+        Command {
+            name: c"rl.reset",
+            handler: rl_reset,
+            flags: c"write fast",
+            arity: 2,
+            summary: c"Forgets a client's usage and keeps its stored policy; replies the backlog forgotten, in ms.",
+            complexity: c"O(1)",
+            key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE),
+            args: vec![key()],
+        },
+        Command {
+            name: c"rl.top",
+            handler: rl_top,
+            flags: c"readonly",
+            arity: -1,
+            summary: c"Lists the clients with the most denied requests lately on this node: [key, denied, error] entries, from a fixed-memory Space-Saving sketch.",
+            complexity: c"O(k log k) with k = 128 tracked clients",
+            key_flags: None,
+            args: vec![raw::RedisModuleCommandArg {
+                flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+                ..integer(c"count")
+            }],
         },
         Command {
             name: c"rl.apply",
@@ -151,7 +227,7 @@ fn commands() -> Vec<Command> {
             summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
             complexity: c"O(1)",
             // Without POLICY it keeps the stored policy: a read-modify-write, like RL.CONFIG.
-            key_flags: raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE,
+            key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
             args: vec![
                 key(),
                 integer(c"tat_ms"),
@@ -181,14 +257,15 @@ pub fn register_commands(ctx: Ctx) -> bool {
 }
 
 fn register(ctx: Ctx, c: &mut Command) -> bool {
+    let first_key = c_int::from(c.key_flags.is_some());
     let created = api!(RedisModule_CreateCommand(
         ctx,
         c.name.as_ptr(),
         Some(c.handler),
         c.flags.as_ptr(),
-        1,
-        1,
-        1
+        first_key,
+        first_key,
+        first_key
     ));
     if created != Some(raw::REDISMODULE_OK as c_int) {
         return false;
@@ -199,16 +276,19 @@ fn register(ctx: Ctx, c: &mut Command) -> bool {
     };
     // SAFETY: all-zero key specs are the array terminator Redis expects.
     let mut key_specs: [raw::RedisModuleCommandKeySpec; 2] = unsafe { std::mem::zeroed() };
-    key_specs[0].flags = u64::from(c.key_flags);
-    key_specs[0].begin_search_type =
-        raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
-    key_specs[0].bs.index.pos = 1;
-    key_specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
-    key_specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
-        lastkey: 0,
-        keystep: 1,
-        limit: 0,
-    };
+    if let Some(flags) = c.key_flags {
+        key_specs[0].flags = u64::from(flags);
+        key_specs[0].begin_search_type =
+            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+        key_specs[0].bs.index.pos = 1;
+        key_specs[0].find_keys_type =
+            raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+        key_specs[0].fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
+            lastkey: 0,
+            keystep: 1,
+            limit: 0,
+        };
+    }
     c.args.push(end());
     let info = raw::RedisModuleCommandInfo {
         version: &INFO_VERSION,
@@ -218,7 +298,11 @@ fn register(ctx: Ctx, c: &mut Command) -> bool {
         history: ptr::null_mut(),
         tips: ptr::null::<c_char>(),
         arity: c.arity,
-        key_specs: key_specs.as_mut_ptr(),
+        key_specs: if c.key_flags.is_some() {
+            key_specs.as_mut_ptr()
+        } else {
+            ptr::null_mut()
+        },
         args: c.args.as_mut_ptr(),
     };
     api!(RedisModule_SetCommandInfo(cmd, &info)) == Some(raw::REDISMODULE_OK as c_int)

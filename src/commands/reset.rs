@@ -1,0 +1,54 @@
+//! `RL.RESET key`: forgets a client's usage and keeps its stored policy.
+//!
+//! Replies how much usage was forgotten, in ms of backlog (the time the bucket needed to be
+//! empty again; 0 when there was none). A usage-only key is deleted; a configured key gets an
+//! empty bucket, and with IDLE an expiry `idle_ms` from now. Replicated as its effect
+//! (`DEL`, or `RL.APPLY` with the empty state).
+
+use std::ffi::c_int;
+
+use crate::bucket::Tat;
+use crate::ffi::{now_ms, run_command, Ctx, Key, Slot, Str};
+use crate::metrics::RESETS;
+use crate::reply;
+
+pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
+    if argc != 2 {
+        return reply::wrong_arity(ctx);
+    }
+    run_command(ctx, || {
+        let now = now_ms();
+        // SAFETY: argc == 2.
+        let key = Key::open_write(ctx, unsafe { *argv.add(1) });
+        let Slot::Bucket(mut b) = key.slot()? else {
+            reply::integer(ctx, 0);
+            return Ok(());
+        };
+        let forgotten = b.tat().empty_at_ms().saturating_sub(now);
+        if forgotten == 0 {
+            reply::integer(ctx, 0);
+            return Ok(());
+        }
+        match b.stored() {
+            None => {
+                key.delete();
+                // SAFETY: "s" matches the one RedisModuleString argument.
+                unsafe {
+                    if let Some(replicate) = redis_module::raw::RedisModule_Replicate {
+                        replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), key.name());
+                    }
+                }
+            }
+            Some(s) => {
+                b.set_tat(Tat::EMPTY);
+                let expire_at = (s.idle_ms > 0).then(|| now.saturating_add(s.idle_ms));
+                key.set_expiry(expire_at);
+                key.replicate(Tat::EMPTY, expire_at.unwrap_or(0), None);
+            }
+        }
+        key.signal_modified();
+        RESETS.incr();
+        reply::count(ctx, forgotten);
+        Ok(())
+    })
+}
