@@ -75,6 +75,31 @@ impl Tat {
         u64::from(self.den)
     }
 
+    /// The same instant with its fraction in lowest terms (`frac` 0 has `den` 1). Values are
+    /// stored in this form, so the same state has one representation everywhere (master,
+    /// replica, RDB) and most TATs fit in a single machine word (see `value.rs`). Exact: a
+    /// reduced denominator divides the original, so reading it back in the original units
+    /// involves no rounding.
+    pub fn reduced(&self) -> Tat {
+        if self.frac == 0 {
+            return Tat {
+                ms: self.ms,
+                frac: 0,
+                den: 1,
+            };
+        }
+        let (mut a, mut b) = (self.frac, self.den);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        // a = gcd(frac, den) >= 1 since frac > 0.
+        Tat {
+            ms: self.ms,
+            frac: self.frac / a,
+            den: self.den / a,
+        }
+    }
+
     /// The first whole millisecond at or after the TAT: from then on the bucket is empty,
     /// so this is when a usage-only key may expire.
     pub fn empty_at_ms(&self) -> u64 {

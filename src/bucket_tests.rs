@@ -2,7 +2,7 @@
 //! independent reference model (an exact token bucket).
 
 use super::*;
-use crate::policy::{MAX_BURST, MAX_COST, MAX_WINDOW_MS};
+use crate::policy::{MAX_BURST, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS};
 use proptest::prelude::*;
 
 fn policy(limit: u64, window_ms: u64, burst: u64) -> Policy {
@@ -134,6 +134,16 @@ fn extreme_inputs_are_denied_not_overflowed() {
 }
 
 #[test]
+fn reduced_keeps_the_instant_and_lowers_the_terms() {
+    let t = Tat::new(7, 6, 10).unwrap().reduced();
+    assert_eq!((t.ms(), t.frac(), t.den()), (7, 3, 5));
+    let t = Tat::new(7, 0, 1000).unwrap().reduced();
+    assert_eq!((t.ms(), t.frac(), t.den()), (7, 0, 1));
+    let t = Tat::new(7, 999_999_999, MAX_LIMIT).unwrap().reduced();
+    assert_eq!((t.frac(), t.den()), (999_999_999, MAX_LIMIT));
+}
+
+#[test]
 fn tat_new_rejects_impossible_parts() {
     assert!(Tat::new(0, 0, 0).is_none());
     assert!(Tat::new(0, 3, 3).is_none());
@@ -186,6 +196,19 @@ fn arb_trace() -> impl Strategy<Value = Vec<(u64, u64)>> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Storing a TAT reduced never changes a decision.
+    #[test]
+    fn reduced_tat_decides_the_same(p in arb_policy(), trace in arb_trace()) {
+        let mut tat = Tat::EMPTY;
+        let mut now = 1_700_000_000_000u64;
+        for (gap, cost) in trace {
+            now += gap;
+            let full = decide(&p, tat, now, cost);
+            prop_assert_eq!(full, decide(&p, tat.reduced(), now, cost));
+            if let Decision::Allowed(t) = full { tat = t.reduced(); }
+        }
+    }
 
     #[test]
     fn matches_the_token_bucket_model(p in arb_policy(), trace in arb_trace()) {

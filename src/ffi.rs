@@ -288,6 +288,19 @@ impl Key {
         }
     }
 
+    /// Records a new TAT in this key: in place when the value allows, else by swapping in a
+    /// new value (an inline one cannot change in place), or as a new usage-only value when
+    /// the key was empty (`bucket` None).
+    pub fn store_tat(&self, bucket: Option<Bucket>, tat: Tat) -> Result<(), Error> {
+        match bucket {
+            Some(mut b) => match b.with_tat(tat) {
+                Some(new) => self.replace(new),
+                None => Ok(()),
+            },
+            None => self.set(Bucket::new_usage(tat)),
+        }
+    }
+
     /// Sets an absolute expiry in Unix ms, or removes the expiry for `None`.
     pub fn set_expiry(&self, at_ms: Option<u64>) {
         match at_ms.and_then(|ms| c_longlong::try_from(ms).ok()) {

@@ -1,29 +1,42 @@
 //! In-memory layout of a `ratelimit` value, kept as small as the data allows.
 //!
-//! Most keys only hold usage: a client seen under the default or an inline policy. They are
-//! a 16-byte [`Usage`] (the TAT). Keys written by `RL.CONFIG` also hold their policy: a
-//! [`Configured`], whose first field is the same `Usage`. The two are told apart by the top
-//! bit of the stored denominator (a denominator is a limit, at most 10^9 < 2^30), so the
-//! common case pays 16 bytes instead of the 40 a single struct with an optional policy would
-//! take after allocator rounding (48 with the shadow flag), and one pointer serves as the Redis module value.
+//! Redis keeps one pointer-sized word per module value and hands it back to our callbacks;
+//! it never dereferences it. Three layouts share that word:
 //!
-//! Every value made here is counted in `live_buckets` (`INFO rl`) until it is freed.
+//! - **Inline** (most keys): a usage-only TAT packed into the word itself, tagged by its low
+//!   bit (heap pointers are 8-aligned, so theirs is 0): `[ms:44][frac:9][den:9][tag:1]`.
+//!   It fits whenever the TAT, in lowest terms, has a denominator below 512 (always when
+//!   `window_ms / limit` is a whole number of ms, and for any limit below 512) and lies
+//!   before 2^44 ms (year 2527). No allocation at all: a new client costs only Redis's own
+//!   per-key structures.
+//! - **Usage** (16 bytes): a usage-only TAT that does not fit inline.
+//! - **Configured** (48 bytes): a key written by `RL.CONFIG`: a `Usage` followed by its
+//!   policy. The top bit of the stored denominator (at most 10^9 < 2^30) marks it.
 //!
-//! A [`Bucket`] is the raw module-value pointer; it keeps the pointer's full provenance (no
-//! `&Usage` is ever widened back to a `Configured`), and only this file allocates, frees or
-//! casts it.
+//! TATs are stored in lowest terms ([`Tat::reduced`]), so a state has one representation on
+//! every server. Every value made here is counted in `live_buckets` (`INFO rl`) until freed.
+//! A [`Bucket`] is the word itself; heap layouts keep the pointer's full provenance, and only
+//! this file allocates, frees or casts it.
 
 use std::ffi::c_void;
 use std::mem::size_of;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 
 use crate::bucket::Tat;
 use crate::metrics::LIVE_BUCKETS;
 use crate::policy::StoredPolicy;
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("the inline layout packs a TAT into a 64-bit module value word");
+
 /// Top bit of `den_flags`: the allocation is a [`Configured`].
 const CONFIGURED: u32 = 1 << 31;
+
+const INLINE_TAG: u64 = 1;
+const INLINE_FIELD_BITS: u32 = 9;
+const INLINE_FIELD_MASK: u64 = (1 << INLINE_FIELD_BITS) - 1;
+const INLINE_MS_LIMIT: u64 = 1 << 44;
 
 /// A TAT with the allocation's kind folded into its denominator.
 #[repr(C)]
@@ -57,88 +70,142 @@ impl Usage {
     }
 }
 
-/// One `ratelimit` value, as the pointer Redis stores for the key.
-pub struct Bucket(NonNull<Usage>);
+/// The word for a reduced TAT, if it fits inline.
+fn encode_inline(tat: Tat) -> Option<u64> {
+    if tat.ms() >= INLINE_MS_LIMIT || tat.den() > INLINE_FIELD_MASK {
+        return None;
+    }
+    let fields = (tat.frac() << INLINE_FIELD_BITS) | tat.den();
+    Some((tat.ms() << (2 * INLINE_FIELD_BITS + 1)) | (fields << 1) | INLINE_TAG)
+}
+
+fn decode_inline(word: u64) -> Tat {
+    let den = (word >> 1) & INLINE_FIELD_MASK;
+    let frac = (word >> (INLINE_FIELD_BITS + 1)) & INLINE_FIELD_MASK;
+    let ms = word >> (2 * INLINE_FIELD_BITS + 1);
+    // Always valid: only encode_inline makes these words, from a valid Tat.
+    Tat::new(ms, frac, den).unwrap_or(Tat::EMPTY)
+}
+
+enum Repr {
+    Inline(Tat),
+    Usage(NonNull<Usage>),
+    Configured(NonNull<Configured>),
+}
+
+/// One `ratelimit` value: the word Redis stores for the key.
+pub struct Bucket(NonNull<c_void>);
 
 impl Bucket {
-    /// A new usage-only value.
+    /// A new usage-only value: inline when it fits.
     pub fn new_usage(tat: Tat) -> Bucket {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
-        let b = Box::new(Usage::new(tat, 0));
-        Bucket(NonNull::from(Box::leak(b)))
+        let tat = tat.reduced();
+        if let Some(word) = encode_inline(tat).and_then(|w| usize::try_from(w).ok()) {
+            // A tagged word, never dereferenced; never null since its tag bit is 1.
+            if let Some(p) = NonNull::new(ptr::without_provenance_mut(word)) {
+                return Bucket(p);
+            }
+        }
+        Bucket(NonNull::from(Box::leak(Box::new(Usage::new(tat, 0)))).cast())
     }
 
     /// A new value holding a policy.
     pub fn new_configured(tat: Tat, stored: StoredPolicy) -> Bucket {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
         let b = Box::new(Configured {
-            usage: Usage::new(tat, CONFIGURED),
+            usage: Usage::new(tat.reduced(), CONFIGURED),
             stored,
         });
         Bucket(NonNull::from(Box::leak(b)).cast())
     }
 
-    /// Adopts a pointer that Redis handed back.
+    /// Adopts a word that Redis handed back; not owned: it is freed only through `free`.
     ///
     /// # Safety
-    /// `p` must be null or a pointer returned by [`Bucket::into_raw`] and not yet freed, and
+    /// `p` must be null or a word returned by [`Bucket::into_raw`] and not yet freed, and
     /// the returned handle must not outlive the key's value.
     pub unsafe fn from_raw(p: *mut c_void) -> Option<Bucket> {
-        NonNull::new(p.cast::<Usage>()).map(Bucket)
+        NonNull::new(p).map(Bucket)
     }
 
-    /// The pointer to hand to Redis; the allocation now belongs to the key.
+    /// The word to hand to Redis; the value now belongs to the key.
     pub fn into_raw(self) -> *mut c_void {
-        self.0.as_ptr().cast()
+        self.0.as_ptr()
     }
 
-    fn is_configured(&self) -> bool {
-        // SAFETY: the pointer is a live Usage or a live Configured starting with one.
-        unsafe { self.0.as_ref().den_flags & CONFIGURED != 0 }
-    }
-
-    fn configured(&self) -> Option<NonNull<Configured>> {
-        self.is_configured().then(|| self.0.cast::<Configured>())
+    fn repr(&self) -> Repr {
+        let word = self.0.as_ptr().addr() as u64;
+        if word & INLINE_TAG != 0 {
+            return Repr::Inline(decode_inline(word));
+        }
+        let usage = self.0.cast::<Usage>();
+        // SAFETY: an untagged word is a live Usage or a live Configured starting with one.
+        if unsafe { usage.as_ref().den_flags } & CONFIGURED != 0 {
+            Repr::Configured(self.0.cast())
+        } else {
+            Repr::Usage(usage)
+        }
     }
 
     pub fn tat(&self) -> Tat {
-        // SAFETY: see is_configured.
-        unsafe { self.0.as_ref().tat() }
+        match self.repr() {
+            Repr::Inline(tat) => tat,
+            // SAFETY: repr() checked the layout.
+            Repr::Usage(u) => unsafe { u.as_ref().tat() },
+            Repr::Configured(c) => unsafe { c.as_ref().usage.tat() },
+        }
     }
 
-    pub fn set_tat(&mut self, tat: Tat) {
-        // SAFETY: see is_configured; the kind bit is carried over unchanged.
-        unsafe {
-            let u = self.0.as_mut();
-            *u = Usage::new(tat, u.den_flags & CONFIGURED);
+    /// Records a new TAT. Heap values are updated in place (`None`); an inline value cannot
+    /// be, and a usage value moves to the smallest layout that fits, so then the new value
+    /// is returned for the caller to swap in (which frees this one).
+    #[must_use]
+    pub fn with_tat(&mut self, tat: Tat) -> Option<Bucket> {
+        let tat = tat.reduced();
+        match self.repr() {
+            Repr::Configured(mut c) => {
+                // SAFETY: repr() checked the layout; the kind bit is set again.
+                unsafe { c.as_mut().usage = Usage::new(tat, CONFIGURED) };
+                None
+            }
+            Repr::Usage(mut u) if encode_inline(tat).is_none() => {
+                // SAFETY: repr() checked the layout.
+                unsafe { *u.as_mut() = Usage::new(tat, 0) };
+                None
+            }
+            Repr::Usage(_) | Repr::Inline(_) => Some(Bucket::new_usage(tat)),
         }
     }
 
     /// The stored policy, for a key written by `RL.CONFIG`.
     pub fn stored(&self) -> Option<StoredPolicy> {
-        // SAFETY: the flag says the allocation is a Configured.
-        self.configured().map(|c| unsafe { c.as_ref().stored })
+        match self.repr() {
+            // SAFETY: repr() checked the layout.
+            Repr::Configured(c) => Some(unsafe { c.as_ref().stored }),
+            _ => None,
+        }
     }
 
     /// Replaces the stored policy in place; `false` for a usage-only value, which has no room
     /// for one (the caller swaps in a `new_configured` value instead).
     pub fn set_stored(&mut self, stored: StoredPolicy) -> bool {
-        match self.configured() {
-            Some(mut c) => {
-                // SAFETY: the flag says the allocation is a Configured.
+        match self.repr() {
+            Repr::Configured(mut c) => {
+                // SAFETY: repr() checked the layout.
                 unsafe { c.as_mut().stored = stored };
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
     /// Bytes this value allocated, for `MEMORY USAGE`.
     pub fn mem_usage(&self) -> usize {
-        if self.is_configured() {
-            size_of::<Configured>()
-        } else {
-            size_of::<Usage>()
+        match self.repr() {
+            Repr::Inline(_) => 0,
+            Repr::Usage(_) => size_of::<Usage>(),
+            Repr::Configured(_) => size_of::<Configured>(),
         }
     }
 
@@ -150,70 +217,20 @@ impl Bucket {
         }
     }
 
-    /// Frees the allocation.
+    /// Frees the value.
     ///
     /// # Safety
     /// The value must no longer be reachable from Redis.
     pub unsafe fn free(self) {
         LIVE_BUCKETS.fetch_sub(1, Ordering::Relaxed);
-        if let Some(c) = self.configured() {
-            drop(Box::from_raw(c.as_ptr()));
-        } else {
-            drop(Box::from_raw(self.0.as_ptr()));
+        match self.repr() {
+            Repr::Inline(_) => {}
+            Repr::Usage(u) => drop(Box::from_raw(u.as_ptr())),
+            Repr::Configured(c) => drop(Box::from_raw(c.as_ptr())),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::Policy;
-
-    fn stored() -> StoredPolicy {
-        StoredPolicy::new(Policy::new(10, 60_000, 20).unwrap(), 5000).unwrap()
-    }
-
-    #[test]
-    fn usage_only_values_take_sixteen_bytes() {
-        assert_eq!(size_of::<Usage>(), 16);
-        let b = Bucket::new_usage(Tat::EMPTY);
-        assert_eq!(b.mem_usage(), 16);
-        unsafe { b.free() };
-    }
-
-    #[test]
-    fn both_kinds_keep_their_tat_and_policy() {
-        let tat = Tat::new(1_700_000_000_123, 7, 9).unwrap();
-        let mut u = Bucket::new_usage(tat);
-        let mut c = Bucket::new_configured(tat, stored());
-        assert_eq!((u.tat(), u.stored()), (tat, None));
-        assert_eq!((c.tat(), c.stored()), (tat, Some(stored())));
-        let later = Tat::new(1_800_000_000_000, 0, 1_000_000_000).unwrap();
-        u.set_tat(later);
-        c.set_tat(later);
-        assert_eq!((u.tat(), u.stored()), (later, None));
-        assert_eq!((c.tat(), c.stored()), (later, Some(stored())));
-        assert!(!u.set_stored(stored()));
-        let other = StoredPolicy::new(Policy::new(1, 1, 1).unwrap(), 0).unwrap();
-        assert!(c.set_stored(other));
-        assert_eq!(c.stored(), Some(other));
-        unsafe {
-            u.free();
-            c.free();
-        }
-    }
-
-    #[test]
-    fn duplicate_is_deep_and_round_trips_through_raw() {
-        let c = Bucket::new_configured(Tat::new(5, 1, 2).unwrap(), stored());
-        let raw = c.duplicate().into_raw();
-        let d = unsafe { Bucket::from_raw(raw) }.unwrap();
-        assert_eq!((d.tat(), d.stored()), (c.tat(), c.stored()));
-        assert_ne!(raw, c.0.as_ptr().cast());
-        unsafe {
-            c.free();
-            d.free();
-        }
-        assert!(unsafe { Bucket::from_raw(std::ptr::null_mut()) }.is_none());
-    }
-}
+#[path = "value_tests.rs"]
+mod tests;

@@ -521,7 +521,7 @@ def test_payload_codec_reproduces_real_dumps_and_forges_accepted_values(r):
         payload = r.dump(cl.key)
         assert build_dump(*parse_dump(payload)) == payload, cl.key
     module_id, fields, version = parse_dump(r.dump(b"use:inline"))
-    assert fields[2:] == [10, 0]  # den = limit 10, usage-only
+    assert fields[2:] == [1, 0]  # a whole-ms TAT is stored in lowest terms (den 1); usage-only
     # TAT two emission intervals (2 * 360 s) from now: 8 of 10 left.
     forged = build_dump(module_id, [now_ms(r) + 2 * HOUR // 10, 0, 10, 0], version)
     assert r.restore(b"forged", 0, forged)

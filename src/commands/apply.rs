@@ -31,12 +31,12 @@ pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         match (key.slot()?, state.stored) {
             (Slot::Empty, None) => key.set(Bucket::new_usage(state.tat))?,
             (Slot::Empty, Some(s)) => key.set(Bucket::new_configured(state.tat, s))?,
-            (Slot::Bucket(mut b), stored) => {
-                b.set_tat(state.tat);
-                if let Some(s) = stored {
-                    if !b.set_stored(s) {
-                        key.replace(Bucket::new_configured(state.tat, s))?;
-                    }
+            (Slot::Bucket(b), None) => key.store_tat(Some(b), state.tat)?,
+            (Slot::Bucket(mut b), Some(s)) => {
+                if b.set_stored(s) {
+                    key.store_tat(Some(b), state.tat)?;
+                } else {
+                    key.replace(Bucket::new_configured(state.tat, s))?;
                 }
             }
         }

@@ -116,10 +116,7 @@ fn commit(
     new_tat: Tat,
     now: u64,
 ) -> Result<(), Error> {
-    match bucket {
-        Some(mut b) => b.set_tat(new_tat),
-        None => key.set(Bucket::new_usage(new_tat))?,
-    }
+    key.store_tat(bucket, new_tat)?;
     // A usage-only key lives until its bucket is empty; a configured one only with IDLE.
     // Otherwise the key keeps whatever expiry it has (a user's PEXPIRE), and replicas must
     // get that same absolute expiry, not "none".

@@ -20,7 +20,7 @@ pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         let now = now_ms();
         // SAFETY: argc == 2.
         let key = Key::open_write(ctx, unsafe { *argv.add(1) });
-        let Slot::Bucket(mut b) = key.slot()? else {
+        let Slot::Bucket(b) = key.slot()? else {
             reply::integer(ctx, 0);
             return Ok(());
         };
@@ -40,7 +40,7 @@ pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
                 }
             }
             Some(s) => {
-                b.set_tat(Tat::EMPTY);
+                key.store_tat(Some(b), Tat::EMPTY)?;
                 let expire_at = (s.idle_ms > 0).then(|| now.saturating_add(s.idle_ms));
                 key.set_expiry(expire_at);
                 key.replicate(Tat::EMPTY, expire_at.unwrap_or(0), None);
