@@ -1,16 +1,31 @@
 # The project's commands. `make` alone lists them.
-.PHONY: help run stop test build fmt lint
+.PHONY: help run stop test build fmt lint cluster cluster-stop cluster-status
 
 PORT ?= 6379
+# The local cluster (scripts/cluster.sh): first port, shards, replicas per master, timeout (ms).
+CLUSTER_PORT ?= 7000
+MASTERS ?= 3
+REPLICAS ?= 1
+NODE_TIMEOUT ?= 5000
+CLUSTER_ENV = PORT=$(CLUSTER_PORT) MASTERS=$(MASTERS) REPLICAS=$(REPLICAS) NODE_TIMEOUT=$(NODE_TIMEOUT)
 
 help: ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 run: ## build the module and start a local redis-server with it (PORT=6379); installs what is missing
 	@PORT=$(PORT) scripts/run.sh
 
 stop: ## stop the server that `make run` started
 	@PORT=$(PORT) scripts/run.sh stop
+
+cluster: ## start a local Redis Cluster: 3 masters + 3 replicas on 7000-7005 (CLUSTER_PORT, MASTERS, REPLICAS)
+	@$(CLUSTER_ENV) scripts/cluster.sh start
+
+cluster-stop: ## stop the local cluster (its data stays in .cluster/)
+	@$(CLUSTER_ENV) scripts/cluster.sh stop
+
+cluster-status: ## show the local cluster's nodes, state and slots
+	@$(CLUSTER_ENV) scripts/cluster.sh status
 
 test: ## run every check and test (fmt, clippy, unit, property, integration); installs what is missing
 	@scripts/test.sh
