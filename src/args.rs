@@ -7,6 +7,7 @@
 //! PURE: no Redis types here.
 
 use crate::bucket::{Tat, MAX_TAT_MS};
+use crate::codec;
 use crate::error::Error;
 use crate::policy::{Policy, StoredPolicy, MAX_COST, MAX_IDLE_MS};
 
@@ -140,13 +141,9 @@ pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
     let stored = match policy {
         None => None,
         Some((limit, window, burst, idle, flags)) => {
-            let burst = n(burst)?;
-            if burst == 0 || n(flags)? != 0 {
-                return Err(Error::ApplyInvalid);
-            }
-            let policy =
-                Policy::new(n(limit)?, n(window)?, burst).map_err(|_| Error::ApplyInvalid)?;
-            Some(StoredPolicy::new(policy, n(idle)?).map_err(|_| Error::ApplyInvalid)?)
+            let stored =
+                codec::stored_policy(n(limit)?, n(window)?, n(burst)?, n(idle)?, n(flags)?);
+            Some(stored.ok_or(Error::ApplyInvalid)?)
         }
     };
     Ok(Apply {

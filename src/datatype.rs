@@ -1,12 +1,9 @@
 //! The `ratelimit` Redis data type: persistence (RDB, AOF rewrite), `MEMORY USAGE`,
 //! `DEBUG DIGEST-VALUE`, `COPY` and freeing.
 //!
-//! RDB encoding version 1, all fields unsigned:
-//! `tat_ms frac den kind [limit window_ms burst idle_ms flags]`, where kind is 0 for a
-//! usage-only value and 1 for one with a stored policy. Loading validates every field with
-//! the same constructors the commands use, so a corrupt file or a forged `RESTORE` payload
-//! is refused instead of producing a bucket with impossible state. `DUMP`/`RESTORE` and
-//! `MIGRATE` use this same encoding.
+//! The fields and their validation are in `codec.rs` (encoding version 1): a corrupt file or
+//! a forged `RESTORE` payload is refused instead of producing a bucket with impossible
+//! state. `DUMP`/`RESTORE` and `MIGRATE` use this same encoding.
 
 use std::ffi::{c_int, c_longlong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,16 +11,12 @@ use std::ptr;
 
 use redis_module::{native_types::RedisType, raw};
 
-use crate::bucket::Tat;
+use crate::codec;
 use crate::ffi::{api, emit_aof};
-use crate::policy::{Policy, StoredPolicy};
 use crate::value::Bucket;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
 const ENCODING_VERSION: c_int = 1;
-
-const KIND_USAGE: u64 = 0;
-const KIND_CONFIGURED: u64 = 1;
 
 pub static RL_TYPE: RedisType = RedisType::new(
     "ratelimit",
@@ -81,23 +74,10 @@ fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Bucket> {
             _ => None,
         }
     };
-    let tat = Tat::new(read()?, read()?, read()?)?;
-    match read()? {
-        KIND_USAGE => Some(Bucket::new_usage(tat)),
-        KIND_CONFIGURED => {
-            let (limit, window_ms, burst, idle_ms, flags) =
-                (read()?, read()?, read()?, read()?, read()?);
-            // A stored burst is never 0 (0 would mean "same as limit" to Policy::new).
-            if burst == 0 {
-                return None;
-            }
-            let policy = Policy::new(limit, window_ms, burst).ok()?;
-            let mut stored = StoredPolicy::new(policy, idle_ms).ok()?;
-            stored.set_flags(flags).then_some(())?;
-            Some(Bucket::new_configured(tat, stored))
-        }
-        _ => None,
-    }
+    Some(match codec::decode(read)? {
+        (tat, None) => Bucket::new_usage(tat),
+        (tat, Some(stored)) => Bucket::new_configured(tat, stored),
+    })
 }
 
 extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
@@ -106,23 +86,9 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        let tat = b.tat();
-        let save = |v: u64| {
-            api!(RedisModule_SaveUnsigned(rdb, v));
-        };
-        save(tat.ms());
-        save(tat.frac());
-        save(tat.den());
-        match b.stored() {
-            None => save(KIND_USAGE),
-            Some(s) => {
-                save(KIND_CONFIGURED);
-                save(s.policy.limit());
-                save(s.policy.window_ms());
-                save(s.policy.burst());
-                save(s.idle_ms);
-                save(s.flags());
-            }
+        let (fields, n) = codec::encode(b.tat(), b.stored());
+        for f in &fields[..n] {
+            api!(RedisModule_SaveUnsigned(rdb, *f));
         }
     })
 }
@@ -151,18 +117,8 @@ extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        let tat = b.tat();
-        let mut fields = [tat.ms(), tat.frac(), tat.den(), KIND_USAGE, 0, 0, 0, 0, 0];
-        if let Some(s) = b.stored() {
-            fields[3..].copy_from_slice(&[
-                KIND_CONFIGURED,
-                s.policy.limit(),
-                s.policy.window_ms(),
-                s.policy.burst(),
-                s.idle_ms,
-                s.flags(),
-            ]);
-        }
+        // All nine fields, zero-padded, so both kinds hash the same way.
+        let (fields, _) = codec::encode(b.tat(), b.stored());
         for f in fields {
             api!(RedisModule_DigestAddLongLong(
                 md,

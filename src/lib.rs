@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod bucket;
+pub mod codec;
 pub mod commands;
 pub mod datatype;
 pub mod defaults;
