@@ -1,0 +1,766 @@
+"""The operator's view of the module: the `INFO rl` counters (live_buckets exact through
+every way a key comes and goes), denials as keyspace events, RL.TOP (the most denied clients,
+under load, within the Space-Saving error bounds, in bounded memory), Redis's own latency
+view of the commands, and the two operator switches: rl.scale-percent and SHADOW policies.
+
+INFO rl counters are process-wide and survive FLUSHALL, so tests compare before and after;
+tests that need an empty RL.TOP sketch start their own server. Polls have deadlines.
+"""
+
+import random
+import struct
+import threading
+import time
+from collections import Counter
+
+import pytest
+import redis
+
+HOUR = 3_600_000  # ms
+FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
+INFO_RL = ["rl_checks_allowed", "rl_checks_denied",
+           "rl_checks_allowed_inline", "rl_checks_denied_inline",
+           "rl_checks_allowed_stored", "rl_checks_denied_stored",
+           "rl_checks_allowed_default", "rl_checks_denied_default",
+           "rl_checks_shadow_denied", "rl_errors", "rl_configs_written", "rl_resets",
+           "rl_live_buckets", "rl_top_tracked", "rl_scale_percent"]
+DENY = ("COST", 2, "LIMIT", 1, "WINDOW", HOUR)  # denied on an absent key, which stays absent
+MASTER = {"repl_diskless_sync_delay": 0}
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def config(c, key, *args):
+    assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
+
+
+def throttle(c, key, *opts):
+    reply = c.execute_command("RL.THROTTLE", key, *opts)
+    if isinstance(reply, dict):
+        return {k.decode(): v for k, v in reply.items()}
+    return dict(zip(FIELDS, reply))
+
+
+def digest(c, key):
+    return c.execute_command("DEBUG", "DIGEST-VALUE", key)[0]
+
+
+def pexpiretime(c, key):
+    return c.execute_command("PEXPIRETIME", key)
+
+
+def rl_stats(c):
+    return c.info("rl")
+
+
+def server_ms(c):
+    seconds, micros = c.time()
+    return seconds * 1000 + micros // 1000
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def raw_command(r, *args):
+    """Sends a command past redis-py's reply parsers."""
+    conn = r.connection_pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    finally:
+        r.connection_pool.release(conn)
+
+
+def pipelined(c, commands):
+    p = c.pipeline(transaction=False)
+    for args in commands:
+        p.execute_command(*args)
+    return p.execute()
+
+
+# DUMP payloads made here: Redis's CRC64 (Jones, reflected) over value + RDB version.
+
+def _crc64_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x95AC9329AC4BC9B5 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC64 = _crc64_table()
+
+
+def sealed(body):
+    crc = 0
+    for b in body:
+        crc = CRC64[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return body + struct.pack("<Q", crc)
+
+
+def configured_payload(c, limit, window_ms, *options, flags=b"\x00"):
+    """DUMP of a key configured with `limit window_ms options`, its stored flags field (the
+    last one: opcode 2 = unsigned, value, then the EOF opcode 0) set to `flags`."""
+    template = b"__template__"
+    config(c, template, limit, window_ms, *options)
+    body = c.dump(template)[:-8]
+    c.delete(template)
+    value, version = body[:-2], body[-2:]
+    assert value.endswith(b"\x02\x00\x00"), value
+    return sealed(value[:-3] + b"\x02" + flags + b"\x00" + version)
+
+
+def restore_shadow(c, key, limit, window_ms, *options):
+    """Creates `key` with a SHADOW policy through RESTORE (the RDB loader knows the flag),
+    whatever RL.CONFIG's parser accepts."""
+    assert c.restore(key, 0, configured_payload(c, limit, window_ms, *options, flags=b"\x01"))
+
+
+def subscribe(server, pattern):
+    p = server.client().pubsub()
+    p.psubscribe(pattern)
+    wait_until(lambda: (m := p.get_message(timeout=0.1)) and m["type"] == "psubscribe",
+               what="the subscription")
+    return p
+
+
+def events_until(p, sentinel, timeout=15):
+    """(channel, data) of every event received before the one whose data is `sentinel`,
+    which the test triggers last: everything triggered before it has arrived by then."""
+    got, deadline = [], time.monotonic() + timeout
+    while True:
+        m = p.get_message(timeout=0.1)
+        if m and m["type"] == "pmessage":
+            if m["data"] == sentinel:
+                return got
+            got.append((m["channel"], m["data"]))
+        assert time.monotonic() < deadline, f"the sentinel event never came; got {got}"
+
+
+# Replication (as in test_replication.py).
+
+def wait_synced(replica):
+    c = replica.client()
+
+    def synced():
+        info = c.info("replication")
+        return (info.get("role") == "slave" and info.get("master_link_status") == "up"
+                and info.get("master_sync_in_progress") == 0)
+
+    wait_until(synced, timeout=60, what="the replica to finish its sync")
+
+
+def start_pair(servers):
+    m = servers("master", **MASTER)
+    r = servers("replica")
+    r.client().replicaof("127.0.0.1", m.port)
+    wait_synced(r)
+    return m, r
+
+
+def replicated(master_client):
+    wait_until(lambda: master_client.wait(1, 5000) == 1, timeout=60,
+               what="the replica to acknowledge the writes")
+
+
+def snapshot(c):
+    return {k: (digest(c, k), pexpiretime(c, k)) for k in sorted(c.scan_iter(count=1000))}
+
+
+@pytest.fixture(autouse=True)
+def operator_settings_restored(server):
+    """Puts back what some tests change and the `r` fixture does not reset."""
+    yield
+    c = server.client()
+    c.config_set("rl.scale-percent", 100)
+    c.config_set("notify-keyspace-events", "")
+    c.close()
+
+
+# --- INFO rl -----------------------------------------------------------------------------
+
+
+def test_info_rl_section_has_every_counter_in_order(r):
+    """INFO rl (and INFO everything) has the section, every field, integers, in order."""
+    text = raw_command(r, "INFO", "rl").decode()
+    assert text.splitlines()[0] == "# rl"
+    assert list(rl_stats(r)) == INFO_RL
+    assert all(type(v) is int for v in rl_stats(r).values())
+    assert "rl_live_buckets" in r.info("everything")
+
+
+def test_checks_are_counted_by_outcome_and_policy_source(r):
+    """Each decision of RL.ALLOW and RL.THROTTLE counts once, as allowed or denied, under
+    its policy's source; RL.PEEK counts nothing; errors, stored configs and resets that
+    forgot something have their own counters."""
+    before = rl_stats(r)
+    inline = ("LIMIT", 1, "WINDOW", HOUR)
+    assert [r.execute_command("RL.ALLOW", "count:inline", *inline) for _ in range(3)] == [1, 0, 0]
+    config(r, "count:stored", 2, HOUR)
+    assert [throttle(r, "count:stored")["allowed"] for _ in range(3)] == [1, 1, 0]
+    r.config_set("rl.default-limit", 1)
+    r.config_set("rl.default-window-ms", HOUR)
+    assert [r.execute_command("RL.ALLOW", "count:default") for _ in range(2)] == [1, 0]
+    for key, opts in [("count:stored", ()), ("count:default", ()), ("count:inline", inline)]:
+        r.execute_command("RL.PEEK", key, *opts)
+    r.set("count:string", "x")
+    for bad in [("RL.ALLOW", "count:inline", "COST", 0), ("RL.CONFIG", "count:x", 0, HOUR),
+                ("RL.TOP", 0), ("RL.THROTTLE", "count:string", *inline)]:
+        with pytest.raises(redis.ResponseError):
+            r.execute_command(*bad)
+    assert r.execute_command("RL.RESET", "count:stored") > 0
+    assert r.execute_command("RL.RESET", "count:absent") == 0
+    after = rl_stats(r)
+    delta = {k: after[k] - before[k] for k in INFO_RL if k != "rl_top_tracked"}
+    assert delta == {
+        "rl_checks_allowed": 4, "rl_checks_denied": 4,
+        "rl_checks_allowed_inline": 1, "rl_checks_denied_inline": 2,
+        "rl_checks_allowed_stored": 2, "rl_checks_denied_stored": 1,
+        "rl_checks_allowed_default": 1, "rl_checks_denied_default": 1,
+        "rl_checks_shadow_denied": 0, "rl_errors": 4, "rl_configs_written": 1,
+        "rl_resets": 1, "rl_live_buckets": 3, "rl_scale_percent": 0}
+
+
+# --- rl_live_buckets ---------------------------------------------------------------------
+
+
+def make(c, n, prefix, *, window=HOUR, configured=0, db_client=None):
+    """n usage-only keys (one allowed request each) and `configured` configured ones."""
+    c = db_client or c
+    assert pipelined(c, [("RL.ALLOW", f"{prefix}{i}", "LIMIT", 1, "WINDOW", window)
+                         for i in range(n)]) == [1] * n
+    for i in range(configured):
+        config(c, f"{prefix}cfg{i}", 5, HOUR)
+    return [f"{prefix}{i}" for i in range(n)] + [f"{prefix}cfg{i}" for i in range(configured)]
+
+
+def op_expiry(c, s):
+    make(c, 5, "short:", window=150)  # a bucket of 1 that is empty again 150 ms later
+    make(c, 2, "long:")
+    return 2
+
+
+def op_del(c, s):
+    keys = make(c, 3, "k", configured=2)
+    assert c.delete(keys[0], keys[1], keys[3]) == 3
+    return 2
+
+
+def op_unlink(c, s):
+    keys = make(c, 3, "k", configured=2)
+    assert c.unlink(keys[0], keys[1], keys[3]) == 3
+    return 2
+
+
+def op_flushall(c, s):
+    make(c, 10, "k", configured=2)
+    make(c, 3, "d1:", db_client=s.client(db=1))
+    c.flushall()
+    return 0
+
+
+def op_flushall_async(c, s):
+    for part in range(6):  # enough values for the lazy-free thread to free them
+        make(c, 500, f"k{part}:")
+    make(c, 3, "d1:", db_client=s.client(db=1))
+    c.flushall(asynchronous=True)
+    return 0
+
+
+def op_flushdb_async(c, s):
+    make(c, 4, "k", configured=1)
+    d1 = s.client(db=1)
+    make(c, 1000, "d1:", db_client=d1)
+    d1.flushdb(asynchronous=True)
+    return 5
+
+
+def op_debug_reload(c, s):
+    make(c, 5, "k", configured=2)
+    make(c, 2, "d1:", db_client=s.client(db=1))
+    c.set("string", "x")
+    assert c.execute_command("DEBUG", "RELOAD") in (b"OK", True)
+    return 9
+
+
+def op_restore(c, s):
+    make(c, 3, "k", configured=1)
+    payload = c.dump("k0")
+    c.restore("new", 0, payload)  # +1
+    c.restore("k1", 0, c.dump("kcfg0"), replace=True)  # replaces a bucket
+    past = (server_ms(c) - 10_000)
+    c.restore("gone", past, payload, absttl=True)  # loaded, already expired, freed
+    assert c.exists("gone") == 0
+    return 5
+
+
+def op_copy(c, s):
+    make(c, 3, "k", configured=1)
+    assert c.copy("k0", "copy0")
+    assert c.copy("kcfg0", "k1", replace=True)
+    assert c.copy("k2", "k2", destination_db=1)
+    return 6
+
+
+def op_failed_restore(c, s):
+    make(c, 2, "k", configured=1)
+    usage = c.dump("k0")
+    body = usage[:-8]
+    bad = {
+        "bad checksum": usage[:-1] + bytes([usage[-1] ^ 0xFF]),
+        "unknown flag": configured_payload(c, 5, HOUR, flags=b"\x02"),
+        # A field after the last one: the value is built, then refused and freed.
+        "trailing field": sealed(body[:-3] + b"\x02\x00\x00" + body[-2:]),
+    }
+    for name, payload in bad.items():
+        with pytest.raises(redis.ResponseError):
+            c.restore(f"bad:{name}", 0, payload)
+    with pytest.raises(redis.ResponseError, match="BUSYKEY"):
+        c.restore("k1", 0, usage)
+    assert c.keys("bad:*") == []
+    return 3
+
+
+def op_rl_reset(c, s):
+    make(c, 3, "k", configured=1)
+    assert c.execute_command("RL.RESET", "k0") > 0  # deleted
+    assert c.execute_command("RL.ALLOW", "kcfg0") == 1
+    assert c.execute_command("RL.RESET", "kcfg0") > 0  # kept, emptied
+    return 3
+
+
+def op_config_over_usage(c, s):
+    make(c, 3, "k")
+    config(c, "k0", 5, HOUR)  # the usage-only value is swapped for a configured one
+    config(c, "k0", 6, HOUR)
+    return 3
+
+
+def op_overwritten(c, s):
+    make(c, 3, "k", configured=1)
+    c.set("k0", "now a string")
+    c.rename("k1", "kcfg0")
+    assert c.move("k2", 1)
+    return 2
+
+
+@pytest.mark.parametrize("op", [op_expiry, op_del, op_unlink, op_flushall, op_flushall_async,
+                                op_flushdb_async, op_debug_reload, op_restore, op_copy,
+                                op_failed_restore, op_rl_reset, op_config_over_usage,
+                                op_overwritten], ids=lambda f: f.__name__[3:])
+def test_live_buckets_counts_exactly_the_values_alive(server, r, op):
+    """After each way a value is made, copied, replaced or freed, rl_live_buckets equals
+    the number of ratelimit keys (databases 0 and 1), and the number the step should
+    leave. Frees that happen later (expiry, lazy free) are polled for."""
+    assert rl_stats(r)["rl_live_buckets"] == 0
+    expected = op(r, server)
+
+    def ratelimit_keys():
+        return sum(sum(1 for _ in server.client(db=db).scan_iter(count=1000, _type="ratelimit"))
+                   for db in (0, 1))
+
+    wait_until(lambda: rl_stats(r)["rl_live_buckets"] == expected, timeout=20,
+               what=f"rl_live_buckets to be {expected}")
+    assert ratelimit_keys() == expected == rl_stats(r)["rl_live_buckets"]
+    r.flushall()
+    assert rl_stats(r)["rl_live_buckets"] == 0
+
+
+# --- keyspace events ---------------------------------------------------------------------
+
+
+def test_each_denied_request_is_published_as_rl_denied(server, r):
+    """With notify-keyspace-events Ed, every denied RL.ALLOW or RL.THROTTLE publishes its
+    key (binary keys too) on __keyevent@0__:rl.denied, once per request; allowed requests,
+    RL.PEEK and RL.CONFIG publish nothing."""
+    r.config_set("notify-keyspace-events", "Ed")
+    sub = subscribe(server, "__keyevent@0__:*")
+    binary = b"\xff\x00bin\r\n"
+    inline = ("LIMIT", 1, "WINDOW", HOUR)
+    assert [r.execute_command("RL.ALLOW", "k", *inline) for _ in range(3)] == [1, 0, 0]
+    assert throttle(r, "k", *inline)["allowed"] == 0
+    assert r.execute_command("RL.PEEK", "k", *inline)[0] == 0
+    assert [r.execute_command("RL.ALLOW", binary, *DENY) for _ in range(2)] == [0, 0]
+    config(r, "c", 1, HOUR)
+    assert [r.execute_command("RL.ALLOW", "c") for _ in range(2)] == [1, 0]
+    assert r.execute_command("RL.ALLOW", "sentinel", *DENY) == 0
+    channel = b"__keyevent@0__:rl.denied"
+    assert events_until(sub, b"sentinel") == (
+        [(channel, b"k")] * 3 + [(channel, binary)] * 2 + [(channel, b"c")])
+    sub.close()
+
+
+def test_keyspace_channel_names_the_event(server, r):
+    """With notify-keyspace-events Kd the key's own channel gets the event name."""
+    r.config_set("notify-keyspace-events", "Kd")
+    sub = subscribe(server, "__keyspace@0__:*")
+    assert r.execute_command("RL.ALLOW", "k", *DENY) == 0
+    m = wait_until(lambda: (m := sub.get_message(timeout=0.1)) and m["type"] == "pmessage" and m,
+                   what="the keyspace event")
+    assert (m["channel"], m["data"]) == (b"__keyspace@0__:k", b"rl.denied")
+    sub.close()
+
+
+@pytest.mark.parametrize("setting", ["", "Eg", "KE$lshzxetg"])
+def test_no_event_is_published_unless_the_module_class_is_enabled(server, r, setting):
+    """With notifications off, or on for every class but the module's (d), denied requests
+    publish nothing: a subscriber of __key*__:* gets only the sentinel denial sent after
+    turning on Ed."""
+    sub = subscribe(server, "__key*__:*")
+    r.config_set("notify-keyspace-events", setting)
+    assert r.execute_command("RL.ALLOW", "k", "LIMIT", 1, "WINDOW", HOUR) == 1
+    for _ in range(3):
+        assert r.execute_command("RL.ALLOW", "k", "LIMIT", 1, "WINDOW", HOUR) == 0
+        assert throttle(r, "j", *DENY)["allowed"] == 0
+    r.config_set("notify-keyspace-events", "Ed")
+    assert r.execute_command("RL.ALLOW", "sentinel", *DENY) == 0
+    assert events_until(sub, b"sentinel") == []
+    sub.close()
+
+
+# --- RL.TOP ------------------------------------------------------------------------------
+
+
+def test_top_lists_the_most_denied_first_ten_by_default(servers):
+    """RL.TOP is [key, denied, error] entries, most denied first, 10 unless asked; while
+    fewer clients than the sketch holds were denied the counts are exact (error 0).
+    Allowed requests and RL.PEEK denials do not count."""
+    s = servers()
+    c = s.client()
+    commands = [("RL.ALLOW", f"t{i:02d}", *DENY) for i in range(12) for _ in range(i + 1)]
+    assert not any(pipelined(c, commands))
+    assert c.execute_command("RL.ALLOW", "peeked", "LIMIT", 1, "WINDOW", HOUR) == 1
+    for _ in range(50):
+        assert c.execute_command("RL.ALLOW", "allowed", "LIMIT", 1000, "WINDOW", HOUR) == 1
+        assert c.execute_command("RL.PEEK", "peeked", "LIMIT", 1, "WINDOW", HOUR)[0] == 0
+    everything = [[f"t{i:02d}".encode(), i + 1, 0] for i in reversed(range(12))]
+    assert c.execute_command("RL.TOP") == everything[:10]
+    assert c.execute_command("RL.TOP", 3) == everything[:3]
+    assert c.execute_command("RL.TOP", 128) == everything
+    assert c.execute_command("RL.TOP", 10**12) == everything
+    assert s.client(protocol=3).execute_command("RL.TOP", 2) == everything[:2]
+    assert rl_stats(c)["rl_top_tracked"] == 12
+
+
+@pytest.mark.parametrize("count", [0, -1, "x", "1.5", "", "+3", "18446744073709551616"])
+def test_top_count_must_be_a_positive_integer(r, count):
+    """Zero, negatives, non-integers, a sign and numbers past u64 are refused."""
+    with pytest.raises(redis.ResponseError, match="count must be a positive integer"):
+        r.execute_command("RL.TOP", count)
+
+
+def test_top_takes_at_most_one_argument(r):
+    """RL.TOP count extra: a wrong-arity error."""
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
+        r.execute_command("RL.TOP", 1, 2)
+
+
+def test_top_ranks_the_abusers_first_under_load_within_the_error_bound(servers):
+    """200 clients with a bucket of 1 on 8 connections in pipelines: 4 abusers (one with a
+    binary name) denied thousands of times, the others up to 40 times, in random order.
+    With 200 clients for 128 counters, RL.TOP still lists the abusers first, in order, and
+    every entry obeys Space-Saving: count >= true >= count - error, error <= N/128, and
+    every client denied more than N/128 times is listed."""
+    s = servers()
+    c = s.client()
+    rng = random.Random(20240611)
+    policy = ("LIMIT", 1, "WINDOW", HOUR)
+    abusers = {b"abuser:1": 5000, b"\xff\x00abuser\r\n2": 3600, b"abuser:3": 2400,
+               b"abuser:4": 1500}
+    planned = {**abusers, **{b"client:%03d" % i: rng.randint(0, 40) for i in range(196)}}
+    assert pipelined(c, [("RL.ALLOW", k, *policy) for k in planned]) == [1] * 200
+    stream = [k for k, n in planned.items() for _ in range(n)]
+    rng.shuffle(stream)
+    counted = []
+    start = server_ms(c)
+
+    def client(part):
+        w = s.client()
+        denied = Counter()
+        for i in range(0, len(part), 500):
+            chunk = part[i:i + 500]
+            for key, allowed in zip(chunk, pipelined(w, [("RL.ALLOW", k, *policy) for k in chunk])):
+                denied[key] += not allowed
+        counted.append(denied)
+        w.close()
+
+    threads = [threading.Thread(target=client, args=(stream[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    truth = sum(counted, Counter())
+    assert truth == Counter({k: n for k, n in planned.items() if n})
+    top = c.execute_command("RL.TOP", 128)
+    if server_ms(c) - start >= 60_000:
+        pytest.skip("the load took over a minute: the sketch halved its counts meanwhile")
+    n = sum(truth.values())
+    assert [e[0] for e in top[:4]] == sorted(abusers, key=abusers.get, reverse=True)
+    assert len(top) == 128
+    for key, count, error in top:
+        assert count >= truth[key] >= count - error, (key, count, error, truth[key])
+        assert error <= n // 128
+    listed = {e[0] for e in top}
+    assert all(k in listed for k, t in truth.items() if t > n / 128)
+    info = rl_stats(c)
+    assert (info["rl_checks_denied_inline"], info["rl_checks_allowed_inline"]) == (n, 200)
+    assert (info["rl_top_tracked"], info["rl_live_buckets"]) == (128, 200)
+    print(f"\nN = {n} denials of 200 clients\nRL.TOP 10 -> {c.execute_command('RL.TOP', 10)!r}")
+    print(raw_command(c, "INFO", "rl").decode())
+
+
+def test_top_keeps_binary_keys_and_counts_long_ones_by_their_first_256_bytes(servers):
+    """Keys come back byte for byte; a key longer than 256 bytes is counted (and shown)
+    under its first 256 bytes, so two long keys sharing them share a counter."""
+    s = servers()
+    c = s.client()
+    binary = b"\x00\xff\r\n*1\r\n$\x00"
+    long_key = bytes(range(256)) * 4
+    same_prefix = bytes(range(256)) + b"another client"
+    commands = ([("RL.ALLOW", binary, *DENY)] * 3 + [("RL.ALLOW", long_key, *DENY)] * 3
+                + [("RL.ALLOW", same_prefix, *DENY)] * 2)
+    assert not any(pipelined(c, commands))
+    assert c.execute_command("RL.TOP") == [[bytes(range(256)), 5, 0], [binary, 3, 0]]
+
+
+def test_top_memory_stays_bounded_with_thousands_of_denied_clients(servers):
+    """20000 distinct 250-byte clients denied (about 5 MB of names): the sketch tracks 128,
+    no key is stored, and used_memory grows by less than 1 MB, and not at all (within
+    256 kB) between the first 2000 and the other 18000."""
+    s = servers()
+    c = s.client()
+
+    def deny_distinct(first, n):
+        w = s.client()
+        load_id = w.client_id()
+        for i in range(first, first + n, 1000):
+            names = [b"%08d:" % j + b"x" * 241 for j in range(i, min(i + 1000, first + n))]
+            assert not any(pipelined(w, [("RL.ALLOW", k, *DENY) for k in names]))
+        w.close()
+        # Measure once the server has dropped that connection and its buffers.
+        wait_until(lambda: all(x["id"] != str(load_id) for x in c.client_list()),
+                   what="the load connection to close")
+        return c.info("memory")["used_memory"]
+
+    m0 = c.info("memory")["used_memory"]
+    m1 = deny_distinct(0, 2000)
+    m2 = deny_distinct(2000, 18000)
+    assert c.dbsize() == 0 and rl_stats(c)["rl_top_tracked"] == 128
+    assert m1 - m0 < 1024 * 1024, (m0, m1)
+    assert m2 - m1 < 256 * 1024, (m1, m2)
+
+
+# --- Redis's latency view ----------------------------------------------------------------
+
+
+def test_latency_histogram_and_commandstats_see_the_rl_commands(r):
+    """After CONFIG RESETSTAT, LATENCY HISTOGRAM, INFO commandstats and INFO latencystats
+    count exactly the RL.ALLOW and RL.THROTTLE calls made."""
+    r.config_resetstat()
+    for _ in range(25):
+        r.execute_command("RL.ALLOW", "k", "LIMIT", 10, "WINDOW", HOUR)
+    for _ in range(5):
+        throttle(r, "k", "LIMIT", 10, "WINDOW", HOUR)
+    hist = dict(zip(*[iter(raw_command(r, "LATENCY", "HISTOGRAM", "rl.allow", "rl.throttle"))] * 2))
+    for name, n in [(b"rl.allow", 25), (b"rl.throttle", 5)]:
+        h = dict(zip(hist[name][::2], hist[name][1::2]))
+        assert h[b"calls"] == n
+        buckets = h[b"histogram_usec"]
+        assert buckets[-1] == n  # cumulative counts per power-of-two bucket
+    stats = r.info("commandstats")
+    assert stats["cmdstat_rl.allow"]["calls"] == 25 and stats["cmdstat_rl.throttle"]["calls"] == 5
+    assert "latency_percentiles_usec_rl.allow" in r.info("latencystats")
+
+
+# --- rl.scale-percent --------------------------------------------------------------------
+
+
+def test_scale_percent_scales_a_stored_policy_without_rewriting_it(r):
+    """At 50 a stored 10 per hour lets 5 pass from idle (THROTTLE shows a bucket of 5);
+    changing the setting rewrites no key and dirties nothing."""
+    config(r, "k", 10, HOUR)
+    kept = (digest(r, "k"), r.info("persistence")["rdb_changes_since_last_save"])
+    r.config_set("rl.scale-percent", 50)
+    assert (digest(r, "k"), r.info("persistence")["rdb_changes_since_last_save"]) == kept
+    assert rl_stats(r)["rl_scale_percent"] == 50
+    got = [throttle(r, "k") for _ in range(6)]
+    assert [v["allowed"] for v in got] == [1] * 5 + [0]
+    assert {v["limit"] for v in got} == {5}
+
+
+@pytest.mark.xfail(strict=True, reason="module bug (or spec conflict): scaling multiplies "
+                   "the emission interval, so the 5 requests allowed at 50% are stored as "
+                   "1 h of backlog, which at 100% is the whole bucket: 0 pass instead of 5")
+def test_setting_the_scale_back_to_100_gives_the_remaining_requests(r):
+    """5 of a stored 10 per hour used at 50%: back at 100% the other 5 pass."""
+    config(r, "k", 10, HOUR)
+    r.config_set("rl.scale-percent", 50)
+    assert sum(throttle(r, "k")["allowed"] for _ in range(6)) == 5
+    r.config_set("rl.scale-percent", 100)
+    assert sum(throttle(r, "k")["allowed"] for _ in range(6)) == 5
+
+
+def test_changing_the_scale_never_hands_out_a_fresh_burst(r):
+    """Usage is kept across scale changes: a client that used its whole bucket at 100% is
+    still denied at 50%, at 1000% and back at 100%."""
+    config(r, "k", 10, HOUR)
+    assert sum(throttle(r, "k")["allowed"] for _ in range(10)) == 10
+    for percent in (50, 1000, 100):
+        r.config_set("rl.scale-percent", percent)
+        assert throttle(r, "k")["allowed"] == 0, percent
+
+
+def test_scale_percent_applies_to_default_and_inline_policies(r):
+    """Default and inline policies are scaled too, up and down; the burst rounds down but
+    never below 1."""
+    r.config_set("rl.default-limit", 10)
+    r.config_set("rl.default-window-ms", HOUR)
+    inline = ("LIMIT", 4, "WINDOW", HOUR)
+    for percent, default_passes, inline_passes in [(50, 5, 2), (1000, 100, 40), (1, 1, 1)]:
+        r.flushall()
+        r.config_set("rl.scale-percent", percent)
+        assert sum(throttle(r, "d")["allowed"] for _ in range(default_passes + 2)) == default_passes
+        assert sum(throttle(r, "i", *inline)["allowed"] for _ in range(inline_passes + 2)) == inline_passes
+        assert throttle(r, "x", *inline)["limit"] == inline_passes
+
+
+def test_scale_percent_accepts_1_to_1000_only(r):
+    """CONFIG SET rl.scale-percent refuses 0, 1001, negatives and non-numbers, and takes
+    the bounds 1 and 1000."""
+    for bad in (0, 1001, -5, "x"):
+        with pytest.raises(redis.ResponseError):
+            r.config_set("rl.scale-percent", bad)
+    for good in (1, 1000, 100):
+        r.config_set("rl.scale-percent", good)
+        assert r.config_get("rl.scale-percent") == {"rl.scale-percent": str(good)}
+
+
+# --- SHADOW policies ---------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="module bug: parse_config does not know SHADOW (it "
+                   "reads every option as a name/value pair), so RL.CONFIG ... SHADOW fails "
+                   "with its own 'takes the options BURST, IDLE and SHADOW' error")
+def test_config_stores_a_shadow_policy(r):
+    """RL.CONFIG ... SHADOW (with BURST and IDLE, in any order) stores the policy with the
+    shadow flag: the same value as a shadow key loaded from a payload."""
+    config(r, "a", 2, HOUR, "SHADOW")
+    restore_shadow(r, "b", 2, HOUR)
+    assert digest(r, "a") == digest(r, "b")
+    config(r, "c", 2, HOUR, "SHADOW", "BURST", 3, "IDLE", 5000)
+    config(r, "d", 2, HOUR, "BURST", 3, "SHADOW", "IDLE", 5000)
+    assert digest(r, "c") == digest(r, "d")
+    assert [throttle(r, "a")["allowed"] for _ in range(4)] == [1] * 4
+
+
+def test_a_shadow_policy_always_allows_but_counts_and_publishes_its_denials(server, r):
+    """Requests a SHADOW policy would deny are allowed (retry_after_ms -1), leave the bucket
+    as it was, count in rl_checks_shadow_denied (not rl_checks_denied, not RL.TOP), and are
+    published as rl.shadow-denied, not rl.denied."""
+    key = b"shadowed"  # a name no other test denies, so it must not be in RL.TOP
+    restore_shadow(r, key, 2, HOUR)
+    r.config_set("notify-keyspace-events", "Ed")
+    sub = subscribe(server, "__keyevent@0__:rl.*")
+    before = rl_stats(r)
+    got = [throttle(r, key) for _ in range(2)]
+    assert [v["allowed"] for v in got] == [1, 1]
+    kept = (digest(r, key), r.execute_command("DEBUG", "DIGEST"))
+    got = [throttle(r, key) for _ in range(3)] + [
+        r.execute_command("RL.ALLOW", key), throttle(r, key, "COST", 9)]
+    assert [g if isinstance(g, int) else g["allowed"] for g in got] == [1] * 5
+    assert all(g["retry_after_ms"] == -1 and g["remaining"] == 0 for g in got if isinstance(g, dict))
+    assert (digest(r, key), r.execute_command("DEBUG", "DIGEST")) == kept
+    after = rl_stats(r)
+    assert after["rl_checks_shadow_denied"] - before["rl_checks_shadow_denied"] == 5
+    assert after["rl_checks_denied"] == before["rl_checks_denied"]
+    assert after["rl_checks_allowed_stored"] - before["rl_checks_allowed_stored"] == 7
+    assert key not in [entry[0] for entry in r.execute_command("RL.TOP", 128)]
+    assert r.execute_command("RL.ALLOW", "sentinel", "COST", 2, "LIMIT", 1, "WINDOW", 1000) == 0
+    assert events_until(sub, b"sentinel") == [(b"__keyevent@0__:rl.shadow-denied", key)] * 5
+    sub.close()
+
+
+def test_reconfiguring_without_shadow_enforces_the_policy(r):
+    """The same policy stored again without SHADOW denies what the shadow let through,
+    keeping the usage counted so far."""
+    restore_shadow(r, "sh", 3, HOUR)
+    assert sum(throttle(r, "sh")["allowed"] for _ in range(2)) == 2
+    config(r, "sh", 3, HOUR)
+    assert [throttle(r, "sh")["allowed"] for _ in range(3)] == [1, 0, 0]
+
+
+def test_a_shadow_policy_survives_debug_reload(r):
+    """Saved and loaded through RDB, a shadow key keeps its flag (same digest, still
+    allows past its burst)."""
+    restore_shadow(r, "sh", 2, HOUR, "BURST", 3)
+    assert sum(throttle(r, "sh")["allowed"] for _ in range(3)) == 3
+    kept = digest(r, "sh")
+    assert r.execute_command("DEBUG", "RELOAD") in (b"OK", True)
+    assert digest(r, "sh") == kept
+    shadow = rl_stats(r)["rl_checks_shadow_denied"]
+    assert throttle(r, "sh")["allowed"] == 1
+    assert rl_stats(r)["rl_checks_shadow_denied"] == shadow + 1
+
+
+@pytest.mark.xfail(strict=True, reason="module bug: an AOF rewrite (without RDB preamble) "
+                   "writes the key as RL.APPLY ... POLICY ... flags 1, and parse_apply refuses "
+                   "any flags but 0, so the reload drops the key ('== CRITICAL == ... RL.APPLY "
+                   "got an impossible bucket state' in the log)")
+def test_a_shadow_policy_survives_an_aof_rewrite_and_restart(servers):
+    """A server whose AOF was rewritten without an RDB preamble comes back with its shadow
+    key, flag included."""
+    s = servers(appendonly="yes", aof_use_rdb_preamble="no", appendfsync="always")
+    c = s.client()
+    restore_shadow(c, "sh", 2, HOUR)
+    kept = digest(c, "sh")
+    c.bgrewriteaof()
+    wait_until(lambda: (p := c.info("persistence"))["aof_rewrite_in_progress"] == 0
+               and p["aof_rewrite_scheduled"] == 0, what="the AOF rewrite")
+    s.restart()
+    c = s.client()
+    assert c.exists("sh") == 1 and digest(c, "sh") == kept
+
+
+def test_a_shadow_key_reaches_a_replica_with_its_flag(servers):
+    """A shadow key sent in the full sync and one created after it reach the replica with
+    the master's digest; shadow-allowed and shadow-denied requests keep them equal."""
+    master = servers("master", **MASTER)
+    replica = servers("replica")
+    m, rc = master.client(), replica.client()
+    restore_shadow(m, "sh:before", 2, HOUR)
+    rc.replicaof("127.0.0.1", master.port)
+    wait_synced(replica)
+    restore_shadow(m, "sh:after", 2, HOUR)
+    for key in ("sh:before", "sh:after"):
+        assert [throttle(m, key)["allowed"] for _ in range(3)] == [1, 1, 1]
+    replicated(m)
+    assert snapshot(rc) == snapshot(m) and len(snapshot(m)) == 2
+
+
+@pytest.mark.xfail(strict=True, reason="module bug: RL.CONFIG ... SHADOW is refused by the "
+                   "parser; and once parsed, the RL.APPLY ... POLICY ... flags 1 it replicates "
+                   "is refused by the replica (parse_apply accepts flags 0 only)")
+def test_rl_config_shadow_replicates(servers):
+    """A policy stored with RL.CONFIG ... SHADOW on the master is on the replica, flag
+    included, and usage counted under it stays equal."""
+    master, replica = start_pair(servers)
+    m, rc = master.client(), replica.client()
+    config(m, "sh", 2, HOUR, "SHADOW")
+    assert [throttle(m, "sh")["allowed"] for _ in range(3)] == [1, 1, 1]
+    replicated(m)
+    assert snapshot(rc) == snapshot(m)
+    stats = rc.info("commandstats").get("cmdstat_rl.apply", {})
+    assert stats.get("failed_calls", 0) == 0
+
+
