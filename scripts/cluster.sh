@@ -7,26 +7,30 @@
 #   scripts/cluster.sh status    which nodes run, the cluster's state and its slots (redis-cli --cluster check)
 #   scripts/cluster.sh stop      stops the nodes (data kept: `start` brings the same cluster back)
 #   scripts/cluster.sh clean     stops the nodes and deletes .cluster/
-# Settings: PORT=7000 MASTERS=3 REPLICAS=1 NODE_TIMEOUT=5000 (ms). They are saved at the first
-# start; stop, status and later starts use the saved ones until `clean`.
+# Settings: PORT=7000 MASTERS=3 REPLICAS=1 NODE_TIMEOUT=5000 (ms), saved at the first start:
+# stop, status and later starts use the saved ones until `clean`. RL_MODULE=another librl.so.
 # Needs free ports PORT..PORT+N-1 and PORT+10000..PORT+10000+N-1 on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DIR=${CLUSTER_DIR:-$ROOT/.cluster}  # another directory: for the test that runs this script
+MODULE=${RL_MODULE:-$ROOT/target/release/librl.so}  # as in tests/server.py
 SAVED="$DIR/settings"
 cmd=${1:-start}
 
 if [ -f "$SAVED" ]; then
-    requested="${PORT:-} ${MASTERS:-} ${REPLICAS:-} ${NODE_TIMEOUT:-}"
+    asked=("${PORT:-}" "${MASTERS:-}" "${REPLICAS:-}" "${NODE_TIMEOUT:-}")
     # shellcheck source=/dev/null
     . "$SAVED"
-    if [ "$cmd" = start ] && [ "$requested" != "   " ] &&
-        [ "$requested" != "$PORT $MASTERS $REPLICAS $NODE_TIMEOUT" ]; then
-        echo "cluster: using the cluster already in .cluster/ (PORT=$PORT MASTERS=$MASTERS" \
-            "REPLICAS=$REPLICAS NODE_TIMEOUT=$NODE_TIMEOUT); 'scripts/cluster.sh clean' first" \
-            "to start one with other settings" >&2
-    fi
+    saved=("$PORT" "$MASTERS" "$REPLICAS" "$NODE_TIMEOUT")
+    for i in 0 1 2 3; do
+        if [ "$cmd" = start ] && [ -n "${asked[$i]}" ] && [ "${asked[$i]}" != "${saved[$i]}" ]; then
+            echo "cluster: using the cluster already in $DIR (PORT=$PORT MASTERS=$MASTERS" \
+                "REPLICAS=$REPLICAS NODE_TIMEOUT=$NODE_TIMEOUT); 'scripts/cluster.sh clean'" \
+                "first to start one with other settings" >&2
+            break
+        fi
+    done
 fi
 PORT=${PORT:-7000}
 MASTERS=${MASTERS:-3}
@@ -44,7 +48,8 @@ stop() {
             local pid
             pid=$(pid_of "$p")
             redis-cli -p "$p" shutdown >/dev/null 2>&1 || kill "$pid"
-            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            # Redis deletes its pidfile as it exits (a zombie may linger until reaped).
+            for _ in $(seq 100); do running "$p" || break; sleep 0.1; done
             echo "stopped node $p"
         fi
     done
@@ -71,7 +76,7 @@ status() {
 start() {
     scripts/deps.sh
     # Built only when missing, so that `start` never rebuilds under a running cluster.
-    [ -f target/release/librl.so ] || cargo build --release
+    [ -f "$MODULE" ] || cargo build --release
     mkdir -p "$DIR"
     [ -f "$SAVED" ] || printf 'PORT=%s\nMASTERS=%s\nREPLICAS=%s\nNODE_TIMEOUT=%s\n' \
         "$PORT" "$MASTERS" "$REPLICAS" "$NODE_TIMEOUT" >"$SAVED"
@@ -83,7 +88,7 @@ start() {
         # redis.conf with the module's absolute path (relative paths resolve against `dir`),
         # then cluster.conf, then what is this node's own.
         {
-            sed -e "s|^loadmodule .*|loadmodule $ROOT/target/release/librl.so|" redis.conf
+            sed -e "s|^loadmodule .*|loadmodule $MODULE|" redis.conf
             echo
             cat cluster.conf
             cat <<CONF
@@ -97,16 +102,31 @@ pidfile $DIR/$p/redis.pid
 logfile $DIR/$p/redis.log
 CONF
         } >"$DIR/$p/redis.conf"
-        redis-server "$DIR/$p/redis.conf" ||
-            { tail -20 "$DIR/$p/redis.log" >&2; exit 1; }
+        redis-server "$DIR/$p/redis.conf"
+    done
+    for p in $PORTS; do
+        for _ in $(seq 100); do
+            redis-cli -p "$p" ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        redis-cli -p "$p" ping >/dev/null 2>&1 ||
+            { echo "cluster: node $p did not start:" >&2; tail -5 "$DIR/$p/redis.log" >&2; exit 1; }
     done
     scripts/cluster-create.sh "$REPLICAS" "${addrs[@]}"
-    for _ in $(seq 300); do
-        redis-cli -p "$PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+    # Every node must say ok: after a restart each one rejoins on its own (a master waits up
+    # to a few node timeouts before it serves again), and until then it answers CLUSTERDOWN.
+    local ok=0
+    for _ in $(seq 600); do
+        ok=0
+        for p in $PORTS; do
+            redis-cli -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+        done
+        [ "$ok" -eq "$N" ] && break
         sleep 0.1
     done
-    if ! redis-cli -p "$PORT" cluster info | grep -q '^cluster_state:ok'; then
-        echo "cluster: state is not ok; see .cluster/*/redis.log and 'make cluster-status'" >&2
+    if [ "$ok" -ne "$N" ]; then
+        echo "cluster: $((N - ok)) node(s) not in state ok after 60 s; see $DIR/*/redis.log" \
+            "and 'make cluster-status'" >&2
         exit 1
     fi
     cat <<MSG
