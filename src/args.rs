@@ -67,7 +67,7 @@ pub fn parse_allow(args: &[&[u8]]) -> Result<AllowArgs, Error> {
     Ok(AllowArgs { cost, inline })
 }
 
-/// Parses `limit window_ms [BURST burst] [IDLE idle_ms]`.
+/// Parses `limit window_ms [BURST burst] [IDLE idle_ms] [SHADOW]`.
 pub fn parse_config(args: &[&[u8]]) -> Result<StoredPolicy, Error> {
     let [limit, window, options @ ..] = args else {
         return Err(Error::MissingValue);
@@ -76,8 +76,17 @@ pub fn parse_config(args: &[&[u8]]) -> Result<StoredPolicy, Error> {
     let window = positive(window, Error::WindowRange)?;
     let mut burst = None;
     let mut idle = None;
+    let mut shadow = false;
     let mut rest = options;
     while let [name, tail @ ..] = rest {
+        if name.eq_ignore_ascii_case(b"SHADOW") {
+            if shadow {
+                return Err(Error::RepeatedOption);
+            }
+            shadow = true;
+            rest = tail;
+            continue;
+        }
         let [value, tail @ ..] = tail else {
             return Err(if is_option(name, &[b"BURST", b"IDLE"]) {
                 Error::MissingValue
@@ -99,7 +108,9 @@ pub fn parse_config(args: &[&[u8]]) -> Result<StoredPolicy, Error> {
     if idle > MAX_IDLE_MS {
         return Err(Error::IdleRange);
     }
-    StoredPolicy::new(Policy::new(limit, window, burst.unwrap_or(0))?, idle)
+    let mut stored = StoredPolicy::new(Policy::new(limit, window, burst.unwrap_or(0))?, idle)?;
+    stored.shadow = shadow;
+    Ok(stored)
 }
 
 /// The state carried by the internal `RL.APPLY` command.

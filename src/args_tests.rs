@@ -1,4 +1,5 @@
 use super::*;
+use crate::bucket::Tat;
 use crate::policy::MAX_BURST;
 use proptest::prelude::*;
 
@@ -94,6 +95,52 @@ fn config_reads_policy_burst_and_idle() {
     assert_eq!(got.policy, Policy::new(10, 60_000, 20).unwrap());
     assert_eq!(got.idle_ms, 5000);
     assert_eq!(config(&["10", "60000"]).unwrap().idle_ms, 0);
+    assert!(!config(&["10", "60000"]).unwrap().shadow);
+    assert!(
+        config(&["10", "60000", "shadow", "IDLE", "5"])
+            .unwrap()
+            .shadow
+    );
+    assert!(
+        config(&["10", "60000", "IDLE", "5", "SHADOW"])
+            .unwrap()
+            .shadow
+    );
+}
+
+#[test]
+fn apply_accepts_exactly_what_the_commands_can_produce() {
+    let apply = |a: &[&str]| {
+        let v: Vec<&[u8]> = a.iter().map(|s| s.as_bytes()).collect();
+        parse_apply(&v)
+    };
+    let got = apply(&["1700000000000", "2", "3", "1700000000001"]).unwrap();
+    let want = Tat::new(1_700_000_000_000, 2, 3).unwrap();
+    assert_eq!(
+        (got.tat, got.expire_at_ms, got.stored),
+        (want, 1_700_000_000_001, None)
+    );
+    let stored = apply(&["5", "0", "10", "0", "POLICY", "10", "1000", "20", "0", "1"])
+        .unwrap()
+        .stored
+        .unwrap();
+    assert_eq!(
+        (stored.policy, stored.shadow),
+        (Policy::new(10, 1000, 20).unwrap(), true)
+    );
+    let bad: [&[&str]; 8] = [
+        &["1", "3", "3", "0"],                                        // frac >= den
+        &["1", "0", "0", "0"],                                        // den 0
+        &["-1", "0", "1", "0"],                                       // negative
+        &["1", "0", "1", "0", "POLICY", "10", "1000", "0", "0", "0"], // burst 0
+        &["1", "0", "1", "0", "POLICY", "10", "1000", "5", "0", "2"], // unknown flag
+        &["1", "0", "1", "0", "POLICY", "0", "1000", "5", "0", "0"],  // limit 0
+        &["1", "0", "1", "0", "NOPE", "10", "1000", "5", "0", "0"],
+        &["1", "0", "1"],
+    ];
+    for b in bad {
+        assert_eq!(apply(b), Err(Error::ApplyInvalid), "{b:?}");
+    }
 }
 
 #[test]
@@ -115,6 +162,7 @@ fn config_rejects_bad_calls_with_the_matching_error() {
             Error::RepeatedOption,
         ),
         (&["10", "1000", "COST", "1"], Error::UnknownConfigOption),
+        (&["10", "1000", "SHADOW", "SHADOW"], Error::RepeatedOption),
         (&["10", "1000", "extra"], Error::UnknownConfigOption),
         (&["10"], Error::MissingValue),
     ];

@@ -195,6 +195,7 @@ pub struct Key {
     ctx: Ctx,
     name: Str,
     key: *mut raw::RedisModuleKey,
+    writable: bool,
 }
 
 impl Key {
@@ -209,7 +210,13 @@ impl Key {
 
     fn open(ctx: Ctx, name: Str, mode: u32) -> Key {
         let key = api!(RedisModule_OpenKey(ctx, name, mode as c_int)).unwrap_or(ptr::null_mut());
-        Key { ctx, name, key }
+        let writable = mode & raw::REDISMODULE_WRITE != 0;
+        Key {
+            ctx,
+            name,
+            key,
+            writable,
+        }
     }
 
     /// The key's name, as given by the client.
@@ -230,7 +237,12 @@ impl Key {
     /// The key's value, or `WRONGTYPE` for a key of another type.
     pub fn slot(&self) -> Result<Slot, Error> {
         if self.key.is_null() {
-            return Err(Error::Internal);
+            // Opened read-only, an absent key has no handle at all.
+            return if self.writable {
+                Err(Error::Internal)
+            } else {
+                Ok(Slot::Empty)
+            };
         }
         let kind = api!(RedisModule_KeyType(self.key)).ok_or(Error::Internal)?;
         if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {

@@ -20,12 +20,15 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def r(server):
-    """A client of the module's server, on an empty database with no default policy."""
+    """A client of the module's server, on an empty database with no default policy, no
+    scaling and no keyspace events."""
     c = server.client()
     c.flushall()
     c.config_set("rl.default-limit", 0)
     c.config_set("rl.default-window-ms", 1000)
     c.config_set("rl.default-burst", 0)
+    c.config_set("rl.scale-percent", 100)
+    c.config_set("notify-keyspace-events", "")
     yield c
     c.close()
 

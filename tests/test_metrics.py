@@ -599,16 +599,21 @@ def test_scale_percent_scales_a_stored_policy_without_rewriting_it(r):
     assert {v["limit"] for v in got} == {5}
 
 
-@pytest.mark.xfail(strict=True, reason="module bug (or spec conflict): scaling multiplies "
-                   "the emission interval, so the 5 requests allowed at 50% are stored as "
-                   "1 h of backlog, which at 100% is the whole bucket: 0 pass instead of 5")
-def test_setting_the_scale_back_to_100_gives_the_remaining_requests(r):
-    """5 of a stored 10 per hour used at 50%: back at 100% the other 5 pass."""
+def test_scaling_back_up_makes_requests_cheaper_but_returns_no_burst(r):
+    """Usage is kept as time (the TAT), which drains at the same speed at any scale: 5 of a
+    stored 10 per hour used at 50% are 1 h of backlog, the whole bucket at 100% too, so
+    nothing passes at once; but at 100% the next request needs one 6-minute interval to
+    drain instead of the two it needs at 50%."""
     config(r, "k", 10, HOUR)
     r.config_set("rl.scale-percent", 50)
     assert sum(throttle(r, "k")["allowed"] for _ in range(6)) == 5
+    at_half = throttle(r, "k")
     r.config_set("rl.scale-percent", 100)
-    assert sum(throttle(r, "k")["allowed"] for _ in range(6)) == 5
+    at_full = throttle(r, "k")
+    assert at_half["allowed"] == at_full["allowed"] == 0
+    interval = HOUR // 10
+    assert 2 * interval - 5000 <= at_half["retry_after_ms"] <= 2 * interval
+    assert interval - 5000 <= at_full["retry_after_ms"] <= interval
 
 
 def test_changing_the_scale_never_hands_out_a_fresh_burst(r):
@@ -649,9 +654,6 @@ def test_scale_percent_accepts_1_to_1000_only(r):
 # --- SHADOW policies ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: parse_config does not know SHADOW (it "
-                   "reads every option as a name/value pair), so RL.CONFIG ... SHADOW fails "
-                   "with its own 'takes the options BURST, IDLE and SHADOW' error")
 def test_config_stores_a_shadow_policy(r):
     """RL.CONFIG ... SHADOW (with BURST and IDLE, in any order) stores the policy with the
     shadow flag: the same value as a shadow key loaded from a payload."""
@@ -713,10 +715,6 @@ def test_a_shadow_policy_survives_debug_reload(r):
     assert rl_stats(r)["rl_checks_shadow_denied"] == shadow + 1
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: an AOF rewrite (without RDB preamble) "
-                   "writes the key as RL.APPLY ... POLICY ... flags 1, and parse_apply refuses "
-                   "any flags but 0, so the reload drops the key ('== CRITICAL == ... RL.APPLY "
-                   "got an impossible bucket state' in the log)")
 def test_a_shadow_policy_survives_an_aof_rewrite_and_restart(servers):
     """A server whose AOF was rewritten without an RDB preamble comes back with its shadow
     key, flag included."""
@@ -748,9 +746,6 @@ def test_a_shadow_key_reaches_a_replica_with_its_flag(servers):
     assert snapshot(rc) == snapshot(m) and len(snapshot(m)) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: RL.CONFIG ... SHADOW is refused by the "
-                   "parser; and once parsed, the RL.APPLY ... POLICY ... flags 1 it replicates "
-                   "is refused by the replica (parse_apply accepts flags 0 only)")
 def test_rl_config_shadow_replicates(servers):
     """A policy stored with RL.CONFIG ... SHADOW on the master is on the replica, flag
     included, and usage counted under it stays equal."""

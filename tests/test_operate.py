@@ -418,9 +418,6 @@ def test_peek_answers_for_a_hypothetical_request_and_writes_nothing(r):
     assert throttle(r, "k")["allowed"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: RL.PEEK opens the key read-only, and "
-                   "RedisModule_OpenKey returns NULL for an absent key in that mode; the "
-                   "module answers 'ERR internal error' instead of a verdict")
 def test_peek_on_an_absent_key_answers_for_an_empty_bucket_and_creates_nothing(r):
     """An absent key is an empty bucket: RL.PEEK answers for it under the inline or default
     policy (or errors without any), and creates no key."""
@@ -457,9 +454,6 @@ def test_peek_works_on_a_read_only_replica(servers):
 # --- RL.INFO -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: RL.INFO opens the key read-only, and "
-                   "RedisModule_OpenKey returns NULL for an absent key in that mode; the "
-                   "module answers 'ERR internal error' instead of nil")
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_info_of_an_absent_key_is_nil(server, r, protocol):
     """RL.INFO on an absent key is nil (RESP2 and RESP3) and creates nothing."""
@@ -467,9 +461,6 @@ def test_info_of_an_absent_key_is_nil(server, r, protocol):
     assert r.dbsize() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: RL.INFO declares a map of 10 pairs "
-                   "(RESP2: *20) but sends 9, so a client waits forever for the rest or "
-                   "reads the next reply as part of it")
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_info_shows_the_policy_its_source_and_the_live_state(server, r, protocol):
     """RL.INFO is a map (RESP2: a flat array) of source, limit, window_ms, burst, idle_ms,
@@ -499,8 +490,6 @@ def test_info_shows_the_policy_its_source_and_the_live_state(server, r, protocol
                     "idle_ms": 0, "shadow": 0, "scale_percent": 100, "remaining": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="module bug: RL.INFO declares a map of 10 pairs but "
-                   "sends 9 (see test_info_shows_the_policy_its_source_and_the_live_state)")
 def test_info_shows_the_scale_and_remaining_under_the_scaled_policy(server, r):
     """At rl.scale-percent 50 a stored 10 per hour, burst 4, is shown as stored, with
     scale_percent 50 and `remaining` counted in the scaled bucket of 2."""

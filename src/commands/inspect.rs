@@ -49,7 +49,7 @@ fn reply_info(
     now: u64,
 ) {
     let scale = scale_percent();
-    reply::map(ctx, 10);
+    reply::map(ctx, 9);
     reply::name(ctx, c"source");
     reply::name(ctx, source);
     let optional = |name, value: Option<u64>| {

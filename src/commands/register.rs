@@ -84,22 +84,38 @@ fn option(token: &'static CStr, name: &'static CStr) -> raw::RedisModuleCommandA
     }
 }
 
-/// An optional block of arguments; `subargs` must end with a zeroed entry and outlive
-/// registration, so it is leaked (a few hundred bytes, once per load).
+/// An optional block of arguments. Its `subargs` array (ending with a zeroed entry) is
+/// handed over as a raw boxed slice and freed by [`free_blocks`] once Redis has copied it.
 fn block(
     name: &'static CStr,
     token: Option<&'static CStr>,
     mut subargs: Vec<raw::RedisModuleCommandArg>,
 ) -> raw::RedisModuleCommandArg {
     subargs.push(end());
+    let subargs: *mut [raw::RedisModuleCommandArg] = Box::into_raw(subargs.into_boxed_slice());
     raw::RedisModuleCommandArg {
         token: token.map_or(ptr::null(), CStr::as_ptr),
         flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
-        subargs: subargs.leak().as_mut_ptr(),
+        subargs: subargs.cast(),
         ..arg(
             name,
             raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_BLOCK,
         )
+    }
+}
+
+/// Frees the `subargs` arrays that [`block`] made (blocks are never nested here).
+fn free_blocks(args: &[raw::RedisModuleCommandArg]) {
+    for a in args.iter().filter(|a| !a.subargs.is_null()) {
+        // The array ends at its zeroed entry (null name), inclusive.
+        let mut len = 1;
+        // SAFETY: `block` made this array, terminator included, and nothing else holds it.
+        unsafe {
+            while !(*a.subargs.add(len - 1)).name.is_null() {
+                len += 1;
+            }
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(a.subargs, len)));
+        }
     }
 }
 
@@ -305,5 +321,8 @@ fn register(ctx: Ctx, c: &mut Command) -> bool {
         },
         args: c.args.as_mut_ptr(),
     };
-    api!(RedisModule_SetCommandInfo(cmd, &info)) == Some(raw::REDISMODULE_OK as c_int)
+    let ok = api!(RedisModule_SetCommandInfo(cmd, &info)) == Some(raw::REDISMODULE_OK as c_int);
+    // Redis copied the tables.
+    free_blocks(&c.args);
+    ok
 }

@@ -2,7 +2,7 @@
 //!
 //! Replies how much usage was forgotten, in ms of backlog (the time the bucket needed to be
 //! empty again; 0 when there was none). A usage-only key is deleted; a configured key gets an
-//! empty bucket, and with IDLE an expiry `idle_ms` from now. Replicated as its effect
+//! empty bucket and keeps its expiry, except that with IDLE it then expires `idle_ms` from now. Replicated as its effect
 //! (`DEL`, or `RL.APPLY` with the empty state).
 
 use std::ffi::c_int;
@@ -41,9 +41,16 @@ pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
             }
             Some(s) => {
                 key.store_tat(Some(b), Tat::EMPTY)?;
-                let expire_at = (s.idle_ms > 0).then(|| now.saturating_add(s.idle_ms));
-                key.set_expiry(expire_at);
-                key.replicate(Tat::EMPTY, expire_at.unwrap_or(0), None);
+                // With IDLE the reset counts as activity; otherwise the key keeps whatever
+                // expiry it has (none, or a user's PEXPIRE), and replicas get that same one.
+                let expire_at = if s.idle_ms > 0 {
+                    let at = now.saturating_add(s.idle_ms);
+                    key.set_expiry(Some(at));
+                    at
+                } else {
+                    key.expiry().unwrap_or(0)
+                };
+                key.replicate(Tat::EMPTY, expire_at, None);
             }
         }
         key.signal_modified();
