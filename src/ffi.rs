@@ -67,6 +67,12 @@ pub fn check_api(ctx: Ctx) -> bool {
         { unsafe { raw::RedisModule_DigestAddLongLong } }.is_some(),
         { unsafe { raw::RedisModule_DigestEndSequence } }.is_some(),
         { unsafe { raw::RedisModule_DeleteKey } }.is_some(),
+        { unsafe { raw::RedisModule_GetCurrentUserName } }.is_some(),
+        { unsafe { raw::RedisModule_GetModuleUserFromUserName } }.is_some(),
+        { unsafe { raw::RedisModule_ACLCheckKeyPermissions } }.is_some(),
+        { unsafe { raw::RedisModule_FreeModuleUser } }.is_some(),
+        { unsafe { raw::RedisModule_CreateString } }.is_some(),
+        { unsafe { raw::RedisModule_FreeString } }.is_some(),
         { unsafe { raw::RedisModule_GetAbsExpire } }.is_some(),
         { unsafe { raw::RedisModule_GetNotifyKeyspaceEvents } }.is_some(),
         { unsafe { raw::RedisModule_NotifyKeyspaceEvent } }.is_some(),
@@ -171,6 +177,47 @@ pub fn notify(ctx: Ctx, event: &'static std::ffi::CStr, key: Str) {
 pub fn is_resp3(ctx: Ctx) -> bool {
     let resp3 = raw::REDISMODULE_CTX_FLAGS_RESP3 as c_int;
     api!(RedisModule_GetContextFlags(ctx)).is_some_and(|f| f & resp3 != 0)
+}
+
+/// The calling user, for commands that reveal key names they were not given (`RL.TOP`):
+/// ACL key patterns only guard the keys in a command's arguments.
+pub struct CallerAcl {
+    ctx: Ctx,
+    user: *mut raw::RedisModuleUser,
+}
+
+impl CallerAcl {
+    /// `None` when the caller's user cannot be found (then reveal nothing).
+    pub fn new(ctx: Ctx) -> Option<CallerAcl> {
+        let name = api!(RedisModule_GetCurrentUserName(ctx)).filter(|n| !n.is_null())?;
+        let user = api!(RedisModule_GetModuleUserFromUserName(name));
+        api!(RedisModule_FreeString(ctx, name));
+        let user = user.filter(|u| !u.is_null())?;
+        Some(CallerAcl { ctx, user })
+    }
+
+    /// Whether the caller may read `key`.
+    pub fn may_read(&self, key: &[u8]) -> bool {
+        let Some(s) = api!(RedisModule_CreateString(
+            self.ctx,
+            key.as_ptr().cast(),
+            key.len()
+        ))
+        .filter(|s| !s.is_null()) else {
+            return false;
+        };
+        let access = raw::REDISMODULE_CMD_KEY_ACCESS as c_int;
+        let ok = api!(RedisModule_ACLCheckKeyPermissions(self.user, s, access))
+            == Some(raw::REDISMODULE_OK as c_int);
+        api!(RedisModule_FreeString(self.ctx, s));
+        ok
+    }
+}
+
+impl Drop for CallerAcl {
+    fn drop(&mut self) {
+        api!(RedisModule_FreeModuleUser(self.user));
+    }
 }
 
 /// The module's data type, set once at load.

@@ -3,12 +3,14 @@
 //! Reply: an array of `[key, denied, error]`, most denied first, at most `count` (default 10,
 //! at most the sketch's 128). `denied` may overcount by up to `error` (see `topk.rs` for the
 //! Space-Saving bounds); counts halve every minute. Keyless: in a cluster, ask each master.
+//! Lists only keys the caller's ACL user may read, since ACL key patterns cannot guard a
+//! keyless command.
 
 use std::ffi::c_int;
 
 use crate::args::{parse_integer, Integer};
 use crate::error::Error;
-use crate::ffi::{now_ms, run_command, string_bytes, Ctx, Str};
+use crate::ffi::{now_ms, run_command, string_bytes, CallerAcl, Ctx, Str};
 use crate::metrics::TOP_DENIED;
 use crate::reply;
 use crate::topk::CAPACITY;
@@ -27,10 +29,17 @@ pub extern "C" fn rl_top(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         } else {
             10
         };
-        let top = {
+        let all = {
             let mut sketch = TOP_DENIED.lock().unwrap_or_else(|e| e.into_inner());
-            sketch.top(count.min(CAPACITY), now_ms())
+            sketch.top(CAPACITY, now_ms())
         };
+        // Only clients whose keys the caller may read: key names are data too.
+        let acl = CallerAcl::new(ctx);
+        let top: Vec<_> = all
+            .into_iter()
+            .filter(|e| acl.as_ref().is_some_and(|a| a.may_read(&e.key)))
+            .take(count)
+            .collect();
         reply::array(ctx, top.len());
         for e in top {
             reply::array(ctx, 3);
