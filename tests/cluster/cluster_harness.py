@@ -232,7 +232,7 @@ class Cluster:
 
     def _healthy(self):
         try:
-            expected = None
+            slot_map = roles = None
             for n in self.live():
                 c = n.client()
                 info = c.execute_command("CLUSTER", "INFO").decode()
@@ -245,23 +245,30 @@ class Cluster:
                 if repl["role"] == "slave" and (repl["master_link_status"] != "up"
                                                 or repl["master_sync_in_progress"]):
                     return False
+                # Every node must also know who replicates whom (gossip carries it after
+                # the replica has already synced): tests pick failover candidates from it.
+                view = self.view(n)
+                node_roles = {i: v["master"] for i, v in view.items() if "fail" not in v["flags"]}
                 owners = self.slot_owners(n)
-                if expected is None:
-                    expected = owners
-                elif owners != expected:
+                if slot_map is None:
+                    slot_map, roles = owners, node_roles
+                elif owners != slot_map or node_roles != roles:
                     return False
             return True
         except (redis.RedisError, KeyError, StopIteration):
             return False
 
     def wait_healthy(self, timeout=60):
-        """Every live node: state ok, all slots served, the same slot map, replicas in sync."""
+        """Every live node: state ok, all slots served, replicas in sync, and the same slot
+        map and replica relations in every node's view."""
         wait_until(self._healthy, timeout, "the cluster to be healthy and in agreement", 0.1)
 
     def wait_failover(self, dead, candidates, timeout=60, interval=0.02):
         """After the master `dead` was killed: waits until one of `candidates` (its replicas,
         taken before the kill) is a master and every live node maps all of `dead`'s former
         slots to a live master; returns the promoted node."""
+        assert candidates, f"{dead} had no replica to promote"
+
         def promoted():
             try:
                 for r in candidates:
