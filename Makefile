@@ -1,5 +1,5 @@
 # The project's commands. `make` alone lists them.
-.PHONY: help run stop test build fmt lint cluster cluster-stop cluster-status
+.PHONY: help run stop test build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile
 
 PORT ?= 6379
 # The local cluster (scripts/cluster.sh): first port, shards, replicas per master, timeout (ms).
@@ -29,6 +29,15 @@ cluster-status: ## show the local cluster's nodes, state and slots
 
 test: ## run every check and test (fmt, clippy, unit, property, integration); installs what is missing
 	@scripts/test.sh
+
+bench: ## benchmark RL.ALLOW against the alternatives (~10 min): bench/results.md, bench/chart.png
+	@bench/bench.sh
+
+bench-smoke: ## the same benchmarks in seconds, to check they still run: bench/out/
+	@bench/bench.sh --smoke
+
+bench-profile: ## instructions per call of RL.ALLOW vs SET PX under callgrind: bench/out/profile/
+	@bench/profile.sh
 
 build: ## build the module: target/release/librl.so
 	cargo build --release

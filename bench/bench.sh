@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One command for every benchmark figure (make bench / make bench-smoke):
+#   bench/bench.sh            full run (about 10 minutes on 2 cores): bench/results.md, bench/chart.png
+#   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/results.md, .png
+# RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
+# built if missing). Installs matplotlib (pip) when it is missing. Raw data: bench/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+SMOKE=""
+[ "${1:-}" = "--smoke" ] && SMOKE="--smoke"
+
+scripts/deps.sh --python
+python3 -c "import matplotlib" 2>/dev/null || {
+    echo "bench: installing matplotlib (pip)"
+    python3 -m pip install -q matplotlib 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages matplotlib
+}
+command -v taskset >/dev/null || echo "bench: no taskset: server and load generator not pinned"
+
+if [ -z "${RL_MODULE:-}" ]; then
+    [ -f target/release/librl.so ] || cargo build --release
+    # A copy: a rebuild during the run must not change the module under the benchmark.
+    mkdir -p bench/out
+    cp target/release/librl.so bench/out/librl.so
+    export RL_MODULE=$ROOT/bench/out/librl.so
+fi
+
+OUT=bench/out
+if [ -n "$SMOKE" ]; then MD=$OUT/results.md PNG=$OUT/chart.png ITERS=20000
+else MD=bench/results.md PNG=bench/chart.png ITERS=10000000; fi
+mkdir -p "$OUT"
+
+# Its own target directory: the bench build has the system-alloc feature, and must not
+# replace target/release/librl.so, which is the module the servers load.
+echo "== micro-benchmark: benches/decide.rs"
+DECIDE_ITERS=$ITERS CARGO_TARGET_DIR=target/bench \
+    cargo bench --quiet --bench decide --features system-alloc | tee "$OUT/decide.txt"
+
+# Instruction counts: the one cost figure that the neighbours' load cannot move.
+if [ -z "$SMOKE" ]; then
+    echo "== callgrind: RL.ALLOW vs SET PX"
+    bench/profile.sh 30000
+elif command -v valgrind >/dev/null; then
+    bench/profile.sh 300
+else
+    rm -f bench/out/profile/summary.txt  # no stale profile in this run's report
+fi
+
+echo "== redis-benchmark runs"
+(cd bench && python3 run.py $SMOKE --out "$ROOT/$OUT")
+(cd bench && python3 report.py "$ROOT/$OUT" "$ROOT/$MD" "$ROOT/$PNG")

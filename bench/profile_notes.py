@@ -1,0 +1,85 @@
+"""The callgrind section of results.md, from bench/profile.sh's files: instructions per call of
+RL.ALLOW and SET PX, where they go, and what that says about the hot path.
+"""
+
+import re
+from pathlib import Path
+
+LINE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(\S+?):(.+?) \[(.+)\]\s*$")
+# Inclusive costs worth reading, per command: the module's steps and Redis's own.
+INCLUSIVE = {
+    "rl_allow": ["rl::commands::check::check", "rl::commands::check::commit", "RM_Replicate",
+                 "moduleCreateArgvFromUserFormat", "lookupCommandByCString",
+                 "RM_ModuleTypeSetValue", "RM_SetAbsExpire", "RM_OpenKey", "RM_ReplyWithBool"],
+    "set_px": ["setGenericCommand", "setKey", "setExpire", "rewriteClientCommandVector",
+               "lookupKeyWrite", "tryObjectEncoding"],
+}
+TITLE = {"rl_allow": "RL.ALLOW rl:__rand_int__", "set_px": "SET rl:__rand_int__ 1700000000000 PX 60000"}
+
+
+def _functions(path):
+    """[(instructions, function, object)] in callgrind_annotate's order."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        m = LINE.match(line)
+        if m:
+            obj = Path(m.group(4)).name
+            # Debian ships redis-server as a link to the one redis-check-rdb binary.
+            obj = "redis-server" if obj == "redis-check-rdb" else obj
+            out.append((int(m.group(1).replace(",", "")), m.group(3), obj))
+    return out
+
+
+class Profile:
+    def __init__(self, d, totals):
+        self.dir, self.totals = d, totals
+        self.calls = next(iter(totals.values()))[1]
+
+    def per_call(self, name):
+        total, calls = self.totals[name]
+        return total / calls
+
+    def ratio(self):
+        return self.per_call("rl_allow") / self.per_call("set_px")
+
+    def top(self, name, n):
+        return _functions(self.dir / f"exclusive.{name}.txt")[:n]
+
+    def inclusive(self, name):
+        found = {f: ir for ir, f, _ in _functions(self.dir / f"inclusive.{name}.txt")}
+        return [(f, found[f]) for f in INCLUSIVE[name] if f in found]
+
+
+def load(d):
+    summary = Path(d) / "summary.txt"
+    if not summary.exists():
+        return None
+    totals = {}
+    for line in summary.read_text().splitlines():
+        name, total, calls = line.split()
+        totals[name] = (int(total), int(calls))
+    return Profile(Path(d), totals) if {"rl_allow", "set_px"} <= totals.keys() else None
+
+
+def markdown(p):
+    if p is None:
+        return "## Where the instructions go (callgrind)\n\nNot run (`make bench-profile`)."
+    parts = ["## Where the instructions go (callgrind)", "",
+             f"`bench/profile.sh`: each command on its own redis-server under "
+             f"`valgrind --tool=callgrind --toggle-collect=call`, so only Redis's `call()` "
+             f"(the command, as INFO commandstats times it) is counted; {p.calls:,} calls over "
+             f"100k clients at -P 16. Instruction counts do not move with the machine's load.", "",
+             "| command | instructions per call |", "| --- | ---: |"]
+    for name in ("rl_allow", "set_px"):
+        parts.append(f"| `{TITLE[name]}` | {p.per_call(name):,.0f} |")
+    parts.append(f"| ratio | {p.ratio():.2f}× |")
+    for name in ("rl_allow", "set_px"):
+        parts += ["", f"**{TITLE[name]}**: inclusive instructions per call of its main steps", "",
+                  "| function | per call | share |", "| --- | ---: | ---: |"]
+        for f, ir in p.inclusive(name):
+            parts.append(f"| `{f}` | {ir / p.calls:,.0f} | {ir / p.totals[name][0]:.1%} |")
+        parts += ["", "Top functions by own (exclusive) instructions:", "",
+                  "| function | object | per call | share |", "| --- | --- | ---: | ---: |"]
+        for ir, f, obj in p.top(name, 15):
+            parts.append(f"| `{f}` | {obj} | {ir / p.calls:,.0f} | {ir / p.totals[name][0]:.1%} |")
+    return "\n".join(parts)
