@@ -14,6 +14,8 @@ echo "== cargo test (unit and property tests)"
 cargo test
 echo "== cargo build --release"
 cargo build --release
+echo "== docker files (offline: compose config, hadolint, COPY sources, node start)"
+scripts/check-docker.sh
 echo "== fuzz: a short run of each target (scripts/fuzz.sh; FUZZ_SECONDS=600 for a long one)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
 echo "== pytest (integration tests against real redis-servers)"
