@@ -4,6 +4,7 @@
 #   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/results.md, .png
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
 # built if missing). Installs matplotlib (pip) when it is missing. Raw data: bench/out/.
+# The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Instruction counts of RL.ALLOW against SET PX, under valgrind's callgrind: repeatable on a
-# noisy machine where timings are not. Each command gets its own server under callgrind,
-# collecting only inside Redis's call() (the command itself, as INFO commandstats times it),
-# and the same redis-benchmark load: N calls over 100k clients at -P 16.
+# Instruction counts of RL.ALLOW against SET PX and the GCRA Lua script, under valgrind's
+# callgrind: repeatable on a noisy machine where timings are not. Each command gets its own
+# server under callgrind, collecting only inside the command's own function (what INFO
+# commandstats times: RedisModuleCommandDispatcher, setCommand, evalShaCommand with the
+# commands its script calls), and the same redis-benchmark load: N calls over 100k clients
+# at -P 16.
 #   bench/profile.sh [N]          default N=30000 (counts per call vary by <1% with N); output
 #                                 in bench/out/profile/ (summary.txt: name, instructions, calls)
 # RL_MODULE as for bench/bench.sh. Prints instructions per call and the top functions.
@@ -15,18 +17,20 @@ OUT=$ROOT/bench/out/profile
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 
-profile() {  # name, then the command for redis-benchmark
-    local name=$1 port pid
-    shift
+profile() {  # name, the command's function in redis-server, then the command
+    local name=$1 fn=$2 port pid
+    shift 2
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=call \
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect="$fn" \
         --callgrind-out-file="$OUT/callgrind.$name" \
         redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --loadmodule "$MODULE" default-limit 100 default-window-ms 60000 \
         >"$OUT/valgrind.$name.log" 2>&1 &
     pid=$!
     for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    redis-benchmark -p "$port" -c 50 -n "$N" -r 100000 -P 16 -q "$@" >/dev/null
+    local sha
+    sha=$(redis-cli -p "$port" script load "$(cat bench/lua/gcra_redis_rate.lua)")
+    redis-benchmark -p "$port" -c 50 -n "$N" -r 100000 -P 16 -q "${@/'{sha}'/$sha}" >/dev/null
     kill "$pid"
     wait "$pid" || true
     # Whole outputs to files: `head` on a pipe would end callgrind_annotate with SIGPIPE.
@@ -35,11 +39,12 @@ profile() {  # name, then the command for redis-benchmark
     local total
     total=$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}' "$OUT/exclusive.$name.txt")
     echo "$name $total $N" >>"$OUT/summary.txt"
-    echo "== $name: $total instructions in call(), $((total / N)) per call; top functions (self):"
+    echo "== $name: $total instructions in $fn, $((total / N)) per call; top functions (self):"
     sed -n '/file:function/,$p' "$OUT/exclusive.$name.txt" | sed -n 3,22p
 }
 
 rm -f "$OUT/summary.txt"
-profile rl_allow RL.ALLOW 'rl:__rand_int__'
-profile set_px SET 'rl:__rand_int__' 1700000000000 PX 60000
+profile rl_allow RedisModuleCommandDispatcher RL.ALLOW 'rl:__rand_int__'
+profile set_px setCommand SET 'rl:__rand_int__' 1700000000000 PX 60000
+profile gcra_lua evalShaCommand EVALSHA '{sha}' 1 'rl:__rand_int__' 100 100 60 1
 echo "callgrind files: $OUT (callgrind_annotate --inclusive=yes FILE for inclusive costs)"

@@ -13,8 +13,14 @@ INCLUSIVE = {
                  "RM_ModuleTypeSetValue", "RM_SetAbsExpire", "RM_OpenKey", "RM_ReplyWithBool"],
     "set_px": ["setGenericCommand", "setKey", "setExpire", "rewriteClientCommandVector",
                "lookupKeyWrite", "tryObjectEncoding"],
+    # call'2: the commands the script calls; __vfprintf_internal: Lua numbers to strings.
+    "gcra_lua": ["evalGenericCommand", "luaCallFunction", "lua_pcall", "scriptCall", "call'2",
+                 "setCommand", "__vfprintf_internal"],
 }
-TITLE = {"rl_allow": "RL.ALLOW rl:__rand_int__", "set_px": "SET rl:__rand_int__ 1700000000000 PX 60000"}
+TITLE = {"rl_allow": "RL.ALLOW rl:__rand_int__",
+         "set_px": "SET rl:__rand_int__ 1700000000000 PX 60000",
+         "gcra_lua": "EVALSHA <gcra_redis_rate> 1 rl:__rand_int__ 100 100 60 1"}
+NAMES = ["rl_allow", "set_px", "gcra_lua"]
 
 
 def _functions(path):
@@ -39,8 +45,12 @@ class Profile:
         total, calls = self.totals[name]
         return total / calls
 
-    def ratio(self):
-        return self.per_call("rl_allow") / self.per_call("set_px")
+    def ratio(self, other="set_px"):
+        """RL.ALLOW's instructions per call over `other`'s."""
+        return self.per_call("rl_allow") / self.per_call(other)
+
+    def has(self, name):
+        return name in self.totals
 
     def top(self, name, n):
         return _functions(self.dir / f"exclusive.{name}.txt")[:n]
@@ -66,14 +76,16 @@ def markdown(p):
         return "## Where the instructions go (callgrind)\n\nNot run (`make bench-profile`)."
     parts = ["## Where the instructions go (callgrind)", "",
              f"`bench/profile.sh`: each command on its own redis-server under "
-             f"`valgrind --tool=callgrind --toggle-collect=call`, so only Redis's `call()` "
-             f"(the command, as INFO commandstats times it) is counted; {p.calls:,} calls over "
-             f"100k clients at -P 16. Instruction counts do not move with the machine's load.", "",
-             "| command | instructions per call |", "| --- | ---: |"]
-    for name in ("rl_allow", "set_px"):
-        parts.append(f"| `{TITLE[name]}` | {p.per_call(name):,.0f} |")
-    parts.append(f"| ratio | {p.ratio():.2f}× |")
-    for name in ("rl_allow", "set_px"):
+             f"`valgrind --tool=callgrind --toggle-collect=<the command's function>` "
+             f"(`RedisModuleCommandDispatcher`, `setCommand`, `evalShaCommand`), so only what "
+             f"INFO commandstats times is counted, with the commands a script calls; "
+             f"{p.calls:,} calls over 100k clients at -P 16. Instruction counts do not move "
+             f"with the machine's load.", "",
+             "| command | instructions per call | RL.ALLOW ÷ this |", "| --- | ---: | ---: |"]
+    names = [n for n in NAMES if p.has(n)]
+    for name in names:
+        parts.append(f"| `{TITLE[name]}` | {p.per_call(name):,.0f} | {p.ratio(name):.2f} |")
+    for name in names:
         parts += ["", f"**{TITLE[name]}**: inclusive instructions per call of its main steps", "",
                   "| function | per call | share |", "| --- | ---: | ---: |"]
         for f, ir in p.inclusive(name):
