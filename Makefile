@@ -33,7 +33,7 @@ test: ## run every check and test (fmt, clippy, unit, property, integration); in
 bench: ## benchmark RL.ALLOW against the alternatives (~10 min): bench/results.md, bench/chart.png
 	@bench/bench.sh
 
-bench-smoke: ## the same benchmarks in seconds, to check they still run: bench/out/
+bench-smoke: ## the same benchmarks in seconds, to check they still run: bench/out/smoke/
 	@bench/bench.sh --smoke
 
 bench-profile: ## instructions per call of RL.ALLOW vs SET PX under callgrind: bench/out/profile/

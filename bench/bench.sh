@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for every benchmark figure (make bench / make bench-smoke):
 #   bench/bench.sh            full run (about 10 minutes on 2 cores): bench/results.md, bench/chart.png
-#   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/results.md, .png
+#   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/smoke/results.md, .png
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
 # built if missing). Installs matplotlib (pip) when it is missing. Raw data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
@@ -27,10 +27,14 @@ if [ -z "${RL_MODULE:-}" ]; then
     export RL_MODULE=$ROOT/bench/out/librl.so
 fi
 
-OUT=bench/out
-if [ -n "$SMOKE" ]; then MD=$OUT/results.md PNG=$OUT/chart.png ITERS=20000
-else MD=bench/results.md PNG=bench/chart.png ITERS=10000000; fi
+# A smoke run keeps its data apart: it must never replace a full run's raw data.
+if [ -n "$SMOKE" ]; then
+    OUT=bench/out/smoke MD=bench/out/smoke/results.md PNG=bench/out/smoke/chart.png ITERS=20000
+else
+    OUT=bench/out MD=bench/results.md PNG=bench/chart.png ITERS=10000000
+fi
 mkdir -p "$OUT"
+export PROFILE_OUT=$ROOT/$OUT/profile
 
 # Its own target directory: the bench build has the system-alloc feature, and must not
 # replace target/release/librl.so, which is the module the servers load.
@@ -45,7 +49,7 @@ if [ -z "$SMOKE" ]; then
 elif command -v valgrind >/dev/null; then
     bench/profile.sh 300
 else
-    rm -f bench/out/profile/summary.txt  # no stale profile in this run's report
+    rm -f "$PROFILE_OUT/summary.txt"  # no stale profile in this run's report
 fi
 
 echo "== redis-benchmark runs"

@@ -6,14 +6,15 @@
 # commands its script calls), and the same redis-benchmark load: N calls over 100k clients
 # at -P 16.
 #   bench/profile.sh [N]          default N=30000 (counts per call vary by <1% with N); output
-#                                 in bench/out/profile/ (summary.txt: name, instructions, calls)
+#                                 in bench/out/profile/ or $PROFILE_OUT (summary.txt: name,
+#                                 instructions, calls)
 # RL_MODULE as for bench/bench.sh. Prints instructions per call and the top functions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${1:-30000}
 MODULE=${RL_MODULE:-$ROOT/target/release/librl.so}
-OUT=$ROOT/bench/out/profile
+OUT=${PROFILE_OUT:-$ROOT/bench/out/profile}
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 

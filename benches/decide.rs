@@ -21,13 +21,16 @@ const ROUNDS: usize = 5;
 /// 2023-11-14, in Unix ms: an instant of the right magnitude.
 const T0_MS: u64 = 1_700_000_000_000;
 
-/// Median ns per iteration of `body(i)` over `iters` iterations.
+/// Median ns per call of `body(n)` over `iters` calls per round; `n` counts every call of
+/// every round, so a clock derived from it never goes back between rounds.
 fn time_ns(iters: u64, mut body: impl FnMut(u64)) -> f64 {
+    let mut n = 0u64;
     let mut rounds: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();
-            for i in 0..iters {
-                body(i);
+            for _ in 0..iters {
+                body(n);
+                n += 1;
             }
             start.elapsed().as_nanos() as f64 / iters as f64
         })
