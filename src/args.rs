@@ -6,13 +6,8 @@
 //!
 //! PURE: no Redis types here.
 
-use crate::bucket::{Tat, MAX_TAT_MS};
-use crate::codec;
 use crate::error::Error;
 use crate::policy::{Policy, StoredPolicy, MAX_COST, MAX_IDLE_MS};
-
-/// Latest expiry `RL.APPLY` accepts, in Unix ms: a TAT or an idle deadline, never later.
-pub const MAX_EXPIRE_AT_MS: u64 = MAX_TAT_MS + MAX_IDLE_MS;
 
 /// Parsed `RL.ALLOW` options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,57 +106,6 @@ pub fn parse_config(args: &[&[u8]]) -> Result<StoredPolicy, Error> {
     let mut stored = StoredPolicy::new(Policy::new(limit, window, burst.unwrap_or(0))?, idle)?;
     stored.shadow = shadow;
     Ok(stored)
-}
-
-/// The state carried by the internal `RL.APPLY` command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Apply {
-    pub tat: Tat,
-    /// Absolute expiry in Unix ms; 0 for none.
-    pub expire_at_ms: u64,
-    /// Present when the policy is set too.
-    pub stored: Option<StoredPolicy>,
-}
-
-/// Parses `tat_ms frac den expire_at_ms [POLICY limit window_ms burst idle_ms flags]`.
-///
-/// Validated as strictly as an RDB load: whatever arrives on the replication link or from an
-/// AOF must describe a state that `RL.ALLOW` and `RL.CONFIG` could have produced.
-pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
-    let n = |b: &[u8]| match parse_integer(b) {
-        Some(Integer::Positive(v)) => Ok(v),
-        _ => Err(Error::ApplyInvalid),
-    };
-    let (usage, policy) = match args {
-        [ms, frac, den, exp] => ((ms, frac, den, exp), None),
-        [ms, frac, den, exp, kw, limit, window, burst, idle, flags]
-            if kw.eq_ignore_ascii_case(b"POLICY") =>
-        {
-            (
-                (ms, frac, den, exp),
-                Some((limit, window, burst, idle, flags)),
-            )
-        }
-        _ => return Err(Error::ApplyInvalid),
-    };
-    let tat = Tat::new(n(usage.0)?, n(usage.1)?, n(usage.2)?).ok_or(Error::ApplyInvalid)?;
-    let expire_at_ms = n(usage.3)?;
-    if expire_at_ms > MAX_EXPIRE_AT_MS {
-        return Err(Error::ApplyInvalid);
-    }
-    let stored = match policy {
-        None => None,
-        Some((limit, window, burst, idle, flags)) => {
-            let stored =
-                codec::stored_policy(n(limit)?, n(window)?, n(burst)?, n(idle)?, n(flags)?);
-            Some(stored.ok_or(Error::ApplyInvalid)?)
-        }
-    };
-    Ok(Apply {
-        tat,
-        expire_at_ms,
-        stored,
-    })
 }
 
 fn is_option(name: &[u8], options: &[&[u8]]) -> bool {

@@ -1,5 +1,4 @@
 use super::*;
-use crate::bucket::Tat;
 use crate::policy::MAX_BURST;
 use proptest::prelude::*;
 
@@ -106,41 +105,6 @@ fn config_reads_policy_burst_and_idle() {
             .unwrap()
             .shadow
     );
-}
-
-#[test]
-fn apply_accepts_exactly_what_the_commands_can_produce() {
-    let apply = |a: &[&str]| {
-        let v: Vec<&[u8]> = a.iter().map(|s| s.as_bytes()).collect();
-        parse_apply(&v)
-    };
-    let got = apply(&["1700000000000", "2", "3", "1700000000001"]).unwrap();
-    let want = Tat::new(1_700_000_000_000, 2, 3).unwrap();
-    assert_eq!(
-        (got.tat, got.expire_at_ms, got.stored),
-        (want, 1_700_000_000_001, None)
-    );
-    let stored = apply(&["5", "0", "10", "0", "POLICY", "10", "1000", "20", "0", "1"])
-        .unwrap()
-        .stored
-        .unwrap();
-    assert_eq!(
-        (stored.policy, stored.shadow),
-        (Policy::new(10, 1000, 20).unwrap(), true)
-    );
-    let bad: [&[&str]; 8] = [
-        &["1", "3", "3", "0"],                                        // frac >= den
-        &["1", "0", "0", "0"],                                        // den 0
-        &["-1", "0", "1", "0"],                                       // negative
-        &["1", "0", "1", "0", "POLICY", "10", "1000", "0", "0", "0"], // burst 0
-        &["1", "0", "1", "0", "POLICY", "10", "1000", "5", "0", "2"], // unknown flag
-        &["1", "0", "1", "0", "POLICY", "0", "1000", "5", "0", "0"],  // limit 0
-        &["1", "0", "1", "0", "NOPE", "10", "1000", "5", "0", "0"],
-        &["1", "0", "1"],
-    ];
-    for b in bad {
-        assert_eq!(apply(b), Err(Error::ApplyInvalid), "{b:?}");
-    }
 }
 
 #[test]

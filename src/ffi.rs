@@ -9,7 +9,7 @@
 // module API's contract; that is the one assumption this file makes about raw pointers.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use std::ffi::{c_int, c_longlong, c_void};
+use std::ffi::{c_char, c_int, c_longlong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use redis_module::raw;
 
 use crate::bucket::Tat;
+use crate::effect::StateText;
 use crate::error::Error;
 use crate::policy::StoredPolicy;
 use crate::value::Bucket;
@@ -377,9 +378,9 @@ impl Key {
         api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
     }
 
-    /// Sends the key's new state, with its absolute expiry (0: none), to replicas and the AOF
-    /// as `RL.APPLY`; with the policy when it changed.
-    pub fn replicate(&self, tat: Tat, expire_at_ms: u64, stored: Option<StoredPolicy>) {
+    /// Sends the key's new state, with its absolute expiry (`None`: none), to replicas and
+    /// the AOF as `RL.APPLY`; with the policy when it changed.
+    pub fn replicate(&self, tat: Tat, expire_at_ms: Option<u64>, stored: Option<StoredPolicy>) {
         replicate_apply(self.ctx, self.name, tat, expire_at_ms, stored);
     }
 }
@@ -393,37 +394,46 @@ impl Drop for Key {
 }
 
 /// An integer argument for the `l` format of `Replicate`/`EmitAOF`; every value we send is
-/// at most 2^60 or a bound far below it.
+/// a bound far below `i64::MAX`.
 fn ll(v: u64) -> c_longlong {
     c_longlong::try_from(v).unwrap_or(c_longlong::MAX)
 }
 
-/// Sends `RL.APPLY key tat_ms frac den expire_at_ms [POLICY limit window_ms burst idle_ms
-/// flags]` through `Replicate` (replicas and AOF) or `EmitAOF` (AOF rewrite): two variadic C
-/// functions that take the same format.
+/// Sends `RL.APPLY key state [POLICY limit window_ms burst idle_ms flags]` (see `effect.rs`)
+/// through `Replicate` (replicas and AOF) or `EmitAOF` (AOF rewrite): two variadic C
+/// functions that take the same format. The state is one buffer argument ('b'), the cheapest
+/// kind for Redis to build.
 macro_rules! send_apply {
     ($send:expr, $target:expr, $name:expr, $tat:expr, $expire_at_ms:expr, $stored:expr) => {{
-        let t: Tat = $tat;
-        let (ms, frac, den, exp) = (ll(t.ms()), ll(t.frac()), ll(t.den()), ll($expire_at_ms));
+        let text = StateText::new($tat, $expire_at_ms);
+        let (state, len) = (
+            text.as_bytes().as_ptr().cast::<c_char>(),
+            text.as_bytes().len(),
+        );
         let cmd = c"rl.apply".as_ptr();
         match $stored {
-            None => $send($target, cmd, c"sllll".as_ptr(), $name, ms, frac, den, exp),
+            None => $send($target, cmd, c"sb".as_ptr(), $name, state, len),
             Some(s) => {
                 let p = &s.policy;
                 let (limit, window, burst) = (ll(p.limit()), ll(p.window_ms()), ll(p.burst()));
                 let policy = c"POLICY".as_ptr();
                 let (idle, flags) = (ll(s.idle_ms), ll(s.flags()));
-                let fmt = c"sllllclllll".as_ptr();
+                let fmt = c"sbclllll".as_ptr();
                 $send(
-                    $target, cmd, fmt, $name, ms, frac, den, exp, policy, limit, window, burst,
-                    idle, flags,
+                    $target, cmd, fmt, $name, state, len, policy, limit, window, burst, idle, flags,
                 )
             }
         }
     }};
 }
 
-fn replicate_apply(ctx: Ctx, name: Str, tat: Tat, expire_at_ms: u64, stored: Option<StoredPolicy>) {
+fn replicate_apply(
+    ctx: Ctx,
+    name: Str,
+    tat: Tat,
+    expire_at_ms: Option<u64>,
+    stored: Option<StoredPolicy>,
+) {
     // SAFETY: send_apply passes arguments that match its format strings.
     if let Some(replicate) = unsafe { raw::RedisModule_Replicate } {
         unsafe { send_apply!(replicate, ctx, name, tat, expire_at_ms, stored) };
@@ -434,6 +444,6 @@ fn replicate_apply(ctx: Ctx, name: Str, tat: Tat, expire_at_ms: u64, stored: Opt
 pub fn emit_aof(aof: *mut raw::RedisModuleIO, name: Str, tat: Tat, stored: Option<StoredPolicy>) {
     // SAFETY: send_apply passes arguments that match its format strings.
     if let Some(emit) = unsafe { raw::RedisModule_EmitAOF } {
-        unsafe { send_apply!(emit, aof, name, tat, 0, stored) };
+        unsafe { send_apply!(emit, aof, name, tat, None, stored) };
     }
 }

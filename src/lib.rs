@@ -14,6 +14,7 @@ pub mod codec;
 pub mod commands;
 pub mod datatype;
 pub mod defaults;
+pub mod effect;
 pub mod error;
 pub mod ffi;
 pub mod metrics;

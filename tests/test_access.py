@@ -260,14 +260,15 @@ class FakeMaster:
 
 NOW = int(time.time() * 1000) + 30 * 24 * HOUR
 EXP = NOW + HOUR
+# RL.APPLY key state [POLICY ...], state = <tat_ms>[+<frac>/<den>][@<expire_at_ms>].
 LIES = {
-    "frac-not-below-den": [NOW, 7, 7, EXP],
-    "den-zero": [NOW, 0, 0, EXP],
-    "negative": [-1, 0, 1, EXP],
-    "tat-beyond-2^60": [2**60 + 1, 0, 1, EXP],
-    "burst-zero": [NOW, 0, 1, EXP, "POLICY", 10, HOUR, 0, 0, 0],
-    "unknown-flag": [NOW, 0, 1, EXP, "POLICY", 10, HOUR, 10, 0, 4],
-    "too-few": [NOW, 0],
+    "frac-not-below-den": [f"{NOW}+7/7@{EXP}"],
+    "den-zero": [f"{NOW}+1/0@{EXP}"],
+    "negative": [f"-1@{EXP}"],
+    "tat-beyond-2^60": [f"{2**60 + 1}@{EXP}"],
+    "burst-zero": [f"{NOW}@{EXP}", "POLICY", 10, HOUR, 0, 0, 0],
+    "unknown-flag": [f"{NOW}@{EXP}", "POLICY", 10, HOUR, 10, 0, 4],
+    "too-few": [],
 }
 
 
@@ -283,7 +284,7 @@ def test_a_replica_refuses_impossible_rl_apply_from_its_master_link(servers, tmp
     rdb = (donor.dir / "dump.rdb").read_bytes()
     donor.stop()
     stream = b"".join(resp("RL.APPLY", f"lie:{case}", *args) for case, args in LIES.items())
-    stream += resp("RL.APPLY", "existing", NOW, 0, 0, EXP) + resp("RL.APPLY", "valid", NOW, 0, 1, EXP)
+    stream += resp("RL.APPLY", "existing", f"{NOW}+1/0@{EXP}") + resp("RL.APPLY", "valid", f"{NOW}@{EXP}")
     master = FakeMaster(rdb, stream)
     try:
         replica = servers("replica")

@@ -339,31 +339,35 @@ def resp(*args):
 
 
 EXP = NOW + HOUR
+# RL.APPLY key state [POLICY ...], state = <tat_ms>[+<frac>/<den>][@<expire_at_ms>].
 IMPOSSIBLE_APPLY = {
-    "frac-not-below-den": [NOW, 7, 7, EXP],
-    "den-zero": [NOW, 0, 0, EXP],
-    "den-above-max": [NOW, 0, MAX_LIMIT + 1, EXP],
-    "tat-beyond-2^60": [MAX_TAT_MS + 1, 0, 1, EXP],
-    "negative-tat": [-5, 0, 1, EXP],
-    "negative-expiry": [NOW, 0, 1, -1],
-    "expiry-beyond-bound": [NOW, 0, 1, 2**63 - 1],
-    "not-a-number": [NOW, "x", 1, EXP],
-    "policy-burst-zero": [NOW, 0, 1, EXP, "POLICY", 10, HOUR, 0, 0, 0],
-    "policy-flag-bit-1": [NOW, 0, 1, EXP, "POLICY", 10, HOUR, 10, 0, 2],
-    "policy-flag-bit-2": [NOW, 0, 1, EXP, "POLICY", 10, HOUR, 10, 0, 4],
-    "policy-negative-limit": [NOW, 0, 1, EXP, "POLICY", -10, HOUR, 10, 0, 0],
-    "policy-drain-too-long": [NOW, 0, 1, EXP, "POLICY", 1, MAX_WINDOW_MS, 1000, 0, 0],
-    "policy-cut-short": [NOW, 0, 1, EXP, "POLICY", 10, HOUR, 10],
-    "policy-keyword-wrong": [NOW, 0, 1, EXP, "POLICE", 10, HOUR, 10, 0, 0],
-    "too-few-args": [NOW, 0],
-    "too-many-args": [NOW, 0, 1, EXP, 5],
+    "frac-not-below-den": [f"{NOW}+7/7@{EXP}"],
+    "zero-fraction-written": [f"{NOW}+0/5@{EXP}"],
+    "den-zero": [f"{NOW}+1/0@{EXP}"],
+    "den-above-max": [f"{NOW}+1/{MAX_LIMIT + 1}@{EXP}"],
+    "tat-beyond-2^60": [f"{MAX_TAT_MS + 1}@{EXP}"],
+    "negative-tat": [f"-5@{EXP}"],
+    "negative-expiry": [f"{NOW}@-1"],
+    "zero-expiry": [f"{NOW}@0"],
+    "expiry-beyond-bound": [f"{NOW}@{2**63 - 1}"],
+    "not-a-number": [f"{NOW}+x/1@{EXP}"],
+    "old-four-number-form": [NOW, 0, 1, EXP],
+    "policy-burst-zero": [f"{NOW}@{EXP}", "POLICY", 10, HOUR, 0, 0, 0],
+    "policy-flag-bit-1": [f"{NOW}@{EXP}", "POLICY", 10, HOUR, 10, 0, 2],
+    "policy-flag-bit-2": [f"{NOW}@{EXP}", "POLICY", 10, HOUR, 10, 0, 4],
+    "policy-negative-limit": [f"{NOW}@{EXP}", "POLICY", -10, HOUR, 10, 0, 0],
+    "policy-drain-too-long": [f"{NOW}@{EXP}", "POLICY", 1, MAX_WINDOW_MS, 1000, 0, 0],
+    "policy-cut-short": [f"{NOW}@{EXP}", "POLICY", 10, HOUR, 10],
+    "policy-keyword-wrong": [f"{NOW}@{EXP}", "POLICE", 10, HOUR, 10, 0, 0],
+    "too-few-args": [],
+    "too-many-args": [f"{NOW}@{EXP}", 5],
 }
 
 
 def impossible_lines():
     lines = b"".join(resp("rl.apply", f"bad:{case}", *args) for case, args in IMPOSSIBLE_APPLY.items())
     # The same impossible states aimed at keys that exist must leave them as they are.
-    return lines + resp("rl.apply", "good", NOW, 7, 7, 0) + resp("rl.apply", "usage", NOW, 0, 0, EXP)
+    return lines + resp("rl.apply", "good", f"{NOW}+7/7") + resp("rl.apply", "usage", f"{NOW}+1/0@{EXP}")
 
 
 def test_an_aof_with_impossible_rl_apply_lines_loads_without_them(servers):
@@ -372,7 +376,7 @@ def test_an_aof_with_impossible_rl_apply_lines_loads_without_them(servers):
     the keys they aimed at keep their digests, and a valid line after them is applied."""
     s, incr, kept = aof_server(servers)
     with open(incr, "ab") as f:
-        f.write(impossible_lines() + resp("rl.apply", "valid", NOW, 0, 1, EXP))
+        f.write(impossible_lines() + resp("rl.apply", "valid", f"{NOW}@{EXP}"))
     outcome, returncode, log = boot(s)
     assert_no_crash(log, returncode)
     assert outcome == "loaded", log[-3000:]
@@ -391,7 +395,7 @@ def test_with_propagation_error_behavior_panic_such_an_aof_is_refused(servers):
     RL.APPLY (a deliberate Redis panic naming rl.apply, not a module crash)."""
     s, incr, _ = aof_server(servers, propagation_error_behavior="panic")
     with open(incr, "ab") as f:
-        f.write(resp("rl.apply", "bad", NOW, 0, 0, EXP))
+        f.write(resp("rl.apply", "bad", f"{NOW}+1/0@{EXP}"))
     outcome, returncode, log = boot(s)
     assert outcome == "exited"
     assert "panicked sending an error to its AOF-loading-client after processing the command " \
@@ -406,7 +410,7 @@ def test_a_truncated_last_rl_apply_line(servers, tolerated):
     and says how to fix the file."""
     s, incr, kept = aof_server(servers, aof_load_truncated=tolerated)
     with open(incr, "ab") as f:
-        f.write(resp("rl.apply", "valid", NOW, 0, 1, EXP) + resp("rl.apply", "cut", NOW, 0, 1, EXP)[:-9])
+        f.write(resp("rl.apply", "valid", f"{NOW}@{EXP}") + resp("rl.apply", "cut", f"{NOW}@{EXP}")[:-9])
     outcome, returncode, log = boot(s)
     assert_no_crash(log, returncode)
     if tolerated == "yes":

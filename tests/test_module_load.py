@@ -61,7 +61,7 @@ def test_runtime_config_changes_apply_immediately(r):
 def test_command_info_tells_the_truth(r):
     info = {c[0]: c for c in raw_command(r, "COMMAND", "INFO", "rl.allow", "rl.config", "rl.apply")}
     allow, config, apply = info[b"rl.allow"], info[b"rl.config"], info[b"rl.apply"]
-    assert allow[1] == -2 and config[1] == -4 and apply[1] == -6
+    assert allow[1] == -2 and config[1] == -4 and apply[1] == -3
     assert set(allow[2]) >= {b"write", b"denyoom", b"fast"}
     assert set(config[2]) >= {b"write", b"denyoom"} and b"fast" not in config[2]
     for cmd in (allow, config, apply):

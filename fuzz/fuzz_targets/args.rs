@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::args::{parse_allow, parse_apply, parse_config, MAX_EXPIRE_AT_MS};
+use rl::args::{parse_allow, parse_config};
+use rl::effect::{parse_apply, MAX_EXPIRE_AT_MS};
 use rl::policy::{MAX_BURST, MAX_COST, MAX_IDLE_MS, MAX_LIMIT, MAX_WINDOW_MS};
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
         assert!(s.idle_ms <= MAX_IDLE_MS && s.policy.limit() >= 1 && s.policy.burst() >= 1);
     }
     if let Ok(a) = parse_apply(&args) {
-        assert!(a.expire_at_ms <= MAX_EXPIRE_AT_MS && a.tat.frac() < a.tat.den());
+        assert!(a.expire_at_ms.is_none_or(|e| e <= MAX_EXPIRE_AT_MS) && a.tat.frac() < a.tat.den());
     }
 });

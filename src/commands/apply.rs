@@ -1,4 +1,4 @@
-//! `RL.APPLY key tat_ms frac den expire_at_ms [POLICY limit window_ms burst idle_ms flags]`:
+//! `RL.APPLY key state [POLICY limit window_ms burst idle_ms flags]` (see `effect.rs`):
 //! the internal command that carries a key's resulting state to replicas and the AOF.
 //!
 //! `RL.ALLOW` and `RL.CONFIG` replicate this instead of themselves, because their answers
@@ -9,14 +9,14 @@
 
 use std::ffi::c_int;
 
-use crate::args::parse_apply;
+use crate::effect::parse_apply;
 use crate::error::Error;
 use crate::ffi::{api, from_master_or_loading, run_command, Args, Ctx, Key, Slot, Str};
 use crate::reply;
 use crate::value::Bucket;
 
 pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
-    if argc < 6 {
+    if argc < 3 {
         return reply::wrong_arity(ctx);
     }
     run_command(ctx, || {
@@ -26,7 +26,7 @@ pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         // SAFETY: Redis passes argc valid arguments.
         let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::ApplyInvalid)?;
         let state = parse_apply(args.as_slice())?;
-        // SAFETY: argc >= 6.
+        // SAFETY: argc >= 3.
         let key = Key::open_write(ctx, unsafe { *argv.add(1) });
         match (key.slot()?, state.stored) {
             (Slot::Empty, None) => key.set(Bucket::new_usage(state.tat))?,
@@ -40,7 +40,7 @@ pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
                 }
             }
         }
-        key.set_expiry((state.expire_at_ms > 0).then_some(state.expire_at_ms));
+        key.set_expiry(state.expire_at_ms);
         key.signal_modified();
         // A replica with an AOF persists the same absolute state (its own replicas get the
         // master stream as it is).

@@ -128,9 +128,9 @@ fn commit(
     let replicated_expiry = match expire_at {
         Some(at) => {
             key.set_expiry(Some(at));
-            at
+            Some(at)
         }
-        None => key.expiry().unwrap_or(0),
+        None => key.expiry(),
     };
     key.signal_modified();
     key.replicate(new_tat, replicated_expiry, None);

@@ -44,7 +44,7 @@ pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
             (stored.idle_ms > 0).then(|| tat.empty_at_ms().max(now.saturating_add(stored.idle_ms)));
         key.set_expiry(expire_at);
         key.signal_modified();
-        key.replicate(tat, expire_at.unwrap_or(0), Some(stored));
+        key.replicate(tat, expire_at, Some(stored));
         CONFIGS.incr();
         reply::ok(ctx);
         Ok(())

@@ -239,17 +239,14 @@ fn commands() -> Vec<Command> {
             name: c"rl.apply",
             handler: rl_apply,
             flags: c"write",
-            arity: -6,
+            arity: -3,
             summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
             complexity: c"O(1)",
             // Without POLICY it keeps the stored policy: a read-modify-write, like RL.CONFIG.
             key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
             args: vec![
                 key(),
-                integer(c"tat_ms"),
-                integer(c"frac"),
-                integer(c"den"),
-                arg(c"expire_at_ms", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_UNIX_TIME),
+                arg(c"state", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING),
                 block(
                     c"policy",
                     Some(c"POLICY"),

@@ -46,9 +46,9 @@ pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
                 let expire_at = if s.idle_ms > 0 {
                     let at = now.saturating_add(s.idle_ms);
                     key.set_expiry(Some(at));
-                    at
+                    Some(at)
                 } else {
-                    key.expiry().unwrap_or(0)
+                    key.expiry()
                 };
                 key.replicate(Tat::EMPTY, expire_at, None);
             }
