@@ -19,7 +19,9 @@ COMMON = [("dictEntry in the main dict (key, value, next pointers)", 24),
 EXPIRY = [("dictEntry in the expires dict (shares the key; the expiry is its value)", 24)]
 RL_ALLOW = COMMON + [("robj (type, encoding, refcount, pointer)", 16),
                      ("moduleValue (type pointer, value pointer)", 16),
-                     ("the module's value: a 16-byte `Usage` (TAT ms, fraction, denominator)", 16),
+                     ("the module's value: the TAT packed into the moduleValue's pointer word "
+                      "(`value.rs`: inline when the TAT's fraction has a denominator below 512; "
+                      "here T = 600 ms, whole)", 0),
                      ] + EXPIRY
 SET_PX = COMMON + [("robj, int-encoded: the 13-digit value lives in its pointer", 16)] + EXPIRY
 
@@ -27,6 +29,8 @@ SET_PX = COMMON + [("robj, int-encoded: the 13-digit value lives in its pointer"
 def size_class(n, quantum):
     """jemalloc's usable size for n bytes (small classes: quantum steps up to 4 quanta, then
     four classes per doubling)."""
+    if n == 0:
+        return 0
     if n <= 8:
         return 8
     if n <= 4 * quantum:
@@ -64,9 +68,10 @@ def breakdown_md(rl_measured, set_measured):
         "### Per-key breakdown: RL.ALLOW vs SET PX",
         "Redis 7.0 allocates per key a dictEntry and the key's sds; the value's robj; for a "
         "module type, a moduleValue wrapper and then the module's own value; and, for a key "
-        "with a TTL, a second dictEntry in the expires dict. RL.ALLOW pays 32 bytes more than "
-        "a SET of an integer: the moduleValue and the 16-byte TAT (a SET keeps its integer "
-        "inside the robj). Most of the difference between the allocators is the two "
+        "with a TTL, a second dictEntry in the expires dict. RL.ALLOW pays 16 bytes more than "
+        "a SET of an integer: the moduleValue wrapper, which Redis allocates for every module "
+        "value (the TAT itself is packed into the wrapper's pointer word; a SET keeps its "
+        "integer inside the robj). Most of the difference between the allocators is the two "
         "dictEntries and the key, Redis's own, which round up from 24 and 19 to 32 bytes with "
         "a 16-byte quantum.",
         table("RL.ALLOW (usage-only key, default or inline policy)", RL_ALLOW, rl_measured),
