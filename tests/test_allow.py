@@ -6,6 +6,7 @@ import time
 
 import pytest
 import redis
+from helpers import server_ms
 
 HOUR = 3_600_000  # ms: a window no test outlives, so answers cannot change during it
 
@@ -99,11 +100,6 @@ def test_configuring_a_used_key_keeps_its_usage(r):
     assert count_allowed(r, "k", 3, *opts) == 3
     config(r, "k", 3, HOUR)
     assert allow(r, "k") == 0
-
-
-def server_ms(r):
-    s, us = r.time()
-    return s * 1000 + us // 1000
 
 
 def test_tat_is_exact_to_the_millisecond(r):

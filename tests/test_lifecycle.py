@@ -2,21 +2,13 @@
 (unless IDLE), and idle clients leave no memory behind, through Redis's own active expiry."""
 
 import time
+from helpers import pexpiretime, server_ms
 
 HOUR = 3_600_000
 
 
 def allow(r, key, *opts):
     return r.execute_command("RL.ALLOW", key, *opts)
-
-
-def pexpiretime(r, key):
-    return r.execute_command("PEXPIRETIME", key)
-
-
-def server_ms(r):
-    s, us = r.time()
-    return s * 1000 + us // 1000
 
 
 def wait_for(predicate, timeout=15.0, what="condition"):

@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 import redis
+from helpers import MASTER, digest, raw_command, replicated, server_ms, snapshot, start_pair, wait_synced, wait_until
 
 HOUR = 3_600_000  # ms
 FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
@@ -25,9 +26,6 @@ INFO_RL = ["rl_checks_allowed", "rl_checks_denied",
            "rl_checks_shadow_denied", "rl_errors", "rl_configs_written", "rl_resets",
            "rl_live_buckets", "rl_top_tracked", "rl_scale_percent"]
 DENY = ("COST", 2, "LIMIT", 1, "WINDOW", HOUR)  # denied on an absent key, which stays absent
-MASTER = {"repl_diskless_sync_delay": 0}
-
-
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -42,42 +40,8 @@ def throttle(c, key, *opts):
     return dict(zip(FIELDS, reply))
 
 
-def digest(c, key):
-    return c.execute_command("DEBUG", "DIGEST-VALUE", key)[0]
-
-
-def pexpiretime(c, key):
-    return c.execute_command("PEXPIRETIME", key)
-
-
 def rl_stats(c):
     return c.info("rl")
-
-
-def server_ms(c):
-    seconds, micros = c.time()
-    return seconds * 1000 + micros // 1000
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def raw_command(r, *args):
-    """Sends a command past redis-py's reply parsers."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
 
 
 def pipelined(c, commands):
@@ -149,34 +113,6 @@ def events_until(p, sentinel, timeout=15):
 
 
 # Replication (as in test_replication.py).
-
-def wait_synced(replica):
-    c = replica.client()
-
-    def synced():
-        info = c.info("replication")
-        return (info.get("role") == "slave" and info.get("master_link_status") == "up"
-                and info.get("master_sync_in_progress") == 0)
-
-    wait_until(synced, timeout=60, what="the replica to finish its sync")
-
-
-def start_pair(servers):
-    m = servers("master", **MASTER)
-    r = servers("replica")
-    r.client().replicaof("127.0.0.1", m.port)
-    wait_synced(r)
-    return m, r
-
-
-def replicated(master_client):
-    wait_until(lambda: master_client.wait(1, 5000) == 1, timeout=60,
-               what="the replica to acknowledge the writes")
-
-
-def snapshot(c):
-    return {k: (digest(c, k), pexpiretime(c, k)) for k in sorted(c.scan_iter(count=1000))}
-
 
 @pytest.fixture(autouse=True)
 def operator_settings_restored(server):

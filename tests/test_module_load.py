@@ -5,25 +5,12 @@ import pytest
 import redis
 
 from server import DROP
+from helpers import pairs, raw_command
 
 HOUR = 3_600_000
 
 # Without redis.conf's own rl.* lines, which would override module arguments.
 NO_RL_LINES = {"rl.default-limit": DROP, "rl.default-window-ms": DROP, "rl.default-burst": DROP}
-
-
-def raw_command(r, *args):
-    """Sends a command past redis-py's reply parsers (its COMMAND parser breaks on these)."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
-
-
-def pairs(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 def test_module_arguments_set_the_default_policy(servers):

@@ -18,14 +18,12 @@ import time
 
 import pytest
 import redis
+from helpers import digest, pairs, pexpiretime, raw_command, replicated, snapshot, start_pair
 
 HOUR = 3_600_000  # ms
 FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
 INFO_FIELDS = ("source", "limit", "window_ms", "burst", "idle_ms", "shadow", "scale_percent",
                "remaining", "reset_after_ms")
-MASTER = {"repl_diskless_sync_delay": 0}
-
-
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -68,27 +66,8 @@ def bracketed(c, *command):
     return ms(t0), reply, ms(t1)
 
 
-def pexpiretime(c, key):
-    return c.execute_command("PEXPIRETIME", key)
-
-
-def digest(c, key):
-    return c.execute_command("DEBUG", "DIGEST-VALUE", key)[0]
-
-
 def rl_stats(c):
     return c.info("rl")
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 # Replies parsed here, over a plain socket.
@@ -225,51 +204,9 @@ def restore_shadow(c, key, limit, window_ms, *options):
 
 # Replication (as in test_replication.py).
 
-def wait_synced(replica):
-    c = replica.client()
-
-    def synced():
-        info = c.info("replication")
-        return (info.get("role") == "slave" and info.get("master_link_status") == "up"
-                and info.get("master_sync_in_progress") == 0)
-
-    wait_until(synced, timeout=60, what="the replica to finish its sync")
-
-
-def start_pair(servers):
-    m = servers("master", **MASTER)
-    r = servers("replica")
-    r.client().replicaof("127.0.0.1", m.port)
-    wait_synced(r)
-    return m, r
-
-
-def replicated(master_client):
-    wait_until(lambda: master_client.wait(1, 5000) == 1, timeout=60,
-               what="the replica to acknowledge the writes")
-
-
-def snapshot(c):
-    return {k: (digest(c, k), pexpiretime(c, k)) for k in sorted(c.scan_iter(count=1000))}
-
-
 def calls(c, command):
     stats = c.info("commandstats").get(f"cmdstat_{command}", {})
     return stats.get("calls", 0) - stats.get("failed_calls", 0)
-
-
-def raw_command(r, *args):
-    """Sends a command past redis-py's reply parsers (its COMMAND parser breaks on these)."""
-    conn = r.connection_pool.get_connection()
-    try:
-        conn.send_command(*args)
-        return conn.read_response()
-    finally:
-        r.connection_pool.release(conn)
-
-
-def pairs(flat):
-    return dict(zip(flat[::2], flat[1::2]))
 
 
 @pytest.fixture(autouse=True)

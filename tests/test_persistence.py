@@ -8,11 +8,11 @@ Every policy here has an emission interval of at least 360 s, so no bucket refil
 test however slow the machine: the number of requests a client has left is exact.
 """
 
-import time
 from dataclasses import dataclass
 
 import pytest
 import redis
+from helpers import digest, pexpiretime, wait_until
 
 HOUR = 3_600_000  # ms
 
@@ -35,29 +35,9 @@ def config(c, key, *args):
     assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
 
 
-def digest(c, key):
-    return c.execute_command("DEBUG", "DIGEST-VALUE", key)[0]
-
-
-def pexpiretime(c, key):
-    return c.execute_command("PEXPIRETIME", key)
-
-
 def now_ms(c):
     sec, usec = c.time()
     return sec * 1000 + usec // 1000
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    """Polls `predicate` until it returns a truthy value, or fails after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass(frozen=True)

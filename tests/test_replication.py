@@ -8,17 +8,14 @@ Every policy that must not change during a test has an emission interval of at l
 """
 
 import socket
-import time
 
 import pytest
 import redis
+from helpers import MASTER, all_keys, attach, pexpiretime, replicated, snapshot, start_pair, wait_synced, wait_until
 
 HOUR = 3_600_000  # ms
 
 # Masters start full syncs at once (the default waits 5 s for more replicas).
-MASTER = {"repl_diskless_sync_delay": 0}
-
-
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -28,66 +25,6 @@ def allow(c, key, *options):
 
 def config(c, key, *args):
     assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
-
-
-def digest(c, key):
-    return c.execute_command("DEBUG", "DIGEST-VALUE", key)[0]
-
-
-def pexpiretime(c, key):
-    return c.execute_command("PEXPIRETIME", key)
-
-
-def wait_until(predicate, timeout=30.0, what="condition"):
-    """Polls `predicate` until it returns a truthy value, or fails after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def wait_synced(replica):
-    """Waits until the replica's link is up and its initial sync has been loaded."""
-    c = replica.client()
-
-    def synced():
-        info = c.info("replication")
-        return (info.get("role") == "slave" and info.get("master_link_status") == "up"
-                and info.get("master_sync_in_progress") == 0)
-
-    wait_until(synced, timeout=60, what="the replica to finish its sync")
-
-
-def attach(replica, master):
-    replica.client().replicaof("127.0.0.1", master.port)
-    wait_synced(replica)
-
-
-def start_pair(servers, master=None, replica=None):
-    m = servers("master", **{**MASTER, **(master or {})})
-    r = servers("replica", **(replica or {}))
-    attach(r, m)
-    return m, r
-
-
-def replicated(master_client):
-    """WAIT until the one replica has acknowledged every write made so far (WAIT 1 5000,
-    repeated for a while in case the machine is very slow)."""
-    wait_until(lambda: master_client.wait(1, 5000) == 1, timeout=60,
-               what="the replica to acknowledge the writes")
-
-
-def all_keys(c):
-    return sorted(c.scan_iter(count=1000))
-
-
-def snapshot(c):
-    """Every key's value digest and absolute expiry (ms, -1 for none)."""
-    return {k: (digest(c, k), pexpiretime(c, k)) for k in all_keys(c)}
 
 
 def assert_same_data(master_client, replica_client):
