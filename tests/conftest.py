@@ -46,3 +46,15 @@ def servers(tmp_path):
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture(autouse=True)
+def operator_settings_restored(request):
+    """After a test on the module's shared server, puts back the settings a test may change
+    outside the `r` fixture (which resets them before each test that uses it)."""
+    yield
+    if "server" in request.fixturenames:
+        c = request.getfixturevalue("server").client()
+        c.config_set("rl.scale-percent", 100)
+        c.config_set("notify-keyspace-events", "")
+        c.close()

@@ -25,7 +25,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_persistence import parse_dump
+from payload import parse_dump
 
 HOUR = 3_600_000
 DAY = 24 * HOUR

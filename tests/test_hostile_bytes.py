@@ -25,8 +25,8 @@ import redis
 
 from server import REDIS_SERVER
 from test_hostile import rl_info
-from test_persistence import (FORGED, MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, build_dump, crc64,
-                              parse_dump, rewrite_aof)
+from payload import MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, build_dump, crc64, parse_dump
+from test_persistence import FORGED, rewrite_aof
 
 HOUR = 3_600_000
 NOW = int(time.time() * 1000) + 30 * 24 * HOUR  # a TAT a month from now

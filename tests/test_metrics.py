@@ -1,24 +1,21 @@
 """The operator's view of the module: the `INFO rl` counters (live_buckets exact through
 every way a key comes and goes), denials as keyspace events, RL.TOP (the most denied clients,
 under load, within the Space-Saving error bounds, in bounded memory), Redis's own latency
-view of the commands, and the two operator switches: rl.scale-percent and SHADOW policies.
+view of the commands (rl.scale-percent and SHADOW are in test_dynamic.py).
 
 INFO rl counters are process-wide and survive FLUSHALL, so tests compare before and after;
 tests that need an empty RL.TOP sketch start their own server. Polls have deadlines.
 """
 
 import random
-import struct
 import threading
-import time
 from collections import Counter
 
 import pytest
 import redis
-from helpers import MASTER, digest, raw_command, replicated, server_ms, snapshot, start_pair, wait_synced, wait_until
+from helpers import (HOUR, config, configured_payload, events_until, pipelined, raw_command, rl_stats, sealed,
+                     server_ms, subscribe, throttle, wait_until)
 
-HOUR = 3_600_000  # ms
-FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
 INFO_RL = ["rl_checks_allowed", "rl_checks_denied",
            "rl_checks_allowed_inline", "rl_checks_denied_inline",
            "rl_checks_allowed_stored", "rl_checks_denied_stored",
@@ -26,102 +23,6 @@ INFO_RL = ["rl_checks_allowed", "rl_checks_denied",
            "rl_checks_shadow_denied", "rl_errors", "rl_configs_written", "rl_resets",
            "rl_live_buckets", "rl_top_tracked", "rl_scale_percent"]
 DENY = ("COST", 2, "LIMIT", 1, "WINDOW", HOUR)  # denied on an absent key, which stays absent
-# --- helpers ---------------------------------------------------------------------------
-
-
-def config(c, key, *args):
-    assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
-
-
-def throttle(c, key, *opts):
-    reply = c.execute_command("RL.THROTTLE", key, *opts)
-    if isinstance(reply, dict):
-        return {k.decode(): v for k, v in reply.items()}
-    return dict(zip(FIELDS, reply))
-
-
-def rl_stats(c):
-    return c.info("rl")
-
-
-def pipelined(c, commands):
-    p = c.pipeline(transaction=False)
-    for args in commands:
-        p.execute_command(*args)
-    return p.execute()
-
-
-# DUMP payloads made here: Redis's CRC64 (Jones, reflected) over value + RDB version.
-
-def _crc64_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x95AC9329AC4BC9B5 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC64 = _crc64_table()
-
-
-def sealed(body):
-    crc = 0
-    for b in body:
-        crc = CRC64[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return body + struct.pack("<Q", crc)
-
-
-def configured_payload(c, limit, window_ms, *options, flags=b"\x00"):
-    """DUMP of a key configured with `limit window_ms options`, its stored flags field (the
-    last one: opcode 2 = unsigned, value, then the EOF opcode 0) set to `flags`."""
-    template = b"__template__"
-    config(c, template, limit, window_ms, *options)
-    body = c.dump(template)[:-8]
-    c.delete(template)
-    value, version = body[:-2], body[-2:]
-    assert value.endswith(b"\x02\x00\x00"), value
-    return sealed(value[:-3] + b"\x02" + flags + b"\x00" + version)
-
-
-def restore_shadow(c, key, limit, window_ms, *options):
-    """Creates `key` with a SHADOW policy through RESTORE (the RDB loader knows the flag),
-    whatever RL.CONFIG's parser accepts."""
-    assert c.restore(key, 0, configured_payload(c, limit, window_ms, *options, flags=b"\x01"))
-
-
-def subscribe(server, pattern):
-    p = server.client().pubsub()
-    p.psubscribe(pattern)
-    wait_until(lambda: (m := p.get_message(timeout=0.1)) and m["type"] == "psubscribe",
-               what="the subscription")
-    return p
-
-
-def events_until(p, sentinel, timeout=15):
-    """(channel, data) of every event received before the one whose data is `sentinel`,
-    which the test triggers last: everything triggered before it has arrived by then."""
-    got, deadline = [], time.monotonic() + timeout
-    while True:
-        m = p.get_message(timeout=0.1)
-        if m and m["type"] == "pmessage":
-            if m["data"] == sentinel:
-                return got
-            got.append((m["channel"], m["data"]))
-        assert time.monotonic() < deadline, f"the sentinel event never came; got {got}"
-
-
-# Replication (as in test_replication.py).
-
-@pytest.fixture(autouse=True)
-def operator_settings_restored(server):
-    """Puts back what some tests change and the `r` fixture does not reset."""
-    yield
-    c = server.client()
-    c.config_set("rl.scale-percent", 100)
-    c.config_set("notify-keyspace-events", "")
-    c.close()
 
 
 # --- INFO rl -----------------------------------------------------------------------------
@@ -517,181 +418,3 @@ def test_latency_histogram_and_commandstats_see_the_rl_commands(r):
     stats = r.info("commandstats")
     assert stats["cmdstat_rl.allow"]["calls"] == 25 and stats["cmdstat_rl.throttle"]["calls"] == 5
     assert "latency_percentiles_usec_rl.allow" in r.info("latencystats")
-
-
-# --- rl.scale-percent --------------------------------------------------------------------
-
-
-def test_scale_percent_scales_a_stored_policy_without_rewriting_it(r):
-    """At 50 a stored 10 per hour lets 5 pass from idle (THROTTLE shows a bucket of 5);
-    changing the setting rewrites no key and dirties nothing."""
-    config(r, "k", 10, HOUR)
-    kept = (digest(r, "k"), r.info("persistence")["rdb_changes_since_last_save"])
-    r.config_set("rl.scale-percent", 50)
-    assert (digest(r, "k"), r.info("persistence")["rdb_changes_since_last_save"]) == kept
-    assert rl_stats(r)["rl_scale_percent"] == 50
-    got = [throttle(r, "k") for _ in range(6)]
-    assert [v["allowed"] for v in got] == [1] * 5 + [0]
-    assert {v["limit"] for v in got} == {5}
-
-
-def test_scaling_back_up_makes_requests_cheaper_but_returns_no_burst(r):
-    """Usage is kept as time (the TAT), which drains at the same speed at any scale: 5 of a
-    stored 10 per hour used at 50% are 1 h of backlog, the whole bucket at 100% too, so
-    nothing passes at once; but at 100% the next request needs one 6-minute interval to
-    drain instead of the two it needs at 50%."""
-    config(r, "k", 10, HOUR)
-    r.config_set("rl.scale-percent", 50)
-    assert sum(throttle(r, "k")["allowed"] for _ in range(6)) == 5
-    at_half = throttle(r, "k")
-    r.config_set("rl.scale-percent", 100)
-    at_full = throttle(r, "k")
-    assert at_half["allowed"] == at_full["allowed"] == 0
-    interval = HOUR // 10
-    assert 2 * interval - 5000 <= at_half["retry_after_ms"] <= 2 * interval
-    assert interval - 5000 <= at_full["retry_after_ms"] <= interval
-
-
-def test_changing_the_scale_never_hands_out_a_fresh_burst(r):
-    """Usage is kept across scale changes: a client that used its whole bucket at 100% is
-    still denied at 50%, at 1000% and back at 100%."""
-    config(r, "k", 10, HOUR)
-    assert sum(throttle(r, "k")["allowed"] for _ in range(10)) == 10
-    for percent in (50, 1000, 100):
-        r.config_set("rl.scale-percent", percent)
-        assert throttle(r, "k")["allowed"] == 0, percent
-
-
-def test_scale_percent_applies_to_default_and_inline_policies(r):
-    """Default and inline policies are scaled too, up and down; the burst rounds down but
-    never below 1."""
-    r.config_set("rl.default-limit", 10)
-    r.config_set("rl.default-window-ms", HOUR)
-    inline = ("LIMIT", 4, "WINDOW", HOUR)
-    for percent, default_passes, inline_passes in [(50, 5, 2), (1000, 100, 40), (1, 1, 1)]:
-        r.flushall()
-        r.config_set("rl.scale-percent", percent)
-        assert sum(throttle(r, "d")["allowed"] for _ in range(default_passes + 2)) == default_passes
-        assert sum(throttle(r, "i", *inline)["allowed"] for _ in range(inline_passes + 2)) == inline_passes
-        assert throttle(r, "x", *inline)["limit"] == inline_passes
-
-
-def test_scale_percent_accepts_1_to_1000_only(r):
-    """CONFIG SET rl.scale-percent refuses 0, 1001, negatives and non-numbers, and takes
-    the bounds 1 and 1000."""
-    for bad in (0, 1001, -5, "x"):
-        with pytest.raises(redis.ResponseError):
-            r.config_set("rl.scale-percent", bad)
-    for good in (1, 1000, 100):
-        r.config_set("rl.scale-percent", good)
-        assert r.config_get("rl.scale-percent") == {"rl.scale-percent": str(good)}
-
-
-# --- SHADOW policies ---------------------------------------------------------------------
-
-
-def test_config_stores_a_shadow_policy(r):
-    """RL.CONFIG ... SHADOW (with BURST and IDLE, in any order) stores the policy with the
-    shadow flag: the same value as a shadow key loaded from a payload."""
-    config(r, "a", 2, HOUR, "SHADOW")
-    restore_shadow(r, "b", 2, HOUR)
-    assert digest(r, "a") == digest(r, "b")
-    config(r, "c", 2, HOUR, "SHADOW", "BURST", 3, "IDLE", 5000)
-    config(r, "d", 2, HOUR, "BURST", 3, "SHADOW", "IDLE", 5000)
-    assert digest(r, "c") == digest(r, "d")
-    assert [throttle(r, "a")["allowed"] for _ in range(4)] == [1] * 4
-
-
-def test_a_shadow_policy_always_allows_but_counts_and_publishes_its_denials(server, r):
-    """Requests a SHADOW policy would deny are allowed (retry_after_ms -1), leave the bucket
-    as it was, count in rl_checks_shadow_denied (not rl_checks_denied, not RL.TOP), and are
-    published as rl.shadow-denied, not rl.denied."""
-    key = b"shadowed"  # a name no other test denies, so it must not be in RL.TOP
-    restore_shadow(r, key, 2, HOUR)
-    r.config_set("notify-keyspace-events", "Ed")
-    sub = subscribe(server, "__keyevent@0__:rl.*")
-    before = rl_stats(r)
-    got = [throttle(r, key) for _ in range(2)]
-    assert [v["allowed"] for v in got] == [1, 1]
-    kept = (digest(r, key), r.execute_command("DEBUG", "DIGEST"))
-    got = [throttle(r, key) for _ in range(3)] + [
-        r.execute_command("RL.ALLOW", key), throttle(r, key, "COST", 9)]
-    assert [g if isinstance(g, int) else g["allowed"] for g in got] == [1] * 5
-    assert all(g["retry_after_ms"] == -1 and g["remaining"] == 0 for g in got if isinstance(g, dict))
-    assert (digest(r, key), r.execute_command("DEBUG", "DIGEST")) == kept
-    after = rl_stats(r)
-    assert after["rl_checks_shadow_denied"] - before["rl_checks_shadow_denied"] == 5
-    assert after["rl_checks_denied"] == before["rl_checks_denied"]
-    assert after["rl_checks_allowed_stored"] - before["rl_checks_allowed_stored"] == 7
-    assert key not in [entry[0] for entry in r.execute_command("RL.TOP", 128)]
-    assert r.execute_command("RL.ALLOW", "sentinel", "COST", 2, "LIMIT", 1, "WINDOW", 1000) == 0
-    assert events_until(sub, b"sentinel") == [(b"__keyevent@0__:rl.shadow-denied", key)] * 5
-    sub.close()
-
-
-def test_reconfiguring_without_shadow_enforces_the_policy(r):
-    """The same policy stored again without SHADOW denies what the shadow let through,
-    keeping the usage counted so far."""
-    restore_shadow(r, "sh", 3, HOUR)
-    assert sum(throttle(r, "sh")["allowed"] for _ in range(2)) == 2
-    config(r, "sh", 3, HOUR)
-    assert [throttle(r, "sh")["allowed"] for _ in range(3)] == [1, 0, 0]
-
-
-def test_a_shadow_policy_survives_debug_reload(r):
-    """Saved and loaded through RDB, a shadow key keeps its flag (same digest, still
-    allows past its burst)."""
-    restore_shadow(r, "sh", 2, HOUR, "BURST", 3)
-    assert sum(throttle(r, "sh")["allowed"] for _ in range(3)) == 3
-    kept = digest(r, "sh")
-    assert r.execute_command("DEBUG", "RELOAD") in (b"OK", True)
-    assert digest(r, "sh") == kept
-    shadow = rl_stats(r)["rl_checks_shadow_denied"]
-    assert throttle(r, "sh")["allowed"] == 1
-    assert rl_stats(r)["rl_checks_shadow_denied"] == shadow + 1
-
-
-def test_a_shadow_policy_survives_an_aof_rewrite_and_restart(servers):
-    """A server whose AOF was rewritten without an RDB preamble comes back with its shadow
-    key, flag included."""
-    s = servers(appendonly="yes", aof_use_rdb_preamble="no", appendfsync="always")
-    c = s.client()
-    restore_shadow(c, "sh", 2, HOUR)
-    kept = digest(c, "sh")
-    c.bgrewriteaof()
-    wait_until(lambda: (p := c.info("persistence"))["aof_rewrite_in_progress"] == 0
-               and p["aof_rewrite_scheduled"] == 0, what="the AOF rewrite")
-    s.restart()
-    c = s.client()
-    assert c.exists("sh") == 1 and digest(c, "sh") == kept
-
-
-def test_a_shadow_key_reaches_a_replica_with_its_flag(servers):
-    """A shadow key sent in the full sync and one created after it reach the replica with
-    the master's digest; shadow-allowed and shadow-denied requests keep them equal."""
-    master = servers("master", **MASTER)
-    replica = servers("replica")
-    m, rc = master.client(), replica.client()
-    restore_shadow(m, "sh:before", 2, HOUR)
-    rc.replicaof("127.0.0.1", master.port)
-    wait_synced(replica)
-    restore_shadow(m, "sh:after", 2, HOUR)
-    for key in ("sh:before", "sh:after"):
-        assert [throttle(m, key)["allowed"] for _ in range(3)] == [1, 1, 1]
-    replicated(m)
-    assert snapshot(rc) == snapshot(m) and len(snapshot(m)) == 2
-
-
-def test_rl_config_shadow_replicates(servers):
-    """A policy stored with RL.CONFIG ... SHADOW on the master is on the replica, flag
-    included, and usage counted under it stays equal."""
-    master, replica = start_pair(servers)
-    m, rc = master.client(), replica.client()
-    config(m, "sh", 2, HOUR, "SHADOW")
-    assert [throttle(m, "sh")["allowed"] for _ in range(3)] == [1, 1, 1]
-    replicated(m)
-    assert snapshot(rc) == snapshot(m)
-    stats = rc.info("commandstats").get("cmdstat_rl.apply", {})
-    assert stats.get("failed_calls", 0) == 0
-
-

@@ -13,12 +13,11 @@ malformed reply fails at once with what was received instead of hanging a redis-
 """
 
 import socket
-import struct
 import time
 
 import pytest
 import redis
-from helpers import digest, pairs, pexpiretime, raw_command, replicated, snapshot, start_pair
+from helpers import digest, pairs, pexpiretime, raw_command, replicated, restore_shadow, snapshot, start_pair
 
 HOUR = 3_600_000  # ms
 FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
@@ -163,60 +162,11 @@ def rl_info(server, key, protocol=2):
 
 # Shadow keys made without RL.CONFIG ... SHADOW: a DUMP payload with the flag set.
 
-def _crc64_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x95AC9329AC4BC9B5 if c & 1 else c >> 1  # Jones, reflected
-        table.append(c)
-    return table
-
-
-CRC64 = _crc64_table()
-
-
-def sealed(body):
-    """A DUMP payload: the value and RDB version, then Redis's CRC64 of them."""
-    crc = 0
-    for b in body:
-        crc = CRC64[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return body + struct.pack("<Q", crc)
-
-
-def shadow_payload(c, limit, window_ms, *options):
-    """DUMP of a key configured with `limit window_ms options`, with the stored flags field
-    (the last one: opcode 2 = unsigned, value 0, then the EOF opcode 0) set to SHADOW (1)."""
-    template = b"__shadow_template__"
-    config(c, template, limit, window_ms, *options)
-    body = c.dump(template)[:-8]
-    c.delete(template)
-    value, version = body[:-2], body[-2:]
-    assert value.endswith(b"\x02\x00\x00"), value
-    return sealed(value[:-3] + b"\x02\x01\x00" + version)
-
-
-def restore_shadow(c, key, limit, window_ms, *options):
-    """Creates `key` with a SHADOW policy through RESTORE: the RDB loader knows the flag,
-    so this works whatever RL.CONFIG's parser accepts."""
-    assert c.restore(key, 0, shadow_payload(c, limit, window_ms, *options))
-
-
-# Replication (as in test_replication.py).
-
 def calls(c, command):
     stats = c.info("commandstats").get(f"cmdstat_{command}", {})
     return stats.get("calls", 0) - stats.get("failed_calls", 0)
 
 
-@pytest.fixture(autouse=True)
-def operator_settings_restored(server):
-    """Puts back what some tests change and the `r` fixture does not reset."""
-    yield
-    c = server.client()
-    c.config_set("rl.scale-percent", 100)
-    c.config_set("notify-keyspace-events", "")
-    c.close()
 
 
 # --- RL.THROTTLE -------------------------------------------------------------------------
