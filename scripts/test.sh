@@ -18,7 +18,7 @@ echo "== docker files (offline: compose config, hadolint, COPY sources, node sta
 scripts/check-docker.sh
 echo "== fuzz: a short run of each target (scripts/fuzz.sh; FUZZ_SECONDS=600 for a long one)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
-echo "== pytest (integration tests against real redis-servers)"
-python3 -m pytest tests "$@"
 echo "== benchmarks, smoke mode (keeps bench/ working; figures are not checked)"
 bench/bench.sh --smoke
+echo "== pytest (integration tests against real redis-servers)"
+python3 -m pytest tests "$@"
