@@ -232,12 +232,6 @@ fn rl_type() -> *mut raw::RedisModuleType {
     TYPE.load(Ordering::Relaxed)
 }
 
-/// What an opened key holds.
-pub enum Slot {
-    Empty,
-    Bucket(Bucket),
-}
-
 /// A key opened for writing; closed on drop, on every path.
 pub struct Key {
     ctx: Ctx,
@@ -272,29 +266,24 @@ impl Key {
         self.name
     }
 
-    /// Deletes the key (its value is freed through the type's `free`).
-    pub fn delete(&self) {
-        api!(RedisModule_DeleteKey(self.key));
-    }
-
     /// The key's absolute expiry in Unix ms, if it has one.
     pub fn expiry(&self) -> Option<u64> {
         api!(RedisModule_GetAbsExpire(self.key)).and_then(|ms| u64::try_from(ms).ok())
     }
 
-    /// The key's value, or `WRONGTYPE` for a key of another type.
-    pub fn slot(&self) -> Result<Slot, Error> {
+    /// The key's value (`None`: the key is empty), or `WRONGTYPE` for a key of another type.
+    pub fn bucket(&self) -> Result<Option<Bucket>, Error> {
         if self.key.is_null() {
             // Opened read-only, an absent key has no handle at all.
             return if self.writable {
                 Err(Error::Internal)
             } else {
-                Ok(Slot::Empty)
+                Ok(None)
             };
         }
         let kind = api!(RedisModule_KeyType(self.key)).ok_or(Error::Internal)?;
         if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-            return Ok(Slot::Empty);
+            return Ok(None);
         }
         if kind != raw::REDISMODULE_KEYTYPE_MODULE as c_int
             || api!(RedisModule_ModuleTypeGetType(self.key)) != Some(rl_type())
@@ -304,7 +293,7 @@ impl Key {
         let value = api!(RedisModule_ModuleTypeGetValue(self.key)).unwrap_or(ptr::null_mut());
         // SAFETY: a value of our type is a pointer from Bucket::into_raw.
         unsafe { Bucket::from_raw(value) }
-            .map(Slot::Bucket)
+            .map(Some)
             .ok_or(Error::Internal)
     }
 
@@ -348,16 +337,54 @@ impl Key {
         }
     }
 
-    /// Records a new TAT in this key: in place when the value allows, else by swapping in a
-    /// new value (an inline one cannot change in place), or as a new usage-only value when
-    /// the key was empty (`bucket` None).
-    pub fn store_tat(&self, bucket: Option<Bucket>, tat: Tat) -> Result<(), Error> {
-        match bucket {
-            Some(mut b) => match b.with_tat(tat) {
-                Some(new) => self.replace(new),
-                None => Ok(()),
-            },
-            None => self.set(Bucket::new_usage(tat)),
+    /// Makes this key hold `tat` and, when given, the `stored` policy (`None` keeps the
+    /// policy a configured key has). In place when the value allows it; otherwise a new value
+    /// is swapped in (an inline value cannot change in place, a usage-only one has no room for
+    /// a policy), or set when the key was empty (`bucket` None).
+    pub fn store(
+        &self,
+        bucket: Option<Bucket>,
+        tat: Tat,
+        stored: Option<StoredPolicy>,
+    ) -> Result<(), Error> {
+        let Some(mut b) = bucket else {
+            return self.set(match stored {
+                Some(s) => Bucket::new_configured(tat, s),
+                None => Bucket::new_usage(tat),
+            });
+        };
+        if let Some(s) = stored {
+            if !b.set_stored(s) {
+                return self.replace(Bucket::new_configured(tat, s));
+            }
+        }
+        match b.with_tat(tat) {
+            Some(new) => self.replace(new),
+            None => Ok(()),
+        }
+    }
+
+    /// Applies the expiry a key's state calls for (`own`, see `policy::own_expiry`); with
+    /// none, the key keeps whatever it has (a user's PEXPIRE). Returns the key's absolute
+    /// expiry afterwards, which is what replicas must get.
+    pub fn settle_expiry(&self, own: Option<u64>) -> Option<u64> {
+        match own {
+            Some(at) => {
+                self.set_expiry(Some(at));
+                Some(at)
+            }
+            None => self.expiry(),
+        }
+    }
+
+    /// Deletes the key and sends replicas and the AOF a `DEL` of it.
+    pub fn delete_replicated(&self) {
+        api!(RedisModule_DeleteKey(self.key));
+        // SAFETY: "s" matches the one RedisModuleString argument.
+        unsafe {
+            if let Some(replicate) = raw::RedisModule_Replicate {
+                replicate(self.ctx, c"DEL".as_ptr(), c"s".as_ptr(), self.name);
+            }
         }
     }
 

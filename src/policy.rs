@@ -78,6 +78,17 @@ impl Policy {
     }
 }
 
+/// The expiry a key's own state calls for, in Unix ms: a usage-only key (`stored` None) lives
+/// until its bucket is empty; a configured one with IDLE until `idle_ms` after `now_ms`, but
+/// never before its bucket is empty; a configured one without IDLE has none of its own.
+pub fn own_expiry(stored: Option<StoredPolicy>, empty_at_ms: u64, now_ms: u64) -> Option<u64> {
+    match stored {
+        None => Some(empty_at_ms),
+        Some(s) if s.idle_ms > 0 => Some(empty_at_ms.max(now_ms.saturating_add(s.idle_ms))),
+        Some(_) => None,
+    }
+}
+
 /// Smallest and largest `rl.scale-percent`.
 pub const MIN_SCALE_PERCENT: u64 = 1;
 pub const MAX_SCALE_PERCENT: u64 = 1000;
@@ -257,6 +268,17 @@ mod tests {
         assert!(s.set_flags(FLAG_SHADOW));
         assert!(s.shadow && s.flags() == FLAG_SHADOW);
         assert!(!s.set_flags(2));
+    }
+
+    #[test]
+    fn own_expiry_is_when_the_bucket_empties_or_the_client_has_been_idle() {
+        let p = Policy::new(1, 1, 1).unwrap();
+        let idle = StoredPolicy::new(p, 500).unwrap();
+        let plain = StoredPolicy::new(p, 0).unwrap();
+        assert_eq!(own_expiry(None, 2000, 1000), Some(2000));
+        assert_eq!(own_expiry(Some(idle), 2000, 1000), Some(2000));
+        assert_eq!(own_expiry(Some(idle), 1200, 1000), Some(1500));
+        assert_eq!(own_expiry(Some(plain), 2000, 1000), None);
     }
 
     #[test]

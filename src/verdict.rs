@@ -39,9 +39,6 @@ pub fn explain(policy: &Policy, tat: Tat, now_ms: u64, cost: u64, decision: Deci
     let limit = u128::from(policy.limit());
     let interval = u128::from(policy.window_ms());
     let tolerance = u128::from(policy.burst()) * interval;
-    let now = u128::from(now_ms) * limit;
-    let backlog = after.in_units(policy.limit()).saturating_sub(now);
-    let remaining = tolerance.saturating_sub(backlog) / interval;
     let retry_after_ms = match decision {
         Decision::Allowed(_) => None,
         Decision::Denied if u128::from(cost) > u128::from(policy.burst()) => None,
@@ -57,10 +54,20 @@ pub fn explain(policy: &Policy, tat: Tat, now_ms: u64, cost: u64, decision: Deci
     Verdict {
         decision,
         limit: policy.burst(),
-        remaining: clamp_u64(remaining),
+        remaining: remaining(policy, after, now_ms),
         retry_after_ms,
-        reset_after_ms: clamp_u64(backlog.div_ceil(limit)),
+        reset_after_ms: after.empty_at_ms().saturating_sub(now_ms),
     }
+}
+
+/// How many cost-1 requests would pass at `now_ms` against a bucket at `tat`: `k` pass while
+/// backlog + k*T <= burst*T.
+pub fn remaining(policy: &Policy, tat: Tat, now_ms: u64) -> u64 {
+    let interval = u128::from(policy.window_ms());
+    let tolerance = u128::from(policy.burst()) * interval;
+    let now = u128::from(now_ms) * u128::from(policy.limit());
+    let backlog = tat.in_units(policy.limit()).saturating_sub(now);
+    clamp_u64(tolerance.saturating_sub(backlog) / interval)
 }
 
 fn clamp_u64(v: u128) -> u64 {

@@ -36,8 +36,9 @@ def server_ms(c):
     return seconds * 1000 + micros // 1000
 
 
-def wait_until(predicate, timeout=30.0, what="condition"):
-    """Polls `predicate` until it returns a truthy value, or fails after `timeout` s."""
+def wait_until(predicate, timeout=30.0, what="condition", interval=0.02):
+    """Polls `predicate` every `interval` s until it returns a truthy value, or fails after
+    `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -45,7 +46,7 @@ def wait_until(predicate, timeout=30.0, what="condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def raw_command(r, *args):

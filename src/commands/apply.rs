@@ -11,9 +11,8 @@ use std::ffi::c_int;
 
 use crate::effect::parse_apply;
 use crate::error::Error;
-use crate::ffi::{api, from_master_or_loading, run_command, Args, Ctx, Key, Slot, Str};
+use crate::ffi::{api, from_master_or_loading, run_command, Args, Ctx, Key, Str};
 use crate::reply;
-use crate::value::Bucket;
 
 pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     if argc < 3 {
@@ -28,18 +27,7 @@ pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         let state = parse_apply(args.as_slice())?;
         // SAFETY: argc >= 3.
         let key = Key::open_write(ctx, unsafe { *argv.add(1) });
-        match (key.slot()?, state.stored) {
-            (Slot::Empty, None) => key.set(Bucket::new_usage(state.tat))?,
-            (Slot::Empty, Some(s)) => key.set(Bucket::new_configured(state.tat, s))?,
-            (Slot::Bucket(b), None) => key.store_tat(Some(b), state.tat)?,
-            (Slot::Bucket(mut b), Some(s)) => {
-                if b.set_stored(s) {
-                    key.store_tat(Some(b), state.tat)?;
-                } else {
-                    key.replace(Bucket::new_configured(state.tat, s))?;
-                }
-            }
-        }
+        key.store(key.bucket()?, state.tat, state.stored)?;
         key.set_expiry(state.expire_at_ms);
         key.signal_modified();
         // A replica with an AOF persists the same absolute state (its own replicas get the

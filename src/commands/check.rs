@@ -5,9 +5,9 @@ use crate::args::parse_allow;
 use crate::bucket::{decide, Decision, Tat};
 use crate::defaults::{default_policy, scale_percent};
 use crate::error::Error;
-use crate::ffi::{notify, now_ms, string_bytes, Args, Ctx, Key, Slot, Str};
+use crate::ffi::{notify, now_ms, string_bytes, Args, Ctx, Key, Str};
 use crate::metrics::{self, Source};
-use crate::policy::{Policy, StoredPolicy};
+use crate::policy::{own_expiry, Policy, StoredPolicy};
 use crate::value::Bucket;
 use crate::verdict::{explain, Verdict};
 
@@ -78,13 +78,10 @@ pub fn check(
     } else {
         Key::open_read(ctx, name)
     };
-    let (bucket, tat, stored) = match key.slot()? {
-        Slot::Empty => (None, Tat::EMPTY, None),
-        Slot::Bucket(b) => {
-            let (tat, stored) = (b.tat(), b.stored());
-            (Some(b), tat, stored)
-        }
-    };
+    let bucket = key.bucket()?;
+    let (tat, stored) = bucket
+        .as_ref()
+        .map_or((Tat::EMPTY, None), |b| (b.tat(), b.stored()));
     let (policy, source) = resolve(request.inline, stored)?;
     let decision = decide(&policy, tat, now, request.cost);
     let shadow_denied = decision == Decision::Denied
@@ -116,24 +113,10 @@ fn commit(
     new_tat: Tat,
     now: u64,
 ) -> Result<(), Error> {
-    key.store_tat(bucket, new_tat)?;
-    // A usage-only key lives until its bucket is empty; a configured one only with IDLE.
-    // Otherwise the key keeps whatever expiry it has (a user's PEXPIRE), and replicas must
-    // get that same absolute expiry, not "none".
-    let expire_at = match stored {
-        None => Some(new_tat.empty_at_ms()),
-        Some(s) if s.idle_ms > 0 => Some(new_tat.empty_at_ms().max(now.saturating_add(s.idle_ms))),
-        Some(_) => None,
-    };
-    let replicated_expiry = match expire_at {
-        Some(at) => {
-            key.set_expiry(Some(at));
-            Some(at)
-        }
-        None => key.expiry(),
-    };
+    key.store(bucket, new_tat, None)?;
+    let expire_at = key.settle_expiry(own_expiry(stored, new_tat.empty_at_ms(), now));
     key.signal_modified();
-    key.replicate(new_tat, replicated_expiry, None);
+    key.replicate(new_tat, expire_at, None);
     Ok(())
 }
 

@@ -10,10 +10,10 @@ use std::ffi::c_int;
 use crate::args::parse_config;
 use crate::bucket::Tat;
 use crate::error::Error;
-use crate::ffi::{now_ms, run_command, Args, Ctx, Key, Slot, Str};
+use crate::ffi::{now_ms, run_command, Args, Ctx, Key, Str};
 use crate::metrics::CONFIGS;
+use crate::policy::own_expiry;
 use crate::reply;
-use crate::value::Bucket;
 
 pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     if argc < 4 {
@@ -26,22 +26,11 @@ pub extern "C" fn rl_config(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         let now = now_ms();
         // SAFETY: argc >= 4.
         let key = Key::open_write(ctx, unsafe { *argv.add(1) });
-        let tat = match key.slot()? {
-            Slot::Empty => {
-                key.set(Bucket::new_configured(Tat::EMPTY, stored))?;
-                Tat::EMPTY
-            }
-            Slot::Bucket(mut b) => {
-                let tat = b.tat();
-                // A usage-only value has no room for a policy: swap in a configured one.
-                if !b.set_stored(stored) {
-                    key.replace(Bucket::new_configured(tat, stored))?;
-                }
-                tat
-            }
-        };
-        let expire_at =
-            (stored.idle_ms > 0).then(|| tat.empty_at_ms().max(now.saturating_add(stored.idle_ms)));
+        let bucket = key.bucket()?;
+        let tat = bucket.as_ref().map_or(Tat::EMPTY, |b| b.tat());
+        key.store(bucket, tat, Some(stored))?;
+        // Configuration does not expire without IDLE: RL.CONFIG removes any expiry.
+        let expire_at = own_expiry(Some(stored), tat.empty_at_ms(), now);
         key.set_expiry(expire_at);
         key.signal_modified();
         key.replicate(tat, expire_at, Some(stored));

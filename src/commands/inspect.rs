@@ -11,10 +11,10 @@ use std::ffi::c_int;
 
 use crate::bucket::Tat;
 use crate::defaults::{default_policy, scale_percent};
-use crate::ffi::{now_ms, run_command, Ctx, Key, Slot, Str};
+use crate::ffi::{now_ms, run_command, Ctx, Key, Str};
 use crate::policy::{Policy, StoredPolicy};
 use crate::reply;
-use crate::verdict::evaluate;
+use crate::verdict::remaining;
 
 pub extern "C" fn rl_info(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
     if argc != 2 {
@@ -24,7 +24,7 @@ pub extern "C" fn rl_info(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         let now = now_ms();
         // SAFETY: argc == 2.
         let key = Key::open_read(ctx, unsafe { *argv.add(1) });
-        let Slot::Bucket(b) = key.slot()? else {
+        let Some(b) = key.bucket()? else {
             reply::null(ctx);
             return Ok(());
         };
@@ -66,12 +66,7 @@ fn reply_info(
     optional(c"idle_ms", stored.map(|s| s.idle_ms));
     optional(c"shadow", stored.map(|s| u64::from(s.shadow)));
     optional(c"scale_percent", Some(scale));
-    // A cost-1 probe of the current state; only `remaining` and `reset_after_ms` are used.
-    let verdict = policy.map(|p: Policy| evaluate(&p.scaled(scale), tat, now, 1));
-    let remaining = verdict.map(|v| match v.decision {
-        crate::bucket::Decision::Allowed(_) => v.remaining + 1,
-        crate::bucket::Decision::Denied => 0,
-    });
+    let remaining = policy.map(|p: Policy| remaining(&p.scaled(scale), tat, now));
     optional(c"remaining", remaining);
     optional(
         c"reset_after_ms",

@@ -8,8 +8,9 @@
 use std::ffi::c_int;
 
 use crate::bucket::Tat;
-use crate::ffi::{now_ms, run_command, Ctx, Key, Slot, Str};
+use crate::ffi::{now_ms, run_command, Ctx, Key, Str};
 use crate::metrics::RESETS;
+use crate::policy::own_expiry;
 use crate::reply;
 
 pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
@@ -20,7 +21,7 @@ pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
         let now = now_ms();
         // SAFETY: argc == 2.
         let key = Key::open_write(ctx, unsafe { *argv.add(1) });
-        let Slot::Bucket(b) = key.slot()? else {
+        let Some(b) = key.bucket()? else {
             reply::integer(ctx, 0);
             return Ok(());
         };
@@ -30,26 +31,13 @@ pub extern "C" fn rl_reset(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
             return Ok(());
         }
         match b.stored() {
-            None => {
-                key.delete();
-                // SAFETY: "s" matches the one RedisModuleString argument.
-                unsafe {
-                    if let Some(replicate) = redis_module::raw::RedisModule_Replicate {
-                        replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), key.name());
-                    }
-                }
-            }
+            None => key.delete_replicated(),
             Some(s) => {
-                key.store_tat(Some(b), Tat::EMPTY)?;
+                key.store(Some(b), Tat::EMPTY, None)?;
                 // With IDLE the reset counts as activity; otherwise the key keeps whatever
-                // expiry it has (none, or a user's PEXPIRE), and replicas get that same one.
-                let expire_at = if s.idle_ms > 0 {
-                    let at = now.saturating_add(s.idle_ms);
-                    key.set_expiry(Some(at));
-                    Some(at)
-                } else {
-                    key.expiry()
-                };
+                // expiry it has (none, or a user's PEXPIRE).
+                let expire_at =
+                    key.settle_expiry(own_expiry(Some(s), Tat::EMPTY.empty_at_ms(), now));
                 key.replicate(Tat::EMPTY, expire_at, None);
             }
         }

@@ -10,7 +10,6 @@ way, with `redis-cli --cluster create`, and every node is always stopped by PID.
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import redis
@@ -21,6 +20,7 @@ from redis.retry import Retry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server import REDIS_SERVER, ROOT, RedisServer, free_port, render_config  # noqa: E402
+from helpers import wait_until  # noqa: E402
 
 REDIS_CLI = os.environ.get("REDIS_CLI", "redis-cli")
 SLOTS = 16384
@@ -39,18 +39,6 @@ def cluster_conf_overrides():
             name, _, value = line.partition(" ")
             out[name] = value.strip()
     return out
-
-
-def wait_until(predicate, timeout, what, interval=0.02):
-    """Polls `predicate` until it returns a truthy value; fails after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def no_retry_client(port, **kw):
