@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use rl::bucket::{decide, Decision, Tat};
+use rl::gcra::{decide, Decision, Tat};
 use rl::policy::Policy;
 use rl::verdict::evaluate;
 

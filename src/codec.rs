@@ -8,7 +8,7 @@
 //!
 //! PURE: no Redis types here.
 
-use crate::bucket::Tat;
+use crate::gcra::Tat;
 use crate::policy::{Policy, StoredPolicy};
 
 pub const KIND_USAGE: u64 = 0;

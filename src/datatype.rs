@@ -13,7 +13,7 @@ use redis_module::{native_types::RedisType, raw};
 
 use crate::codec;
 use crate::ffi::{api, emit_aof};
-use crate::value::Bucket;
+use crate::value::Value;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
 const ENCODING_VERSION: c_int = 1;
@@ -53,8 +53,8 @@ fn guarded<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 ///
 /// # Safety
 /// `value` must be a live value of this type.
-unsafe fn bucket(value: *const c_void) -> Option<Bucket> {
-    Bucket::from_raw(value.cast_mut())
+unsafe fn bucket(value: *const c_void) -> Option<Value> {
+    Value::from_raw(value.cast_mut())
 }
 
 extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
@@ -62,11 +62,11 @@ extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_vo
         if encver != ENCODING_VERSION {
             return ptr::null_mut();
         }
-        load_value(rdb).map_or(ptr::null_mut(), Bucket::into_raw)
+        load_value(rdb).map_or(ptr::null_mut(), Value::into_raw)
     })
 }
 
-fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Bucket> {
+fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Value> {
     let read = || -> Option<u64> {
         let v = api!(RedisModule_LoadUnsigned(rdb))?;
         match api!(RedisModule_IsIOError(rdb)) {
@@ -75,8 +75,8 @@ fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Bucket> {
         }
     };
     Some(match codec::decode(read)? {
-        (tat, None) => Bucket::new_usage(tat),
-        (tat, Some(stored)) => Bucket::new_configured(tat, stored),
+        (tat, None) => Value::new_usage(tat),
+        (tat, Some(stored)) => Value::new_configured(tat, stored),
     })
 }
 
@@ -132,7 +132,7 @@ extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
 extern "C" fn free(value: *mut c_void) {
     guarded((), || {
         // SAFETY: Redis frees a value it no longer references.
-        if let Some(b) = unsafe { Bucket::from_raw(value) } {
+        if let Some(b) = unsafe { Value::from_raw(value) } {
             unsafe { b.free() };
         }
     })

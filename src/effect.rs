@@ -14,9 +14,9 @@
 //! PURE: no Redis types here.
 
 use crate::args::{parse_integer, Integer};
-use crate::bucket::{Tat, MAX_TAT_MS};
 use crate::codec;
 use crate::error::Error;
+use crate::gcra::{Tat, MAX_TAT_MS};
 use crate::policy::{StoredPolicy, MAX_IDLE_MS};
 
 /// Latest expiry `RL.APPLY` accepts, in Unix ms: a TAT or an idle deadline, never later.

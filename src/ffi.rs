@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::raw;
 
-use crate::bucket::Tat;
 use crate::effect::StateText;
 use crate::error::Error;
+use crate::gcra::Tat;
 use crate::policy::StoredPolicy;
-use crate::value::Bucket;
+use crate::value::Value;
 
 pub type Ctx = *mut raw::RedisModuleCtx;
 pub type Str = *mut raw::RedisModuleString;
@@ -272,7 +272,7 @@ impl Key {
     }
 
     /// The key's value (`None`: the key is empty), or `WRONGTYPE` for a key of another type.
-    pub fn bucket(&self) -> Result<Option<Bucket>, Error> {
+    pub fn bucket(&self) -> Result<Option<Value>, Error> {
         if self.key.is_null() {
             // Opened read-only, an absent key has no handle at all.
             return if self.writable {
@@ -291,14 +291,14 @@ impl Key {
             return Err(Error::WrongType);
         }
         let value = api!(RedisModule_ModuleTypeGetValue(self.key)).unwrap_or(ptr::null_mut());
-        // SAFETY: a value of our type is a pointer from Bucket::into_raw.
-        unsafe { Bucket::from_raw(value) }
+        // SAFETY: a value of our type is a pointer from Value::into_raw.
+        unsafe { Value::from_raw(value) }
             .map(Some)
             .ok_or(Error::Internal)
     }
 
     /// Stores a new value in an empty key.
-    pub fn set(&self, b: Bucket) -> Result<(), Error> {
+    pub fn set(&self, b: Value) -> Result<(), Error> {
         let raw_value = b.into_raw();
         match api!(RedisModule_ModuleTypeSetValue(
             self.key,
@@ -308,14 +308,14 @@ impl Key {
             Some(r) if r == raw::REDISMODULE_OK as c_int => Ok(()),
             _ => {
                 // SAFETY: Redis did not take the value.
-                unsafe { Bucket::from_raw(raw_value).map(|b| b.free()) };
+                unsafe { Value::from_raw(raw_value).map(|b| b.free()) };
                 Err(Error::Internal)
             }
         }
     }
 
     /// Swaps the value of a key that holds ours, keeping its expiry, and frees the old one.
-    pub fn replace(&self, b: Bucket) -> Result<(), Error> {
+    pub fn replace(&self, b: Value) -> Result<(), Error> {
         let raw_value = b.into_raw();
         let mut old: *mut c_void = ptr::null_mut();
         match api!(RedisModule_ModuleTypeReplaceValue(
@@ -326,12 +326,12 @@ impl Key {
         )) {
             Some(r) if r == raw::REDISMODULE_OK as c_int => {
                 // SAFETY: Redis handed the old value back to us.
-                unsafe { Bucket::from_raw(old).map(|b| b.free()) };
+                unsafe { Value::from_raw(old).map(|b| b.free()) };
                 Ok(())
             }
             _ => {
                 // SAFETY: Redis did not take the value.
-                unsafe { Bucket::from_raw(raw_value).map(|b| b.free()) };
+                unsafe { Value::from_raw(raw_value).map(|b| b.free()) };
                 Err(Error::Internal)
             }
         }
@@ -343,19 +343,19 @@ impl Key {
     /// a policy), or set when the key was empty (`bucket` None).
     pub fn store(
         &self,
-        bucket: Option<Bucket>,
+        bucket: Option<Value>,
         tat: Tat,
         stored: Option<StoredPolicy>,
     ) -> Result<(), Error> {
         let Some(mut b) = bucket else {
             return self.set(match stored {
-                Some(s) => Bucket::new_configured(tat, s),
-                None => Bucket::new_usage(tat),
+                Some(s) => Value::new_configured(tat, s),
+                None => Value::new_usage(tat),
             });
         };
         if let Some(s) = stored {
             if !b.set_stored(s) {
-                return self.replace(Bucket::new_configured(tat, s));
+                return self.replace(Value::new_configured(tat, s));
             }
         }
         match b.with_tat(tat) {

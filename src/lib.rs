@@ -2,14 +2,13 @@
 //!
 //! `RL.CONFIG key limit window_ms [BURST b] [IDLE ms]` stores a client's policy;
 //! `RL.ALLOW key [COST n] [LIMIT l WINDOW w [BURST b]]` decides one request. State lives in a
-//! custom `ratelimit` type (a GCRA bucket, see [`bucket`]) that persists in RDB/AOF, replicates
+//! custom `ratelimit` type (a GCRA bucket, see [`gcra`]) that persists in RDB/AOF, replicates
 //! as effects and expires by itself when a client goes idle.
 //!
-//! Pure logic ([`policy`], [`bucket`], [`args`], [`error`]) knows nothing of Redis; the glue
+//! Pure logic ([`policy`], [`gcra`], [`args`], [`error`]) knows nothing of Redis; the glue
 //! ([`ffi`], [`value`], [`datatype`], [`commands`]) is all that touches the module API.
 
 pub mod args;
-pub mod bucket;
 pub mod codec;
 pub mod commands;
 pub mod datatype;
@@ -17,6 +16,7 @@ pub mod defaults;
 pub mod effect;
 pub mod error;
 pub mod ffi;
+pub mod gcra;
 pub mod metrics;
 pub mod policy;
 pub mod reply;

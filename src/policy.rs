@@ -1,7 +1,7 @@
 //! A rate-limit policy, validated once so that the hot path can trust it.
 //!
 //! A policy says "at most `limit` requests per `window_ms` milliseconds, with room for a burst of
-//! `burst` requests". Every bound below is chosen so that no computation in [`crate::bucket`]
+//! `burst` requests". Every bound below is chosen so that no computation in [`crate::gcra`]
 //! can overflow 128-bit integers and every instant it produces fits in a `u64` of milliseconds:
 //! a value outside them is refused here, with a message that names the bound, and never
 //! reaches the decision.

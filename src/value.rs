@@ -15,7 +15,7 @@
 //!
 //! TATs are stored in lowest terms ([`Tat::reduced`]), so a state has one representation on
 //! every server. Every value made here is counted in `live_buckets` (`INFO rl`) until freed.
-//! A [`Bucket`] is the word itself; heap layouts keep the pointer's full provenance, and only
+//! A [`Value`] is the word itself; heap layouts keep the pointer's full provenance, and only
 //! this file allocates, frees or casts it.
 
 use std::ffi::c_void;
@@ -23,7 +23,7 @@ use std::mem::size_of;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 
-use crate::bucket::Tat;
+use crate::gcra::Tat;
 use crate::metrics::LIVE_BUCKETS;
 use crate::policy::StoredPolicy;
 
@@ -94,39 +94,39 @@ enum Repr {
 }
 
 /// One `ratelimit` value: the word Redis stores for the key.
-pub struct Bucket(NonNull<c_void>);
+pub struct Value(NonNull<c_void>);
 
-impl Bucket {
+impl Value {
     /// A new usage-only value: inline when it fits.
-    pub fn new_usage(tat: Tat) -> Bucket {
+    pub fn new_usage(tat: Tat) -> Value {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
         let tat = tat.reduced();
         if let Some(word) = encode_inline(tat).and_then(|w| usize::try_from(w).ok()) {
             // A tagged word, never dereferenced; never null since its tag bit is 1.
             if let Some(p) = NonNull::new(ptr::without_provenance_mut(word)) {
-                return Bucket(p);
+                return Value(p);
             }
         }
-        Bucket(NonNull::from(Box::leak(Box::new(Usage::new(tat, 0)))).cast())
+        Value(NonNull::from(Box::leak(Box::new(Usage::new(tat, 0)))).cast())
     }
 
     /// A new value holding a policy.
-    pub fn new_configured(tat: Tat, stored: StoredPolicy) -> Bucket {
+    pub fn new_configured(tat: Tat, stored: StoredPolicy) -> Value {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
         let b = Box::new(Configured {
             usage: Usage::new(tat.reduced(), CONFIGURED),
             stored,
         });
-        Bucket(NonNull::from(Box::leak(b)).cast())
+        Value(NonNull::from(Box::leak(b)).cast())
     }
 
     /// Adopts a word that Redis handed back; not owned: it is freed only through `free`.
     ///
     /// # Safety
-    /// `p` must be null or a word returned by [`Bucket::into_raw`] and not yet freed, and
+    /// `p` must be null or a word returned by [`Value::into_raw`] and not yet freed, and
     /// the returned handle must not outlive the key's value.
-    pub unsafe fn from_raw(p: *mut c_void) -> Option<Bucket> {
-        NonNull::new(p).map(Bucket)
+    pub unsafe fn from_raw(p: *mut c_void) -> Option<Value> {
+        NonNull::new(p).map(Value)
     }
 
     /// The word to hand to Redis; the value now belongs to the key.
@@ -161,7 +161,7 @@ impl Bucket {
     /// be, and a usage value moves to the smallest layout that fits, so then the new value
     /// is returned for the caller to swap in (which frees this one).
     #[must_use]
-    pub fn with_tat(&mut self, tat: Tat) -> Option<Bucket> {
+    pub fn with_tat(&mut self, tat: Tat) -> Option<Value> {
         let tat = tat.reduced();
         match self.repr() {
             Repr::Configured(mut c) => {
@@ -174,7 +174,7 @@ impl Bucket {
                 unsafe { *u.as_mut() = Usage::new(tat, 0) };
                 None
             }
-            Repr::Usage(_) | Repr::Inline(_) => Some(Bucket::new_usage(tat)),
+            Repr::Usage(_) | Repr::Inline(_) => Some(Value::new_usage(tat)),
         }
     }
 
@@ -210,10 +210,10 @@ impl Bucket {
     }
 
     /// A deep copy, for `COPY`.
-    pub fn duplicate(&self) -> Bucket {
+    pub fn duplicate(&self) -> Value {
         match self.stored() {
-            Some(stored) => Bucket::new_configured(self.tat(), stored),
-            None => Bucket::new_usage(self.tat()),
+            Some(stored) => Value::new_configured(self.tat(), stored),
+            None => Value::new_usage(self.tat()),
         }
     }
 

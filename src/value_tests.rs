@@ -6,14 +6,14 @@ fn stored() -> StoredPolicy {
     StoredPolicy::new(Policy::new(10, 60_000, 20).unwrap(), 5000).unwrap()
 }
 
-fn is_inline(b: &Bucket) -> bool {
+fn is_inline(b: &Value) -> bool {
     matches!(b.repr(), Repr::Inline(_))
 }
 
 #[test]
 fn whole_millisecond_tats_are_inline_and_allocate_nothing() {
     // 10 per minute: T = 6000 ms, so every TAT is whole ms and reduces to den 1.
-    let b = Bucket::new_usage(Tat::new(1_700_000_006_000, 0, 10).unwrap());
+    let b = Value::new_usage(Tat::new(1_700_000_006_000, 0, 10).unwrap());
     assert!(is_inline(&b));
     assert_eq!(b.mem_usage(), 0);
     assert_eq!(b.tat(), Tat::new(1_700_000_006_000, 0, 1).unwrap());
@@ -23,7 +23,7 @@ fn whole_millisecond_tats_are_inline_and_allocate_nothing() {
 #[test]
 fn fractions_with_small_denominators_are_inline_too() {
     let tat = Tat::new(1_700_000_000_333, 1, 3).unwrap();
-    let b = Bucket::new_usage(tat);
+    let b = Value::new_usage(tat);
     assert!(is_inline(&b));
     assert_eq!(b.tat(), tat);
     unsafe { b.free() };
@@ -36,7 +36,7 @@ fn large_denominators_and_far_instants_take_sixteen_bytes() {
         Tat::new(5, 1, 1021).unwrap(),
         Tat::new(INLINE_MS_LIMIT, 0, 1).unwrap(),
     ] {
-        let b = Bucket::new_usage(tat);
+        let b = Value::new_usage(tat);
         assert!(!is_inline(&b));
         assert_eq!((b.mem_usage(), b.tat()), (16, tat));
         unsafe { b.free() };
@@ -46,7 +46,7 @@ fn large_denominators_and_far_instants_take_sixteen_bytes() {
 #[test]
 fn configured_values_keep_their_tat_and_policy() {
     let tat = Tat::new(1_700_000_000_123, 7, 9).unwrap();
-    let mut c = Bucket::new_configured(tat, stored());
+    let mut c = Value::new_configured(tat, stored());
     assert_eq!(
         (c.tat(), c.stored(), c.mem_usage()),
         (tat, Some(stored()), size_of::<Configured>())
@@ -65,7 +65,7 @@ fn configured_values_keep_their_tat_and_policy() {
 
 #[test]
 fn usage_values_move_to_the_smallest_layout_that_fits() {
-    let mut boxed = Bucket::new_usage(Tat::new(5, 1, 1021).unwrap());
+    let mut boxed = Value::new_usage(Tat::new(5, 1, 1021).unwrap());
     assert!(
         boxed.with_tat(Tat::new(6, 2, 1021).unwrap()).is_none(),
         "still boxed: in place"
@@ -74,7 +74,7 @@ fn usage_values_move_to_the_smallest_layout_that_fits() {
         .with_tat(Tat::new(7, 0, 1021).unwrap())
         .expect("fits inline now");
     assert!(is_inline(&inline));
-    let mut inline2 = Bucket::new_usage(Tat::new(8, 0, 1).unwrap());
+    let mut inline2 = Value::new_usage(Tat::new(8, 0, 1).unwrap());
     let back = inline2
         .with_tat(Tat::new(9, 5, 1021).unwrap())
         .expect("inline never changes in place");
@@ -89,16 +89,16 @@ fn usage_values_move_to_the_smallest_layout_that_fits() {
 
 #[test]
 fn duplicate_is_deep_and_round_trips_through_raw() {
-    let c = Bucket::new_configured(Tat::new(5, 1, 2).unwrap(), stored());
+    let c = Value::new_configured(Tat::new(5, 1, 2).unwrap(), stored());
     let raw = c.duplicate().into_raw();
-    let d = unsafe { Bucket::from_raw(raw) }.unwrap();
+    let d = unsafe { Value::from_raw(raw) }.unwrap();
     assert_eq!((d.tat(), d.stored()), (c.tat(), c.stored()));
     assert_ne!(raw, c.0.as_ptr());
     unsafe {
         c.free();
         d.free();
     }
-    assert!(unsafe { Bucket::from_raw(std::ptr::null_mut()) }.is_none());
+    assert!(unsafe { Value::from_raw(std::ptr::null_mut()) }.is_none());
 }
 
 proptest! {
@@ -106,9 +106,9 @@ proptest! {
     #[test]
     fn every_tat_round_trips(ms in 0u64..(1 << 60), den in 1u64..=MAX_LIMIT, frac_seed in any::<u64>()) {
         let tat = Tat::new(ms, frac_seed % den, den).unwrap();
-        let b = Bucket::new_usage(tat);
+        let b = Value::new_usage(tat);
         prop_assert_eq!(b.tat(), tat.reduced());
-        let c = Bucket::new_configured(tat, stored());
+        let c = Value::new_configured(tat, stored());
         prop_assert_eq!(c.tat(), tat.reduced());
         unsafe { b.free(); c.free(); }
     }

@@ -1,13 +1,13 @@
 //! The numbers behind a decision, for `RL.THROTTLE`, `RL.PEEK` and `RL.INFO`: what a client
 //! needs for `Retry-After` and `RateLimit` headers.
 //!
-//! Everything is exact integer arithmetic in the same units as [`crate::bucket`] (1/limit ms),
+//! Everything is exact integer arithmetic in the same units as [`crate::gcra`] (1/limit ms),
 //! rounded once, up, to whole milliseconds: a retry at `now + retry_after_ms` passes and one
 //! a millisecond earlier does not.
 //!
 //! PURE: no Redis types here.
 
-use crate::bucket::{decide, Decision, Tat};
+use crate::gcra::{decide, Decision, Tat};
 use crate::policy::Policy;
 
 /// A decision with its numbers.

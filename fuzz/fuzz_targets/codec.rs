@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::bucket::decide;
+use rl::gcra::decide;
 use rl::codec::{decode, encode};
 use rl::policy::Policy;
-use rl::value::Bucket;
+use rl::value::Value;
 use rl::verdict::evaluate;
 
 fn word(bytes: &[u8]) -> u64 {
@@ -26,8 +26,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(decode(|| again.next()), Some((tat, stored)));
 
     let bucket = match stored {
-        Some(s) => Bucket::new_configured(tat, s),
-        None => Bucket::new_usage(tat),
+        Some(s) => Value::new_configured(tat, s),
+        None => Value::new_usage(tat),
     };
     assert_eq!((bucket.tat(), bucket.stored()), (tat.reduced(), stored));
     // SAFETY: the value was never handed to Redis.

@@ -2,13 +2,13 @@
 //! once, open the key once, pick the policy, decide, and (unless peeking) commit.
 
 use crate::args::parse_allow;
-use crate::bucket::{decide, Decision, Tat};
 use crate::defaults::{default_policy, scale_percent};
 use crate::error::Error;
 use crate::ffi::{notify, now_ms, string_bytes, Args, Ctx, Key, Str};
+use crate::gcra::{decide, Decision, Tat};
 use crate::metrics::{self, Source};
 use crate::policy::{own_expiry, Policy, StoredPolicy};
-use crate::value::Bucket;
+use crate::value::Value;
 use crate::verdict::{explain, Verdict};
 
 /// A decision and what it was taken on.
@@ -108,7 +108,7 @@ pub fn check(
 /// Stores an allowed request's new TAT, sets the expiry, and replicates the state.
 fn commit(
     key: &Key,
-    bucket: Option<Bucket>,
+    bucket: Option<Value>,
     stored: Option<StoredPolicy>,
     new_tat: Tat,
     now: u64,

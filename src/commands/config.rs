@@ -8,9 +8,9 @@
 use std::ffi::c_int;
 
 use crate::args::parse_config;
-use crate::bucket::Tat;
 use crate::error::Error;
 use crate::ffi::{now_ms, run_command, Args, Ctx, Key, Str};
+use crate::gcra::Tat;
 use crate::metrics::CONFIGS;
 use crate::policy::own_expiry;
 use crate::reply;

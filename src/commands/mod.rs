@@ -8,7 +8,7 @@ pub mod allow;
 pub mod apply;
 pub mod check;
 pub mod config;
-pub mod inspect;
+pub mod info;
 pub mod register;
 pub mod reset;
 pub mod throttle;

@@ -13,7 +13,7 @@ use super::{
     allow::rl_allow,
     apply::rl_apply,
     config::rl_config,
-    inspect::rl_info,
+    info::rl_info,
     reset::rl_reset,
     throttle::{rl_peek, rl_throttle},
     top::rl_top,

@@ -7,8 +7,8 @@
 
 use std::ffi::c_int;
 
-use crate::bucket::Tat;
 use crate::ffi::{now_ms, run_command, Ctx, Key, Str};
+use crate::gcra::Tat;
 use crate::metrics::RESETS;
 use crate::policy::own_expiry;
 use crate::reply;

@@ -9,9 +9,9 @@
 
 use std::ffi::c_int;
 
-use crate::bucket::Tat;
 use crate::defaults::{default_policy, scale_percent};
 use crate::ffi::{now_ms, run_command, Ctx, Key, Str};
+use crate::gcra::Tat;
 use crate::policy::{Policy, StoredPolicy};
 use crate::reply;
 use crate::verdict::remaining;

@@ -158,5 +158,5 @@ pub fn decide(policy: &Policy, tat: Tat, now_ms: u64, cost: u64) -> Decision {
 }
 
 #[cfg(test)]
-#[path = "bucket_tests.rs"]
+#[path = "gcra_tests.rs"]
 mod tests;
