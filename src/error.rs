@@ -29,6 +29,13 @@ pub enum Error {
     ApplyInvalid,
     TopCountRange,
     Internal,
+    UnknownKind,
+    TooManyLimits,
+    SlidingLimitRange,
+    SlidingWindowRange,
+    SlidingBurst,
+    AndWithoutPolicy,
+    KindTwice,
 }
 
 impl Error {
@@ -69,6 +76,23 @@ impl Error {
             Error::ApplyInvalid => c"ERR RL.APPLY got an impossible bucket state",
             Error::TopCountRange => c"ERR count must be a positive integer",
             Error::Internal => c"ERR internal error in the rl module (see the server log)",
+            Error::UnknownKind => {
+                c"ERR unknown limit kind: a limit is GCRA (the default) or SLIDING"
+            }
+            Error::TooManyLimits => c"ERR too many limits: a key holds at most 4 (joined by AND)",
+            Error::SlidingLimitRange => {
+                c"ERR a SLIDING limit must be an integer from 1 to 1000 (use GCRA for more requests per window)"
+            }
+            Error::SlidingWindowRange => {
+                c"ERR a SLIDING window_ms must be an integer from 1 to 4294967295 (about 49 days)"
+            }
+            Error::SlidingBurst => {
+                c"ERR BURST applies to GCRA limits only: a SLIDING limit's burst is its limit"
+            }
+            Error::AndWithoutPolicy => {
+                c"ERR syntax error: AND must be followed by a limit (limit window_ms, or LIMIT l WINDOW w)"
+            }
+            Error::KindTwice => c"ERR syntax error: a limit takes one kind, GCRA or SLIDING",
         }
     }
 }
@@ -100,6 +124,13 @@ mod tests {
             Error::ApplyInvalid,
             Error::TopCountRange,
             Error::Internal,
+            Error::UnknownKind,
+            Error::TooManyLimits,
+            Error::SlidingLimitRange,
+            Error::SlidingWindowRange,
+            Error::SlidingBurst,
+            Error::AndWithoutPolicy,
+            Error::KindTwice,
         ];
         for e in all {
             let m = e.message().to_str().unwrap();

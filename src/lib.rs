@@ -20,6 +20,7 @@ pub mod gcra;
 pub mod metrics;
 pub mod policy;
 pub mod reply;
+pub mod sliding;
 pub mod topk;
 pub mod value;
 pub mod verdict;
