@@ -17,6 +17,7 @@ pub mod effect;
 pub mod error;
 pub mod ffi;
 pub mod gcra;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 pub mod reply;

@@ -261,9 +261,12 @@ impl Log {
         Log::from_parts(at_ms.min(MAX_TAT_MS), &[(0, count)])
     }
 
-    /// The live entries at `now_ms` as `(instant, count)`, oldest first (for conversions).
-    pub fn live_entries(&self, policy: &Sliding, now_ms: u64) -> Vec<(u64, u64)> {
-        self.live(policy, now_ms).collect()
+    /// Every entry as `(instant, count)`, oldest first, a future instant read as `now_ms`:
+    /// for carrying a log over to a GCRA limit, which replays them all.
+    pub fn entries_until(&self, now_ms: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.entries
+            .iter()
+            .map(move |e| ((self.base_ms + e.offset()).min(now_ms), e.count()))
     }
 }
 
