@@ -20,6 +20,7 @@ pub mod gcra;
 pub mod limits;
 pub mod metrics;
 pub mod policy;
+pub mod precedence;
 pub mod reply;
 pub mod sliding;
 pub mod topk;
