@@ -1,5 +1,7 @@
 use super::*;
+use crate::limits::{Limit, Limits, StoredLimits, MAX_LIMITS};
 use crate::policy::MAX_BURST;
+use crate::sliding::Sliding;
 use proptest::prelude::*;
 
 fn allow(args: &[&str]) -> Result<AllowArgs, Error> {
@@ -146,5 +148,258 @@ proptest! {
     #[test]
     fn every_u64_round_trips(n in any::<u64>()) {
         prop_assert_eq!(parse_integer(n.to_string().as_bytes()), Some(Integer::Positive(n)));
+    }
+}
+
+fn allow_set(args: &[&str]) -> Result<AllowSet, Error> {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    parse_allow_set(&v)
+}
+
+fn config_set(args: &[&str]) -> Result<StoredLimits, Error> {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    parse_config_set(&v)
+}
+
+fn gcra(l: u64, w: u64, b: u64) -> Limit {
+    Limit::Gcra(Policy::new(l, w, b).unwrap())
+}
+
+fn sliding(l: u64, w: u64) -> Limit {
+    Limit::Sliding(Sliding::new(l, w).unwrap())
+}
+
+#[test]
+fn config_set_reads_kinds_and_limits_joined_by_and() {
+    let cases: &[(&[&str], &[Limit], u64, bool)] = &[
+        (&["10", "1000"], &[gcra(10, 1000, 0)], 0, false),
+        (&["10", "1000", "gcra"], &[gcra(10, 1000, 0)], 0, false),
+        (&["10", "1000", "SLIDING"], &[sliding(10, 1000)], 0, false),
+        (
+            &["10", "1000", "AND", "1000", "86400000"],
+            &[gcra(10, 1000, 0), gcra(1000, 86_400_000, 0)],
+            0,
+            false,
+        ),
+        (
+            &[
+                "10", "1000", "sliding", "IDLE", "5", "and", "1000", "86400000", "BURST", "50",
+                "SHADOW",
+            ],
+            &[sliding(10, 1000), gcra(1000, 86_400_000, 50)],
+            5,
+            true,
+        ),
+        (
+            &[
+                "1", "1", "AND", "2", "2", "SLIDING", "AND", "3", "3", "AND", "4", "4",
+            ],
+            &[gcra(1, 1, 0), sliding(2, 2), gcra(3, 3, 0), gcra(4, 4, 0)],
+            0,
+            false,
+        ),
+    ];
+    for (args, limits, idle, shadow) in cases {
+        let got = config_set(args).unwrap();
+        assert_eq!(got.limits.as_slice(), *limits, "{args:?}");
+        assert_eq!((got.idle_ms, got.shadow), (*idle, *shadow), "{args:?}");
+    }
+}
+
+#[test]
+fn config_set_rejects_bad_calls_with_specific_errors() {
+    let cases: &[(&[&str], Error)] = &[
+        (&["10", "1000", "AND"], Error::AndWithoutPolicy),
+        (&["10", "1000", "AND", "5"], Error::AndWithoutPolicy),
+        (
+            &["10", "1000", "AND", "AND", "5", "5"],
+            Error::AndWithoutPolicy,
+        ),
+        (&["10", "1000", "AND", "5", "AND"], Error::AndWithoutPolicy),
+        (
+            &[
+                "1", "1", "AND", "2", "2", "AND", "3", "3", "AND", "4", "4", "AND", "5", "5",
+            ],
+            Error::TooManyLimits,
+        ),
+        (&["1001", "1000", "SLIDING"], Error::SlidingLimitRange),
+        (&["10", "4294967296", "SLIDING"], Error::SlidingWindowRange),
+        (
+            &["10", "1000", "SLIDING", "BURST", "5"],
+            Error::SlidingBurst,
+        ),
+        (&["10", "1000", "SLIDING", "GCRA"], Error::KindTwice),
+        (&["10", "1000", "SLIDING", "SLIDING"], Error::KindTwice),
+        (&["10", "1000", "FIXED"], Error::UnknownKind),
+        (&["10", "1000", "token-bucket"], Error::UnknownKind),
+        (&["10", "1000", "Sliding-Log"], Error::UnknownKind),
+        (
+            &["10", "1000", "IDLE", "5", "AND", "1", "1", "IDLE", "5"],
+            Error::RepeatedOption,
+        ),
+        (
+            &["10", "1000", "SHADOW", "AND", "1", "1", "SHADOW"],
+            Error::RepeatedOption,
+        ),
+        (&["10", "1000", "AND", "0", "5"], Error::LimitRange),
+        (&["10", "1000", "AND", "5", "0"], Error::WindowRange),
+        (
+            &["10", "1000", "AND", "5", "5", "BURST"],
+            Error::MissingValue,
+        ),
+        (
+            &["10", "1000", "AND", "1", "1000000000000", "BURST", "1000"],
+            Error::DrainTooLong,
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(config_set(args), Err(*want), "{args:?}");
+    }
+}
+
+#[test]
+fn allow_set_reads_inline_kinds_and_limits_joined_by_and() {
+    let got = allow_set(&["LIMIT", "10", "WINDOW", "1000", "SLIDING", "COST", "2"]).unwrap();
+    assert_eq!(
+        (got.cost, got.inline.unwrap().as_slice()),
+        (2, [sliding(10, 1000)].as_slice())
+    );
+    let got = allow_set(&[
+        "LIMIT", "10", "WINDOW", "1000", "AND", "sliding", "window", "86400000", "limit", "1000",
+        "COST", "3",
+    ])
+    .unwrap();
+    assert_eq!(got.cost, 3);
+    assert_eq!(
+        got.inline.unwrap().as_slice(),
+        [gcra(10, 1000, 0), sliding(1000, 86_400_000)].as_slice()
+    );
+    assert_eq!(
+        allow_set(&["COST", "4"]).unwrap(),
+        AllowSet {
+            cost: 4,
+            inline: None
+        }
+    );
+}
+
+#[test]
+fn allow_set_rejects_bad_calls_with_specific_errors() {
+    let cases: &[(&[&str], Error)] = &[
+        (
+            &["LIMIT", "1", "WINDOW", "1", "AND"],
+            Error::AndWithoutPolicy,
+        ),
+        (
+            &["AND", "LIMIT", "1", "WINDOW", "1"],
+            Error::AndWithoutPolicy,
+        ),
+        (
+            &["COST", "2", "AND", "LIMIT", "1", "WINDOW", "1"],
+            Error::AndWithoutPolicy,
+        ),
+        (
+            &["LIMIT", "1", "WINDOW", "1", "AND", "COST", "2"],
+            Error::AndWithoutPolicy,
+        ),
+        (
+            &["LIMIT", "1", "WINDOW", "1", "AND", "LIMIT", "2"],
+            Error::LimitWithoutWindow,
+        ),
+        (
+            &["LIMIT", "1", "WINDOW", "1", "AND", "BURST", "2"],
+            Error::BurstWithoutLimit,
+        ),
+        (&["SLIDING"], Error::LimitWithoutWindow),
+        (
+            &["LIMIT", "5000", "WINDOW", "1", "SLIDING"],
+            Error::SlidingLimitRange,
+        ),
+        (
+            &["LIMIT", "5", "WINDOW", "1", "SLIDING", "BURST", "5"],
+            Error::SlidingBurst,
+        ),
+        (
+            &["LIMIT", "5", "WINDOW", "1", "GCRA", "SLIDING"],
+            Error::KindTwice,
+        ),
+        (&["LIMIT", "5", "WINDOW", "1", "FIXED"], Error::UnknownKind),
+        (
+            &["LIMIT", "5", "WINDOW", "1", "TOKENBUCKET", "1"],
+            Error::UnknownKind,
+        ),
+        (&["COST", "1", "AND", "COST", "2"], Error::AndWithoutPolicy),
+        (
+            &[
+                "LIMIT", "1", "WINDOW", "1", "COST", "1", "AND", "LIMIT", "1", "WINDOW", "1",
+                "COST", "2",
+            ],
+            Error::RepeatedOption,
+        ),
+        (
+            &[
+                "LIMIT", "1", "WINDOW", "1", "AND", "LIMIT", "1", "WINDOW", "1", "AND", "LIMIT",
+                "1", "WINDOW", "1", "AND", "LIMIT", "1", "WINDOW", "1", "AND", "LIMIT", "1",
+                "WINDOW", "1",
+            ],
+            Error::TooManyLimits,
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(allow_set(args), Err(*want), "{args:?}");
+    }
+}
+
+/// Words of the old syntax (and numbers) from which the equivalence tests build calls.
+fn old_words() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(
+        prop_oneof![
+            prop::sample::select(vec![
+                "COST", "LIMIT", "WINDOW", "BURST", "IDLE", "SHADOW", "limit", "FOO"
+            ])
+            .prop_map(String::from),
+            prop::sample::select(vec![
+                "0",
+                "1",
+                "7",
+                "1000",
+                "-1",
+                "x",
+                "1000000000000",
+                "99999999999"
+            ])
+            .prop_map(String::from),
+        ],
+        0..9,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Without the new words the new parsers accept and answer exactly what the old ones do:
+    /// every existing call keeps its meaning and its error.
+    #[test]
+    fn the_new_parsers_extend_the_old_ones(words in old_words()) {
+        let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        let old = parse_allow(&args).map(|a| (a.cost, a.inline.map(Limits::single)));
+        let new = parse_allow_set(&args).map(|a| (a.cost, a.inline));
+        prop_assert_eq!(old, new);
+        let old = parse_config(&args).map(StoredLimits::from_single);
+        prop_assert_eq!(old, parse_config_set(&args));
+    }
+
+    #[test]
+    fn the_new_parsers_are_total(args in prop::collection::vec(prop_oneof![
+        prop::sample::select(vec!["AND", "SLIDING", "GCRA", "LIMIT", "WINDOW", "BURST", "COST", "IDLE", "SHADOW", "1", "10", "1000"]).prop_map(|s| s.as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..8),
+    ], 0..16)) {
+        let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        if let Ok(a) = parse_allow_set(&v) {
+            prop_assert!(a.inline.is_none_or(|l| (1..=MAX_LIMITS).contains(&l.len())));
+        }
+        if let Ok(c) = parse_config_set(&v) {
+            prop_assert!((1..=MAX_LIMITS).contains(&c.limits.len()));
+        }
     }
 }

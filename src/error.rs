@@ -90,7 +90,7 @@ impl Error {
                 c"ERR BURST applies to GCRA limits only: a SLIDING limit's burst is its limit"
             }
             Error::AndWithoutPolicy => {
-                c"ERR syntax error: AND must be followed by a limit (limit window_ms, or LIMIT l WINDOW w)"
+                c"ERR syntax error: AND joins two limits, each with its limit and window_ms (RL.ALLOW: LIMIT l WINDOW w)"
             }
             Error::KindTwice => c"ERR syntax error: a limit takes one kind, GCRA or SLIDING",
         }

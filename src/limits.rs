@@ -15,7 +15,7 @@
 
 use crate::error::Error;
 use crate::gcra::{self, Tat, MAX_TAT_MS};
-use crate::policy::Policy;
+use crate::policy::{Policy, StoredPolicy, FLAG_SHADOW};
 use crate::sliding::{self, Log, Numbers, Sliding};
 use crate::verdict;
 
@@ -108,6 +108,46 @@ impl Limits {
             *l = l.scaled(percent);
         }
         out
+    }
+}
+
+/// What `RL.CONFIG` stores in a key: its limits, how long an idle client is remembered and
+/// whether the set only observes (the same meaning as [`StoredPolicy`]'s fields, for the whole
+/// set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredLimits {
+    pub limits: Limits,
+    pub idle_ms: u64,
+    pub shadow: bool,
+}
+
+impl StoredLimits {
+    /// The stored policy of a single-GCRA set: the form that keeps today's value layout,
+    /// RDB encoding and `RL.APPLY` text.
+    pub fn single_gcra(&self) -> Option<StoredPolicy> {
+        let policy = self.limits.single_gcra()?;
+        Some(StoredPolicy {
+            policy,
+            idle_ms: self.idle_ms,
+            shadow: self.shadow,
+        })
+    }
+
+    pub fn from_single(stored: StoredPolicy) -> StoredLimits {
+        StoredLimits {
+            limits: Limits::single(stored.policy),
+            idle_ms: stored.idle_ms,
+            shadow: stored.shadow,
+        }
+    }
+
+    /// The flags as stored (the same bits as [`StoredPolicy::flags`]).
+    pub fn flags(&self) -> u64 {
+        if self.shadow {
+            FLAG_SHADOW
+        } else {
+            0
+        }
     }
 }
 
