@@ -7,10 +7,12 @@
 // PURE: time is injected (`now`, ms).
 
 class Breaker {
-  constructor({ threshold, cooldownMs, now }) {
+  /** onChange(from, to): called on every change of state ('closed', 'open', 'half_open'). */
+  constructor({ threshold, cooldownMs, now, onChange = () => {} }) {
     this.threshold = threshold;
     this.cooldownMs = cooldownMs;
     this.now = now;
+    this.onChange = onChange;
     this.state = 'closed';
     this.failures = 0;
     this.openUntil = 0;
@@ -20,7 +22,7 @@ class Breaker {
   allow() {
     if (this.state === 'closed') return true;
     if (this.state === 'open' && this.now() >= this.openUntil) {
-      this.state = 'halfOpen';
+      this.move('half_open');
       return true;
     }
     return false;
@@ -34,15 +36,21 @@ class Breaker {
 
   success() {
     this.failures = 0;
-    this.state = 'closed';
+    if (this.state !== 'closed') this.move('closed');
   }
 
   failure() {
     this.failures += 1;
-    if (this.state === 'halfOpen' || this.failures >= this.threshold) {
-      this.state = 'open';
+    if (this.state === 'half_open' || (this.state === 'closed' && this.failures >= this.threshold)) {
       this.openUntil = this.now() + this.cooldownMs;
+      this.move('open');
     }
+  }
+
+  move(to) {
+    const from = this.state;
+    this.state = to;
+    this.onChange(from, to);
   }
 }
 

@@ -63,7 +63,7 @@ class DistributedRateLimiter extends EventEmitter {
     }
     const o = { ...DEFAULTS, ...(options || {}) };
     if (!ON_ERROR.includes(o.onError)) throw new policyOf.RateLimitArgumentError(`onError must be one of ${ON_ERROR.join(', ')}`);
-    for (const f of ['timeoutMs', 'failureThreshold', 'cooldownMs']) {
+    for (const f of ['timeoutMs', 'breakerFailures', 'breakerCooldownMs']) {
       if (!Number.isSafeInteger(o[f]) || o[f] < 1) throw new policyOf.RateLimitArgumentError(`${f} must be a positive integer`);
     }
     this.options = o;
@@ -73,12 +73,16 @@ class DistributedRateLimiter extends EventEmitter {
     if (this.ownsClient) this.transport.client.on('error', () => {}); // failures surface per call
     this.share = policyOf.share(o.localShare);
     this.local = new LocalLimiter({ now: o.now ? () => BigInt(o.now()) : undefined });
-    this.breaker = new Breaker({ threshold: o.failureThreshold, cooldownMs: o.cooldownMs, now: Date.now });
+    this.breaker = new Breaker({
+      threshold: o.breakerFailures,
+      cooldownMs: o.breakerCooldownMs,
+      now: Date.now,
+      onChange: (from, to) => this.stateChanged(from, to),
+    });
     this.policies = new Map(); // key -> policy stored by configureRateLimit (for 'local' and headers)
     this.useLua = false;
     this.luaSince = 0;
-    this.degraded = false;
-    this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0 };
+    this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0 };
     this.lastError = null;
     // Re-check for the module after every reconnect (the server may have changed).
     this.transport.onReady(() => {
@@ -95,7 +99,7 @@ class DistributedRateLimiter extends EventEmitter {
     const args = ['RL.CONFIG', key, String(pol.limit), String(pol.windowMs), 'BURST', String(pol.burst)];
     if (idle !== null) args.push('IDLE', String(idle));
     if (p.shadow) args.push('SHADOW');
-    await this.remote(key, args, () => script.configArgs(pol, idle, Boolean(p.shadow)));
+    await this.remote(key, args, () => script.configArgs(luaRange(pol), idle, Boolean(p.shadow)));
   }
 
   /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?}. */
@@ -127,12 +131,14 @@ class DistributedRateLimiter extends EventEmitter {
     return replies.info(await this.remote(key, ['RL.INFO', key], () => ['info', '']));
   }
 
-  /** Decisions by path, errors, and the breaker's state. */
+  /**
+   * Decisions by path (redis, lua, local, failedOpen, failedClosed), transport failures
+   * (errors, of which timeouts), the breaker's state ('closed', 'open', 'half_open').
+   */
   stats() {
     return {
       ...this.counts,
-      breaker: this.breaker.state,
-      degraded: this.degraded,
+      state: this.breaker.state,
       backend: this.useLua ? 'lua' : 'module',
       localKeys: this.local.size,
       lastError: this.lastError ? this.lastError.message : null,
@@ -159,14 +165,14 @@ class DistributedRateLimiter extends EventEmitter {
       const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
       if (cost !== 1n) args.push('COST', String(cost));
       if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
-      const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline);
+      const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
       const started = this.useLua;
       let reply;
       try {
         reply = await this.remote(key, args, luaArgs, true);
       } catch (err) {
         if (!(err instanceof Unavailable)) throw err;
-        return this.fallback(key, cost, known, kind, err.cause);
+        return this.fallback(key, cost, known, kind);
       }
       // The Lua script always answers with the numbers; the module's RL.ALLOW with 1/0.
       const viaLua = started || this.useLua;
@@ -177,7 +183,7 @@ class DistributedRateLimiter extends EventEmitter {
       v.path = viaLua ? 'lua' : 'redis';
       return v;
     }
-    return this.fallback(key, cost, known, kind, null);
+    return this.fallback(key, cost, known, kind);
   }
 
   /**
@@ -196,7 +202,7 @@ class DistributedRateLimiter extends EventEmitter {
       this.succeeded();
       return reply;
     } catch (err) {
-      if (isServerError(err) && !UNAVAILABLE.test(err.message)) {
+      if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
         this.succeeded(); // Redis answered: the call was wrong, not the server
         throw err;
       }
@@ -226,25 +232,30 @@ class DistributedRateLimiter extends EventEmitter {
 
   succeeded() {
     this.breaker.success();
-    if (this.degraded) {
-      this.degraded = false;
-      this.local.clear();
-      this.emit('recover', { stats: this.stats() });
-    }
   }
 
   failed(err) {
     this.counts.errors += 1;
+    if (err instanceof RateLimitTimeoutError) this.counts.timeouts += 1;
     this.lastError = err;
     this.breaker.failure();
   }
 
-  /** The failure policy's decision for a check Redis did not answer. */
-  fallback(key, cost, known, kind, err) {
-    if (!this.degraded) {
-      this.degraded = true;
-      this.emit('degrade', { error: err || this.lastError, onError: this.options.onError });
+  /** 'degraded' when the circuit opens, 'recovered' when a probe succeeds (and onStateChange). */
+  stateChanged(from, to) {
+    let event = null;
+    if (to === 'open' && from === 'closed') event = 'degraded';
+    if (to === 'closed') {
+      event = 'recovered';
+      this.local.clear(); // Redis holds the truth again
     }
+    if (!event) return;
+    if (this.options.onStateChange) this.options.onStateChange(event, this.stats());
+    this.emit(event, { error: this.lastError, stats: this.stats() });
+  }
+
+  /** The failure policy's decision for a check Redis did not answer. */
+  fallback(key, cost, known, kind) {
     let v;
     if (this.options.onError === 'local' && known) {
       const pol = policyOf.scaled(known, this.share);
@@ -288,11 +299,24 @@ const DEFAULTS = {
   prefix: '',
   onError: 'local',
   timeoutMs: 50,
-  failureThreshold: 3,
-  cooldownMs: 1000,
+  breakerFailures: 3,
+  breakerCooldownMs: 1000,
   localShare: 1,
   now: undefined,
+  onStateChange: undefined,
 };
+
+/** Lua numbers are doubles: the script is exact only within this range (clients/README.md). */
+const LUA_MAX_LIMIT = 2n ** 26n;
+const LUA_MAX_TOLERANCE = 2n ** 51n;
+const LUA_RANGE =
+  "policy out of the Lua fallback's exact range (limit <= 67108864 and burst * window_ms <= 2251799813685248): load the rl module for it";
+
+/** The policy, if the Lua script can hold it exactly; else the typed error, before sending. */
+function luaRange(pol) {
+  if (pol.limit > LUA_MAX_LIMIT || pol.burst * pol.windowMs > LUA_MAX_TOLERANCE) throw new policyOf.RateLimitArgumentError(LUA_RANGE);
+  return pol;
+}
 
 function looksLikeClient(x) {
   return typeof x.call === 'function' || typeof x.sendCommand === 'function';

@@ -83,12 +83,12 @@ function ceilSeconds(ms) {
 
 /**
  * Ready-to-send header values for a verdict (README "HTTP headers from RL.THROTTLE"):
- * RateLimit always, RateLimit-Policy when the policy is known, Retry-After when the request
- * was denied and can pass later.
+ * RateLimit and RateLimit-Policy always (w= only when the policy's window is known here),
+ * Retry-After when the request was denied and can pass later.
  */
 function headers(v, policy) {
   const h = { RateLimit: `"default";r=${v.remaining};t=${ceilSeconds(v.resetAfterMs)}` };
-  if (policy) h['RateLimit-Policy'] = `"default";q=${policy.limit};w=${ceilSeconds(Number(policy.windowMs))}`;
+  h['RateLimit-Policy'] = policy ? `"default";q=${policy.limit};w=${ceilSeconds(Number(policy.windowMs))}` : `"default";q=${v.limit}`;
   if (!v.allowed && v.retryAfterMs >= 0) h['Retry-After'] = String(ceilSeconds(v.retryAfterMs));
   return h;
 }
