@@ -29,7 +29,7 @@ class Transport {
   /** Resolves true as soon as `key`'s node is ready, false after `ms`. */
   async whenReady(key, ms) {
     const until = Date.now() + ms;
-    this.connect();
+    this.connect(key);
     while (!this.isReady(key)) {
       const left = until - Date.now();
       if (left <= 0) return false;
@@ -38,8 +38,8 @@ class Transport {
     return true;
   }
 
-  /** Starts connecting a client that was created lazily; never throws. */
-  connect() {}
+  /** Starts connecting a client (or `key`'s node) that was created lazily; never throws. */
+  connect(_key) {}
 
   /** Calls `fn` whenever the client (re)connects. */
   onReady(fn) {
@@ -89,8 +89,11 @@ class IoRedisCluster extends Transport {
     return node !== null && node.status === 'ready';
   }
 
-  connect() {
+  connect(key) {
     if (this.client.status === 'wait') this.client.connect().catch(() => {});
+    // The Cluster creates its node connections lazily (they connect on their first command).
+    const node = this.client.status === 'ready' && this.node(key);
+    if (node && node.status === 'wait') node.connect().catch(() => {});
   }
 
   async send(key, args) {

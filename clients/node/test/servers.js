@@ -138,3 +138,34 @@ class Server {
 }
 
 module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, ROOT };
+
+/**
+ * A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports; slots
+ * spread by redis-cli --cluster create. Returns {servers, ports, stop()}.
+ */
+async function startCluster({ module = true, masters = 3, replicas = 0, nodeTimeoutMs = 1000 } = {}) {
+  const servers = [];
+  try {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
+      const port = await freeClusterPort();
+      const s = new Server({ module, port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeoutMs)] });
+      servers.push(s);
+      await s.start();
+    }
+    const addrs = servers.map((s) => `127.0.0.1:${s.port}`);
+    execFileSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: 'ignore' });
+    const until = Date.now() + 20000;
+    for (;;) {
+      const ok = servers.every((s) => /cluster_state:ok/.test(execFileSync('redis-cli', ['-p', String(s.port), 'cluster', 'info']).toString()));
+      if (ok) break;
+      if (Date.now() > until) throw new Error('cluster did not reach cluster_state:ok');
+      await sleep(100);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw err;
+  }
+  return { servers, ports: servers.map((s) => s.port), stop: () => Promise.all(servers.map((s) => s.stop())) };
+}
+
+module.exports.startCluster = startCluster;
