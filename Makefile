@@ -1,5 +1,5 @@
 # The project's commands. `make` alone lists them.
-.PHONY: help run stop test build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile
+.PHONY: help run stop test build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile bench-servers
 
 PORT ?= 6379
 # The local cluster (scripts/cluster.sh): first port, shards, replicas per master, timeout (ms).
@@ -30,11 +30,14 @@ cluster-status: ## show the local cluster's nodes, state and slots
 test: ## run every check and test (fmt, clippy, unit, property, integration); installs what is missing
 	@scripts/test.sh
 
-bench: ## benchmark RL.ALLOW against the alternatives (~10 min): bench/results.md, bench/chart.png
+bench: ## benchmark RL.ALLOW against the alternatives, on Redis and Valkey (~15 min): bench/results.md, bench/chart.png
 	@bench/bench.sh
 
 bench-smoke: ## the same benchmarks in seconds, to check they still run: bench/out/smoke/
 	@bench/bench.sh --smoke
+
+bench-servers: ## only the RL.ALLOW vs SET PX table on Redis and on Valkey 9 (~2 min): bench/results.md
+	@bench/bench.sh --servers
 
 bench-profile: ## instructions per call of RL.ALLOW vs SET PX under callgrind: bench/out/profile/
 	@bench/profile.sh
