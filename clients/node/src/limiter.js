@@ -37,14 +37,25 @@ function isServerError(err) {
   return false;
 }
 
+/**
+ * ioredis, from this package's dependencies or else from the application's: `npm install
+ * ./clients/node` links this directory, and a linked package resolves from its real path.
+ */
+function loadIoRedis() {
+  const from = [__dirname, process.cwd(), ...(require.main ? require.main.paths : [])];
+  for (const dir of from) {
+    try {
+      return require(require.resolve('ioredis', { paths: [dir] }));
+    } catch {
+      // next place
+    }
+  }
+  throw new Error('DistributedRateLimiter(): install ioredis (npm install ioredis), or pass your own ioredis/node-redis client');
+}
+
 function defaultClient() {
   const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-  let IoRedis;
-  try {
-    IoRedis = require('ioredis');
-  } catch {
-    throw new Error('DistributedRateLimiter(): install ioredis (or pass your own ioredis/node-redis client)');
-  }
+  const IoRedis = loadIoRedis();
   // Fail fast while disconnected: no offline queue, no per-request retries; reconnects continue.
   return new IoRedis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
 }
@@ -63,7 +74,7 @@ class DistributedRateLimiter extends EventEmitter {
     }
     const o = { ...DEFAULTS, ...(options || {}) };
     if (!ON_ERROR.includes(o.onError)) throw new policyOf.RateLimitArgumentError(`onError must be one of ${ON_ERROR.join(', ')}`);
-    for (const f of ['timeoutMs', 'breakerFailures', 'breakerCooldownMs']) {
+    for (const f of ['timeoutMs', 'connectTimeoutMs', 'breakerFailures', 'breakerCooldownMs']) {
       if (!Number.isSafeInteger(o[f]) || o[f] < 1) throw new policyOf.RateLimitArgumentError(`${f} must be a positive integer`);
     }
     this.options = o;
@@ -84,6 +95,7 @@ class DistributedRateLimiter extends EventEmitter {
     this.luaSince = 0;
     this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0 };
     this.lastError = null;
+    this.answered = false; // no answer from Redis yet: the first calls may wait for the connection
     // Re-check for the module after every reconnect (the server may have changed).
     this.transport.onReady(() => {
       this.useLua = false;
@@ -192,7 +204,8 @@ class DistributedRateLimiter extends EventEmitter {
    * otherwise it is thrown as is. Server errors about the call itself are always thrown.
    */
   async remote(key, args, luaArgv, forCheck = false) {
-    const ms = this.options.timeoutMs;
+    // Until the first answer, a call may also wait for the first connection (connectTimeoutMs).
+    const ms = this.answered ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
     let timer;
     const deadline = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new RateLimitTimeoutError(ms)), ms);
@@ -231,6 +244,7 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   succeeded() {
+    this.answered = true;
     this.breaker.success();
   }
 
@@ -299,6 +313,7 @@ const DEFAULTS = {
   prefix: '',
   onError: 'local',
   timeoutMs: 50,
+  connectTimeoutMs: 1000,
   breakerFailures: 3,
   breakerCooldownMs: 1000,
   localShare: 1,
