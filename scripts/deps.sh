@@ -20,6 +20,20 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# tests/test_exporter.py runs the stock redis_exporter and a Prometheus on monitoring/'s files.
+# Without recommends: prometheus would also pull node-exporter, smartmontools, ipmitool. On a
+# systemd machine their postinstall starts services on 9090/9121; the tests use their own ports.
+need_mon=()
+command -v prometheus-redis-exporter >/dev/null || need_mon+=(prometheus-redis-exporter)
+command -v prometheus >/dev/null || need_mon+=(prometheus)
+if ((${#need_mon[@]})); then
+    echo "deps: installing ${need_mon[*]} (apt)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_mon[@]}" >/dev/null
+fi
+
 # The package postinstall may start a system redis-server on 6379; the project's scripts use
 # their own servers and ports and never touch it.
 

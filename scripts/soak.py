@@ -14,7 +14,7 @@ the replica's DEBUG DIGEST equals the master's. Exit status 0 on success, 1 on f
     scripts/soak.py --smoke      # about 20 s, for CI (tests/test_soak_smoke.py)
 
 RL.INFO goes through a reader that does not trust a reply's declared length
-(tests/test_hostile.py's RawConnection): a reply that announces more elements than it sends
+(tests/resp.py's RawConnection): a reply that announces more elements than it sends
 is counted as an error instead of hanging the client.
 """
 
@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import redis  # noqa: E402
 
+from helpers import HOUR  # noqa: E402
+from resp import RawConnection  # noqa: E402
 from server import RedisServer  # noqa: E402
-from test_hostile import RawConnection  # noqa: E402
 
-HOUR = 3_600_000
 # Key spaces: short-lived ones churn (they expire within ~3 s of their last write); p:* (stored
 # policies without IDLE) and l:* (hour-long windows) outlive the run and are compared.
 USAGE, DEFAULT, IDLE, POLICY, LONG = 8000, 2000, 1000, 500, 500

@@ -1,15 +1,15 @@
 //! The persisted form of a bucket: the fields RDB (and so `DUMP`/`RESTORE`/`MIGRATE`) stores
 //! and `DEBUG DIGEST-VALUE` hashes, and their validation on the way back in.
 //!
-//! Encoding version 1, all fields unsigned: `tat_ms frac den kind [limit window_ms burst
-//! idle_ms flags]`, kind 0 for a usage-only value, 1 for one with a stored policy. Decoding
+//! Encoding version 1, all fields unsigned: `tat_ms frac den kind [policy fields]`, the
+//! policy's fields in the order of `policy::FIELD_NAMES` (`limit window_ms burst idle_ms flags`), kind 0 for a usage-only value, 1 for one with a stored policy. Decoding
 //! accepts exactly the states the commands can produce, checked with the same constructors,
 //! so a corrupt file or a forged payload is refused rather than trusted.
 //!
 //! PURE: no Redis types here.
 
 use crate::gcra::Tat;
-use crate::policy::{Policy, StoredPolicy};
+use crate::policy::StoredPolicy;
 
 pub const KIND_USAGE: u64 = 0;
 pub const KIND_CONFIGURED: u64 = 1;
@@ -23,32 +23,9 @@ pub fn encode(tat: Tat, stored: Option<StoredPolicy>) -> ([u64; MAX_FIELDS], usi
     let Some(s) = stored else {
         return (f, 4);
     };
-    f[3..].copy_from_slice(&[
-        KIND_CONFIGURED,
-        s.policy.limit(),
-        s.policy.window_ms(),
-        s.policy.burst(),
-        s.idle_ms,
-        s.flags(),
-    ]);
+    f[3] = KIND_CONFIGURED;
+    f[4..].copy_from_slice(&s.fields());
     (f, MAX_FIELDS)
-}
-
-/// A stored policy from its persisted fields, or `None` if no `RL.CONFIG` could have
-/// written them.
-pub fn stored_policy(
-    limit: u64,
-    window_ms: u64,
-    burst: u64,
-    idle_ms: u64,
-    flags: u64,
-) -> Option<StoredPolicy> {
-    // A stored burst is never 0 (0 would mean "same as limit" to Policy::new).
-    if burst == 0 {
-        return None;
-    }
-    let mut stored = StoredPolicy::new(Policy::new(limit, window_ms, burst).ok()?, idle_ms).ok()?;
-    stored.set_flags(flags).then_some(stored)
 }
 
 /// Reads a state field by field from `read` (`None`: the input failed or ended), validating
@@ -58,7 +35,7 @@ pub fn decode(mut read: impl FnMut() -> Option<u64>) -> Option<(Tat, Option<Stor
     match read()? {
         KIND_USAGE => Some((tat, None)),
         KIND_CONFIGURED => {
-            let stored = stored_policy(read()?, read()?, read()?, read()?, read()?)?;
+            let stored = StoredPolicy::from_fields([read()?, read()?, read()?, read()?, read()?])?;
             Some((tat, Some(stored)))
         }
         _ => None,
@@ -68,7 +45,7 @@ pub fn decode(mut read: impl FnMut() -> Option<u64>) -> Option<(Tat, Option<Stor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::MAX_LIMIT;
+    use crate::policy::{Policy, MAX_LIMIT};
     use proptest::prelude::*;
 
     fn decode_all(fields: &[u64]) -> Option<(Tat, Option<StoredPolicy>)> {

@@ -12,7 +12,8 @@ use std::ptr;
 use redis_module::{native_types::RedisType, raw};
 
 use crate::codec;
-use crate::ffi::{api, emit_aof};
+use crate::ffi::api;
+use crate::propagate;
 use crate::value::Value;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
@@ -101,7 +102,7 @@ extern "C" fn aof_rewrite(
     guarded((), || {
         // SAFETY: Redis passes a live value of this type.
         if let Some(b) = unsafe { bucket(value) } {
-            emit_aof(aof, key, b.tat(), b.stored());
+            propagate::rewrite(aof, key, b.tat(), b.stored());
         }
     })
 }

@@ -14,7 +14,6 @@
 //! PURE: no Redis types here.
 
 use crate::args::{parse_integer, Integer};
-use crate::codec;
 use crate::error::Error;
 use crate::gcra::{Tat, MAX_TAT_MS};
 use crate::policy::{StoredPolicy, MAX_IDLE_MS};
@@ -49,7 +48,7 @@ pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
             for (slot, f) in v.iter_mut().zip(fields) {
                 *slot = natural(f).ok_or(Error::ApplyInvalid)?;
             }
-            Some(codec::stored_policy(v[0], v[1], v[2], v[3], v[4]).ok_or(Error::ApplyInvalid)?)
+            Some(StoredPolicy::from_fields(v).ok_or(Error::ApplyInvalid)?)
         }
     };
     Ok(Apply {

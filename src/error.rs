@@ -28,7 +28,11 @@ pub enum Error {
     ApplyNotAllowed,
     ApplyInvalid,
     TopCountRange,
-    Internal,
+    /// Redis's own arity error, for a count Redis's arity check cannot express.
+    WrongArity,
+    /// A bug or an API failure: what happened, for the server log (the client is told to
+    /// look there).
+    Internal(&'static str),
     UnknownKind,
     TooManyLimits,
     SlidingLimitRange,
@@ -75,7 +79,8 @@ impl Error {
             }
             Error::ApplyInvalid => c"ERR RL.APPLY got an impossible bucket state",
             Error::TopCountRange => c"ERR count must be a positive integer",
-            Error::Internal => c"ERR internal error in the rl module (see the server log)",
+            Error::WrongArity => c"ERR wrong number of arguments",
+            Error::Internal(_) => c"ERR internal error in the rl module (see the server log)",
             Error::UnknownKind => {
                 c"ERR unknown limit kind: a limit is GCRA (the default) or SLIDING"
             }
@@ -123,7 +128,8 @@ mod tests {
             Error::ApplyNotAllowed,
             Error::ApplyInvalid,
             Error::TopCountRange,
-            Error::Internal,
+            Error::WrongArity,
+            Error::Internal("test"),
             Error::UnknownKind,
             Error::TooManyLimits,
             Error::SlidingLimitRange,

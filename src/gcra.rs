@@ -157,6 +157,29 @@ pub fn decide(policy: &Policy, tat: Tat, now_ms: u64, cost: u64) -> Decision {
     }
 }
 
+/// Replays a trace of `(gap_ms, cost)` requests from `start_ms` on an empty bucket: each
+/// request is decided at the previous instant plus its gap, `seen(now, cost, tat_before,
+/// decision)` is called, and an allowed one is counted. Returns the final TAT and instant.
+/// The one trace loop the property tests share.
+#[cfg(test)]
+pub(crate) fn replay<E>(
+    p: &Policy,
+    start_ms: u64,
+    trace: &[(u64, u64)],
+    mut seen: impl FnMut(u64, u64, Tat, Decision) -> Result<(), E>,
+) -> Result<(Tat, u64), E> {
+    let (mut tat, mut now) = (Tat::EMPTY, start_ms);
+    for &(gap, cost) in trace {
+        now += gap;
+        let d = decide(p, tat, now, cost);
+        seen(now, cost, tat, d)?;
+        if let Decision::Allowed(t) = d {
+            tat = t;
+        }
+    }
+    Ok((tat, now))
+}
+
 #[cfg(test)]
 #[path = "gcra_tests.rs"]
 mod tests;

@@ -200,43 +200,29 @@ proptest! {
     /// Storing a TAT reduced never changes a decision.
     #[test]
     fn reduced_tat_decides_the_same(p in arb_policy(), trace in arb_trace()) {
-        let mut tat = Tat::EMPTY;
-        let mut now = 1_700_000_000_000u64;
-        for (gap, cost) in trace {
-            now += gap;
-            let full = decide(&p, tat, now, cost);
+        replay(&p, 1_700_000_000_000, &trace, |now, cost, tat, full| {
             prop_assert_eq!(full, decide(&p, tat.reduced(), now, cost));
-            if let Decision::Allowed(t) = full { tat = t.reduced(); }
-        }
+            Ok(())
+        })?;
     }
 
     #[test]
     fn matches_the_token_bucket_model(p in arb_policy(), trace in arb_trace()) {
-        let mut tat = Tat::EMPTY;
         let mut model = TokenBucket { tokens: 0, last_ms: None };
-        let mut now = 1_700_000_000_000u64;
-        for (gap, cost) in trace {
-            now += gap;
-            let got = match decide(&p, tat, now, cost) {
-                Decision::Allowed(t) => { tat = t; true }
-                Decision::Denied => false,
-            };
+        replay(&p, 1_700_000_000_000, &trace, |now, cost, _, d| {
+            let got = matches!(d, Decision::Allowed(_));
             prop_assert_eq!(got, model.request(&p, now, cost), "at {} cost {}", now, cost);
-        }
+            Ok(())
+        })?;
     }
 
     #[test]
     fn never_exceeds_burst_plus_rate_times_interval(p in arb_policy(), trace in arb_trace()) {
-        let mut tat = Tat::EMPTY;
-        let mut now = 0u64;
         let mut passed: Vec<(u64, u64)> = Vec::new();
-        for (gap, cost) in trace {
-            now += gap;
-            if let Decision::Allowed(t) = decide(&p, tat, now, cost) {
-                tat = t;
-                passed.push((now, cost));
-            }
-        }
+        replay(&p, 0, &trace, |now, cost, _, d| {
+            if let Decision::Allowed(_) = d { passed.push((now, cost)); }
+            Ok::<(), TestCaseError>(())
+        })?;
         // Over [t_i, t_j]: sum of costs <= burst + floor((t_j - t_i) / T).
         for i in 0..passed.len() {
             let mut sum = 0u64;
@@ -253,12 +239,7 @@ proptest! {
         p in arb_policy(), q in arb_policy(), trace in arb_trace(), probe in 0u64..100_000
     ) {
         // Usage written under p, then read under q, is never less than the exact rational.
-        let mut tat = Tat::EMPTY;
-        let mut now = 0u64;
-        for (gap, cost) in trace {
-            now += gap;
-            if let Decision::Allowed(t) = decide(&p, tat, now, cost) { tat = t; }
-        }
+        let (tat, now) = replay(&p, 0, &trace, |_, _, _, _| Ok::<(), TestCaseError>(()))?;
         let at = now + probe;
         if let Decision::Allowed(_) = decide(&q, tat, at, 1) {
             // Exact: (tat - at) backlog plus one interval of q within q's tolerance.

@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
+use crate::resolve::Source;
 use crate::topk::TopK;
 
 /// A counter written by the main thread only.
@@ -27,26 +28,6 @@ impl Counter {
 
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Where the policy of a decision came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Inline = 0,
-    Stored = 1,
-    Default = 2,
-}
-
-impl Source {
-    pub const ALL: [Source; 3] = [Source::Inline, Source::Stored, Source::Default];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Inline => "inline",
-            Source::Stored => "stored",
-            Source::Default => "default",
-        }
     }
 }
 

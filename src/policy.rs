@@ -180,7 +180,39 @@ impl StoredPolicy {
         self.shadow = flags & FLAG_SHADOW != 0;
         true
     }
+
+    /// The policy as fields, in the order of [`FIELD_NAMES`].
+    pub fn fields(&self) -> [u64; 5] {
+        let p = &self.policy;
+        [
+            p.limit(),
+            p.window_ms(),
+            p.burst(),
+            self.idle_ms,
+            self.flags(),
+        ]
+    }
+
+    /// A stored policy from its fields (in the order of [`FIELD_NAMES`]), or `None` if no
+    /// `RL.CONFIG` could have written them. Every state from outside (RDB, `RESTORE`, the
+    /// replication link, the AOF) comes through here.
+    pub fn from_fields(
+        [limit, window_ms, burst, idle_ms, flags]: [u64; 5],
+    ) -> Option<StoredPolicy> {
+        // A stored burst is never 0 (0 would mean "same as limit" to Policy::new).
+        if burst == 0 {
+            return None;
+        }
+        let mut stored =
+            StoredPolicy::new(Policy::new(limit, window_ms, burst).ok()?, idle_ms).ok()?;
+        stored.set_flags(flags).then_some(stored)
+    }
 }
+
+/// The names of a stored policy's fields, in the one order that the RDB encoding,
+/// `RL.APPLY`'s `POLICY` block and its `COMMAND DOCS` use.
+pub const FIELD_NAMES: [&std::ffi::CStr; 5] =
+    [c"limit", c"window_ms", c"burst", c"idle_ms", c"flags"];
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,10 @@ use crate::ffi::{api, Ctx};
 use crate::metrics::ERRORS;
 
 pub fn error(ctx: Ctx, e: Error) {
+    if e == Error::WrongArity {
+        wrong_arity(ctx);
+        return;
+    }
     ERRORS.incr();
     api!(RedisModule_ReplyWithError(ctx, e.message().as_ptr()));
 }

@@ -96,6 +96,16 @@ enum Repr {
 /// One `ratelimit` value: the word Redis stores for the key.
 pub struct Value(NonNull<c_void>);
 
+/// How a key takes a new state, decided by [`Value::change`] and carried out by `key.rs`.
+pub enum Change {
+    /// The current value was updated in place.
+    InPlace,
+    /// Swap this new value in (Redis hands back the old one, which is then freed).
+    Replace(Value),
+    /// The key was empty: set this new value.
+    Create(Value),
+}
+
 impl Value {
     /// A new usage-only value: inline when it fits.
     pub fn new_usage(tat: Tat) -> Value {
@@ -120,11 +130,38 @@ impl Value {
         Value(NonNull::from(Box::leak(b)).cast())
     }
 
+    /// Makes a key whose value is `current` (`None`: empty) hold `tat` and, when given, the
+    /// policy `set_policy` (`None` keeps the policy a configured value has). In place when
+    /// the layout allows; otherwise a new value: an inline value cannot change in place, a
+    /// usage value moves to the smallest layout that fits, and a usage-only value has no
+    /// room for a policy.
+    pub fn change(
+        current: Option<&mut Value>,
+        tat: Tat,
+        set_policy: Option<StoredPolicy>,
+    ) -> Change {
+        let Some(v) = current else {
+            return Change::Create(match set_policy {
+                Some(s) => Value::new_configured(tat, s),
+                None => Value::new_usage(tat),
+            });
+        };
+        if let Some(s) = set_policy {
+            if !v.set_stored(s) {
+                return Change::Replace(Value::new_configured(tat, s));
+            }
+        }
+        match v.with_tat(tat) {
+            Some(new) => Change::Replace(new),
+            None => Change::InPlace,
+        }
+    }
+
     /// Adopts a word that Redis handed back; not owned: it is freed only through `free`.
     ///
     /// # Safety
     /// `p` must be null or a word returned by [`Value::into_raw`] and not yet freed, and
-    /// the returned handle must not outlive the key's value.
+    /// the returned handle must not outlive the key's value (`key.rs` ties it to the key).
     pub unsafe fn from_raw(p: *mut c_void) -> Option<Value> {
         NonNull::new(p).map(Value)
     }
@@ -161,7 +198,7 @@ impl Value {
     /// be, and a usage value moves to the smallest layout that fits, so then the new value
     /// is returned for the caller to swap in (which frees this one).
     #[must_use]
-    pub fn with_tat(&mut self, tat: Tat) -> Option<Value> {
+    fn with_tat(&mut self, tat: Tat) -> Option<Value> {
         let tat = tat.reduced();
         match self.repr() {
             Repr::Configured(mut c) => {
@@ -189,7 +226,7 @@ impl Value {
 
     /// Replaces the stored policy in place; `false` for a usage-only value, which has no room
     /// for one (the caller swaps in a `new_configured` value instead).
-    pub fn set_stored(&mut self, stored: StoredPolicy) -> bool {
+    fn set_stored(&mut self, stored: StoredPolicy) -> bool {
         match self.repr() {
             Repr::Configured(mut c) => {
                 // SAFETY: repr() checked the layout.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::gcra::replay;
 use proptest::prelude::*;
 
 fn policy(limit: u64, window_ms: u64, burst: u64) -> Policy {
@@ -71,12 +72,7 @@ proptest! {
         trace in prop::collection::vec((0u64..300, 1u64..=3), 1..40),
         cost in 1u64..=20,
     ) {
-        let mut tat = Tat::EMPTY;
-        let mut now = 10_000u64;
-        for (gap, c) in trace {
-            now += gap;
-            if let Decision::Allowed(t) = decide(&p, tat, now, c) { tat = t; }
-        }
+        let (tat, now) = replay(&p, 10_000, &trace, |_, _, _, _| Ok::<(), TestCaseError>(()))?;
         let v = evaluate(&p, tat, now, cost);
         match (v.decision, v.retry_after_ms) {
             (Decision::Denied, Some(r)) => {
@@ -95,12 +91,7 @@ proptest! {
         p in arb_policy(),
         trace in prop::collection::vec((0u64..300, 1u64..=3), 1..40),
     ) {
-        let mut tat = Tat::EMPTY;
-        let mut now = 10_000u64;
-        for (gap, c) in trace {
-            now += gap;
-            if let Decision::Allowed(t) = decide(&p, tat, now, c) { tat = t; }
-        }
+        let (tat, now) = replay(&p, 10_000, &trace, |_, _, _, _| Ok::<(), TestCaseError>(()))?;
         let v = evaluate(&p, tat, now, 1);
         let mut after = match v.decision { Decision::Allowed(t) => t, Decision::Denied => tat };
         for _ in 0..v.remaining {

@@ -1,11 +1,17 @@
-"""Small helpers shared by the integration tests: key state, polling, raw replies, and a
-master with a synced replica."""
+"""The test library: what the integration tests share (test files import this, payload.py,
+resp.py and server.py, never each other). Command wrappers, key state, polling, raw
+replies, a master with a synced replica, and the wording each server flavour uses."""
 
 import time
+from contextlib import contextmanager
 
-from payload import sealed
+import redis
 
-HOUR = 3_600_000  # ms: a window no test outlives
+from payload import MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, sealed
+from resp import raw_call
+
+HOUR = 3_600_000  # ms: a window no test outlives, so answers cannot change during it
+DAY = 24 * HOUR  # ms
 # RL.THROTTLE / RL.PEEK reply fields, in RESP2 order.
 FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
 
@@ -25,9 +31,34 @@ def all_keys(c):
     return sorted(c.scan_iter(count=1000))
 
 
-def snapshot(c, keys=None):
-    """Each key's value digest and absolute expiry (DEBUG DIGEST-VALUE ignores expiries)."""
-    return {k: (digest(c, k), pexpiretime(c, k)) for k in (all_keys(c) if keys is None else keys)}
+def snapshot(c, keys=None, chunk=1000):
+    """{key: (value digest, absolute expiry in ms or -1/-2)} of `keys` (default: every key),
+    pipelined `chunk` keys at a time (DEBUG DIGEST-VALUE ignores expiries); a missing key
+    digests as zeros."""
+    keys = all_keys(c) if keys is None else list(keys)
+    out = {}
+    for i in range(0, len(keys), chunk):
+        part = keys[i:i + chunk]
+        p = c.pipeline(transaction=False)
+        p.execute_command("DEBUG", "DIGEST-VALUE", *part)
+        for k in part:
+            p.execute_command("PEXPIRETIME", k)
+        digests, *expiries = p.execute()
+        out.update(zip(part, zip(digests, expiries)))
+    return out
+
+
+def used_memory(c):
+    return c.info("memory")["used_memory"]
+
+
+def lowest_memory(c, seconds):
+    """The lowest used_memory seen over `seconds` (client buffers shrink over time)."""
+    deadline, lowest = time.monotonic() + seconds, used_memory(c)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        lowest = min(lowest, used_memory(c))
+    return lowest
 
 
 def server_ms(c):
@@ -66,6 +97,18 @@ def pairs(flat):
     return dict(zip(flat[::2], flat[1::2]))
 
 
+@contextmanager
+def active_expiry_paused(c):
+    """Redis's active expiry off for the block (DEBUG SET-ACTIVE-EXPIRE), so that keys with
+    short TTLs made in it are all still there at its end however slow the machine is; keys
+    nothing touches are removed only after it."""
+    c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+    try:
+        yield
+    finally:
+        c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 1)
+
+
 def wait_synced(replica):
     """Waits until the replica's link is up and its initial sync has been loaded."""
     c = replica.client()
@@ -98,26 +141,99 @@ def replicated(master_client):
                what="the replica to acknowledge the writes")
 
 
+def allow(c, key, *opts):
+    """RL.ALLOW's reply as sent: 1/0 (RESP2) or True/False (RESP3)."""
+    return c.execute_command("RL.ALLOW", key, *opts)
+
+
 def config(c, key, *args):
-    assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
+    """RL.CONFIG, which must answer OK; returns the reply."""
+    reply = c.execute_command("RL.CONFIG", key, *args)
+    assert reply in (b"OK", "OK", True), reply
+    return reply
 
 
-def throttle(c, key, *opts):
-    reply = c.execute_command("RL.THROTTLE", key, *opts)
-    if isinstance(reply, dict):
+def verdict(reply):
+    """An RL.THROTTLE/RL.PEEK reply as a dict, its shape checked for the protocol."""
+    if isinstance(reply, dict):  # RESP3: a map with the names, in order
+        assert [k.decode() for k in reply] == list(FIELDS)
         return {k.decode(): v for k, v in reply.items()}
+    assert isinstance(reply, list) and len(reply) == 5, reply
+    assert all(type(v) is int for v in reply), reply
     return dict(zip(FIELDS, reply))
+
+
+def throttle(c, key, *opts, command="RL.THROTTLE"):
+    """RL.THROTTLE (or RL.PEEK) as a dict; checks the reply's shape for the protocol."""
+    return verdict(c.execute_command(command, key, *opts))
+
+
+def peek(c, key, *opts):
+    return throttle(c, key, *opts, command="RL.PEEK")
+
+
+def rl_info(port, key, auth=None, protocol=2, text=False):
+    """RL.INFO as a dict (None for nil), read over a plain socket without trusting the
+    reply's declared length (which must still be right); raises the error reply. Keys and
+    values are bytes as sent, or str with `text`."""
+    reply, declared, sent = raw_call(port, "RL.INFO", key, auth=auth, protocol=protocol)
+    if isinstance(reply, redis.ResponseError):
+        raise reply
+    assert declared == sent, f"RL.INFO {key!r} announced {declared} elements and sent {sent}"
+    if reply is None:
+        return None
+    if protocol == 2:
+        assert isinstance(reply, list), reply
+        reply = dict(zip(reply[::2], reply[1::2]))
+    else:
+        assert isinstance(reply, dict), reply
+    if text:
+        return {k.decode(): v.decode() if isinstance(v, bytes) else v for k, v in reply.items()}
+    return reply
+
+
+def command_stats(c, command):
+    """INFO commandstats of `command` (lower case, e.g. "rl.apply"): calls, failed_calls..."""
+    return c.info("commandstats").get(f"cmdstat_{command}", {})
+
+
+def calls(c, command):
+    """How many times `command` ran and succeeded on this server."""
+    stats = command_stats(c, command)
+    return stats.get("calls", 0) - stats.get("failed_calls", 0)
+
+
+def ms(t):
+    """A TIME reply (seconds, microseconds) in Unix ms."""
+    seconds, micros = t
+    return seconds * 1000 + micros // 1000
+
+
+def bracketed(c, *command):
+    """Runs `command` between two TIME calls in one pipeline: (before, reply, after), the
+    server having read its clock for the command at an instant in [before, after] ms."""
+    p = c.pipeline(transaction=False)
+    p.time()
+    p.execute_command(*command)
+    p.time()
+    t0, reply, t1 = p.execute()
+    return ms(t0), reply, ms(t1)
 
 
 def rl_stats(c):
     return c.info("rl")
 
 
-def pipelined(c, commands):
-    p = c.pipeline(transaction=False)
-    for args in commands:
-        p.execute_command(*args)
-    return p.execute()
+def pipelined(c, commands, chunk=2000, raise_on_error=True):
+    """The replies to `commands`, sent in pipelines of `chunk` (errors as values unless
+    `raise_on_error`)."""
+    commands, replies = list(commands), []
+    for i in range(0, len(commands), chunk):
+        p = c.pipeline(transaction=False)
+        for args in commands[i:i + chunk]:
+            p.execute_command(*args)
+        replies += p.execute(raise_on_error=raise_on_error)
+    return replies
 
 
 def configured_payload(c, limit, window_ms, *options, flags=b"\x00"):
@@ -157,3 +273,68 @@ def events_until(p, sentinel, timeout=15):
                 return got
             got.append((m["channel"], m["data"]))
         assert time.monotonic() < deadline, f"the sentinel event never came; got {got}"
+
+
+# --- AOF files ----------------------------------------------------------------------------
+
+
+def aof_files(server):
+    """The AOF files named by the manifest: [(name, type 'b'/'i', bytes)]."""
+    d = server.dir / "appendonlydir"
+    files = []
+    for line in (d / "appendonly.aof.manifest").read_text().splitlines():
+        fields = line.split()
+        info = dict(zip(fields[::2], fields[1::2]))
+        files.append((info["file"], info["type"], (d / info["file"]).read_bytes()))
+    return files
+
+
+def all_aof_bytes(server):
+    d = server.dir / "appendonlydir"
+    return b"".join(p.read_bytes() for p in sorted(d.iterdir()))
+
+
+def rewrite_aof(c):
+    """BGREWRITEAOF, waiting until the rewrite has finished and the manifest is switched."""
+    before = c.info("persistence")["aof_rewrites"]
+    c.bgrewriteaof()
+
+    def done():
+        p = c.info("persistence")
+        return (p["aof_rewrites"] > before and p["aof_rewrite_in_progress"] == 0
+                and p["aof_rewrite_scheduled"] == 0 and p)
+
+    p = wait_until(done, what="BGREWRITEAOF to finish")
+    assert p["aof_last_bgrewrite_status"] == "ok"
+
+
+# --- payload fields a command could never produce (payload.build_dump frames them) ---------
+
+
+NOW = 1_800_000_000_000  # a plausible TAT (ms), far enough in the future not to matter
+USAGE_OK = [NOW, 0, 10, 0]
+CONFIGURED_OK = [NOW, 0, 10, 1, 10, HOUR, 10, 0, 0]
+
+FORGED = {
+    # tat_ms frac den kind
+    "frac-not-below-den": [NOW, 7, 7, 0],
+    "den-zero": [NOW, 0, 0, 0],
+    "den-above-max-limit": [NOW, 0, MAX_LIMIT + 1, 0],
+    "tat-beyond-2^60": [MAX_TAT_MS + 1, 0, 1, 0],
+    "tat-u64-max": [2**64 - 1, 0, 1, 0],
+    "unknown-kind": [NOW, 0, 10, 2],
+    "kind-missing": [NOW, 0, 10],
+    "extra-field-after-usage": USAGE_OK + [5],
+    # ... kind=1, limit window_ms burst idle_ms flags
+    "limit-zero": [NOW, 0, 10, 1, 0, HOUR, 10, 0, 0],
+    "limit-above-max": [NOW, 0, 10, 1, MAX_LIMIT + 1, HOUR, 10, 0, 0],
+    "window-zero": [NOW, 0, 10, 1, 10, 0, 10, 0, 0],
+    "window-above-max": [NOW, 0, 10, 1, 10, MAX_WINDOW_MS + 1, 10, 0, 0],
+    "burst-zero": [NOW, 0, 10, 1, 10, HOUR, 0, 0, 0],
+    "burst-above-max": [NOW, 0, 10, 1, 10, HOUR, MAX_LIMIT + 1, 0, 0],
+    "drain-too-long": [NOW, 0, 1, 1, 1, MAX_WINDOW_MS, 1000, 0, 0],
+    "idle-above-max": [NOW, 0, 10, 1, 10, HOUR, 10, MAX_WINDOW_MS + 1, 0],
+    "unknown-flag": [NOW, 0, 10, 1, 10, HOUR, 10, 0, 2],  # bit 0 is SHADOW; bit 1 is unknown
+    "policy-cut-short": CONFIGURED_OK[:6],
+    "extra-field-after-policy": CONFIGURED_OK + [0],
+}

@@ -13,9 +13,8 @@ import time
 import pytest
 import redis
 
-from test_hostile import raw_call, rl_info
-
-HOUR = 3_600_000
+from helpers import HOUR, rl_info
+from resp import Incomplete, encode, parse, raw_call
 NOPERM = redis.exceptions.NoPermissionError
 INTERNAL_ONLY = "RL.APPLY is internal"
 KEYED = [["RL.ALLOW"], ["RL.ALLOW", "LIMIT", 5, "WINDOW", HOUR], ["RL.THROTTLE", "COST", 1],
@@ -189,26 +188,13 @@ def test_rl_apply_is_refused_to_a_replicas_clients(servers):
 # --- a replication stream from a master that lies -----------------------------------------
 
 
-def resp(*args):
-    parts = [str(a).encode() for a in args]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-
-
 def read_command(conn, buf):
     """One RESP array command from `conn` (with leftover `buf`): (args, rest)."""
     while True:
         try:
-            head, rest = buf.split(b"\r\n", 1)
-            args = []
-            for _ in range(int(head[1:])):
-                size, rest = rest.split(b"\r\n", 1)
-                n = int(size[1:])
-                if len(rest) < n + 2:
-                    raise ValueError
-                args.append(rest[:n])
-                rest = rest[n + 2:]
-            return args, rest
-        except ValueError:
+            args, i = parse(buf)
+            return args, buf[i:]
+        except Incomplete:
             chunk = conn.recv(4096)
             assert chunk, "the replica hung up"
             buf += chunk
@@ -241,7 +227,7 @@ class FakeMaster:
                     conn.sendall(b"+PONG\r\n" if name == b"PING" else b"+OK\r\n")
                 conn.sendall(b"+FULLRESYNC " + b"f" * 40 + b" 0\r\n")
                 conn.sendall(b"$%d\r\n" % len(self.rdb) + self.rdb)
-                conn.sendall(resp("SELECT", 0) + self.stream)
+                conn.sendall(encode("SELECT", 0) + self.stream)
                 conn.settimeout(0.5)
                 while not self.done.is_set():
                     try:
@@ -283,8 +269,8 @@ def test_a_replica_refuses_impossible_rl_apply_from_its_master_link(servers, tmp
     d.save()
     rdb = (donor.dir / "dump.rdb").read_bytes()
     donor.stop()
-    stream = b"".join(resp("RL.APPLY", f"lie:{case}", *args) for case, args in LIES.items())
-    stream += resp("RL.APPLY", "existing", f"{NOW}+1/0@{EXP}") + resp("RL.APPLY", "valid", f"{NOW}@{EXP}")
+    stream = b"".join(encode("RL.APPLY", f"lie:{case}", *args) for case, args in LIES.items())
+    stream += encode("RL.APPLY", "existing", f"{NOW}+1/0@{EXP}") + encode("RL.APPLY", "valid", f"{NOW}@{EXP}")
     master = FakeMaster(rdb, stream)
     try:
         replica = servers("replica")

@@ -6,17 +6,7 @@ import time
 
 import pytest
 import redis
-from helpers import server_ms
-
-HOUR = 3_600_000  # ms: a window no test outlives, so answers cannot change during it
-
-
-def allow(r, key, *opts):
-    return r.execute_command("RL.ALLOW", key, *opts)
-
-
-def config(r, key, *args):
-    return r.execute_command("RL.CONFIG", key, *args)
+from helpers import HOUR, allow, config, server_ms
 
 
 def count_allowed(r, key, n, *opts):

@@ -3,8 +3,7 @@ stays up."""
 
 import pytest
 import redis
-
-HOUR = 3_600_000
+from helpers import HOUR
 HUGE = "99999999999999999999999"
 
 ALLOW_ERRORS = [

@@ -7,16 +7,13 @@ other types are never touched, and failed calls do not grow memory.
 The CI run is bounded (200 examples of 10 to 40 calls); `RL_HOSTILE_PROFILE=long` (5,000
 examples) or `RL_HOSTILE_EXAMPLES=<n>` make a long run: `pytest tests/test_hostile.py -s`.
 
-Also home of `RawConnection`/`raw_call`, a reply reader that does not trust a reply's
-declared length, used by the hardening tests and scripts/soak.py for RL.INFO: an earlier
-build announced more fields than it sent, which hangs an ordinary client (see the
-regression test at the end).
+Replies are read with resp.py's `raw_call`, which does not trust a reply's declared length:
+an earlier build announced more RL.INFO fields than it sent, which hangs an ordinary client
+(see the regression test at the end).
 """
 
 import os
 import random
-import secrets
-import socket
 import time
 from collections import Counter
 
@@ -25,10 +22,9 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import DAY, HOUR, lowest_memory, rl_info, snapshot
 from payload import parse_dump
-
-HOUR = 3_600_000
-DAY = 24 * HOUR
+from resp import raw_call
 # Profiles: "ci" (the default, well under a minute) and "long"; RL_HOSTILE_PROFILE picks one,
 # RL_HOSTILE_EXAMPLES overrides its number of examples.
 settings.register_profile("rl-hostile-ci", max_examples=200, deadline=None, database=None,
@@ -53,98 +49,6 @@ ODD = [b"", b"\xff\xfe\x80", b"\xc3\x28", b"\r\n", b"\x00", b"1\x00", b"a\r\nPIN
 OTHER_TYPES = {b"o:string": "string", b"o:list": "list", b"o:hash": "hash", b"o:set": "set",
                b"o:zset": "zset", b"o:stream": "stream"}
 INTERNAL = "internal error in the rl module"
-
-
-# --- raw replies -------------------------------------------------------------------------
-
-
-def _encode(args):
-    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-
-
-class ShortReply(Exception):
-    """An aggregate reply declared more elements than the server sent."""
-
-
-def _parse(buf, i, end):
-    """One RESP2 reply from buf[i:end]: (value, next index). Errors come back as
-    redis.ResponseError values; ShortReply if an aggregate runs past `end`."""
-    j = buf.index(b"\r\n", i)
-    kind, line, i = buf[i:i + 1], buf[i + 1:j], j + 2
-    if kind == b"+":
-        return line, i
-    if kind == b"-":
-        return redis.ResponseError(line.decode(errors="replace")), i
-    if kind == b":":
-        return int(line), i
-    n = int(line)
-    if kind == b"$":
-        return (None, i) if n < 0 else (buf[i:i + n], i + n + 2)
-    assert kind == b"*", buf[i - 10:i + 10]
-    items = []
-    for _ in range(max(n, 0)):
-        if i >= end:
-            raise ShortReply(n, items)
-        value, i = _parse(buf, i, end)
-        items.append(value)
-    return (None if n < 0 else items), i
-
-
-class RawConnection:
-    """A connection that reads each reply without trusting its declared length: every
-    command is followed by an ECHO of a random token, and the reply is what comes before
-    the token's echo."""
-
-    def __init__(self, port, auth=None, timeout=30.0):
-        self.timeout = timeout
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        if auth:
-            assert self.call("AUTH", *auth)[0] == b"OK"
-
-    def call(self, *args):
-        """Returns (reply, declared, sent): `declared` and `sent` are an array reply's
-        element counts as announced and as actually sent (equal when well formed)."""
-        token = secrets.token_hex(8).encode()
-        tail = b"$16\r\n" + token + b"\r\n"
-        self.sock.sendall(_encode(args) + _encode(["ECHO", token]))
-        buf = b""
-        deadline = time.monotonic() + self.timeout
-        while not buf.endswith(tail):
-            assert time.monotonic() < deadline, f"no ECHO reply after {args[:2]}: {buf[:200]!r}"
-            chunk = self.sock.recv(1 << 16)
-            assert chunk, f"connection closed after {args[:2]}: {buf[:200]!r}"
-            buf += chunk
-        end = len(buf) - len(tail)
-        try:
-            reply, i = _parse(buf, 0, end)
-        except ShortReply as short:
-            return short.args[1], short.args[0], len(short.args[1])
-        assert i == end, f"extra bytes after the reply to {args[:2]}: {buf[i:end][:200]!r}"
-        n = len(reply) if isinstance(reply, list) else None
-        return reply, n, n
-
-    def close(self):
-        self.sock.close()
-
-
-def raw_call(port, *args, auth=None, timeout=30.0):
-    """RawConnection.call on a fresh connection."""
-    conn = RawConnection(port, auth, timeout)
-    try:
-        return conn.call(*args)
-    finally:
-        conn.close()
-
-
-def rl_info(port, key, auth=None):
-    """RL.INFO as a dict (None for nil), read without trusting the reply's declared length
-    (which must still be right); raises the error reply."""
-    reply, declared, sent = raw_call(port, "RL.INFO", key, auth=auth)
-    if isinstance(reply, redis.ResponseError):
-        raise reply
-    assert declared == sent, f"RL.INFO {key!r} announced {declared} elements and sent {sent}"
-    return None if reply is None else dict(zip(reply[::2], reply[1::2]))
 
 
 # --- the data every hostile call must leave alone ------------------------------------------
@@ -196,16 +100,6 @@ def restore_all(c, sentinels):
             p.restore(key, exp, payload, absttl=True)
     p.execute()
     make_other_types(c)
-
-
-def snapshot(c, keys):
-    """{key: (digest, pexpiretime)}, in one round trip; a missing key digests as zeros."""
-    p = c.pipeline(transaction=False)
-    p.execute_command("DEBUG", "DIGEST-VALUE", *keys)
-    for k in keys:
-        p.execute_command("PEXPIRETIME", k)
-    digests, *expiries = p.execute()
-    return dict(zip(keys, zip(digests, expiries)))
 
 
 # --- strategies ----------------------------------------------------------------------------
@@ -426,19 +320,6 @@ def failing_calls(rng, n):
     huge = [["RL.ALLOW", HUGE, "COST", b"0"], ["RL.CONFIG", b"k", HUGE, 1000],
             ["RL.THROTTLE", b"k", HUGE, b"1"], ["RL.TOP", HUGE], ["RL.PEEK", b"o:list", HUGE]]
     return calls[:n - len(huge)] + huge
-
-
-def used_memory(c):
-    return c.info("memory")["used_memory"]
-
-
-def lowest_memory(c, seconds):
-    """The lowest used_memory seen over `seconds` (client buffers shrink over time)."""
-    deadline, lowest = time.monotonic() + seconds, used_memory(c)
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        lowest = min(lowest, used_memory(c))
-    return lowest
 
 
 def test_failed_calls_do_not_grow_memory(server, capsys):

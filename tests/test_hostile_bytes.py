@@ -23,18 +23,13 @@ import time
 import pytest
 import redis
 
-from server import REDIS_SERVER
-from test_hostile import rl_info
+from helpers import FORGED, HOUR, allow, rewrite_aof, rl_info
 from payload import MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, build_dump, crc64, parse_dump
-from test_persistence import FORGED, rewrite_aof
+from resp import encode
+from server import REDIS_SERVER
 
-HOUR = 3_600_000
 NOW = int(time.time() * 1000) + 30 * 24 * HOUR  # a TAT a month from now
 MASKS = [1 << b for b in range(8)] + [0xFF]
-
-
-def allow(c, key, *options):
-    return c.execute_command("RL.ALLOW", key, *options)
 
 
 def make_kinds(c):
@@ -333,11 +328,6 @@ def aof_server(servers, **overrides):
     return s, d / incr[0], kept
 
 
-def resp(*args):
-    parts = [str(a).encode() for a in args]
-    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
-
-
 EXP = NOW + HOUR
 # RL.APPLY key state [POLICY ...], state = <tat_ms>[+<frac>/<den>][@<expire_at_ms>].
 IMPOSSIBLE_APPLY = {
@@ -365,9 +355,9 @@ IMPOSSIBLE_APPLY = {
 
 
 def impossible_lines():
-    lines = b"".join(resp("rl.apply", f"bad:{case}", *args) for case, args in IMPOSSIBLE_APPLY.items())
+    lines = b"".join(encode("rl.apply", f"bad:{case}", *args) for case, args in IMPOSSIBLE_APPLY.items())
     # The same impossible states aimed at keys that exist must leave them as they are.
-    return lines + resp("rl.apply", "good", f"{NOW}+7/7") + resp("rl.apply", "usage", f"{NOW}+1/0@{EXP}")
+    return lines + encode("rl.apply", "good", f"{NOW}+7/7") + encode("rl.apply", "usage", f"{NOW}+1/0@{EXP}")
 
 
 def test_an_aof_with_impossible_rl_apply_lines_loads_without_them(servers):
@@ -376,7 +366,7 @@ def test_an_aof_with_impossible_rl_apply_lines_loads_without_them(servers):
     the keys they aimed at keep their digests, and a valid line after them is applied."""
     s, incr, kept = aof_server(servers)
     with open(incr, "ab") as f:
-        f.write(impossible_lines() + resp("rl.apply", "valid", f"{NOW}@{EXP}"))
+        f.write(impossible_lines() + encode("rl.apply", "valid", f"{NOW}@{EXP}"))
     outcome, returncode, log = boot(s)
     assert_no_crash(log, returncode)
     assert outcome == "loaded", log[-3000:]
@@ -395,7 +385,7 @@ def test_with_propagation_error_behavior_panic_such_an_aof_is_refused(servers):
     RL.APPLY (a deliberate Redis panic naming rl.apply, not a module crash)."""
     s, incr, _ = aof_server(servers, propagation_error_behavior="panic")
     with open(incr, "ab") as f:
-        f.write(resp("rl.apply", "bad", f"{NOW}+1/0@{EXP}"))
+        f.write(encode("rl.apply", "bad", f"{NOW}+1/0@{EXP}"))
     outcome, returncode, log = boot(s)
     assert outcome == "exited"
     assert "panicked sending an error to its AOF-loading-client after processing the command " \
@@ -410,7 +400,7 @@ def test_a_truncated_last_rl_apply_line(servers, tolerated):
     and says how to fix the file."""
     s, incr, kept = aof_server(servers, aof_load_truncated=tolerated)
     with open(incr, "ab") as f:
-        f.write(resp("rl.apply", "valid", f"{NOW}@{EXP}") + resp("rl.apply", "cut", f"{NOW}@{EXP}")[:-9])
+        f.write(encode("rl.apply", "valid", f"{NOW}@{EXP}") + encode("rl.apply", "cut", f"{NOW}@{EXP}")[:-9])
     outcome, returncode, log = boot(s)
     assert_no_crash(log, returncode)
     if tolerated == "yes":

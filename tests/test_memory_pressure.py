@@ -10,14 +10,10 @@ was evicted.
 import pytest
 import redis
 
-from test_hostile import rl_info
+from helpers import HOUR, pipelined, rl_info, snapshot
+from helpers import used_memory as used
 
-HOUR = 3_600_000
 OOM = redis.exceptions.OutOfMemoryError
-
-
-def used(c):
-    return c.info("memory")["used_memory"]
 
 
 def evicted(c):
@@ -29,29 +25,9 @@ def count(c, pattern):
     return len(set(c.scan_iter(match=pattern, count=1000)))
 
 
-def run(c, calls, chunk=2000):
+def run(c, calls):
     """Pipelines `calls`; returns the replies (errors as values)."""
-    replies = []
-    for i in range(0, len(calls), chunk):
-        p = c.pipeline(transaction=False)
-        for call in calls[i:i + chunk]:
-            p.execute_command(*call)
-        replies += p.execute(raise_on_error=False)
-    return replies
-
-
-def snapshot(c, keys, chunk=1000):
-    """{key: (digest, pexpiretime)} of `keys`; a missing key digests as zeros."""
-    out = {}
-    for i in range(0, len(keys), chunk):
-        part = keys[i:i + chunk]
-        p = c.pipeline(transaction=False)
-        p.execute_command("DEBUG", "DIGEST-VALUE", *part)
-        for k in part:
-            p.execute_command("PEXPIRETIME", k)
-        digests, *expiries = p.execute()
-        out.update(zip(part, zip(digests, expiries)))
-    return out
+    return pipelined(c, calls, raise_on_error=False)
 
 
 def populate(c, policies, usage):

@@ -4,10 +4,8 @@ metadata (flags, key positions, arity, docs) that clients, ACLs and Cluster rely
 import pytest
 import redis
 
+from helpers import HOUR, pairs, raw_command
 from server import DROP
-from helpers import pairs, raw_command
-
-HOUR = 3_600_000
 
 # Without redis.conf's own rl.* lines, which would override module arguments.
 NO_RL_LINES = {"rl.default-limit": DROP, "rl.default-window-ms": DROP, "rl.default-burst": DROP}

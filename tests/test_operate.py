@@ -8,165 +8,19 @@ pipelined around it, so the server decided it at an instant in [before, after], 
 checks hold for every instant in that range. Policies that must not refill during a test have
 an emission interval of at least 360 s.
 
-RL.INFO replies are read over a plain socket and parsed here (see `raw_call`), so that a
-malformed reply fails at once with what was received instead of hanging a redis-py client.
+RL.INFO replies are read over a plain socket (helpers.rl_info, resp.py), so that a malformed
+reply fails at once with what was received instead of hanging a redis-py client.
 """
 
-import socket
 import time
 
 import pytest
 import redis
-from helpers import digest, pairs, pexpiretime, raw_command, replicated, restore_shadow, snapshot, start_pair
+from helpers import (FIELDS, HOUR, bracketed, calls, config, digest, pairs, peek, pexpiretime, raw_command, replicated,
+                     restore_shadow, rl_info, rl_stats, snapshot, start_pair, throttle, verdict)
 
-HOUR = 3_600_000  # ms
-FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
 INFO_FIELDS = ("source", "limit", "window_ms", "burst", "idle_ms", "shadow", "scale_percent",
                "remaining", "reset_after_ms")
-# --- helpers ---------------------------------------------------------------------------
-
-
-def config(c, key, *args):
-    assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
-
-
-def throttle(c, key, *opts, command="RL.THROTTLE"):
-    """RL.THROTTLE (or RL.PEEK) as a dict; checks the reply's shape for the protocol."""
-    reply = c.execute_command(command, key, *opts)
-    return verdict(reply)
-
-
-def peek(c, key, *opts):
-    return throttle(c, key, *opts, command="RL.PEEK")
-
-
-def verdict(reply):
-    if isinstance(reply, dict):  # RESP3: a map with the names, in order
-        assert [k.decode() for k in reply] == list(FIELDS)
-        return {k.decode(): v for k, v in reply.items()}
-    assert isinstance(reply, list) and len(reply) == 5, reply
-    assert all(type(v) is int for v in reply), reply
-    return dict(zip(FIELDS, reply))
-
-
-def ms(t):
-    seconds, micros = t
-    return seconds * 1000 + micros // 1000
-
-
-def bracketed(c, *command):
-    """Runs `command` between two TIME calls in one pipeline: (before, reply, after), the
-    server having read its clock for the command at an instant in [before, after] ms."""
-    p = c.pipeline(transaction=False)
-    p.time()
-    p.execute_command(*command)
-    p.time()
-    t0, reply, t1 = p.execute()
-    return ms(t0), reply, ms(t1)
-
-
-def rl_stats(c):
-    return c.info("rl")
-
-
-# Replies parsed here, over a plain socket.
-
-class Incomplete(Exception):
-    pass
-
-
-def encode(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-def parse(buf, i=0):
-    """One RESP2/RESP3 reply at buf[i:]: (value, next index); Incomplete if cut short."""
-    end = buf.find(b"\r\n", i)
-    if end < 0:
-        raise Incomplete
-    kind, line, i = buf[i:i + 1], buf[i + 1:end], end + 2
-    if kind == b"+":
-        return line, i
-    if kind == b"-":
-        return redis.ResponseError(line.decode(errors="replace")), i
-    if kind == b":":
-        return int(line), i
-    if kind == b"_":
-        return None, i
-    if kind == b"$":
-        n = int(line)
-        if n < 0:
-            return None, i
-        if len(buf) < i + n + 2:
-            raise Incomplete
-        return buf[i:i + n], i + n + 2
-    if kind in (b"*", b"%"):
-        n = int(line)
-        if n < 0:
-            return None, i
-        items = []
-        for _ in range(n * (2 if kind == b"%" else 1)):
-            value, i = parse(buf, i)
-            items.append(value)
-        return (dict(zip(items[::2], items[1::2])) if kind == b"%" else items), i
-    raise AssertionError(f"unknown reply type {kind!r} in {buf!r}")
-
-
-def raw_call(port, *args, protocol=2, timeout=10):
-    """Sends `args` and a PING over a fresh connection (after HELLO 3 for RESP3) and returns
-    the command's reply. The PONG marks the end of what the server sent: a reply that
-    declares more elements than it holds, or runs into the PONG, fails here at once."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        buf = b""
-        if protocol == 3:
-            s.sendall(encode("HELLO", 3))
-            while True:
-                buf += s.recv(65536)
-                try:
-                    parse(buf)
-                    break
-                except Incomplete:
-                    continue
-            buf = b""
-        s.sendall(encode(*args) + encode("PING"))
-        while not buf.endswith(b"+PONG\r\n"):
-            chunk = s.recv(65536)
-            assert chunk, f"connection closed; received {buf!r}"
-            buf += chunk
-    try:
-        value, i = parse(buf)
-    except Incomplete:
-        raise AssertionError(f"{args[0]} reply is shorter than it declares: {buf!r}") from None
-    assert buf[i:] == b"+PONG\r\n", f"{args[0]} reply is malformed: {buf!r}"
-    return value
-
-
-def rl_info(server, key, protocol=2):
-    """RL.INFO as a dict of str -> int/str/None (None for nil), or None for a nil reply."""
-    reply = raw_call(server.port, "RL.INFO", key, protocol=protocol)
-    if isinstance(reply, redis.ResponseError):
-        raise reply
-    if reply is None:
-        return None
-    if protocol == 2:
-        assert isinstance(reply, list), reply
-        reply = dict(zip(reply[::2], reply[1::2]))
-    else:
-        assert isinstance(reply, dict), reply
-    return {k.decode(): v.decode() if isinstance(v, bytes) else v for k, v in reply.items()}
-
-
-# Shadow keys made without RL.CONFIG ... SHADOW: a DUMP payload with the flag set.
-
-def calls(c, command):
-    stats = c.info("commandstats").get(f"cmdstat_{command}", {})
-    return stats.get("calls", 0) - stats.get("failed_calls", 0)
-
-
 
 
 # --- RL.THROTTLE -------------------------------------------------------------------------
@@ -344,7 +198,7 @@ def test_peek_works_on_a_read_only_replica(servers):
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_info_of_an_absent_key_is_nil(server, r, protocol):
     """RL.INFO on an absent key is nil (RESP2 and RESP3) and creates nothing."""
-    assert rl_info(server, "absent", protocol) is None
+    assert rl_info(server.port, "absent", protocol=protocol, text=True) is None
     assert r.dbsize() == 0
 
 
@@ -358,20 +212,20 @@ def test_info_shows_the_policy_its_source_and_the_live_state(server, r, protocol
     restore_shadow(r, "sh", 2, HOUR)
     assert throttle(r, "use", "LIMIT", 10, "WINDOW", HOUR)["allowed"] == 1
 
-    info = rl_info(server, "cfg", protocol)
+    info = rl_info(server.port, "cfg", protocol=protocol, text=True)
     assert list(info) == list(INFO_FIELDS)
     assert 1_080_000 - 10_000 < info.pop("reset_after_ms") <= 1_080_000
     assert info == {"source": "stored", "limit": 10, "window_ms": HOUR, "burst": 4,
                     "idle_ms": 2 * HOUR, "shadow": 0, "scale_percent": 100, "remaining": 1}
-    assert rl_info(server, "sh", protocol) == {
+    assert rl_info(server.port, "sh", protocol=protocol, text=True) == {
         "source": "stored", "limit": 2, "window_ms": HOUR, "burst": 2, "idle_ms": 0,
         "shadow": 1, "scale_percent": 100, "remaining": 2, "reset_after_ms": 0}
-    info = rl_info(server, "use", protocol)
+    info = rl_info(server.port, "use", protocol=protocol, text=True)
     assert 360_000 - 10_000 < info.pop("reset_after_ms") <= 360_000
     assert info == {"source": "none", "limit": None, "window_ms": None, "burst": None,
                     "idle_ms": None, "shadow": None, "scale_percent": 100, "remaining": None}
     r.config_set("rl.default-limit", 5)
-    info = rl_info(server, "use", protocol)
+    info = rl_info(server.port, "use", protocol=protocol, text=True)
     info.pop("reset_after_ms")
     assert info == {"source": "default", "limit": 5, "window_ms": 1000, "burst": 5,
                     "idle_ms": 0, "shadow": 0, "scale_percent": 100, "remaining": 0}
@@ -382,10 +236,10 @@ def test_info_shows_the_scale_and_remaining_under_the_scaled_policy(server, r):
     scale_percent 50 and `remaining` counted in the scaled bucket of 2."""
     config(r, "cfg", 10, HOUR, "BURST", 4)
     r.config_set("rl.scale-percent", 50)
-    info = rl_info(server, "cfg")
+    info = rl_info(server.port, "cfg", text=True)
     assert (info["limit"], info["burst"], info["scale_percent"], info["remaining"]) == (10, 4, 50, 2)
     assert throttle(r, "cfg")["allowed"] == 1
-    assert rl_info(server, "cfg")["remaining"] == 1
+    assert rl_info(server.port, "cfg", text=True)["remaining"] == 1
 
 
 # --- RL.RESET ----------------------------------------------------------------------------

@@ -12,27 +12,18 @@ from dataclasses import dataclass
 
 import pytest
 import redis
-from helpers import digest, pexpiretime, wait_until
-from payload import MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, OPCODE_SINT, build_dump, parse_dump
-
-HOUR = 3_600_000  # ms
-
+from helpers import (CONFIGURED_OK, FORGED, HOUR, USAGE_OK, all_aof_bytes, aof_files, config, digest, pexpiretime,
+                     rewrite_aof, server_ms, snapshot)
+from helpers import allow as rl_allow
+from payload import OPCODE_SINT, build_dump, parse_dump
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
 def allow(c, key, *options):
-    return bool(c.execute_command("RL.ALLOW", key, *options))
-
-
-def config(c, key, *args):
-    assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
-
-
-def now_ms(c):
-    sec, usec = c.time()
-    return sec * 1000 + usec // 1000
+    """RL.ALLOW as a bool, so that a run of decisions compares to [True, ..., False]."""
+    return bool(rl_allow(c, key, *options))
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,7 @@ def populate(c):
     used(b"\xff\x00k", 2, *five)
     clients.append(Client(b"\xff\x00k", five, 3, True))
 
-    now = now_ms(c)
+    now = server_ms(c)
     for cl in clients:
         assert c.type(cl.key) == b"ratelimit", cl.key
         exp = pexpiretime(c, cl.key)
@@ -112,11 +103,6 @@ def keys_of(clients):
     return [cl.key for cl in clients]
 
 
-def snapshot(c, keys):
-    """Each key's value digest and absolute expiry (ms, -1 for none)."""
-    return {k: (digest(c, k), pexpiretime(c, k)) for k in keys}
-
-
 def assert_same_keys(c, clients):
     assert sorted(c.scan_iter(count=1000)) == sorted(keys_of(clients))
 
@@ -126,36 +112,6 @@ def assert_behaviour(c, clients):
     for cl in clients:
         got = [allow(c, cl.key, *cl.probe) for _ in range(cl.remaining + 1)]
         assert got == [True] * cl.remaining + [False], cl.key
-
-
-def aof_files(server):
-    """The AOF files named by the manifest: [(name, type 'b'/'i', bytes)]."""
-    d = server.dir / "appendonlydir"
-    files = []
-    for line in (d / "appendonly.aof.manifest").read_text().splitlines():
-        fields = line.split()
-        info = dict(zip(fields[::2], fields[1::2]))
-        files.append((info["file"], info["type"], (d / info["file"]).read_bytes()))
-    return files
-
-
-def all_aof_bytes(server):
-    d = server.dir / "appendonlydir"
-    return b"".join(p.read_bytes() for p in sorted(d.iterdir()))
-
-
-def rewrite_aof(c):
-    """BGREWRITEAOF, waiting until the rewrite has finished and the manifest is switched."""
-    before = c.info("persistence")["aof_rewrites"]
-    c.bgrewriteaof()
-
-    def done():
-        p = c.info("persistence")
-        return (p["aof_rewrites"] > before and p["aof_rewrite_in_progress"] == 0
-                and p["aof_rewrite_scheduled"] == 0 and p)
-
-    p = wait_until(done, what="BGREWRITEAOF to finish")
-    assert p["aof_last_bgrewrite_status"] == "ok"
 
 
 # --- DEBUG RELOAD, RDB and AOF -----------------------------------------------------------
@@ -319,9 +275,9 @@ def test_restore_with_ttl_or_absttl_sets_that_expiry(r):
     clients = populate(r)
     for cl in clients:
         payload = r.dump(cl.key)
-        before = now_ms(r)
+        before = server_ms(r)
         r.restore(b"ttl:" + cl.key, 600_000, payload)
-        after = now_ms(r)
+        after = server_ms(r)
         assert before + 600_000 <= pexpiretime(r, b"ttl:" + cl.key) <= after + 600_000
         at = before + 5 * HOUR + 123
         r.restore(b"abs:" + cl.key, at, payload, absttl=True)
@@ -430,7 +386,7 @@ def test_payload_codec_reproduces_real_dumps_and_forges_accepted_values(r):
     module_id, fields, version = parse_dump(r.dump(b"use:inline"))
     assert fields[2:] == [1, 0]  # a whole-ms TAT is stored in lowest terms (den 1); usage-only
     # TAT two emission intervals (2 * 360 s) from now: 8 of 10 left.
-    forged = build_dump(module_id, [now_ms(r) + 2 * HOUR // 10, 0, 10, 0], version)
+    forged = build_dump(module_id, [server_ms(r) + 2 * HOUR // 10, 0, 10, 0], version)
     assert r.restore(b"forged", 0, forged)
     assert_behaviour(r, [Client(b"forged", ("LIMIT", 10, "WINDOW", HOUR), 8, False)])
     module_id, fields, version = parse_dump(r.dump(b"cfg:fresh"))
@@ -456,35 +412,6 @@ def test_corrupted_restore_payload_is_rejected_and_server_stays_up(r, damage):
     else:
         payload = payload[:len(payload) // 2]
     assert "checksum" in assert_refused(r, bytes(payload))
-
-
-NOW = 1_800_000_000_000  # a plausible TAT (ms), far enough in the future not to matter
-USAGE_OK = [NOW, 0, 10, 0]
-CONFIGURED_OK = [NOW, 0, 10, 1, 10, HOUR, 10, 0, 0]
-
-FORGED = {
-    # tat_ms frac den kind
-    "frac-not-below-den": [NOW, 7, 7, 0],
-    "den-zero": [NOW, 0, 0, 0],
-    "den-above-max-limit": [NOW, 0, MAX_LIMIT + 1, 0],
-    "tat-beyond-2^60": [MAX_TAT_MS + 1, 0, 1, 0],
-    "tat-u64-max": [2**64 - 1, 0, 1, 0],
-    "unknown-kind": [NOW, 0, 10, 2],
-    "kind-missing": [NOW, 0, 10],
-    "extra-field-after-usage": USAGE_OK + [5],
-    # ... kind=1, limit window_ms burst idle_ms flags
-    "limit-zero": [NOW, 0, 10, 1, 0, HOUR, 10, 0, 0],
-    "limit-above-max": [NOW, 0, 10, 1, MAX_LIMIT + 1, HOUR, 10, 0, 0],
-    "window-zero": [NOW, 0, 10, 1, 10, 0, 10, 0, 0],
-    "window-above-max": [NOW, 0, 10, 1, 10, MAX_WINDOW_MS + 1, 10, 0, 0],
-    "burst-zero": [NOW, 0, 10, 1, 10, HOUR, 0, 0, 0],
-    "burst-above-max": [NOW, 0, 10, 1, 10, HOUR, MAX_LIMIT + 1, 0, 0],
-    "drain-too-long": [NOW, 0, 1, 1, 1, MAX_WINDOW_MS, 1000, 0, 0],
-    "idle-above-max": [NOW, 0, 10, 1, 10, HOUR, 10, MAX_WINDOW_MS + 1, 0],
-    "unknown-flag": [NOW, 0, 10, 1, 10, HOUR, 10, 0, 2],  # bit 0 is SHADOW; bit 1 is unknown
-    "policy-cut-short": CONFIGURED_OK[:6],
-    "extra-field-after-policy": CONFIGURED_OK + [0],
-}
 
 
 @pytest.mark.parametrize("case", sorted(FORGED))

@@ -11,20 +11,18 @@ import socket
 
 import pytest
 import redis
-from helpers import MASTER, all_keys, attach, pexpiretime, replicated, snapshot, start_pair, wait_synced, wait_until
-
-HOUR = 3_600_000  # ms
+from helpers import (HOUR, MASTER, all_keys, attach, calls, command_stats, config, pexpiretime, replicated, snapshot,
+                     start_pair, wait_synced, wait_until)
+from helpers import allow as rl_allow
+from resp import encode
 
 # Masters start full syncs at once (the default waits 5 s for more replicas).
 # --- helpers ---------------------------------------------------------------------------
 
 
 def allow(c, key, *options):
-    return bool(c.execute_command("RL.ALLOW", key, *options))
-
-
-def config(c, key, *args):
-    assert c.execute_command("RL.CONFIG", key, *args) in (b"OK", "OK", True)
+    """RL.ALLOW as a bool, so that a run of decisions compares to [True, ..., False]."""
+    return bool(rl_allow(c, key, *options))
 
 
 def assert_same_data(master_client, replica_client):
@@ -33,16 +31,6 @@ def assert_same_data(master_client, replica_client):
     assert snapshot(replica_client) == snap
     assert (replica_client.execute_command("DEBUG", "DIGEST")
             == master_client.execute_command("DEBUG", "DIGEST"))
-
-
-def command_stats(c, command):
-    return c.info("commandstats").get(f"cmdstat_{command}", {})
-
-
-def calls(c, command):
-    """How many times `command` ran and succeeded on this server."""
-    stats = command_stats(c, command)
-    return stats.get("calls", 0) - stats.get("failed_calls", 0)
 
 
 def rewrite_done(c):
@@ -105,12 +93,8 @@ WORKLOAD_KEYS = sorted([b"cfg:plain", b"cfg:burst", b"cfg:idle", b"cfg:was-usage
 def raw_first_line(port, *args):
     """Sends one command over a plain socket and returns the first line of the reply, so
     that the error prefix is seen exactly as Redis sends it."""
-    parts = [f"*{len(args)}\r\n".encode()]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"".join(parts))
+        s.sendall(encode(*args))
         buf = b""
         while b"\r\n" not in buf:
             chunk = s.recv(4096)

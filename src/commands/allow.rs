@@ -5,19 +5,13 @@
 //! and replicate the resulting state (never the command, whose answer depends on the clock).
 //! A denied request writes, expires and replicates nothing.
 
-use std::ffi::c_int;
-
 use super::check::check;
-use crate::ffi::{run_command, Ctx, Str};
+use crate::entry::Call;
+use crate::error::Error;
 use crate::reply;
 
-pub extern "C" fn rl_allow(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
-    if argc < 2 {
-        return reply::wrong_arity(ctx);
-    }
-    run_command(ctx, || {
-        let checked = check(ctx, argv, argc, true)?;
-        reply::boolean(ctx, checked.allowed());
-        Ok(())
-    })
+pub fn allow(call: &Call) -> Result<(), Error> {
+    let checked = check(call, true)?;
+    reply::boolean(call.ctx(), checked.told.allowed);
+    Ok(())
 }

@@ -6,34 +6,31 @@
 //! would compute another state. `RL.APPLY` holds absolute values only, so replaying it
 //! anywhere, any number of times, yields the same key. It is not a back door: it runs only
 //! from the master link or while loading the AOF, and its state is validated like an RDB load.
-
-use std::ffi::c_int;
+//! A replica with an AOF persists the same state, through the same write as the master.
 
 use crate::effect::parse_apply;
+use crate::entry::Call;
 use crate::error::Error;
-use crate::ffi::{api, from_master_or_loading, run_command, Args, Ctx, Key, Str};
+use crate::ffi::from_master_or_loading;
+use crate::key::{Expiry, Key, Write};
 use crate::reply;
 
-pub extern "C" fn rl_apply(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
-    if argc < 3 {
-        return reply::wrong_arity(ctx);
+pub fn apply(call: &Call) -> Result<(), Error> {
+    if !from_master_or_loading(call.ctx()) {
+        return Err(Error::ApplyNotAllowed);
     }
-    run_command(ctx, || {
-        if !from_master_or_loading(ctx) {
-            return Err(Error::ApplyNotAllowed);
-        }
-        // SAFETY: Redis passes argc valid arguments.
-        let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::ApplyInvalid)?;
-        let state = parse_apply(args.as_slice())?;
-        // SAFETY: argc >= 3.
-        let key = Key::open_write(ctx, unsafe { *argv.add(1) });
-        key.store(key.bucket()?, state.tat, state.stored)?;
-        key.set_expiry(state.expire_at_ms);
-        key.signal_modified();
-        // A replica with an AOF persists the same absolute state (its own replicas get the
-        // master stream as it is).
-        api!(RedisModule_ReplicateVerbatim(ctx));
-        reply::ok(ctx);
-        Ok(())
-    })
+    let args = call.args().map_err(|_| Error::ApplyInvalid)?;
+    let state = parse_apply(args)?;
+    let key = Key::open_write(call.ctx(), call.key());
+    let value = key.value()?;
+    key.write(
+        value,
+        Write {
+            tat: state.tat,
+            set_policy: state.stored,
+            expiry: Expiry::Exactly(state.expire_at_ms),
+        },
+    )?;
+    reply::ok(call.ctx());
+    Ok(())
 }

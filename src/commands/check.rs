@@ -1,133 +1,89 @@
 //! The decision shared by `RL.ALLOW`, `RL.THROTTLE` and `RL.PEEK`: parse, read the clock
-//! once, open the key once, pick the policy, decide, and (unless peeking) commit.
+//! once, open the key once, resolve the policy, decide, and (unless peeking) commit.
 
 use crate::args::parse_allow;
 use crate::defaults::{default_policy, scale_percent};
+use crate::entry::Call;
 use crate::error::Error;
-use crate::ffi::{notify, now_ms, string_bytes, Args, Ctx, Key, Str};
+use crate::ffi::{notify, now_ms};
 use crate::gcra::{decide, Decision, Tat};
-use crate::metrics::{self, Source};
-use crate::policy::{own_expiry, Policy, StoredPolicy};
-use crate::value::Value;
+use crate::key::{Expiry, Key, Write};
+use crate::metrics;
+use crate::policy::own_expiry;
+use crate::resolve::{resolve, tell, Resolved, Told};
 use crate::verdict::{explain, Verdict};
 
 /// A decision and what it was taken on.
 pub struct Checked {
-    pub policy: Policy,
+    pub resolved: Resolved,
     /// The TAT before the decision.
     pub tat: Tat,
     pub decision: Decision,
+    pub told: Told,
     pub now_ms: u64,
     pub cost: u64,
-    /// A shadow policy denied the request, which was allowed.
-    pub shadow_denied: bool,
 }
 
 impl Checked {
-    /// What the client is told: allowed, unless denied by a policy that is not a shadow.
-    pub fn allowed(&self) -> bool {
-        matches!(self.decision, Decision::Allowed(_)) || self.shadow_denied
-    }
-
     /// The numbers for `RL.THROTTLE`/`RL.PEEK`; a shadow denial reads as allowed.
     pub fn verdict(&self) -> Verdict {
-        let mut v = explain(
-            &self.policy,
-            self.tat,
-            self.now_ms,
-            self.cost,
-            self.decision,
-        );
-        if self.shadow_denied {
+        let p = &self.resolved.policy;
+        let mut v = explain(p, self.tat, self.now_ms, self.cost, self.decision);
+        if self.told.shadow_denied {
             v.retry_after_ms = None;
         }
         v
     }
 }
 
-/// The policy for a call: inline, else stored, else the module default; scaled by
-/// `rl.scale-percent`.
-pub fn resolve(
-    inline: Option<Policy>,
-    stored: Option<StoredPolicy>,
-) -> Result<(Policy, Source), Error> {
-    let (policy, source) = match (inline, stored) {
-        (Some(p), _) => (p, Source::Inline),
-        (None, Some(s)) => (s.policy, Source::Stored),
-        (None, None) => (default_policy()?.ok_or(Error::NoPolicy)?, Source::Default),
-    };
-    Ok((policy.scaled(scale_percent()), source))
-}
-
-/// Decides the request in `argv` (`key [COST n] [LIMIT l WINDOW w [BURST b]]`); with
-/// `consume`, counts it, stores the new state, expires and replicates it.
-pub fn check(
-    ctx: Ctx,
-    argv: *mut Str,
-    argc: std::ffi::c_int,
-    consume: bool,
-) -> Result<Checked, Error> {
-    // SAFETY: Redis passes argc valid arguments; callers checked argc >= 2.
-    let args = unsafe { Args::new(argv, argc, 2) }.ok_or(Error::TooManyArguments)?;
-    let request = parse_allow(args.as_slice())?;
+/// Decides the request in `call` (`key [COST n] [LIMIT l WINDOW w [BURST b]]`); with
+/// `consume`, counts it and writes the new state.
+pub fn check(call: &Call, consume: bool) -> Result<Checked, Error> {
+    let request = parse_allow(call.args()?)?;
     let now = now_ms();
-    // SAFETY: argc >= 2.
-    let name = unsafe { *argv.add(1) };
     let key = if consume {
-        Key::open_write(ctx, name)
+        Key::open_write(call.ctx(), call.key())
     } else {
-        Key::open_read(ctx, name)
+        Key::open_read(call.ctx(), call.key())
     };
-    let bucket = key.bucket()?;
-    let (tat, stored) = bucket
+    let value = key.value()?;
+    let (tat, stored) = value
         .as_ref()
-        .map_or((Tat::EMPTY, None), |b| (b.tat(), b.stored()));
-    let (policy, source) = resolve(request.inline, stored)?;
-    let decision = decide(&policy, tat, now, request.cost);
-    let shadow_denied = decision == Decision::Denied
-        && source == Source::Stored
-        && stored.is_some_and(|s| s.shadow);
-    let checked = Checked {
-        policy,
-        tat,
-        decision,
-        now_ms: now,
-        cost: request.cost,
-        shadow_denied,
-    };
+        .map_or((Tat::EMPTY, None), |v| (v.tat(), v.stored()));
+    let resolved = resolve(request.inline, stored, default_policy(), scale_percent())?;
+    let decision = decide(&resolved.policy, tat, now, request.cost);
+    let told = tell(&resolved, decision);
     if consume {
-        metrics::record(source, checked.allowed(), shadow_denied);
+        metrics::record(resolved.source, told.allowed, told.shadow_denied);
         match decision {
-            Decision::Allowed(new_tat) => commit(&key, bucket, stored, new_tat, now)?,
-            Decision::Denied => denied(ctx, &key, shadow_denied, now),
+            Decision::Allowed(new_tat) => {
+                let expiry = Expiry::Own(own_expiry(stored, new_tat.empty_at_ms(), now));
+                key.write(
+                    value,
+                    Write {
+                        tat: new_tat,
+                        set_policy: None,
+                        expiry,
+                    },
+                )?;
+            }
+            // A denial writes nothing; it is published (when the operator enabled module
+            // keyspace events) and, unless a shadow policy allowed it, counted for RL.TOP.
+            Decision::Denied if told.shadow_denied => {
+                notify(call.ctx(), c"rl.shadow-denied", key.name())
+            }
+            Decision::Denied => {
+                notify(call.ctx(), c"rl.denied", key.name());
+                metrics::record_denied_key(key.name_bytes(), now);
+            }
         }
     }
-    Ok(checked)
-}
-
-/// Stores an allowed request's new TAT, sets the expiry, and replicates the state.
-fn commit(
-    key: &Key,
-    bucket: Option<Value>,
-    stored: Option<StoredPolicy>,
-    new_tat: Tat,
-    now: u64,
-) -> Result<(), Error> {
-    key.store(bucket, new_tat, None)?;
-    let expire_at = key.settle_expiry(own_expiry(stored, new_tat.empty_at_ms(), now));
-    key.signal_modified();
-    key.replicate(new_tat, expire_at, None);
-    Ok(())
-}
-
-/// A denial writes nothing; it is published (if the operator enabled module keyspace events)
-/// and, unless a shadow policy allowed it, counted for `RL.TOP`.
-fn denied(ctx: Ctx, key: &Key, shadow: bool, now: u64) {
-    if shadow {
-        notify(ctx, c"rl.shadow-denied", key.name());
-    } else {
-        notify(ctx, c"rl.denied", key.name());
-        // SAFETY: the key name is a command argument, alive for the call.
-        metrics::record_denied_key(unsafe { string_bytes(key.name()) }, now);
-    }
+    Ok(Checked {
+        resolved,
+        tat,
+        decision,
+        told,
+        now_ms: now,
+        cost: request.cost,
+    })
 }

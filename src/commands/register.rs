@@ -9,16 +9,10 @@ use std::ptr;
 
 use redis_module::raw;
 
-use super::{
-    allow::rl_allow,
-    apply::rl_apply,
-    config::rl_config,
-    info::rl_info,
-    reset::rl_reset,
-    throttle::{rl_peek, rl_throttle},
-    top::rl_top,
-};
-use crate::ffi::{api, Ctx};
+use super::{allow, apply, config, info, reset, throttle, top};
+use crate::entry::{handler, Shape};
+use crate::ffi::{api, log_warning, Ctx};
+use crate::policy::FIELD_NAMES;
 
 type Handler = extern "C" fn(Ctx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
@@ -153,7 +147,7 @@ fn commands() -> Vec<Command> {
     vec![
         Command {
             name: c"rl.allow",
-            handler: rl_allow,
+            handler: handler!(allow::allow, Shape::Keyed),
             flags: c"write deny-oom fast",
             arity: -2,
             summary: c"Decides one request against the client's rate limit: 1 (allowed, and counted) or 0 (denied, and not counted).",
@@ -163,7 +157,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.throttle",
-            handler: rl_throttle,
+            handler: handler!(throttle::throttle, Shape::Keyed),
             flags: c"write deny-oom fast",
             arity: -2,
             summary: c"Decides and counts one request like RL.ALLOW, and replies [allowed, limit, remaining, retry_after_ms, reset_after_ms] (a map in RESP3).",
@@ -173,7 +167,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.peek",
-            handler: rl_peek,
+            handler: handler!(throttle::peek, Shape::Keyed),
             flags: c"readonly fast",
             arity: -2,
             summary: c"Replies like RL.THROTTLE for a hypothetical request, without counting or writing anything.",
@@ -183,7 +177,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.config",
-            handler: rl_config,
+            handler: handler!(config::config, Shape::Keyed),
             flags: c"write deny-oom",
             arity: -4,
             summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds, with a bucket of burst requests. Keeps what the client has already used.",
@@ -204,7 +198,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.info",
-            handler: rl_info,
+            handler: handler!(info::info, Shape::Keyed),
             flags: c"readonly fast",
             arity: 2,
             summary: c"Shows a key's policy (limit, window_ms, burst, idle_ms, shadow, and where it comes from) and live state (remaining, reset_after_ms); nil for an absent key.",
@@ -214,7 +208,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.reset",
-            handler: rl_reset,
+            handler: handler!(reset::reset, Shape::Keyed),
             flags: c"write fast",
             arity: 2,
             summary: c"Forgets a client's usage and keeps its stored policy; replies the backlog forgotten, in ms.",
@@ -224,7 +218,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.top",
-            handler: rl_top,
+            handler: handler!(top::top, Shape::Keyless),
             flags: c"readonly",
             arity: -1,
             summary: c"Lists the clients with the most denied requests lately on this node: [key, denied, error] entries, from a fixed-memory Space-Saving sketch.",
@@ -237,7 +231,7 @@ fn commands() -> Vec<Command> {
         },
         Command {
             name: c"rl.apply",
-            handler: rl_apply,
+            handler: handler!(apply::apply, Shape::Keyed),
             flags: c"write",
             arity: -3,
             summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
@@ -250,7 +244,7 @@ fn commands() -> Vec<Command> {
                 block(
                     c"policy",
                     Some(c"POLICY"),
-                    vec![integer(c"limit"), integer(c"window_ms"), integer(c"burst"), integer(c"idle_ms"), integer(c"flags")],
+                    FIELD_NAMES.into_iter().map(integer).collect(),
                 ),
             ],
         },
@@ -263,7 +257,7 @@ pub fn register_commands(ctx: Ctx) -> bool {
         let ok = register(ctx, &mut c);
         if !ok {
             let msg = format!("rl: failed to register {}", c.name.to_string_lossy());
-            raw::redis_log(ctx, &msg);
+            log_warning(ctx, &msg);
         }
         ok
     })

@@ -8,29 +8,20 @@
 //! `RL.THROTTLE` decides and consumes exactly like `RL.ALLOW`; `RL.PEEK` answers for a
 //! hypothetical request and writes nothing, so it also runs on replicas.
 
-use std::ffi::c_int;
-
 use super::check::{check, Checked};
-use crate::ffi::{is_resp3, run_command, Ctx, Str};
+use crate::entry::Call;
+use crate::error::Error;
+use crate::ffi::{is_resp3, Ctx};
 use crate::reply;
 
-pub extern "C" fn rl_throttle(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
-    run(ctx, argv, argc, true)
+pub fn throttle(call: &Call) -> Result<(), Error> {
+    reply_verdict(call.ctx(), &check(call, true)?);
+    Ok(())
 }
 
-pub extern "C" fn rl_peek(ctx: Ctx, argv: *mut Str, argc: c_int) -> c_int {
-    run(ctx, argv, argc, false)
-}
-
-fn run(ctx: Ctx, argv: *mut Str, argc: c_int, consume: bool) -> c_int {
-    if argc < 2 {
-        return reply::wrong_arity(ctx);
-    }
-    run_command(ctx, || {
-        let checked = check(ctx, argv, argc, consume)?;
-        reply_verdict(ctx, &checked);
-        Ok(())
-    })
+pub fn peek(call: &Call) -> Result<(), Error> {
+    reply_verdict(call.ctx(), &check(call, false)?);
+    Ok(())
 }
 
 fn reply_verdict(ctx: Ctx, checked: &Checked) {
@@ -39,7 +30,7 @@ fn reply_verdict(ctx: Ctx, checked: &Checked) {
         .retry_after_ms
         .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
     let fields = [
-        (c"allowed", i64::from(checked.allowed())),
+        (c"allowed", i64::from(checked.told.allowed)),
         (c"limit", i64::try_from(v.limit).unwrap_or(i64::MAX)),
         (c"remaining", i64::try_from(v.remaining).unwrap_or(i64::MAX)),
         (c"retry_after_ms", retry),

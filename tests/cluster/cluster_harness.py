@@ -19,8 +19,8 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server import REDIS_SERVER, ROOT, RedisServer, free_port, render_config  # noqa: E402
 from helpers import wait_until  # noqa: E402
+from server import REDIS_SERVER, ROOT, RedisServer, free_port, render_config  # noqa: E402
 
 REDIS_CLI = os.environ.get("REDIS_CLI", "redis-cli")
 SLOTS = 16384

@@ -12,7 +12,7 @@ import time
 
 from redis.exceptions import RedisError
 
-from cluster_harness import wait_until
+from helpers import wait_until
 
 FAST = ("LIMIT", 1000, "WINDOW", 1000)  # inline policy: most requests are allowed
 COVERAGE_BOUND_S = 20  # node timeout 1 s; measured ~2-4 s on a loaded 2-core machine

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from cluster_harness import wait_until
+from helpers import wait_until
 
 BURST = 10
 WINDOW_MS = 600_000  # limit 10 per 600 s: T = 60 s, so nothing refills during a test

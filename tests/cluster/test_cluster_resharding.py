@@ -12,10 +12,9 @@ burst + elapsed / T. No client gains a fresh burst.
 import threading
 import time
 
+from cluster_harness import SLOTS
+from helpers import HOUR, wait_until
 
-from cluster_harness import SLOTS, wait_until
-
-HOUR = 3_600_000  # ms
 SLOW = ("LIMIT", 5, "WINDOW", HOUR)  # usage-only keys: T = 720 s, so nothing refills
 BUSY_LIMIT, BUSY_WINDOW_MS = 20, 1000  # T = 50 ms, burst 20: admissions keep flowing
 BUSY = ("LIMIT", BUSY_LIMIT, "WINDOW", BUSY_WINDOW_MS)

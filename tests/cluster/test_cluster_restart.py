@@ -10,7 +10,7 @@ docs/cluster.md, "Restart from disk").
 
 import time
 
-HOUR = 3_600_000  # ms: no bucket refills during the test
+from helpers import HOUR  # no bucket refills during the test
 PER_KIND = 4  # keys of each kind on each master
 
 # (name, RL.CONFIG arguments or None, RL.ALLOW options, requests used, requests of that

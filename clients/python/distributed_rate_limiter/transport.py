@@ -1,0 +1,106 @@
+"""One command to the node that owns a key, over the user's own redis-py connection pools,
+within a deadline, with no retries.
+
+Why not `client.execute_command`: redis-py 8 retries by default (a retried RL.ALLOW counts
+twice, and a dead server costs seconds of backoff) and its socket timeout is the user's, not
+this call's. So each call takes a connection from the pool of the owning node (standalone:
+the client's pool; cluster: the pool of the node redis-py's slot table names for the key,
+which is what `COMMAND` key positions would pick, so no MOVED round trip), sends once, and
+reads with the remaining time. Reaching a server that is not connected yet may block
+inside redis-py's connect and handshake for the user's timeouts, so that part runs on a
+helper thread (at most one at a time: a second caller fails at once rather than queueing)
+and the caller stops waiting at its deadline.
+"""
+
+import threading
+import time
+
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError, MovedError
+
+
+class Transport:
+    def __init__(self, client):
+        self.client = client
+        self.cluster = isinstance(client, RedisCluster)
+        self._connecting = threading.Semaphore(1)
+        self.refresh = False  # cluster: re-read the slot table before the next call
+
+    def _pool_for(self, key):
+        if not self.cluster:
+            return self.client.connection_pool
+        if self.refresh:
+            self.refresh = False
+            self.client.nodes_manager.initialize()
+        node = self.client.get_node_from_key(key)
+        return self.client.get_redis_connection(node).connection_pool
+
+    def call(self, key, args, timeout_s):
+        """The raw reply of `args` from the owner of `key`; raises redis errors as they come
+        (TimeoutError past the deadline)."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            return self._call_once(self._pool_for(key), args, deadline)
+        except MovedError as e:
+            # A slot moved (resharding, failover): patch redis-py's table and go once more.
+            self.client.nodes_manager.move_slot(e)
+            return self._call_once(self._pool_for(key), args, deadline)
+        except AskError:
+            return self.client.execute_command(*args)  # mid-migration: redis-py does ASKING
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            if self.cluster:
+                self.refresh = True
+            raise
+
+    def _call_once(self, pool, args, deadline):
+        conn = self._acquire(pool, deadline)
+        ok = False
+        try:
+            conn.send_command(*args)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise redis.TimeoutError("rate limit check timed out")
+            reply = conn.read_response(timeout=left)
+            ok = True
+            return reply
+        except redis.ResponseError:
+            ok = True  # an answer: the connection is in a clean state
+            raise
+        finally:
+            if not ok:
+                conn.disconnect()
+            pool.release(conn)
+
+    def _acquire(self, pool, deadline):
+        idle = getattr(pool, "_available_connections", None)
+        if idle and getattr(idle[-1], "_sock", None) is not None:
+            return pool.get_connection()  # connected already: no blocking I/O
+        if not self._connecting.acquire(blocking=False):
+            raise redis.ConnectionError("a connection to Redis is being established")
+        box = {"abandoned": False}
+        handoff = threading.Lock()
+        done = threading.Event()
+
+        def connect():
+            try:
+                box["conn"] = pool.get_connection()
+            except BaseException as e:  # handed to the caller
+                box["err"] = e
+            finally:
+                self._connecting.release()
+                with handoff:
+                    done.set()
+                    if box["abandoned"] and "conn" in box:
+                        pool.release(box["conn"])
+
+        threading.Thread(target=connect, daemon=True, name="rate-limiter-connect").start()
+        if not done.wait(max(deadline - time.monotonic(), 0)):
+            with handoff:
+                box["abandoned"] = True
+                if done.is_set() and "conn" in box:  # finished just now: keep it usable
+                    pool.release(box["conn"])
+            raise redis.TimeoutError("connecting to Redis timed out")
+        if "err" in box:
+            raise box["err"]
+        return box["conn"]

@@ -1,0 +1,94 @@
+"""The shared traces replayed through this client on the module and on the Lua script (both
+servers under a frozen clock), and the Lua script against the exact Python GCRA on random
+policies up to its stated bound. The local limiter's replay is in test_local.py."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import plain_client
+from distributed_rate_limiter import DistributedRateLimiter, Policy
+from distributed_rate_limiter.core import LUA_SOURCE
+from distributed_rate_limiter.gcra import EMPTY, LUA_MAX_LIMIT, LUA_MAX_TOLERANCE, evaluate
+
+TRACES = json.loads((Path(__file__).resolve().parents[2] / "conformance" / "traces.json").read_text())
+BASE_MS = 1_750_000_000_000  # another start than generate.py's: only offsets matter
+
+
+@pytest.mark.parametrize("module", [True, False], ids=["module", "lua"])
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_traces_replay_identically(make_server, frozen_clock, module, protocol):
+    server = make_server(module=module, frozen_clock=frozen_clock)
+    limiter = DistributedRateLimiter(plain_client(server.port, protocol), timeout_ms=2000)
+    mismatches = []
+    for n, trace in enumerate(TRACES):
+        start = BASE_MS + n * 10**9
+        server.set_clock(start)
+        p = trace["policy"]
+        limiter.configure_rate_limit(f"t{n}", p["limit"], p["window_ms"], burst=p["burst"])
+        for step in trace["steps"]:
+            server.set_clock(start + step["t_ms"])
+            d = limiter.throttle(f"t{n}", cost=step["cost"])
+            got = {"allowed": d.allowed, "remaining": d.remaining, "retry_after_ms": d.retry_after_ms,
+                   "reset_after_ms": d.reset_after_ms}
+            assert d.limit == p["burst"]
+            if got != step["expect"]:
+                mismatches.append((trace["name"], step, got))
+    assert limiter.stats()["decisions"]["redis" if module else "lua"] == sum(len(t["steps"]) for t in TRACES)
+    assert mismatches == []
+
+
+def random_policy(r):
+    """A policy inside the Lua bound, often right at it."""
+    limit = r.choice([1, 3, 7, 1000, 999_983, LUA_MAX_LIMIT, r.randint(1, LUA_MAX_LIMIT)])
+    burst = r.choice([1, 2, limit, r.randint(1, 10**6)])
+    max_window = min(LUA_MAX_TOLERANCE // burst, 10**13 * limit // burst, 10**12)
+    window = r.choice([1, max_window, r.randint(1, max_window)])
+    return Policy.of(limit, window, burst)
+
+
+def test_lua_equals_exact_integers_up_to_its_bound(make_server):
+    """Lua's doubles against Python's unbounded ints, at the edge of the stated range; the
+    script's test-only now_ms argument gives the instants."""
+    server = make_server(module=False)
+    r = plain_client(server.port)
+    sha = r.script_load(LUA_SOURCE)
+    rng = random.Random(7)
+    checked = 0
+    for n in range(60):
+        policy = random_policy(rng)
+        now = 1_750_000_000_000 + rng.randint(0, 10**6)
+        key, tat = f"r{n}", EMPTY
+        r.evalsha(sha, 1, key, "config", now, policy.limit, policy.window_ms, policy.burst, 0, 0)
+        for _ in range(30):
+            cost = rng.choice([1, 1, 2, policy.burst, max(policy.burst - 1, 1), rng.randint(1, policy.burst + 1)])
+            v = evaluate(policy, tat, now, cost)
+            got = r.evalsha(sha, 1, key, "check", now, cost, "", "", "")
+            assert got == [int(v.allowed), policy.burst, v.remaining, v.retry_after_ms, v.reset_after_ms], \
+                (policy, now, cost)
+            tat = v.tat
+            checked += 1
+            gap = v.retry_after_ms if v.retry_after_ms > 0 else rng.randint(0, policy.window_ms)
+            now += rng.choice([0, 1, gap - 1 if gap > 1 else 0, gap, rng.randint(0, max(v.reset_after_ms, 1))])
+    assert checked == 1800
+
+
+def test_reconfigured_limit_rounds_the_stored_fraction_up_like_the_module(make_server, frozen_clock):
+    """A TAT written under one limit, read under another: the one place the script divides a
+    stored fraction. Module and Lua are driven with the same instants and must agree."""
+    answers = []
+    for module in (True, False):
+        server = make_server(module=module, frozen_clock=frozen_clock)
+        limiter = DistributedRateLimiter(plain_client(server.port), timeout_ms=2000)
+        seen = []
+        server.set_clock(BASE_MS)
+        for limit, window, t in [(3, 1000, 0), (7, 1000, 1), (5, 999, 2), (LUA_MAX_LIMIT, 1000, 2), (3, 1000, 3)]:
+            limiter.configure_rate_limit("k", limit, window)
+            server.set_clock(BASE_MS + t)
+            for _ in range(3):
+                d = limiter.throttle("k")
+                seen.append((d.allowed, d.remaining, d.retry_after_ms, d.reset_after_ms))
+        answers.append(seen)
+    assert answers[0] == answers[1]

@@ -1,0 +1,79 @@
+//! Sends a key's resulting state to replicas and the AOF (`Replicate`), or to a rewritten AOF
+//! (`EmitAOF`), as `RL.APPLY key state [POLICY fields...]`, and deletions as `DEL`.
+//!
+//! What is sent is defined in `effect.rs` (the state's text) and `policy.rs` (the policy's
+//! fields, in their one order); this file only hands them to the two variadic C functions,
+//! with no allocation: the state is one buffer argument ('b'), the cheapest kind for Redis
+//! to build, and the policy fields are integers ('l').
+
+#![allow(clippy::not_unsafe_ptr_arg_deref)] // Ctx, Str and the AOF handle are valid for the callback.
+
+use std::ffi::{c_char, c_longlong};
+
+use redis_module::raw;
+
+use crate::effect::StateText;
+use crate::ffi::{Ctx, Str};
+use crate::gcra::Tat;
+use crate::policy::StoredPolicy;
+
+/// An integer argument for the `l` format; every field we send is far below `i64::MAX`.
+fn ll(v: u64) -> c_longlong {
+    c_longlong::try_from(v).unwrap_or(c_longlong::MAX)
+}
+
+/// Calls `$send` (`Replicate` or `EmitAOF`) with `RL.APPLY`'s arguments.
+macro_rules! send_apply {
+    ($send:expr, $target:expr, $name:expr, $tat:expr, $expire_at_ms:expr, $policy:expr) => {{
+        let text = StateText::new($tat, $expire_at_ms);
+        let (state, len) = (
+            text.as_bytes().as_ptr().cast::<c_char>(),
+            text.as_bytes().len(),
+        );
+        let cmd = c"rl.apply".as_ptr();
+        match $policy {
+            None => $send($target, cmd, c"sb".as_ptr(), $name, state, len),
+            Some(p) => {
+                let [limit, window, burst, idle, flags] = StoredPolicy::fields(&p).map(ll);
+                let fmt = c"sbclllll".as_ptr();
+                let kw = c"POLICY".as_ptr();
+                $send(
+                    $target, cmd, fmt, $name, state, len, kw, limit, window, burst, idle, flags,
+                )
+            }
+        }
+    }};
+}
+
+/// Sends the key's new state, with its absolute expiry (`None`: none), to replicas and the
+/// AOF; with the policy when this write set it.
+pub fn apply(
+    ctx: Ctx,
+    name: Str,
+    tat: Tat,
+    expire_at_ms: Option<u64>,
+    policy: Option<StoredPolicy>,
+) {
+    // SAFETY: send_apply passes arguments that match its format strings.
+    if let Some(replicate) = unsafe { raw::RedisModule_Replicate } {
+        unsafe { send_apply!(replicate, ctx, name, tat, expire_at_ms, policy) };
+    }
+}
+
+/// Writes one key's full state to a rewritten AOF (Redis adds its expiry after it).
+pub fn rewrite(aof: *mut raw::RedisModuleIO, name: Str, tat: Tat, policy: Option<StoredPolicy>) {
+    // SAFETY: send_apply passes arguments that match its format strings.
+    if let Some(emit) = unsafe { raw::RedisModule_EmitAOF } {
+        unsafe { send_apply!(emit, aof, name, tat, None::<u64>, policy) };
+    }
+}
+
+/// Sends replicas and the AOF a `DEL` of the key.
+pub fn del(ctx: Ctx, name: Str) {
+    // SAFETY: "s" matches the one RedisModuleString argument.
+    unsafe {
+        if let Some(replicate) = raw::RedisModule_Replicate {
+            replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), name);
+        }
+    }
+}

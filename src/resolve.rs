@@ -1,0 +1,166 @@
+//! Which policy decides a request, and what the client is told: the module's business rules,
+//! in one place, with no Redis types and no globals (the caller passes the default policy
+//! and the scale it read).
+//!
+//! - **Precedence**: the call's inline `LIMIT`/`WINDOW`, else the key's stored policy
+//!   (`RL.CONFIG`), else the module default (`rl.default-*`), else `NoPolicy`.
+//! - **Scale**: whichever applies is scaled by `rl.scale-percent` at decision time.
+//! - **Shadow**: a denial by a stored `SHADOW` policy is told as allowed (and, as a denial,
+//!   changes nothing); only the stored policy can be a shadow.
+//!
+//! PURE: no Redis types here.
+
+use crate::error::Error;
+use crate::gcra::Decision;
+use crate::policy::{Policy, StoredPolicy};
+
+/// Where the policy of a decision came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Inline = 0,
+    Stored = 1,
+    Default = 2,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Inline, Source::Stored, Source::Default];
+
+    /// The name `INFO rl` fields and `RL.INFO`'s `source` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Inline => "inline",
+            Source::Stored => "stored",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// The policy that applies to a call, already scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub policy: Policy,
+    pub source: Source,
+    /// The policy only observes: its denials are told as allowed.
+    pub shadow: bool,
+}
+
+/// Picks the policy for a call: `inline` (this call's), `stored` (the key's), `default`
+/// (the module's, or its error when the `rl.default-*` combination is invalid), scaled by
+/// `scale_percent`.
+pub fn resolve(
+    inline: Option<Policy>,
+    stored: Option<StoredPolicy>,
+    default: Result<Option<Policy>, Error>,
+    scale_percent: u64,
+) -> Result<Resolved, Error> {
+    let (policy, source, shadow) = match (inline, stored) {
+        (Some(p), _) => (p, Source::Inline, false),
+        (None, Some(s)) => (s.policy, Source::Stored, s.shadow),
+        (None, None) => (default?.ok_or(Error::NoPolicy)?, Source::Default, false),
+    };
+    Ok(Resolved {
+        policy: policy.scaled(scale_percent),
+        source,
+        shadow,
+    })
+}
+
+/// What a decision is told to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Told {
+    /// Allowed, unless denied by a policy that is not a shadow.
+    pub allowed: bool,
+    /// A shadow policy denied the request, which is told as allowed.
+    pub shadow_denied: bool,
+}
+
+pub fn tell(resolved: &Resolved, decision: Decision) -> Told {
+    let denied = decision == Decision::Denied;
+    Told {
+        allowed: !denied || resolved.shadow,
+        shadow_denied: denied && resolved.shadow,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gcra::Tat;
+
+    fn p(limit: u64) -> Policy {
+        Policy::new(limit, 1000, 0).unwrap()
+    }
+
+    fn stored(limit: u64, shadow: bool) -> StoredPolicy {
+        let mut s = StoredPolicy::new(p(limit), 0).unwrap();
+        s.shadow = shadow;
+        s
+    }
+
+    /// inline, stored, default -> the limit that applies and its source.
+    type Case = (
+        Option<Policy>,
+        Option<StoredPolicy>,
+        Option<Policy>,
+        Result<(u64, Source), Error>,
+    );
+
+    #[test]
+    fn precedence_is_inline_then_stored_then_default() {
+        let cases: [Case; 6] = [
+            (
+                Some(p(1)),
+                Some(stored(2, false)),
+                Some(p(3)),
+                Ok((1, Source::Inline)),
+            ),
+            (Some(p(1)), None, None, Ok((1, Source::Inline))),
+            (
+                None,
+                Some(stored(2, false)),
+                Some(p(3)),
+                Ok((2, Source::Stored)),
+            ),
+            (None, Some(stored(2, false)), None, Ok((2, Source::Stored))),
+            (None, None, Some(p(3)), Ok((3, Source::Default))),
+            (None, None, None, Err(Error::NoPolicy)),
+        ];
+        for (inline, st, default, want) in cases {
+            let got = resolve(inline, st, Ok(default), 100).map(|r| (r.policy.limit(), r.source));
+            assert_eq!(got, want, "{inline:?} {st:?} {default:?}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_default_is_an_error_only_when_it_is_needed() {
+        let bad = Err(Error::DefaultInvalid);
+        assert_eq!(resolve(None, None, bad, 100), Err(Error::DefaultInvalid));
+        assert!(resolve(Some(p(1)), None, bad, 100).is_ok());
+        assert!(resolve(None, Some(stored(1, false)), bad, 100).is_ok());
+    }
+
+    #[test]
+    fn the_policy_that_applies_is_scaled() {
+        let r = resolve(None, Some(stored(10, false)), Ok(None), 50).unwrap();
+        assert_eq!(r.policy, p(10).scaled(50));
+        let r = resolve(Some(p(10)), None, Ok(None), 200).unwrap();
+        assert_eq!(r.policy, p(10).scaled(200));
+    }
+
+    #[test]
+    fn only_a_stored_shadow_policy_turns_a_denial_into_an_allow() {
+        let allowed = Decision::Allowed(Tat::EMPTY);
+        let shadow = resolve(None, Some(stored(1, true)), Ok(None), 100).unwrap();
+        let inline_over_shadow = resolve(Some(p(1)), Some(stored(1, true)), Ok(None), 100).unwrap();
+        let enforcing = resolve(None, Some(stored(1, false)), Ok(None), 100).unwrap();
+        let told = |r: &Resolved, d| {
+            let t = tell(r, d);
+            (t.allowed, t.shadow_denied)
+        };
+        assert_eq!(told(&shadow, Decision::Denied), (true, true));
+        assert_eq!(told(&shadow, allowed), (true, false));
+        assert_eq!(told(&inline_over_shadow, Decision::Denied), (false, false));
+        assert_eq!(told(&enforcing, Decision::Denied), (false, false));
+        assert_eq!(told(&enforcing, allowed), (true, false));
+    }
+}
