@@ -18,7 +18,6 @@ pub mod error;
 pub mod gcra;
 pub mod limits;
 pub mod policy;
-pub mod precedence;
 pub mod resolve;
 pub mod sliding;
 pub mod topk;

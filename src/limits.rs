@@ -51,11 +51,20 @@ impl Limit {
 }
 
 /// 1 to [`MAX_LIMITS`] limits, in the order they were given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     items: [Limit; MAX_LIMITS],
     len: usize,
 }
+
+/// Two sets are equal when they hold the same limits (the unused slots do not count).
+impl PartialEq for Limits {
+    fn eq(&self, other: &Limits) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Limits {}
 
 impl Limits {
     /// A set from its limits: at least one, at most [`MAX_LIMITS`].
