@@ -20,6 +20,7 @@ pub mod limits;
 pub mod policy;
 pub mod resolve;
 pub mod sliding;
+pub mod state;
 pub mod topk;
 pub mod value;
 pub mod verdict;
