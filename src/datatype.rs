@@ -1,9 +1,11 @@
 //! The `ratelimit` Redis data type: persistence (RDB, AOF rewrite), `MEMORY USAGE`,
 //! `DEBUG DIGEST-VALUE`, `COPY` and freeing.
 //!
-//! The fields and their validation are in `codec.rs` (encoding version 1): a corrupt file or
-//! a forged `RESTORE` payload is refused instead of producing a bucket with impossible
-//! state. `DUMP`/`RESTORE` and `MIGRATE` use this same encoding.
+//! The fields and their validation are in `codec.rs` (encoding version 1, one GCRA limit)
+//! and `state.rs` (version 2: version 1 plus keys with several limits or SLIDING logs): a
+//! corrupt file or a forged `RESTORE` payload is refused instead of producing a value with
+//! impossible state. `DUMP`/`RESTORE` and `MIGRATE` use this same encoding; files and
+//! payloads written by version 1 still load.
 
 use std::ffi::{c_int, c_longlong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,10 +16,11 @@ use redis_module::{native_types::RedisType, raw};
 use crate::codec;
 use crate::ffi::api;
 use crate::propagate;
+use crate::state;
 use crate::value::Value;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
-const ENCODING_VERSION: c_int = 1;
+const ENCODING_VERSION: c_int = 2;
 
 pub static RL_TYPE: RedisType = RedisType::new(
     "ratelimit",
@@ -60,14 +63,11 @@ unsafe fn bucket(value: *const c_void) -> Option<Value> {
 
 extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     guarded(ptr::null_mut(), || {
-        if encver != ENCODING_VERSION {
-            return ptr::null_mut();
-        }
-        load_value(rdb).map_or(ptr::null_mut(), Value::into_raw)
+        load_value(rdb, encver).map_or(ptr::null_mut(), Value::into_raw)
     })
 }
 
-fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Value> {
+fn load_value(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Value> {
     let read = || -> Option<u64> {
         let v = api!(RedisModule_LoadUnsigned(rdb))?;
         match api!(RedisModule_IsIOError(rdb)) {
@@ -75,10 +75,14 @@ fn load_value(rdb: *mut raw::RedisModuleIO) -> Option<Value> {
             _ => None,
         }
     };
-    Some(match codec::decode(read)? {
-        (tat, None) => Value::new_usage(tat),
-        (tat, Some(stored)) => Value::new_configured(tat, stored),
-    })
+    match encver {
+        1 => Some(match codec::decode(read)? {
+            (tat, None) => Value::new_usage(tat),
+            (tat, Some(stored)) => Value::new_configured(tat, stored),
+        }),
+        2 => Some(Value::new_state(state::decode(read)?)),
+        _ => None,
+    }
 }
 
 extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
@@ -87,6 +91,12 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
+        if b.is_set() {
+            for f in state::encode(&b.state()) {
+                api!(RedisModule_SaveUnsigned(rdb, f));
+            }
+            return;
+        }
         let (fields, n) = codec::encode(b.tat(), b.stored());
         for f in &fields[..n] {
             api!(RedisModule_SaveUnsigned(rdb, *f));
@@ -101,7 +111,13 @@ extern "C" fn aof_rewrite(
 ) {
     guarded((), || {
         // SAFETY: Redis passes a live value of this type.
-        if let Some(b) = unsafe { bucket(value) } {
+        let Some(b) = (unsafe { bucket(value) }) else {
+            return;
+        };
+        if b.is_set() {
+            let (text, limits) = state::apply_text(&b.state(), None, true);
+            propagate::rewrite_set(aof, key, &text, limits.as_deref());
+        } else {
             propagate::rewrite(aof, key, b.tat(), b.stored());
         }
     })
@@ -118,8 +134,13 @@ extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        // All nine fields, zero-padded, so both kinds hash the same way.
-        let (fields, _) = codec::encode(b.tat(), b.stored());
+        // All nine fields, zero-padded, so both kinds of one GCRA limit hash the same way; a
+        // set hashes its version-2 fields.
+        let fields = if b.is_set() {
+            state::encode(&b.state())
+        } else {
+            codec::encode(b.tat(), b.stored()).0.to_vec()
+        };
         for f in fields {
             api!(RedisModule_DigestAddLongLong(
                 md,

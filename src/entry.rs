@@ -19,9 +19,10 @@ use crate::error::Error;
 use crate::ffi::{log_warning, string_bytes, Ctx, Str};
 use crate::reply;
 
-/// Most arguments after the key any command accepts (`RL.APPLY`, with its policy, takes 7;
-/// `RL.CONFIG` with every option 7).
-pub const MAX_ARGS: usize = 16;
+/// Most arguments after the key any command accepts: `RL.ALLOW` with `COST` and four inline
+/// limits of every option (`LIMIT l WINDOW w BURST b GCRA`) joined by three `AND`s takes
+/// 2 + 4 * 7 + 3 = 33 (`RL.CONFIG` with four limits and every option 26, `RL.APPLY` 7).
+pub const MAX_ARGS: usize = 33;
 
 /// A command's arguments, as given by Redis, for the duration of the call.
 pub struct Call<'a> {

@@ -24,6 +24,7 @@ use crate::ffi::{api, string_bytes, Ctx, Str};
 use crate::gcra::Tat;
 use crate::policy::StoredPolicy;
 use crate::propagate;
+use crate::state::{self, SetState};
 use crate::value::{Change, Value};
 
 /// The module's data type, set once at load.
@@ -168,6 +169,73 @@ impl Key {
         api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
         propagate::apply(self.ctx, self.name, w.tat, expire_at, w.set_policy);
         Ok(())
+    }
+
+    /// [`Key::write`] for a whole state, of any shape (several limits, SLIDING logs, or a
+    /// single GCRA limit, which keeps its compact layout and its version-1 `RL.APPLY`).
+    /// `set_policy`: this write sets the stored limits (they are replicated with it).
+    pub fn write_state(
+        &self,
+        current: Option<ValueRef<'_>>,
+        state: SetState,
+        set_policy: bool,
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        if let Some((tat, stored)) = state.legacy() {
+            // A key moving from a set to one GCRA limit gets a new value with the whole state.
+            let from_set = current.as_ref().is_some_and(|v| v.is_set());
+            let set_policy = (set_policy || from_set).then_some(stored).flatten();
+            if from_set {
+                let mut current = current.map(|r| r.value);
+                if let Change::Replace(new) = Value::change_state(current.as_mut(), state) {
+                    self.replace(new)?;
+                }
+                let expire_at = self.apply_expiry(expiry);
+                api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
+                propagate::apply(self.ctx, self.name, tat, expire_at, set_policy);
+                return Ok(());
+            }
+            return self.write(
+                current,
+                Write {
+                    tat,
+                    set_policy,
+                    expiry,
+                },
+            );
+        }
+        let mut current_value = current.map(|r| r.value);
+        // Replicas get the limits whenever this write sets them, and whenever the key was not
+        // a set before (so a replica never has to combine a set's usages with another layout).
+        let send_policy = set_policy || current_value.as_ref().is_none_or(|v| !v.is_set());
+        let (mut text, policy) = state::apply_text(&state, None, send_policy);
+        match Value::change_state(current_value.as_mut(), state) {
+            Change::InPlace => {}
+            Change::Replace(new) => self.replace(new)?,
+            Change::Create(new) => self.set(new)?,
+        }
+        let expire_at = self.apply_expiry(expiry);
+        if let Some(at) = expire_at {
+            state::append_expiry(&mut text, at);
+        }
+        api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
+        propagate::apply_set(self.ctx, self.name, &text, policy.as_deref());
+        Ok(())
+    }
+
+    /// Applies an expiry rule and returns the key's resulting absolute expiry.
+    fn apply_expiry(&self, expiry: Expiry) -> Option<u64> {
+        match expiry {
+            Expiry::Own(None) => self.expiry(),
+            Expiry::Own(Some(at)) | Expiry::Exactly(Some(at)) => {
+                self.set_expiry(Some(at));
+                Some(at)
+            }
+            Expiry::Exactly(None) => {
+                self.set_expiry(None);
+                None
+            }
+        }
     }
 
     /// Deletes the key, signals the change and sends replicas and the AOF a `DEL` of it.

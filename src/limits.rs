@@ -229,6 +229,22 @@ impl Usage {
 /// `usage` made to match `limits` position by position: a usage of the right kind is kept,
 /// one of the other kind is carried over ([`Usage::carried_to`]), a missing one starts
 /// empty, and usages past the last limit are dropped. Returns whether anything changed.
+/// Unix ms from which every usage is empty under `limits` (aligned), for a key's expiry.
+pub fn empty_at_ms(limits: &Limits, usage: &[Usage], now_ms: u64) -> u64 {
+    limits
+        .as_slice()
+        .iter()
+        .zip(usage)
+        .map(|(l, u)| match (l, u) {
+            (Limit::Sliding(s), Usage::Sliding(log)) => log.empty_at_ms(s, now_ms),
+            (_, Usage::Gcra(t)) => t.empty_at_ms(),
+            (Limit::Gcra(_), Usage::Sliding(log)) => {
+                log.entries_until(now_ms).last().map_or(now_ms, |(t, _)| t)
+            }
+        })
+        .fold(now_ms, u64::max)
+}
+
 pub fn align(limits: &Limits, usage: &mut Vec<Usage>, now_ms: u64) -> bool {
     let mut changed = usage.len() != limits.len();
     usage.truncate(limits.len());
@@ -265,7 +281,7 @@ pub struct Outcome {
     /// Unix ms from which every limit is empty: when a usage-only key may expire.
     pub empty_at_ms: u64,
     /// The state changed although nothing was admitted (a SLIDING log repaired after the
-    /// clock stepped back, or usages aligned to a new set): the caller should store it.
+    /// clock stepped back): the caller should store it.
     pub repaired: bool,
     /// Each limit's own numbers, the first [`Limits::len`] used: `allowed` says whether that
     /// limit alone admits the request, and `retry_after_ms` is `None` when it does.
@@ -275,7 +291,9 @@ pub struct Outcome {
 /// Decides a request of `cost` at `now_ms` against every limit of `limits`, recording it in
 /// `usage` iff all of them admit it. `usage` is first aligned to `limits` ([`align`]).
 pub fn decide(limits: &Limits, usage: &mut Vec<Usage>, now_ms: u64, cost: u64) -> Outcome {
-    let mut repaired = align(limits, usage, now_ms);
+    // Aligning is not stored on a denial (the next call aligns the same way); a clock repair is.
+    align(limits, usage, now_ms);
+    let mut repaired = false;
     for u in usage.iter_mut() {
         if let Usage::Sliding(log) = u {
             repaired |= log.clamp_future(now_ms);
@@ -367,6 +385,13 @@ pub fn decide(limits: &Limits, usage: &mut Vec<Usage>, now_ms: u64, cost: u64) -
         repaired: repaired && !allowed,
         each,
     }
+}
+
+/// The numbers of a key right now, for `RL.INFO`: [`decide`] on a copy, for a request no
+/// limit can admit (so nothing is recorded and every limit reports its current state).
+pub fn status(limits: &Limits, usage: &[Usage], now_ms: u64) -> Outcome {
+    let mut copy = usage.to_vec();
+    decide(limits, &mut copy, now_ms, u64::MAX)
 }
 
 #[cfg(test)]

@@ -82,9 +82,15 @@ impl Policy {
 /// until its bucket is empty; a configured one with IDLE until `idle_ms` after `now_ms`, but
 /// never before its bucket is empty; a configured one without IDLE has none of its own.
 pub fn own_expiry(stored: Option<StoredPolicy>, empty_at_ms: u64, now_ms: u64) -> Option<u64> {
-    match stored {
+    own_expiry_idle(stored.map(|s| s.idle_ms), empty_at_ms, now_ms)
+}
+
+/// [`own_expiry`] by the stored idle time alone (`None`: usage-only), for any kind of key:
+/// `empty_at_ms` is when every limit of the key is empty.
+pub fn own_expiry_idle(idle_ms: Option<u64>, empty_at_ms: u64, now_ms: u64) -> Option<u64> {
+    match idle_ms {
         None => Some(empty_at_ms),
-        Some(s) if s.idle_ms > 0 => Some(empty_at_ms.max(now_ms.saturating_add(s.idle_ms))),
+        Some(idle) if idle > 0 => Some(empty_at_ms.max(now_ms.saturating_add(idle))),
         Some(_) => None,
     }
 }

@@ -60,6 +60,42 @@ pub fn apply(
     }
 }
 
+/// Calls `$send` (`Replicate` or `EmitAOF`) with the set form of `RL.APPLY`:
+/// `key <state> [LIMITS <limits>]`, both texts as buffers ('b').
+macro_rules! send_set {
+    ($send:expr, $target:expr, $name:expr, $state:expr, $limits:expr) => {{
+        let cmd = c"rl.apply".as_ptr();
+        let (sp, sl) = ($state.as_ptr().cast::<c_char>(), $state.len());
+        match $limits {
+            None => {
+                $send($target, cmd, c"sb".as_ptr(), $name, sp, sl);
+            }
+            Some(l) => {
+                let (lp, ll) = (l.as_ptr().cast::<c_char>(), l.len());
+                let kw = c"LIMITS".as_ptr();
+                $send($target, cmd, c"sbcb".as_ptr(), $name, sp, sl, kw, lp, ll);
+            }
+        }
+    }};
+}
+
+/// Sends a set's new state (`state.rs`'s text, with its expiry) to replicas and the AOF, with
+/// its limits' text when given.
+pub fn apply_set(ctx: Ctx, name: Str, state: &[u8], limits: Option<&[u8]>) {
+    // SAFETY: send_set passes arguments that match its format strings.
+    if let Some(replicate) = unsafe { raw::RedisModule_Replicate } {
+        unsafe { send_set!(replicate, ctx, name, state, limits) };
+    }
+}
+
+/// Writes one set's full state to a rewritten AOF (Redis adds its expiry after it).
+pub fn rewrite_set(aof: *mut raw::RedisModuleIO, name: Str, state: &[u8], limits: Option<&[u8]>) {
+    // SAFETY: send_set passes arguments that match its format strings.
+    if let Some(emit) = unsafe { raw::RedisModule_EmitAOF } {
+        unsafe { send_set!(emit, aof, name, state, limits) };
+    }
+}
+
 /// Writes one key's full state to a rewritten AOF (Redis adds its expiry after it).
 pub fn rewrite(aof: *mut raw::RedisModuleIO, name: Str, tat: Tat, policy: Option<StoredPolicy>) {
     // SAFETY: send_apply passes arguments that match its format strings.

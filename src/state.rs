@@ -242,7 +242,7 @@ pub fn apply_text(
         }
     }
     if let Some(e) = expire_at_ms {
-        let _ = write!(s, "@{e}");
+        append_expiry(&mut s, e);
     }
     let policy = state.stored.filter(|_| set_policy).map(|st| {
         let mut p = Vec::with_capacity(32);
@@ -259,6 +259,11 @@ pub fn apply_text(
         p
     });
     (s, policy)
+}
+
+/// Adds the key's absolute expiry to a state's text (`@<ms>`).
+pub fn append_expiry(text: &mut Vec<u8>, expire_at_ms: u64) {
+    let _ = write!(text, "@{expire_at_ms}");
 }
 
 /// What an `RL.APPLY` in the set form carries.

@@ -12,6 +12,11 @@
 //! - **Usage** (16 bytes): a usage-only TAT that does not fit inline.
 //! - **Configured** (48 bytes): a key written by `RL.CONFIG`: a `Usage` followed by its
 //!   policy. The top bit of the stored denominator (at most 10^9 < 2^30) marks it.
+//! - **Set** (48 bytes, plus its usages and logs): every other key, one with several limits or
+//!   a SLIDING one ([`SetState`]): a `Usage` header marked by bit 30 of its denominator,
+//!   the usages, and the stored limits (boxed: usage-only keys, the many, do not pay for
+//!   them). The three layouts above stay what they were, so a single-GCRA key costs and runs
+//!   exactly as before.
 //!
 //! TATs are stored in lowest terms ([`Tat::reduced`]), so a state has one representation on
 //! every server. Every value made here is counted in `live_buckets` (`INFO rl`) until freed.
@@ -24,14 +29,18 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 
 use crate::gcra::Tat;
+use crate::limits::{StoredLimits, Usage as LimitUsage};
 use crate::metrics::LIVE_BUCKETS;
 use crate::policy::StoredPolicy;
+use crate::state::SetState;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("the inline layout packs a TAT into a 64-bit module value word");
 
 /// Top bit of `den_flags`: the allocation is a [`Configured`].
 const CONFIGURED: u32 = 1 << 31;
+/// Bit 30 of `den_flags`: the allocation is a [`Set`].
+const SET: u32 = 1 << 30;
 
 const INLINE_TAG: u64 = 1;
 const INLINE_FIELD_BITS: u32 = 9;
@@ -53,6 +62,15 @@ pub struct Configured {
     stored: StoredPolicy,
 }
 
+/// A key with several limits or a SLIDING one.
+#[repr(C)]
+pub struct Set {
+    /// Marks the layout (`den_flags` has [`SET`]); its TAT is unused.
+    head: Usage,
+    usage: Vec<LimitUsage>,
+    stored: Option<Box<StoredLimits>>,
+}
+
 impl Usage {
     fn new(tat: Tat, flags: u32) -> Usage {
         // Tat guarantees frac < den <= 10^9, so both fit in u32 and den leaves the top bit free.
@@ -64,7 +82,7 @@ impl Usage {
     }
 
     fn tat(&self) -> Tat {
-        let den = u64::from(self.den_flags & !CONFIGURED);
+        let den = u64::from(self.den_flags & !(CONFIGURED | SET));
         // Always valid: only `Usage::new` writes these fields, from a valid Tat.
         Tat::new(self.ms, u64::from(self.frac), den).unwrap_or(Tat::EMPTY)
     }
@@ -91,6 +109,7 @@ enum Repr {
     Inline(Tat),
     Usage(NonNull<Usage>),
     Configured(NonNull<Configured>),
+    Set(NonNull<Set>),
 }
 
 /// One `ratelimit` value: the word Redis stores for the key.
@@ -177,20 +196,88 @@ impl Value {
             return Repr::Inline(decode_inline(word));
         }
         let usage = self.0.cast::<Usage>();
-        // SAFETY: an untagged word is a live Usage or a live Configured starting with one.
-        if unsafe { usage.as_ref().den_flags } & CONFIGURED != 0 {
+        // SAFETY: an untagged word is a live Usage, or a live Configured or Set starting with one.
+        let flags = unsafe { usage.as_ref().den_flags };
+        if flags & CONFIGURED != 0 {
             Repr::Configured(self.0.cast())
+        } else if flags & SET != 0 {
+            Repr::Set(self.0.cast())
         } else {
             Repr::Usage(usage)
         }
     }
 
+    /// The TAT of a single-GCRA key. A [`Value::is_set`] key has none (it reads as empty):
+    /// read it with [`Value::state`].
     pub fn tat(&self) -> Tat {
         match self.repr() {
             Repr::Inline(tat) => tat,
             // SAFETY: repr() checked the layout.
             Repr::Usage(u) => unsafe { u.as_ref().tat() },
             Repr::Configured(c) => unsafe { c.as_ref().usage.tat() },
+            Repr::Set(_) => Tat::EMPTY,
+        }
+    }
+
+    /// A key with several limits or a SLIDING one: its state is read with [`Value::state`],
+    /// never with [`Value::tat`] and [`Value::stored`].
+    pub fn is_set(&self) -> bool {
+        matches!(self.repr(), Repr::Set(_))
+    }
+
+    /// The whole state, whatever the layout (allocates: for the commands on sets and the
+    /// type callbacks, not the single-GCRA path).
+    pub fn state(&self) -> SetState {
+        match self.repr() {
+            // SAFETY: repr() checked the layout.
+            Repr::Set(v) => unsafe {
+                let v = v.as_ref();
+                SetState {
+                    usage: v.usage.clone(),
+                    stored: v.stored.as_deref().copied(),
+                }
+            },
+            _ => SetState::from_legacy(self.tat(), self.stored()),
+        }
+    }
+
+    /// A new value for `state`: a single-GCRA state takes the layouts above.
+    pub fn new_state(state: SetState) -> Value {
+        if let Some((tat, stored)) = state.legacy() {
+            return match stored {
+                Some(s) => Value::new_configured(tat, s),
+                None => Value::new_usage(tat),
+            };
+        }
+        LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
+        let b = Box::new(Set {
+            head: Usage {
+                ms: 0,
+                frac: 0,
+                den_flags: 1 | SET,
+            },
+            usage: state.usage,
+            stored: state.stored.map(Box::new),
+        });
+        Value(NonNull::from(Box::leak(b)).cast())
+    }
+
+    /// Makes a key whose value is `current` (`None`: empty) hold the whole `state`: in place
+    /// when both are sets, a new value otherwise (which also moves a key between the
+    /// single-GCRA layouts and this one as its limits change).
+    pub fn change_state(current: Option<&mut Value>, state: SetState) -> Change {
+        let Some(v) = current else {
+            return Change::Create(Value::new_state(state));
+        };
+        match v.repr() {
+            Repr::Set(mut s) if state.legacy().is_none() => {
+                // SAFETY: repr() checked the layout; the header is left as it is.
+                let s = unsafe { s.as_mut() };
+                s.usage = state.usage;
+                s.stored = state.stored.map(Box::new);
+                Change::InPlace
+            }
+            _ => Change::Replace(Value::new_state(state)),
         }
     }
 
@@ -211,7 +298,7 @@ impl Value {
                 unsafe { *u.as_mut() = Usage::new(tat, 0) };
                 None
             }
-            Repr::Usage(_) | Repr::Inline(_) => Some(Value::new_usage(tat)),
+            Repr::Usage(_) | Repr::Inline(_) | Repr::Set(_) => Some(Value::new_usage(tat)),
         }
     }
 
@@ -243,11 +330,30 @@ impl Value {
             Repr::Inline(_) => 0,
             Repr::Usage(_) => size_of::<Usage>(),
             Repr::Configured(_) => size_of::<Configured>(),
+            // SAFETY: repr() checked the layout.
+            Repr::Set(s) => unsafe {
+                let s = s.as_ref();
+                let logs: usize = s
+                    .usage
+                    .iter()
+                    .map(|u| match u {
+                        LimitUsage::Sliding(log) => log.heap_bytes(),
+                        LimitUsage::Gcra(_) => 0,
+                    })
+                    .sum();
+                size_of::<Set>()
+                    + s.usage.capacity() * size_of::<LimitUsage>()
+                    + s.stored.as_ref().map_or(0, |_| size_of::<StoredLimits>())
+                    + logs
+            },
         }
     }
 
     /// A deep copy, for `COPY`.
     pub fn duplicate(&self) -> Value {
+        if self.is_set() {
+            return Value::new_state(self.state());
+        }
         match self.stored() {
             Some(stored) => Value::new_configured(self.tat(), stored),
             None => Value::new_usage(self.tat()),
@@ -264,6 +370,7 @@ impl Value {
             Repr::Inline(_) => {}
             Repr::Usage(u) => drop(Box::from_raw(u.as_ptr())),
             Repr::Configured(c) => drop(Box::from_raw(c.as_ptr())),
+            Repr::Set(v) => drop(Box::from_raw(v.as_ptr())),
         }
     }
 }

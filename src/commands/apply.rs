@@ -14,12 +14,16 @@ use crate::error::Error;
 use crate::ffi::from_master_or_loading;
 use crate::key::{Expiry, Key, Write};
 use crate::reply;
+use crate::state::{is_set_form, parse_apply_set, SetState};
 
 pub fn apply(call: &Call) -> Result<(), Error> {
     if !from_master_or_loading(call.ctx()) {
         return Err(Error::ApplyNotAllowed);
     }
     let args = call.args().map_err(|_| Error::ApplyInvalid)?;
+    if is_set_form(args) {
+        return apply_set(call, args);
+    }
     let state = parse_apply(args)?;
     let key = Key::open_write(call.ctx(), call.key());
     let value = key.value()?;
@@ -30,6 +34,28 @@ pub fn apply(call: &Call) -> Result<(), Error> {
             set_policy: state.stored,
             expiry: Expiry::Exactly(state.expire_at_ms),
         },
+    )?;
+    reply::ok(call.ctx());
+    Ok(())
+}
+
+/// The set form (`state.rs`): the whole state of a key with several limits or a SLIDING one.
+/// Without `LIMITS` the key keeps the limits it has, which the usages must match.
+fn apply_set(call: &Call, args: &[&[u8]]) -> Result<(), Error> {
+    let applied = parse_apply_set(args).ok_or(Error::ApplyInvalid)?;
+    let key = Key::open_write(call.ctx(), call.key());
+    let value = key.value()?;
+    let set_policy = applied.stored.is_some();
+    let stored = match applied.stored {
+        Some(s) => Some(s),
+        None => value.as_ref().and_then(|v| v.state().stored),
+    };
+    let state = SetState::new(applied.usage, stored).ok_or(Error::ApplyInvalid)?;
+    key.write_state(
+        value,
+        state,
+        set_policy,
+        Expiry::Exactly(applied.expire_at_ms),
     )?;
     reply::ok(call.ctx());
     Ok(())

@@ -10,9 +10,11 @@ use crate::error::Error;
 use crate::ffi::now_ms;
 use crate::gcra::Tat;
 use crate::key::{Expiry, Key, Write};
+use crate::limits::{self, Usage};
 use crate::metrics::RESETS;
-use crate::policy::own_expiry;
+use crate::policy::{own_expiry, own_expiry_idle};
 use crate::reply;
+use crate::state::SetState;
 
 pub fn reset(call: &Call) -> Result<(), Error> {
     let now = now_ms();
@@ -21,6 +23,10 @@ pub fn reset(call: &Call) -> Result<(), Error> {
         reply::integer(call.ctx(), 0);
         return Ok(());
     };
+    if value.is_set() {
+        drop(value);
+        return reset_set(call, key, now);
+    }
     let forgotten = value.tat().empty_at_ms().saturating_sub(now);
     if forgotten == 0 {
         reply::integer(call.ctx(), 0);
@@ -40,6 +46,40 @@ pub fn reset(call: &Call) -> Result<(), Error> {
                     expiry,
                 },
             )?;
+        }
+    }
+    RESETS.incr();
+    reply::count(call.ctx(), forgotten);
+    Ok(())
+}
+
+/// `RL.RESET` on a key with several limits or a SLIDING one: the backlog forgotten is until
+/// every limit would have been empty (a usage-only key: its own expiry, which is that instant).
+fn reset_set(call: &Call, key: Key, now: u64) -> Result<(), Error> {
+    let Some(value) = key.value()? else {
+        reply::integer(call.ctx(), 0);
+        return Ok(());
+    };
+    let state = value.state();
+    let (forgotten, stored) = match state.stored {
+        None => (key.expiry().map_or(0, |at| at.saturating_sub(now)), None),
+        Some(s) => (
+            limits::empty_at_ms(&s.limits, &state.usage, now).saturating_sub(now),
+            Some(s),
+        ),
+    };
+    if forgotten == 0 {
+        reply::integer(call.ctx(), 0);
+        return Ok(());
+    }
+    match stored {
+        None => key.delete(),
+        Some(s) => {
+            let usage = s.limits.as_slice().iter().map(Usage::empty_for).collect();
+            let expiry = Expiry::Own(own_expiry_idle(Some(s.idle_ms), now, now));
+            let empty = SetState::new(usage, Some(s))
+                .ok_or(Error::Internal("empty usages do not match their limits"))?;
+            key.write_state(Some(value), empty, false, expiry)?;
         }
     }
     RESETS.incr();
