@@ -1,5 +1,6 @@
 use super::*;
 use crate::policy::{Policy, MAX_LIMIT};
+use crate::state::SetState;
 use proptest::prelude::*;
 
 fn stored() -> StoredPolicy {
@@ -111,5 +112,85 @@ proptest! {
         let c = Value::new_configured(tat, stored());
         prop_assert_eq!(c.tat(), tat.reduced());
         unsafe { b.free(); c.free(); }
+    }
+}
+
+mod sets {
+    use super::*;
+    use crate::limits::{Limit, Limits, StoredLimits, Usage as U};
+    use crate::sliding::{Log, Sliding};
+
+    fn sliding_state(stored: bool) -> SetState {
+        let s = Sliding::new(10, 60_000).unwrap();
+        let mut log = Log::EMPTY;
+        log.record(&s, 1_700_000_000_000, 3);
+        log.record(&s, 1_700_000_000_250, 1);
+        let limits = Limits::new(&[Limit::Sliding(s)]).unwrap();
+        SetState::new(
+            vec![U::Sliding(log)],
+            stored.then_some(StoredLimits {
+                limits,
+                idle_ms: 0,
+                shadow: false,
+            }),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_set_keeps_its_whole_state_and_copies_deeply() {
+        for stored in [false, true] {
+            let state = sliding_state(stored);
+            let v = Value::new_state(state.clone());
+            assert!(v.is_set());
+            assert_eq!(v.state(), state);
+            assert_eq!((v.tat(), v.stored()), (Tat::EMPTY, None));
+            let copy = v.duplicate();
+            assert_eq!(copy.state(), state);
+            // 48-byte header, one usage, two 6-byte entries, and the boxed limits if stored.
+            assert_eq!(size_of::<Set>(), 48);
+            assert!(v.mem_usage() >= 48 + 12);
+            unsafe { v.free() };
+            unsafe { copy.free() };
+        }
+    }
+
+    #[test]
+    fn a_single_gcra_state_takes_the_compact_layouts() {
+        let tat = Tat::new(1_700_000_006_000, 0, 1).unwrap();
+        let v = Value::new_state(SetState::from_legacy(tat, None));
+        assert!(is_inline(&v) && !v.is_set());
+        let c = Value::new_state(SetState::from_legacy(tat, Some(stored())));
+        assert_eq!((c.tat(), c.stored()), (tat, Some(stored())));
+        unsafe { v.free() };
+        unsafe { c.free() };
+    }
+
+    #[test]
+    fn change_state_moves_between_layouts_and_updates_sets_in_place() {
+        let tat = Tat::new(1_700_000_006_000, 0, 1).unwrap();
+        let mut v = Value::new_usage(tat);
+        let Change::Replace(mut set) = Value::change_state(Some(&mut v), sliding_state(false))
+        else {
+            panic!("an inline value cannot hold a set")
+        };
+        unsafe { v.free() };
+        assert!(matches!(
+            Value::change_state(Some(&mut set), sliding_state(true)),
+            Change::InPlace
+        ));
+        assert_eq!(set.state(), sliding_state(true));
+        let Change::Replace(back) =
+            Value::change_state(Some(&mut set), SetState::from_legacy(tat, None))
+        else {
+            panic!("a set back to one GCRA limit takes the compact layout")
+        };
+        assert!(is_inline(&back));
+        unsafe { set.free() };
+        unsafe { back.free() };
+        let Change::Create(new) = Value::change_state(None, sliding_state(false)) else {
+            panic!()
+        };
+        unsafe { new.free() };
     }
 }
