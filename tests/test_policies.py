@@ -105,13 +105,13 @@ def test_resp3_replies_name_the_binding_limit(server):
 
 
 def test_ten_per_second_and_a_daily_quota(r):
-    config(r, "k", 10, 1000, "AND", 15, HOUR * 24)
+    config(r, "k", 10, 1000, "SLIDING", "AND", 15, HOUR * 24)
     assert [allow(r, "k") for _ in range(11)] == [1] * 10 + [0]
     v = throttle(r, "k")
     assert (v["allowed"], v["binding"], v["limit"], v["remaining"]) == (0, 0, 10, 0)
     assert 0 < v["retry_after_ms"] <= 1000
-    # Once the per-second limit has refilled, the daily quota binds.
-    wait_until(lambda: throttle(r, "k", command="RL.PEEK")["allowed"] == 1, timeout=10)
+    # Once the per-second limit has room for 5 again, the daily quota binds.
+    wait_until(lambda: throttle(r, "k", "COST", 5, command="RL.PEEK")["allowed"] == 1, timeout=10)
     assert [allow(r, "k") for _ in range(6)] == [1] * 5 + [0]
     v = throttle(r, "k", command="RL.PEEK")
     assert (v["allowed"], v["binding"], v["limit"], v["remaining"]) == (0, 1, 15, 0)
@@ -147,8 +147,11 @@ def test_reconfiguring_keeps_usage_across_kinds(r):
     assert throttle(r, "k", command="RL.PEEK")["remaining"] == 2
     config(r, "k", 10, HOUR, "SLIDING", "AND", 5, HOUR)  # an added limit starts empty
     assert [throttle(r, "k", command="RL.PEEK")[f] for f in ("remaining", "binding")] == [2, 0]
-    config(r, "k", 10, HOUR)  # back to one GCRA limit, and to its one-word layout
-    assert throttle(r, "k", command="RL.PEEK")["remaining"] == 2
+    # Back to one GCRA limit (and its one-word layout): the log is replayed into the bucket.
+    # Its 7 requests stood at TAT - window (so that they left it when the bucket would have
+    # been empty): replayed there, they have leaked 3 of 7 by now, so 6 remain (5 after this one).
+    config(r, "k", 10, HOUR)
+    assert throttle(r, "k", command="RL.PEEK")["remaining"] == 5
     assert r.execute_command("MEMORY", "USAGE", "k") < 200
 
 
@@ -243,7 +246,8 @@ def test_debug_reload_dump_restore_and_copy_keep_sets_exactly(r):
     for k in keys:
         payload = r.dump(k)
         assert parse_dump(payload)[1][3] == 2  # kind 2: a set
-        r.restore(k + "-copy", 0, payload)
+        # DEBUG DIGEST-VALUE mixes in whether the key has a TTL: restore it with one.
+        r.restore(k + "-copy", max(r.pttl(k), 0), payload)
         assert digest(r, k + "-copy") == before[k][0]
         assert r.copy(k, k + "-copied")
         assert digest(r, k + "-copied") == before[k][0]
@@ -295,7 +299,7 @@ def test_version_1_files_load_and_decide_identically(servers, tmp_path, source):
     peek_under = {"usage-inline": ("LIMIT", 1, "WINDOW", 10**12, "BURST", 10),
                   "usage-heap": ("LIMIT", 1000, "WINDOW", 10**12 - 1, "BURST", 2000)}
     for key, want in expected.items():
-        assert digest(c, key) == want["digest"], key
+        assert digest(c, key) == want["digest"].encode(), key
         got = rl_info(s.port, key, text=True)
         got.pop("reset_after_ms")
         assert got == want["info"], key
