@@ -55,16 +55,17 @@ def test_default_policy_applies_to_unconfigured_keys(r):
     assert count_allowed(r, "anon2", 10) == 8
 
 
-def test_policy_precedence_is_inline_then_stored_then_default(r):
+def test_policy_precedence_is_stored_then_inline_then_default(r):
     r.config_set("rl.default-limit", 100)
     r.config_set("rl.default-window-ms", HOUR)
     config(r, "k", 2, HOUR)
     # Stored beats default.
     assert count_allowed(r, "k", 5) == 2
-    # Inline beats stored (its bigger bucket has room), and is not stored: the key keeps its
-    # own policy.
-    assert allow(r, "k", "LIMIT", 10, "WINDOW", HOUR, "BURST", 20) == 1
+    # Stored beats inline (issue 11): a looser inline policy cannot lift the operator's limit.
+    assert allow(r, "k", "LIMIT", 10, "WINDOW", HOUR, "BURST", 20) == 0
     assert allow(r, "k") == 0
+    # Inline beats default, for a key nobody configured.
+    assert count_allowed(r, "fresh", 5, "LIMIT", 3, "WINDOW", HOUR) == 3
 
 
 def test_inline_policy_works_without_any_stored_state(r):
