@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::args::{parse_allow, parse_config};
+use rl::args::{parse_allow, parse_allow_set, parse_config, parse_config_set};
+use rl::limits::MAX_LIMITS;
 use rl::effect::{parse_apply, MAX_EXPIRE_AT_MS};
 use rl::policy::{MAX_BURST, MAX_COST, MAX_IDLE_MS, MAX_LIMIT, MAX_WINDOW_MS};
 
@@ -18,6 +19,16 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(s) = parse_config(&args) {
         assert!(s.idle_ms <= MAX_IDLE_MS && s.policy.limit() >= 1 && s.policy.burst() >= 1);
+    }
+    // The set syntax: at most MAX_LIMITS limits, and without AND/GCRA/SLIDING exactly what
+    // the single-policy parsers answer.
+    match (parse_allow(&args), parse_allow_set(&args)) {
+        (Ok(old), new) => assert_eq!(new.map(|n| (n.cost, n.inline)), Ok((old.cost, old.inline.map(rl::limits::Limits::single)))),
+        (Err(_), Ok(n)) => assert!(n.inline.is_none_or(|l| (1..=MAX_LIMITS).contains(&l.len()))),
+        (Err(_), Err(_)) => {}
+    }
+    if let Ok(s) = parse_config_set(&args) {
+        assert!((1..=MAX_LIMITS).contains(&s.limits.len()) && s.idle_ms <= MAX_IDLE_MS);
     }
     if let Ok(a) = parse_apply(&args) {
         assert!(a.expire_at_ms.is_none_or(|e| e <= MAX_EXPIRE_AT_MS) && a.tat.frac() < a.tat.den());
