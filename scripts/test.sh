@@ -20,5 +20,14 @@ echo "== fuzz: a short run of each target (scripts/fuzz.sh; FUZZ_SECONDS=600 for
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
 echo "== benchmarks, smoke mode (keeps bench/ working; figures are not checked)"
 bench/bench.sh --smoke
-echo "== pytest (integration tests against real redis-servers)"
-python3 -m pytest tests "$@"
+# The whole pytest suite on each server of the matrix (Redis 7.0, Valkey 9); SERVER=redis or
+# SERVER=valkey runs it on one. Both run even if the first fails; the run fails if either did.
+failed=()
+for server in ${SERVER:-redis valkey}; do
+    echo "== pytest on $server (integration tests against real servers: SERVER=$server)"
+    SERVER=$server python3 -m pytest tests "$@" || failed+=("$server")
+done
+if ((${#failed[@]})); then
+    echo "== pytest failed on: ${failed[*]}" >&2
+    exit 1
+fi

@@ -3,7 +3,11 @@ through `servers`, which stops all of them afterwards, even when a test fails.""
 
 import pytest
 
-from server import MODULE, RedisServer
+from server import FLAVOUR, MODULE, REDIS_SERVER, VERSION, RedisServer
+
+
+def pytest_report_header(config):
+    return f"server: {FLAVOUR} {'.'.join(map(str, VERSION))} ({REDIS_SERVER}); module: {MODULE}"
 
 
 def pytest_sessionstart(session):
@@ -23,7 +27,8 @@ def r(server):
     """A client of the module's server, on an empty database with no default policy, no
     scaling and no keyspace events."""
     c = server.client()
-    c.flushall()
+    # SYNC: every value is freed before the test (Valkey's FLUSHALL is lazy by default).
+    c.execute_command("FLUSHALL", "SYNC")
     c.config_set("rl.default-limit", 0)
     c.config_set("rl.default-window-ms", 1000)
     c.config_set("rl.default-burst", 0)

