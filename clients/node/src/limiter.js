@@ -107,7 +107,7 @@ class DistributedRateLimiter extends EventEmitter {
     const key = this.key(clientId);
     const pol = policyOf.policy(p || {});
     const idle = policyOf.idleMs(p.idleMs);
-    this.policies.set(key, pol);
+    this.policies.set(mapKey(key), pol);
     const args = ['RL.CONFIG', key, String(pol.limit), String(pol.windowMs), 'BURST', String(pol.burst)];
     if (idle !== null) args.push('IDLE', String(idle));
     if (p.shadow) args.push('SHADOW');
@@ -133,7 +133,7 @@ class DistributedRateLimiter extends EventEmitter {
   /** Forgets the client's usage, keeps its stored policy; resolves the backlog forgotten, in ms. */
   async reset(clientId) {
     const key = this.key(clientId);
-    this.local.reset(key);
+    this.local.reset(mapKey(key));
     return Number(await this.remote(key, ['RL.RESET', key], () => ['reset', '']));
   }
 
@@ -172,7 +172,7 @@ class DistributedRateLimiter extends EventEmitter {
     const key = this.key(clientId);
     const cost = policyOf.cost(opts.cost);
     const inline = policyOf.inlinePolicy(opts);
-    const known = this.policies.get(key) || inline;
+    const known = this.policies.get(mapKey(key)) || inline;
     if (this.breaker.allow()) {
       const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
       if (cost !== 1n) args.push('COST', String(cost));
@@ -273,7 +273,7 @@ class DistributedRateLimiter extends EventEmitter {
     let v;
     if (this.options.onError === 'local' && known) {
       const pol = policyOf.scaled(known, this.share);
-      const r = this.local.check(key, pol, cost, kind === 'peek');
+      const r = this.local.check(mapKey(key), pol, cost, kind === 'peek');
       this.counts.local += 1;
       v = {
         allowed: r.allowed,
@@ -331,6 +331,11 @@ const LUA_RANGE =
 function luaRange(pol) {
   if (pol.limit > LUA_MAX_LIMIT || pol.burst * pol.windowMs > LUA_MAX_TOLERANCE) throw new policyOf.RateLimitArgumentError(LUA_RANGE);
   return pol;
+}
+
+/** A Map key for a Redis key: Buffers compare by identity, so binary keys become strings. */
+function mapKey(key) {
+  return typeof key === 'string' ? key : `\0buf:${key.toString('latin1')}`;
 }
 
 function looksLikeClient(x) {
