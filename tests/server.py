@@ -107,6 +107,8 @@ class RedisServer:
         self.overrides = {**BASE_OVERRIDES, **{k.replace("_", "-"): v for k, v in overrides.items()}}
         self.port = None
         self.proc = None
+        # Extra environment for the process (e.g. LD_PRELOAD of the clock shim).
+        self.env = {}
 
     @property
     def log(self):
@@ -120,6 +122,7 @@ class RedisServer:
             render_config(conf, {**self.overrides, "port": self.port, "dir": self.dir, "logfile": "redis.log"},
                           self.module_args)
             self.proc = subprocess.Popen([REDIS_SERVER, str(conf)], cwd=self.dir,
+                                         env={**os.environ, **self.env},
                                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             if self._wait_ready(timeout):
                 return self

@@ -69,12 +69,27 @@ pub fn check(call: &Call, consume: bool) -> Result<Checked, Error> {
             }
             // A denial writes nothing; it is published (when the operator enabled module
             // keyspace events) and, unless a shadow policy allowed it, counted for RL.TOP.
-            Decision::Denied if told.shadow_denied => {
-                notify(call.ctx(), c"rl.shadow-denied", key.name())
-            }
             Decision::Denied => {
-                notify(call.ctx(), c"rl.denied", key.name());
-                metrics::record_denied_key(key.name_bytes(), now);
+                let event = if told.shadow_denied {
+                    c"rl.shadow-denied"
+                } else {
+                    metrics::record_denied_key(key.name_bytes(), now);
+                    c"rl.denied"
+                };
+                notify(call.ctx(), event, key.name());
+                // Except a repair: a TAT more than a full bucket ahead (the clock stepped
+                // back) is stored as the full bucket the decision read, so the client
+                // drains from now instead of waiting for the old clock.
+                let clamped = tat.clamped(&resolved.policy, now);
+                if clamped != tat {
+                    let expiry = Expiry::Own(own_expiry(stored, clamped.empty_at_ms(), now));
+                    let w = Write {
+                        tat: clamped,
+                        set_policy: None,
+                        expiry,
+                    };
+                    key.write(value, w)?;
+                }
             }
         }
     }

@@ -1,9 +1,10 @@
 //! `RL.RESET key`: forgets a client's usage and keeps its stored policy.
 //!
 //! Replies how much usage was forgotten, in ms of backlog (the time the bucket needed to be
-//! empty again; 0 when there was none). A usage-only key is deleted; a configured key gets an
-//! empty bucket and keeps its expiry, except that with IDLE it then expires `idle_ms` from
-//! now. Replicated as its effect (`DEL`, or `RL.APPLY` with the empty state).
+//! empty again; 0 when there was none). A usage-only key is deleted, always; a configured key
+//! gets an empty bucket and keeps its expiry, except that with IDLE it then expires `idle_ms`
+//! from now (also when there was no backlog). Replicated as its effect (`DEL`, or `RL.APPLY`
+//! with the empty state).
 
 use crate::entry::Call;
 use crate::error::Error;
@@ -22,27 +23,26 @@ pub fn reset(call: &Call) -> Result<(), Error> {
         return Ok(());
     };
     let forgotten = value.tat().empty_at_ms().saturating_sub(now);
-    if forgotten == 0 {
-        reply::integer(call.ctx(), 0);
-        return Ok(());
-    }
     match value.stored() {
+        // A usage-only key holds nothing but usage: gone, whatever its TTL (a user may have
+        // PERSISTed it, or its bucket may empty in this very millisecond).
         None => key.delete(),
         Some(s) => {
-            // With IDLE the reset counts as activity; otherwise the key keeps whatever
-            // expiry it has (none, or a user's PEXPIRE).
+            // With IDLE the reset counts as activity (the key then expires idle_ms from
+            // now, even when there was no backlog); otherwise the key keeps whatever expiry
+            // it has (none, or a user's PEXPIRE).
             let expiry = Expiry::Own(own_expiry(Some(s), Tat::EMPTY.empty_at_ms(), now));
-            key.write(
-                Some(value),
-                Write {
-                    tat: Tat::EMPTY,
-                    set_policy: None,
-                    expiry,
-                },
-            )?;
+            let w = Write {
+                tat: Tat::EMPTY,
+                set_policy: None,
+                expiry,
+            };
+            key.write(Some(value), w)?;
         }
     }
-    RESETS.incr();
+    if forgotten > 0 {
+        RESETS.incr();
+    }
     reply::count(call.ctx(), forgotten);
     Ok(())
 }
