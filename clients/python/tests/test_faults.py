@@ -18,6 +18,9 @@ COOLDOWN_MS = 300
 # Scheduling slack on a loaded 2-core machine, on top of the timeout (s). A hang would be
 # seconds (redis-py's default retries and backoff) or forever (a frozen server).
 MARGIN_S = 0.4
+# Recovery includes reconnecting (a new TCP connection and redis-py's handshake) after the
+# cool-down: more slack, still far below "never" or a redis-py backoff of seconds.
+RECOVERY_S = COOLDOWN_MS / 1000 + TIMEOUT_MS / 1000 + 1.0
 CALLS = 30
 LIMIT = 10  # per minute; with local_share 0.5 the local limiter allows 5
 
@@ -81,7 +84,10 @@ def test_failure_policy(make_server, on_error, fault):
     # A restart without persistence (these servers save nothing) forgets the stored policy:
     # the recovery checks carry an inline one.
     server.restart() if fault == "kill-restart" else server.send(signal.SIGCONT)
-    assert back_to_redis(lambda: rl.throttle("u", limit=LIMIT, window_ms=60_000)) <= COOLDOWN_MS / 1000 + MARGIN_S + TIMEOUT_MS / 1000
+    recovery = back_to_redis(lambda: rl.throttle("u", limit=LIMIT, window_ms=60_000))
+    print(f"{on_error} {fault}: longest wait {longest * 1000:.0f} ms, back to Redis {recovery * 1000:.0f} ms "
+          f"after it answered again")
+    assert recovery <= RECOVERY_S
     assert events == ["degraded", "recovered"] and rl.stats()["state"] == "closed"
 
 
@@ -107,9 +113,10 @@ def test_asyncio_limiter_is_bounded_on_a_frozen_server_and_recovers(make_server)
         return admitted, longest, time.monotonic() - t0, rl.stats()
 
     admitted, longest, recovery, stats = asyncio.run(scenario())
-    assert admitted == LIMIT // 2 and stats["decisions"]["local"] == CALLS
+    assert admitted == LIMIT // 2 and stats["decisions"]["local"] >= CALLS  # + the recovery polls
     assert longest <= TIMEOUT_MS / 1000 + MARGIN_S
-    assert recovery <= COOLDOWN_MS / 1000 + MARGIN_S + TIMEOUT_MS / 1000
+    print(f"asyncio stop-cont: longest wait {longest * 1000:.0f} ms, back to Redis {recovery * 1000:.0f} ms")
+    assert recovery <= RECOVERY_S
 
 
 def test_lua_path_survives_a_restart_and_is_detected_again(make_server):
@@ -123,5 +130,5 @@ def test_lua_path_survives_a_restart_and_is_detected_again(make_server):
     server.restart()  # empty: no script cached, no data (save is off)
     t0 = time.monotonic()
     while rl.throttle("u", limit=LIMIT, window_ms=60_000).path != "lua":
-        assert time.monotonic() - t0 < COOLDOWN_MS / 1000 + MARGIN_S + TIMEOUT_MS / 1000
+        assert time.monotonic() - t0 < RECOVERY_S
         time.sleep(0.005)
