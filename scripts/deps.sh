@@ -9,6 +9,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v clang >/dev/null || need_apt+=(clang)
 command -v make >/dev/null || need_apt+=(make)
+# `ip netns` for the partition tests (tests/partition), which skip without it.
+command -v ip >/dev/null || need_apt+=(iproute2)
 # bindgen loads libclang.so at build time.
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 
