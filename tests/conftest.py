@@ -1,6 +1,10 @@
 """Fixtures: every test module gets its own fresh server; tests that need more start them
 through `servers`, which stops all of them afterwards, even when a test fails."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from server import FLAVOUR, MODULE, REDIS_SERVER, VERSION, RedisServer
@@ -63,3 +67,16 @@ def operator_settings_restored(request):
         c.config_set("rl.scale-percent", 100)
         c.config_set("notify-keyspace-events", "")
         c.close()
+
+
+@pytest.fixture(scope="session")
+def clockshift(tmp_path_factory):
+    """Path of the LD_PRELOAD clock-shift library (cluster/clockshift.c), compiled for this
+    run: RL_CLOCK_SHIFT_MS shifts a server's wall clock, RL_CLOCK_SHIFT_FILE steps it live."""
+    cc = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc, clang or gcc) to build clockshift.c")
+    out = tmp_path_factory.mktemp("clockshift") / "clockshift.so"
+    src = Path(__file__).resolve().parent / "cluster" / "clockshift.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(src)], check=True)
+    return out
