@@ -11,6 +11,7 @@ import inspect
 import time
 
 import redis
+from redis.exceptions import MaxConnectionsError
 import redis.asyncio
 from redis.exceptions import MovedError
 
@@ -125,17 +126,23 @@ class AsyncDistributedRateLimiter:
 
     async def _required(self, key, module_args, lua_args):
         try:
-            return (await self._execute(key, module_args, lua_args))[0]
+            return (await self._execute(key, module_args, lua_args, self._core.admin_timeout_s))[0]
         except _Unreachable as e:
             raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
 
-    async def _execute(self, key, module_args, lua_args):
+    async def _execute(self, key, module_args, lua_args, timeout_s=None):
         core = self._core
         if not core.breaker.admit():
             raise _Unreachable()
         try:
-            reply = await self._send(key, module_args, lua_args)
+            reply = await self._send(key, module_args, lua_args, timeout_s or core.timeout_s)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            if isinstance(e, MaxConnectionsError):
+                # The user's pool is exhausted (asyncio's default is 100 connections): this
+                # call falls back, but Redis is not failing, so the breaker stays as it is.
+                core.breaker.abort()
+                core.stats_.error()
+                raise _Unreachable() from e
             if is_transport(e):
                 core.breaker.failure()
                 core.stats_.error(timeout=isinstance(e, (redis.TimeoutError, asyncio.TimeoutError)))
@@ -149,9 +156,9 @@ class AsyncDistributedRateLimiter:
         core.breaker.success()
         return reply
 
-    async def _send(self, key, module_args, lua_args):
+    async def _send(self, key, module_args, lua_args, timeout_s):
         core, t = self._core, self._transport
-        deadline = time.monotonic() + core.timeout_s
+        deadline = time.monotonic() + timeout_s
 
         def left():
             return max(deadline - time.monotonic(), 0.0005)

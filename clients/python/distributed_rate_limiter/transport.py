@@ -8,8 +8,9 @@ the client's pool; cluster: the pool of the node redis-py's slot table names for
 which is what `COMMAND` key positions would pick, so no MOVED round trip), sends once, and
 reads with the remaining time. Reaching a server that is not connected yet may block
 inside redis-py's connect and handshake for the user's timeouts, so that part runs on a
-helper thread (at most one at a time: a second caller fails at once rather than queueing)
-and the caller stops waiting at its deadline.
+helper thread and the caller stops waiting at its deadline. At most CONNECTS_IN_FLIGHT such
+threads exist (on a frozen server they stay blocked until it resumes or the user's socket
+timeout fires); past that a caller waits for one only until its own deadline.
 """
 
 import threading
@@ -19,12 +20,14 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, MovedError
 
+CONNECTS_IN_FLIGHT = 16
+
 
 class Transport:
     def __init__(self, client):
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
-        self._connecting = threading.Semaphore(1)
+        self._connecting = threading.Semaphore(CONNECTS_IN_FLIGHT)
         self.refresh = False  # cluster: re-read the slot table before the next call
 
     def _pool_for(self, key):
@@ -76,8 +79,8 @@ class Transport:
         idle = getattr(pool, "_available_connections", None)
         if idle and getattr(idle[-1], "_sock", None) is not None:
             return pool.get_connection()  # connected already: no blocking I/O
-        if not self._connecting.acquire(blocking=False):
-            raise redis.ConnectionError("a connection to Redis is being established")
+        if not self._connecting.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            raise redis.TimeoutError(f"{CONNECTS_IN_FLIGHT} connections to Redis are being established")
         box = {"abandoned": False}
         handoff = threading.Lock()
         done = threading.Event()

@@ -79,7 +79,7 @@ def test_failure_policy(make_server, on_error, fault):
     t0 = time.monotonic()
     with pytest.raises(Unavailable):  # no fallback for configuration: an error, still bounded
         rl.configure_rate_limit("u", LIMIT, 60_000)
-    assert time.monotonic() - t0 <= TIMEOUT_MS / 1000 + MARGIN_S
+    assert time.monotonic() - t0 <= 1.0 + MARGIN_S  # configuration waits up to max(timeout, 1 s)
 
     # A restart without persistence (these servers save nothing) forgets the stored policy:
     # the recovery checks carry an inline one.
