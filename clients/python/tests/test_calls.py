@@ -49,7 +49,9 @@ def test_the_brief_ten_true_then_five_false(make_limiter, server):
     rl = make_limiter(prefix=f"brief:{uuid4().hex}:")
     rl.configure_rate_limit("user123", 10, 60_000)
     assert [rl.is_allowed("user123") for _ in range(15)] == [True] * 10 + [False] * 5
-    assert rl.stats()["decisions"][server.path] == 15 and rl.stats()["mode"] == ("lua" if server.path == "lua" else "module")
+    stats = rl.stats()
+    assert stats["decisions"][server.path] == 15
+    assert stats["mode"] == ("lua" if server.path == "lua" else "module")
 
 
 def test_throttle_and_peek_give_the_numbers_and_headers(make_limiter, server):
@@ -223,3 +225,17 @@ def test_concurrent_asyncio_checks_count_every_request_once(server):
     results, more, stats = asyncio.run(main())
     assert (len(results), sum(results)) == (90, 50), stats
     assert all(more) and stats["state"] == "closed"
+
+
+def test_the_brief_example_prints_ten_true_then_five_false(server):
+    """examples/brief.py as a user runs it (REDIS_URL), on the module and on a plain server."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    here = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(here / "examples" / "brief.py")], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{server.port}",
+                                          "PYTHONPATH": str(here)})
+    lines = out.stdout.splitlines()
+    assert lines == [f"Request {i + 1} from user123: {i < 10}" for i in range(15)], out.stderr

@@ -121,7 +121,8 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
         start, p = BASE_MS + n * 10**9, trace["policy"]
         r.evalsha(sha, 1, f"t{n}", "config", start, p["limit"], p["window_ms"], p["burst"], 0, 0)
         for step in trace["steps"]:
-            a, _, rem, retry, reset = r.evalsha(sha, 1, f"t{n}", "check", start + step["t_ms"], step["cost"], "", "", "")
+            now = start + step["t_ms"]
+            a, _, rem, retry, reset = r.evalsha(sha, 1, f"t{n}", "check", now, step["cost"], "", "", "")
             assert {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry,
                     "reset_after_ms": reset} == step["expect"], (trace["name"], step)
     limiter = DistributedRateLimiter(plain_client(server.port), timeout_ms=2000)
