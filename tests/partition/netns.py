@@ -23,6 +23,7 @@ import ctypes
 import os
 import random
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -56,11 +57,16 @@ def ip(*args, check=True):
 
 def remove_leftovers():
     """Deletes namespaces left by an earlier run of this module whose process is gone (a
-    killed pytest runs no finalizer)."""
+    killed pytest runs no finalizer), after killing by pid what still runs in them."""
     for ns in ip("netns", "list").split():
         if ns.startswith("drl") and "x" in ns:
             pid = ns[3:ns.index("x")]
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                for p in ip("netns", "pids", ns, check=False).split():
+                    try:
+                        os.kill(int(p), signal.SIGKILL)
+                    except (OSError, ValueError):
+                        pass
                 ip("netns", "del", ns, check=False)
 
 
@@ -104,8 +110,10 @@ class Host:
         return t
 
     def popen(self, argv, **kw):
-        """Starts a process in this namespace (`ip netns exec` execs it: same pid)."""
-        return subprocess.Popen(["ip", "netns", "exec", self.ns, *map(str, argv)], **kw)
+        """Starts a process in this namespace (`ip netns exec` execs it: same pid), killed if
+        the test process dies (setpriv's parent-death signal survives the exec)."""
+        guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+        return subprocess.Popen(["ip", "netns", "exec", self.ns, *guard, *map(str, argv)], **kw)
 
     def close(self):
         if self._pool is not None:
