@@ -6,14 +6,15 @@ cut-off master M, the majority side's to M's replica R (which answers MOVED unti
 promoted). Every key has a budget of BURST requests that does not refill during the test, so
 every admission beyond BURST per key, counted over the whole run and a final drain after the
 partition heals, is an over-admission: an admission that M granted and that R, promoted
-while M was cut off, never learnt of. Three configurations:
+while M was cut off, never learnt of. Four configurations:
 
-- defaults (cluster.conf as shipped): M grants until it notices it is in the minority, about
-  cluster-node-timeout after the cut; R takes over after about the same plus an election;
+- defaults (cluster.conf as shipped): M grants until it notices it is in the minority, 1 to
+  1.5 cluster-node-timeout after the cut; R takes over after about the same plus an election;
   healing turns M into R's replica and throws away what M granted meanwhile.
 - `min-replicas-to-write 1` + `min-replicas-max-lag 1`: M refuses writes (NOREPLICAS) once
-  its replica has not acknowledged for over a second; the promoted R, whose replica M is cut
-  off, refuses too until healing.
+  its replica has not acknowledged for over a second; the promoted R, whose only replica M is
+  cut off, refuses too until healing.
+- the same with two replicas per master: R keeps the other replica and serves at once.
 - the application's WAIT: each round of RL.ALLOW is followed by `WAIT 1 <ms>` and counts as
   granted only when the replica acknowledged it; nothing M grants alone is let through.
 
@@ -151,6 +152,7 @@ def test_partition_over_admission(net, tmp_path, figures, config):
     cmin = net.add_host("cmin")  # clients on the minority side, with M
     cmaj = net.add_host("cmaj")  # clients on the majority side; also runs the checks
     cluster = NsCluster(net, tmp_path, cmaj, NODE_TIMEOUT_MS, replicas=replicas, **overrides)
+    minority = majority = None
     try:
         cluster.start()
         m, rs, slots = cluster.shard(0)
@@ -193,6 +195,9 @@ def test_partition_over_admission(net, tmp_path, figures, config):
         drained = cmaj.run(drain, r.addr, keys, use_wait)
         healthy_after_s = time.monotonic() - healed
     finally:
+        for load in (minority, majority):
+            if load is not None:
+                load.stopped.set()  # a failed test leaves no thread behind
         cluster.stop()
 
     total = minority.granted() + majority.granted() + drained
