@@ -25,9 +25,30 @@ class AsyncTransport:
         self.client = client
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
         self.refresh = False
+        self._refreshing = None  # the background refresh task
 
     async def call(self, key, args, timeout_s):
-        return await asyncio.wait_for(self._call(key, args), timeout_s)
+        try:
+            return await asyncio.wait_for(self._call(key, args), timeout_s)
+        except asyncio.TimeoutError:
+            self.refresh = self.cluster  # a frozen master: its slots may have moved since
+            raise
+
+    def _refresh_in_background(self):
+        """Re-reads the slot table in a task of its own, not bounded by a call's deadline
+        (redis-py asks the startup nodes in turn, and one of them may be the frozen master);
+        calls keep the old table, failing fast through the breaker, until it is done."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self.refresh = False
+
+        async def run():
+            try:
+                await self.client.nodes_manager.initialize()
+            except Exception:
+                self.refresh = True
+
+        self._refreshing = asyncio.ensure_future(run())
 
     async def _call(self, key, args):
         if not self.cluster:
@@ -36,8 +57,7 @@ class AsyncTransport:
         if getattr(rc, "_initialize", False):  # a cluster client not used yet
             await rc.initialize()
         elif self.refresh:  # after a failure: the slot table may name a dead master
-            self.refresh = False
-            await rc.nodes_manager.initialize()
+            self._refresh_in_background()
         try:
             return await rc.get_node_from_key(key).execute_command(*args)
         except MovedError as e:

@@ -29,15 +29,36 @@ class Transport:
         self.cluster = isinstance(client, RedisCluster)
         self._connecting = threading.Semaphore(CONNECTS_IN_FLIGHT)
         self.refresh = False  # cluster: re-read the slot table before the next call
+        self._refreshing = False
+        self._refresh_lock = threading.Lock()
 
     def _pool_for(self, key):
         if not self.cluster:
             return self.client.connection_pool
         if self.refresh:
-            self.refresh = False
-            self.client.nodes_manager.initialize()
+            self._refresh_in_background()
         node = self.client.get_node_from_key(key)
         return self.client.get_redis_connection(node).connection_pool
+
+    def _refresh_in_background(self):
+        """Re-reads the slot table (after a failure: a failover may have moved the key's
+        slots) on a helper thread: redis-py asks the startup nodes in turn, with the user's
+        socket timeout for each, and one of them may be the frozen master. Calls keep using
+        the old table (and failing fast through the breaker) until it is done."""
+        with self._refresh_lock:
+            if self._refreshing:
+                return
+            self._refreshing, self.refresh = True, False
+
+        def run():
+            try:
+                self.client.nodes_manager.initialize()
+            except Exception:
+                self.refresh = True  # the next call tries again
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, daemon=True, name="rate-limiter-cluster-refresh").start()
 
     def call(self, key, args, timeout_s):
         """The raw reply of `args` from the owner of `key`; raises redis errors as they come

@@ -119,11 +119,13 @@ def test_a_redirect_would_show_in_these_stats(cluster):
     assert calls_by_node(cluster)[other][2] == 1
 
 
-@pytest.mark.parametrize("on_error", ["allow", "deny", "local"])
-def test_failover_of_the_keys_master(tmp_path, on_error):
-    """The owner of a key is killed: checks stay bounded and follow on_error while the
-    replica takes over (node timeout 1 s), then go back to Redis on the promoted node."""
-    cluster = Cluster(tmp_path / "c")
+@pytest.mark.parametrize("on_error, fault", [("allow", "kill"), ("deny", "kill"), ("local", "kill"),
+                                             ("local", "stop")])
+def test_failover_of_the_keys_master(tmp_path, on_error, fault):
+    """The owner of a key is killed (or frozen): checks stay bounded and follow on_error while
+    the replica takes over (node timeout 1 s), then go back to Redis on the promoted node."""
+    import signal
+    cluster, master = Cluster(tmp_path / "c"), None
     try:
         cluster.start()
         key = "failover-user"
@@ -135,7 +137,7 @@ def test_failover_of_the_keys_master(tmp_path, on_error):
         master = cluster.owner(key)
         replicas = cluster.replicas_of(master)
         assert rl.throttle(key).path == "redis"
-        master.kill()
+        master.kill() if fault == "kill" else master.proc.send_signal(signal.SIGSTOP)
         longest, paths, admitted, checks = 0.0, set(), 0, 0
         t_kill = time.monotonic()
         while time.monotonic() - t_kill < 30:
@@ -151,7 +153,7 @@ def test_failover_of_the_keys_master(tmp_path, on_error):
         else:
             raise AssertionError(f"never back to Redis; stats {rl.stats()}")
         recovered_after = time.monotonic() - t_kill
-        print(f"failover[{on_error}]: back to redis after {recovered_after:.2f} s, {checks} checks "
+        print(f"failover[{on_error}-{fault}]: back to redis after {recovered_after:.2f} s, {checks} checks "
               f"during it, longest {longest * 1000:.0f} ms")
         assert cluster.owner(key) in replicas
         assert longest <= 0.05 + 0.5
@@ -159,4 +161,76 @@ def test_failover_of_the_keys_master(tmp_path, on_error):
         assert admitted == {"allow": checks, "deny": 0, "local": min(checks, 500)}[on_error]
         assert events[:1] == ["degraded"] and events[-1] == "recovered"
     finally:
+        if fault == "stop" and master is not None and master.proc is not None:
+            master.proc.send_signal(signal.SIGCONT)
+        cluster.stop()
+
+
+def test_lua_path_goes_straight_to_the_owner_and_loads_the_script_on_each_node(cluster):
+    """The fallback's routing, on this cluster (the path is forced: its nodes have the
+    module): EVALSHA to the owner, NOSCRIPT answered by SCRIPT LOAD on that node."""
+    keys = cluster.spread_keys(3, "lua")
+    for n in cluster.live():
+        n.client().script_flush()
+    reset_stats(cluster)
+    rl = DistributedRateLimiter(sync_client(cluster, 3), timeout_ms=2000)
+    rl._core.mode = "lua"
+    for ks in keys.values():
+        for k in ks:
+            rl.configure_rate_limit(k, 2, 60_000)
+            assert [rl.throttle(k).allowed for _ in range(3)] == [True, True, False]
+    assert rl.stats()["decisions"]["lua"] == 9 * 3 and rl.stats()["mode"] == "lua"
+    for master in cluster.masters():
+        c = master.client()
+        cmd, err = c.info("commandstats"), c.info("errorstats")
+        assert cmd["cmdstat_evalsha"]["calls"] == 3 * 4 + 1  # 4 per key, + the one NOSCRIPT
+        assert cmd["cmdstat_script|load"]["calls"] == 1
+        assert "errorstat_MOVED" not in err and "errorstat_ASK" not in err
+
+
+@pytest.mark.parametrize("fault", ["kill", "stop"])
+def test_asyncio_cluster_failover_with_the_local_policy(tmp_path, fault):
+    """The asyncio cluster client through a failover; 'stop' freezes the master (SIGSTOP):
+    every check then waits for the timeout until the breaker opens."""
+    import signal
+    cluster, master = Cluster(tmp_path / "c"), None
+    try:
+        cluster.start()
+        key = "async-failover-user"
+        master = cluster.owner(key)
+        replicas = cluster.replicas_of(master)
+
+        async def main():
+            rl = AsyncDistributedRateLimiter(async_client(cluster, 2), timeout_ms=50, breaker_failures=3,
+                                             breaker_cooldown_ms=200, local_share=0.5)
+            await rl.configure_rate_limit(key, 20, 60_000)
+            assert (await rl.throttle(key)).path == "redis"
+            master.kill() if fault == "kill" else master.proc.send_signal(signal.SIGSTOP)
+            longest, paths, admitted, checks = 0.0, set(), 0, 0
+            t_kill = time.monotonic()
+            while time.monotonic() - t_kill < 30:
+                t0 = time.monotonic()
+                d = await rl.throttle(key, limit=20, window_ms=60_000)
+                longest = max(longest, time.monotonic() - t0)
+                if d.path == "redis":
+                    break
+                paths.add(d.path)
+                admitted += d.allowed
+                checks += 1
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"never back to Redis: {rl.stats()}")
+            await rl.client.aclose()
+            return checks, admitted, paths, longest, time.monotonic() - t_kill
+
+        checks, admitted, paths, longest, back = asyncio.run(main())
+        print(f"async failover[{fault}]: back to redis after {back:.2f} s, {checks} checks, "
+              f"longest {longest * 1000:.0f} ms, {admitted} admitted locally")
+        assert cluster.owner(key) in replicas
+        # The local share of 20 per minute is 10 per minute: a burst of 10, then one per 6 s.
+        assert paths == {"local"} and admitted <= 10 + int(back * 1000) // 6000
+        assert longest <= 0.05 + 0.5
+    finally:
+        if fault == "stop" and master is not None and master.proc is not None:
+            master.proc.send_signal(signal.SIGCONT)
         cluster.stop()
