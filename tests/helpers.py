@@ -109,8 +109,7 @@ def lowest_memory(c, seconds):
 
 def server_ms(c):
     """The server's clock, in Unix ms."""
-    seconds, micros = c.time()
-    return seconds * 1000 + micros // 1000
+    return ms(c.time())
 
 
 def wait_until(predicate, timeout=30.0, what="condition", interval=0.02):
@@ -357,30 +356,30 @@ def rewrite_aof(c):
 # --- payload fields a command could never produce (payload.build_dump frames them) ---------
 
 
-NOW = 1_800_000_000_000  # a plausible TAT (ms), far enough in the future not to matter
-USAGE_OK = [NOW, 0, 10, 0]
-CONFIGURED_OK = [NOW, 0, 10, 1, 10, HOUR, 10, 0, 0]
+PAYLOAD_TAT_MS = 1_800_000_000_000  # a plausible TAT, far enough in the future not to matter
+USAGE_OK = [PAYLOAD_TAT_MS, 0, 10, 0]
+CONFIGURED_OK = [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 10, 0, 0]
 
 FORGED = {
     # tat_ms frac den kind
-    "frac-not-below-den": [NOW, 7, 7, 0],
-    "den-zero": [NOW, 0, 0, 0],
-    "den-above-max-limit": [NOW, 0, MAX_LIMIT + 1, 0],
+    "frac-not-below-den": [PAYLOAD_TAT_MS, 7, 7, 0],
+    "den-zero": [PAYLOAD_TAT_MS, 0, 0, 0],
+    "den-above-max-limit": [PAYLOAD_TAT_MS, 0, MAX_LIMIT + 1, 0],
     "tat-beyond-2^60": [MAX_TAT_MS + 1, 0, 1, 0],
     "tat-u64-max": [2**64 - 1, 0, 1, 0],
-    "unknown-kind": [NOW, 0, 10, 2],
-    "kind-missing": [NOW, 0, 10],
+    "unknown-kind": [PAYLOAD_TAT_MS, 0, 10, 2],
+    "kind-missing": [PAYLOAD_TAT_MS, 0, 10],
     "extra-field-after-usage": USAGE_OK + [5],
     # ... kind=1, limit window_ms burst idle_ms flags
-    "limit-zero": [NOW, 0, 10, 1, 0, HOUR, 10, 0, 0],
-    "limit-above-max": [NOW, 0, 10, 1, MAX_LIMIT + 1, HOUR, 10, 0, 0],
-    "window-zero": [NOW, 0, 10, 1, 10, 0, 10, 0, 0],
-    "window-above-max": [NOW, 0, 10, 1, 10, MAX_WINDOW_MS + 1, 10, 0, 0],
-    "burst-zero": [NOW, 0, 10, 1, 10, HOUR, 0, 0, 0],
-    "burst-above-max": [NOW, 0, 10, 1, 10, HOUR, MAX_LIMIT + 1, 0, 0],
-    "drain-too-long": [NOW, 0, 1, 1, 1, MAX_WINDOW_MS, 1000, 0, 0],
-    "idle-above-max": [NOW, 0, 10, 1, 10, HOUR, 10, MAX_WINDOW_MS + 1, 0],
-    "unknown-flag": [NOW, 0, 10, 1, 10, HOUR, 10, 0, 2],  # bit 0 is SHADOW; bit 1 is unknown
+    "limit-zero": [PAYLOAD_TAT_MS, 0, 10, 1, 0, HOUR, 10, 0, 0],
+    "limit-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, MAX_LIMIT + 1, HOUR, 10, 0, 0],
+    "window-zero": [PAYLOAD_TAT_MS, 0, 10, 1, 10, 0, 10, 0, 0],
+    "window-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, 10, MAX_WINDOW_MS + 1, 10, 0, 0],
+    "burst-zero": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 0, 0, 0],
+    "burst-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, MAX_LIMIT + 1, 0, 0],
+    "drain-too-long": [PAYLOAD_TAT_MS, 0, 1, 1, 1, MAX_WINDOW_MS, 1000, 0, 0],
+    "idle-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 10, MAX_WINDOW_MS + 1, 0],
+    "unknown-flag": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 10, 0, 2],  # bit 0 is SHADOW; bit 1 is unknown
     "policy-cut-short": CONFIGURED_OK[:6],
     "extra-field-after-policy": CONFIGURED_OK + [0],
 }
