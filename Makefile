@@ -35,8 +35,8 @@ unit: ## the fast loop (~1 min warm): cargo fmt --check, clippy, Rust unit and p
 	cargo clippy --all-targets -- -D warnings
 	cargo test
 
-it: build ## integration tests against real servers; ARGS passes pytest arguments: make it ARGS="-x tests/test_allow.py"
-	python3 -m pytest $(or $(ARGS),tests)
+it: build ## integration tests against real servers (SERVER=redis, or valkey for Valkey 9); ARGS passes pytest arguments: make it ARGS="-x tests/test_allow.py"
+	SERVER=$(or $(SERVER),redis) python3 -m pytest $(or $(ARGS),tests)
 
 fuzz: ## a short coverage-guided fuzz of each target (FUZZ_SECONDS=10; 600 for a long one)
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10) scripts/fuzz.sh

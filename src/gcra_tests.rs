@@ -120,6 +120,30 @@ fn clock_going_backwards_grants_nothing_extra() {
 }
 
 #[test]
+fn a_clock_step_back_costs_at_most_one_full_drain() {
+    // 10 per second, burst 10: a full drain is 1000 ms.
+    let p = policy(10, 1000, 10);
+    let day = 86_400_000;
+    let t0 = 1_700_000_000_000;
+    // The clock jumps a day ahead, the client empties its bucket, the clock comes back.
+    let (n, tat) = burst_at(&p, Tat::EMPTY, t0 + day, 20);
+    assert_eq!(n, 10);
+    // Back at t0 the TAT reads as one full bucket ahead: denied, and the caller stores the
+    // clamped TAT (a repair), so the client drains from there.
+    assert_eq!(decide(&p, tat, t0, 1), Decision::Denied);
+    let repaired = tat.clamped(&p, t0);
+    assert_eq!(repaired, Tat::new(t0 + 1000, 0, 10).unwrap());
+    assert_eq!(decide(&p, repaired, t0 + 99, 1), Decision::Denied);
+    assert!(matches!(
+        decide(&p, repaired, t0 + 100, 1),
+        Decision::Allowed(_)
+    ));
+    // A TAT within one full bucket of now is left alone.
+    let near = Tat::new(t0 + 999, 3, 10).unwrap();
+    assert_eq!(near.clamped(&p, t0), near);
+}
+
+#[test]
 fn extreme_inputs_are_denied_not_overflowed() {
     let p = policy(MAX_LIMIT, 1, MAX_BURST);
     assert!(matches!(

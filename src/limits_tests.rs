@@ -168,6 +168,23 @@ fn a_clock_step_back_is_repaired_even_when_denied() {
 }
 
 #[test]
+fn a_gcra_tat_far_ahead_is_read_and_stored_as_one_full_bucket() {
+    // 1 per second, burst 2: a full bucket is 2000 ms. A TAT an hour ahead (the clock
+    // stepped back) reads as now + 2000 ms, and the denial stores that repair.
+    let limits = set(&[gcra(1, 1000, 2), sliding(5, 1000)]);
+    let now = 10_000_000;
+    let mut usage = vec![
+        Usage::Gcra(Tat::new(now + 3_600_000, 0, 1).unwrap()),
+        Usage::Sliding(Log::EMPTY),
+    ];
+    let o = decide(&limits, &mut usage, now, 1);
+    assert!(!o.allowed && o.repaired);
+    assert_eq!(o.retry_after_ms, Some(1000));
+    assert_eq!(usage[0], Usage::Gcra(Tat::new(now + 2000, 0, 1).unwrap()));
+    assert!(decide(&limits, &mut usage, now + 1000, 1).allowed);
+}
+
+#[test]
 fn scaling_scales_every_limit() {
     let limits = set(&[gcra(10, 1000, 0), sliding(10, 1000)]).scaled(50);
     assert_eq!(

@@ -2,9 +2,13 @@
 //! `loadmodule` arguments as their initial values), module options, the commands; and the
 //! `INFO rl` section.
 
+#![allow(clippy::not_unsafe_ptr_arg_deref)] // Ctx is Redis's, valid during loading.
+
+use std::ffi::c_int;
+
 use redis_module::{
     configuration::{get_i64_default_config_value, register_i64_configuration, ConfigurationFlags},
-    raw, Context, InfoContext, RedisString, Status,
+    decode_args, raw, Context, RedisString, Status, MODULE_CONTEXT,
 };
 
 use crate::datatype::RL_TYPE;
@@ -85,37 +89,52 @@ fn register_configs(ctx: &Context, args: &[RedisString]) -> Status {
     }
 }
 
-pub fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    if !ffi::check_api(ctx.ctx) || register_configs(ctx, args) == Status::Err {
-        return Status::Err;
+/// Initialises the API table, then (in this order) checks the server's APIs, creates the
+/// data type, the configs, module options and commands, and the `INFO rl` section.
+pub fn on_load(ctx: ffi::Ctx, argv: *mut ffi::Str, argc: c_int) -> c_int {
+    let err = raw::Status::Err as c_int;
+    // SAFETY: Redis's context, as Redis passed it; the name is a static C string.
+    let init = unsafe {
+        raw::Export_RedisModule_Init(ctx, c"rl".as_ptr(), 1, raw::REDISMODULE_APIVER_1 as c_int)
+    };
+    if init == err || !ffi::check_api(ctx) {
+        return err;
+    }
+    let context = Context::new(ctx);
+    // The crate's configuration helpers and logging find the module's context here.
+    // (Set once per process; a second load after MODULE UNLOAD keeps the first.)
+    let _ = MODULE_CONTEXT.set_context(&context);
+    let args = decode_args(ctx, argv, argc);
+    if RL_TYPE.create_data_type(ctx).is_err() || register_configs(&context, &args) == Status::Err {
+        return err;
     }
     key::set_type(*RL_TYPE.raw_type.borrow());
     entry::install_panic_hook();
-    // Report RDB read errors to rdb_load instead of aborting the server on a bad payload, and
-    // signal key changes ourselves so that a denied RL.ALLOW does not touch WATCHed keys.
+    // Report RDB read errors to rdb_load instead of aborting the server on a bad payload;
+    // signal key changes ourselves so that a denied RL.ALLOW does not touch WATCHed keys;
+    // and let replicas load the RDB asynchronously (`repl-diskless-load swapdb`): the type
+    // keeps no state outside its values, so two datasets side by side are no concern.
     let options = raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
-        | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED;
-    ffi::api!(RedisModule_SetModuleOptions(
-        ctx.ctx,
-        options as std::ffi::c_int
-    ));
-    if commands::register::register_commands(ctx.ctx) {
-        Status::Ok
-    } else {
-        Status::Err
+        | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED
+        | raw::REDISMODULE_OPTIONS_HANDLE_REPL_ASYNC_LOAD;
+    ffi::api!(RedisModule_SetModuleOptions(ctx, options as c_int));
+    if !commands::register::register_commands(ctx) {
+        return err;
     }
+    if ffi::api!(RedisModule_RegisterInfoFunc(ctx, Some(info)))
+        != Some(raw::REDISMODULE_OK as c_int)
+    {
+        return err;
+    }
+    raw::Status::Ok as c_int
 }
 
 /// `INFO rl`: the module's counters, as `rl_<name>:<value>` lines.
-pub fn info(ctx: &InfoContext, _for_crash_report: bool) {
-    ffi::api!(RedisModule_InfoAddSection(ctx.ctx, std::ptr::null_mut()));
+extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    ffi::api!(RedisModule_InfoAddSection(ctx, std::ptr::null_mut()));
     for (name, value) in metrics::info_fields(defaults::scale_percent()) {
         if let Ok(name) = std::ffi::CString::new(name) {
-            ffi::api!(RedisModule_InfoAddFieldLongLong(
-                ctx.ctx,
-                name.as_ptr(),
-                value
-            ));
+            ffi::api!(RedisModule_InfoAddFieldLongLong(ctx, name.as_ptr(), value));
         }
     }
 }

@@ -9,8 +9,10 @@
 //!
 //! "Lately": every [`HALF_LIFE_MS`] all counts and errors are halved, so a client that stops
 //! being denied fades out within minutes; the bounds above then hold for the decayed counts.
-//! Memory is bounded whatever the traffic: at most `k` keys of at most [`MAX_KEY_BYTES`] each
-//! (longer keys are counted under their first `MAX_KEY_BYTES` bytes).
+//! Memory is bounded whatever the traffic: at most `k` keys of at most [`MAX_KEY_BYTES`] each.
+//! Longer keys are not tracked at all: `RL.TOP` shows a key only to a user who may read it,
+//! and that can be checked only on the whole key, never on a prefix (a prefix a user may read
+//! can belong to a key the user may not).
 //!
 //! PURE: no Redis types here; time is a parameter.
 
@@ -18,8 +20,8 @@ use std::collections::HashMap;
 
 /// Counters kept.
 pub const CAPACITY: usize = 128;
-/// Longest key stored, in bytes.
-pub const MAX_KEY_BYTES: usize = 256;
+/// Longest key tracked, in bytes (at most 128 KiB of keys in all).
+pub const MAX_KEY_BYTES: usize = 1024;
 /// Counts halve every minute.
 pub const HALF_LIFE_MS: u64 = 60_000;
 
@@ -47,7 +49,9 @@ impl TopK {
     /// Counts one denial of `key` at `now_ms`.
     pub fn record(&mut self, key: &[u8], now_ms: u64) {
         self.decay(now_ms);
-        let key = &key[..key.len().min(MAX_KEY_BYTES)];
+        if key.len() > MAX_KEY_BYTES {
+            return;
+        }
         if let Some(&i) = self.index.get(key) {
             self.entries[i].count = self.entries[i].count.saturating_add(1);
             return;
@@ -177,10 +181,13 @@ mod tests {
     }
 
     #[test]
-    fn long_keys_are_stored_truncated() {
+    fn keys_up_to_the_bound_are_kept_whole_and_longer_ones_not_at_all() {
         let mut t = TopK::new();
-        t.record(&[7u8; 1000], T0);
-        assert_eq!(t.top(1, T0)[0].key.len(), MAX_KEY_BYTES);
+        t.record(&[7u8; MAX_KEY_BYTES], T0);
+        t.record(&[8u8; MAX_KEY_BYTES + 1], T0);
+        let top = t.top(CAPACITY, T0);
+        assert_eq!(top.len(), 1);
+        assert_eq!(&*top[0].key, &[7u8; MAX_KEY_BYTES][..]);
     }
 
     proptest! {

@@ -32,6 +32,7 @@ pub fn evaluate(policy: &Policy, tat: Tat, now_ms: u64, cost: u64) -> Verdict {
 
 /// The numbers for a `decision` already taken by [`decide`] on the same inputs.
 pub fn explain(policy: &Policy, tat: Tat, now_ms: u64, cost: u64, decision: Decision) -> Verdict {
+    let tat = tat.clamped(policy, now_ms);
     let after = match decision {
         Decision::Allowed(t) => t,
         Decision::Denied => tat,
@@ -63,6 +64,7 @@ pub fn explain(policy: &Policy, tat: Tat, now_ms: u64, cost: u64, decision: Deci
 /// How many cost-1 requests would pass at `now_ms` against a bucket at `tat`: `k` pass while
 /// backlog + k*T <= burst*T.
 pub fn remaining(policy: &Policy, tat: Tat, now_ms: u64) -> u64 {
+    let tat = tat.clamped(policy, now_ms);
     let interval = u128::from(policy.window_ms());
     let tolerance = u128::from(policy.burst()) * interval;
     let now = u128::from(now_ms) * u128::from(policy.limit());

@@ -108,3 +108,22 @@ proptest! {
         });
     }
 }
+
+proptest! {
+    /// Whatever the clock did before (a TAT up to a day ahead), a denied client is told to
+    /// wait at most one full drain plus the request itself, and that retry passes.
+    #[test]
+    fn no_retry_is_longer_than_a_full_drain(p in arb_policy(), ahead in 0u64..86_400_000, cost in 1u64..=5) {
+        let now = 1_700_000_000_000u64;
+        let tat = Tat::new(now + ahead, 0, 1).unwrap();
+        let v = evaluate(&p, tat, now, cost);
+        let drain = (p.burst() + cost) * p.window_ms() / p.limit() + 1;
+        if let Some(r) = v.retry_after_ms {
+            prop_assert!(r <= drain, "{} > {}", r, drain);
+            // The denial stored the clamped TAT (see check.rs): the retry passes against it.
+            let repaired = tat.clamped(&p, now);
+            prop_assert!(matches!(decide(&p, repaired, now + r, cost), Decision::Allowed(_)));
+        }
+        prop_assert!(v.reset_after_ms <= p.burst() * p.window_ms() / p.limit() + 1);
+    }
+}

@@ -1,9 +1,17 @@
 """Fixtures: every test module gets its own fresh server; tests that need more start them
 through `servers`, which stops all of them afterwards, even when a test fails."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from server import MODULE, RedisServer
+from server import FLAVOUR, MODULE, REDIS_SERVER, VERSION, RedisServer
+
+
+def pytest_report_header(config):
+    return f"server: {FLAVOUR} {'.'.join(map(str, VERSION))} ({REDIS_SERVER}); module: {MODULE}"
 
 
 def pytest_sessionstart(session):
@@ -23,7 +31,8 @@ def r(server):
     """A client of the module's server, on an empty database with no default policy, no
     scaling and no keyspace events."""
     c = server.client()
-    c.flushall()
+    # SYNC: every value is freed before the test (Valkey's FLUSHALL is lazy by default).
+    c.execute_command("FLUSHALL", "SYNC")
     c.config_set("rl.default-limit", 0)
     c.config_set("rl.default-window-ms", 1000)
     c.config_set("rl.default-burst", 0)
@@ -58,3 +67,16 @@ def operator_settings_restored(request):
         c.config_set("rl.scale-percent", 100)
         c.config_set("notify-keyspace-events", "")
         c.close()
+
+
+@pytest.fixture(scope="session")
+def clockshift(tmp_path_factory):
+    """Path of the LD_PRELOAD clock-shift library (cluster/clockshift.c), compiled for this
+    run: RL_CLOCK_SHIFT_MS shifts a server's wall clock, RL_CLOCK_SHIFT_FILE steps it live."""
+    cc = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc, clang or gcc) to build clockshift.c")
+    out = tmp_path_factory.mktemp("clockshift") / "clockshift.so"
+    src = Path(__file__).resolve().parent / "cluster" / "clockshift.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(src)], check=True)
+    return out

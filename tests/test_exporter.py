@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import redis
 
 from helpers import wait_until
 from server import ROOT, free_port
@@ -144,7 +145,7 @@ def traffic(r):
     # A shadow policy's would-be denial is allowed, and counted as allowed.
     assert [r.execute_command("RL.ALLOW", "shadowed") for _ in range(2)] == [1, 1]
     r.execute_command("RL.RESET", "stored")
-    with pytest.raises(Exception, match="limit must be"):
+    with pytest.raises(redis.ResponseError, match="limit must be"):
         r.execute_command("RL.ALLOW", "bad", "LIMIT", "x", "WINDOW", 1)
     r.config_set("rl.scale-percent", 50)
     return {
@@ -166,7 +167,8 @@ def test_every_rl_field_is_exported(r, exporter):
 
 def test_exported_fields_move_with_traffic(r, exporter):
     before = exporter.scrape()
-    calls_before = {c: before.get("redis_commands_total", cmd=c) or 0 for c in ("rl.allow", "rl.throttle")}
+    calls_before = {c: before.get("redis_commands_total", cmd=c) or 0
+                    for c in ("rl.allow", "rl.throttle")}
     expected = traffic(r)
     after = exporter.scrape()
 
@@ -237,8 +239,8 @@ def prometheus(exporter, tmp_path_factory):
         f"  - job_name: rl\n    static_configs: [{{targets: ['127.0.0.1:{exporter.port}']}}]\n")
 
     def argv(port):
-        return [PROMETHEUS, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}"]
+        return [PROMETHEUS, f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"]
 
     def ready(p):
         return p.query("redis_up") != []
@@ -257,7 +259,9 @@ def prom_query(port, q):
 
 
 def test_dashboard_queries_return_data_in_prometheus(r, prometheus):
-    scrapes = lambda: float(prometheus.query("count_over_time(redis_up[5m])")[0]["value"][1])  # noqa: E731
+    def scrapes():
+        return float(prometheus.query("count_over_time(redis_up[5m])")[0]["value"][1])
+
     n = scrapes()
     traffic(r)
     # rate() needs a sample before and after the traffic in its window.

@@ -66,7 +66,7 @@ def test_retry_after_is_exact_to_the_millisecond(r):
     same request, re-asked with RL.PEEK until it passes, is denied before that instant and
     allowed from it on."""
     p = ("LIMIT", 2, "WINDOW", 1000, "BURST", 3)
-    for attempt in range(3):
+    for attempt in range(10):  # a busy machine may stall a whole second more than once
         key = f"k{attempt}"
         assert [throttle(r, key, *p)["allowed"] for _ in range(3)] == [1, 1, 1]
         target = pexpiretime(r, key) - 500
@@ -74,7 +74,7 @@ def test_retry_after_is_exact_to_the_millisecond(r):
         if verdict(raw)["allowed"] == 0:
             break  # else the machine stalled for a whole second: try again
     else:
-        pytest.fail("a full bucket let a COST 2 request through three times")
+        pytest.fail("a full bucket let a COST 2 request through ten times")
     assert before <= target - verdict(raw)["retry_after_ms"] <= after
     deadline = time.monotonic() + 15
     while True:
@@ -94,7 +94,7 @@ def test_waiting_retry_after_ms_lets_the_same_request_pass(r):
     """4 per second, burst 1 (T = 250 ms): a denied request re-asked at once is told about
     the same wait; after sleeping retry_after_ms (plus a small margin) it passes."""
     p = ("LIMIT", 4, "WINDOW", 1000, "BURST", 1)
-    for attempt in range(3):
+    for attempt in range(10):  # a busy machine may stall 250 ms more than once
         pipe = r.pipeline(transaction=False)
         for _ in range(3):
             pipe.execute_command("RL.THROTTLE", f"k{attempt}", *p)
@@ -102,7 +102,7 @@ def test_waiting_retry_after_ms_lets_the_same_request_pass(r):
         if allowed["allowed"] == 1 and first["allowed"] == again["allowed"] == 0:
             break  # else the server stalled for 250 ms inside the pipeline: try again
     else:
-        pytest.fail("a burst of 1 let two back-to-back requests through three times")
+        pytest.fail("a burst of 1 let two back-to-back requests through ten times")
     assert 1 <= again["retry_after_ms"] <= first["retry_after_ms"] <= 250
     time.sleep(again["retry_after_ms"] / 1000 + 0.02)
     assert throttle(r, f"k{attempt}", *p)["allowed"] == 1

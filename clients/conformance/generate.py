@@ -16,7 +16,6 @@ import json
 import random
 import sys
 import tempfile
-from pathlib import Path
 
 import redis
 
@@ -122,7 +121,8 @@ def dump(traces):
     parts = []
     for t in traces:
         steps = ",\n".join("    " + json.dumps(s) for s in t["steps"])
-        parts.append(f'  {{"name": {json.dumps(t["name"])}, "policy": {json.dumps(t["policy"])}, "steps": [\n{steps}\n  ]}}')
+        head = f'  {{"name": {json.dumps(t["name"])}, "policy": {json.dumps(t["policy"])}, "steps": ['
+        parts.append(f"{head}\n{steps}\n  ]}}")
     return "[\n" + ",\n".join(parts) + "\n]\n"
 
 

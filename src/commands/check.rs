@@ -179,7 +179,22 @@ fn check_single(
                     },
                 )?;
             }
-            Decision::Denied => denied(call, key, told, now),
+            Decision::Denied => {
+                denied(call, key, told, now);
+                // Except a repair: a TAT more than a full bucket ahead (the clock stepped
+                // back) is stored as the full bucket the decision read, so the client
+                // drains from now instead of waiting for the old clock.
+                let clamped = tat.clamped(&resolved.policy, now);
+                if clamped != tat {
+                    let expiry = Expiry::Own(own_expiry(stored, clamped.empty_at_ms(), now));
+                    let w = Write {
+                        tat: clamped,
+                        set_policy: None,
+                        expiry,
+                    };
+                    key.write(value, w)?;
+                }
+            }
         }
     }
     Ok(Checked {

@@ -4,6 +4,8 @@
 //! calls `SetCommandACLCategories`, which Redis 7.0 lacks. Redis copies everything
 //! `SetCommandInfo` is given, so the tables below only live during registration.
 
+#![allow(clippy::not_unsafe_ptr_arg_deref)] // Ctx is Redis's, valid during loading.
+
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr;
 
@@ -11,7 +13,7 @@ use redis_module::raw;
 
 use super::{allow, apply, config, info, reset, throttle, top};
 use crate::entry::{handler, Shape};
-use crate::ffi::{api, log_warning, Ctx};
+use crate::ffi::{api, has_acl_categories, log_warning, Ctx};
 use crate::policy::FIELD_NAMES;
 
 type Handler = extern "C" fn(Ctx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
@@ -34,6 +36,9 @@ struct Command {
     complexity: &'static CStr,
     /// Flags of the key at position 1; `None` for a keyless command.
     key_flags: Option<u32>,
+    /// Standard ACL categories, for servers that let modules set them (Redis 7.2+, Valkey);
+    /// `@ratelimit` is added where the server lets a module create a category.
+    acl: &'static CStr,
     args: Vec<raw::RedisModuleCommandArg>,
 }
 
@@ -149,6 +154,7 @@ fn commands() -> Vec<Command> {
             name: c"rl.allow",
             handler: handler!(allow::allow, Shape::Keyed),
             flags: c"write deny-oom fast",
+            acl: c"write fast",
             arity: -2,
             summary: c"Decides one request against the client's rate limit: 1 (allowed, and counted) or 0 (denied, and not counted).",
             complexity: c"O(1)",
@@ -159,6 +165,7 @@ fn commands() -> Vec<Command> {
             name: c"rl.throttle",
             handler: handler!(throttle::throttle, Shape::Keyed),
             flags: c"write deny-oom fast",
+            acl: c"write fast",
             arity: -2,
             summary: c"Decides and counts one request like RL.ALLOW, and replies [allowed, limit, remaining, retry_after_ms, reset_after_ms] (a map in RESP3).",
             complexity: c"O(1)",
@@ -169,6 +176,7 @@ fn commands() -> Vec<Command> {
             name: c"rl.peek",
             handler: handler!(throttle::peek, Shape::Keyed),
             flags: c"readonly fast",
+            acl: c"read fast",
             arity: -2,
             summary: c"Replies like RL.THROTTLE for a hypothetical request, without counting or writing anything.",
             complexity: c"O(1)",
@@ -179,6 +187,7 @@ fn commands() -> Vec<Command> {
             name: c"rl.config",
             handler: handler!(config::config, Shape::Keyed),
             flags: c"write deny-oom",
+            acl: c"write slow",
             arity: -4,
             summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds, with a bucket of burst requests. Keeps what the client has already used.",
             complexity: c"O(1)",
@@ -200,6 +209,7 @@ fn commands() -> Vec<Command> {
             name: c"rl.info",
             handler: handler!(info::info, Shape::Keyed),
             flags: c"readonly fast",
+            acl: c"read fast",
             arity: 2,
             summary: c"Shows a key's policy (limit, window_ms, burst, idle_ms, shadow, and where it comes from) and live state (remaining, reset_after_ms); nil for an absent key.",
             complexity: c"O(1)",
@@ -210,16 +220,24 @@ fn commands() -> Vec<Command> {
             name: c"rl.reset",
             handler: handler!(reset::reset, Shape::Keyed),
             flags: c"write fast",
+            acl: c"write fast",
             arity: 2,
             summary: c"Forgets a client's usage and keeps its stored policy; replies the backlog forgotten, in ms.",
             complexity: c"O(1)",
-            key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_DELETE),
+            // ACCESS: its reply (the backlog forgotten) reveals usage, so a write-only user may not.
+            // (INSERT, DELETE and UPDATE are exclusive: DELETE says it may remove the key.)
+            key_flags: Some(
+                raw::REDISMODULE_CMD_KEY_RW
+                    | raw::REDISMODULE_CMD_KEY_ACCESS
+                    | raw::REDISMODULE_CMD_KEY_DELETE,
+            ),
             args: vec![key()],
         },
         Command {
             name: c"rl.top",
             handler: handler!(top::top, Shape::Keyless),
             flags: c"readonly",
+            acl: c"read slow",
             arity: -1,
             summary: c"Lists the clients with the most denied requests lately on this node: [key, denied, error] entries, from a fixed-memory Space-Saving sketch.",
             complexity: c"O(k log k) with k = 128 tracked clients",
@@ -233,6 +251,7 @@ fn commands() -> Vec<Command> {
             name: c"rl.apply",
             handler: handler!(apply::apply, Shape::Keyed),
             flags: c"write",
+            acl: c"write slow",
             arity: -3,
             summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
             complexity: c"O(1)",
@@ -251,16 +270,47 @@ fn commands() -> Vec<Command> {
     ]
 }
 
-/// Creates every command; `false` (and a log line) if Redis refuses one.
+/// The module's own ACL category: `ACL SETUSER app +@ratelimit` grants every RL.* command.
+const CATEGORY: &CStr = c"ratelimit";
+
+/// Creates every command; `false` (and a log line) if Redis refuses one. On servers with the
+/// ACL-category API (Redis 7.2+, Valkey) each command gets its categories, with `@ratelimit`
+/// where the server can add a module category (Redis 7.4+, Valkey 8+); Redis 7.0 has
+/// neither, and its users grant the commands by name.
 pub fn register_commands(ctx: Ctx) -> bool {
+    let own_category = api!(RedisModule_AddACLCategory(ctx, CATEGORY.as_ptr()))
+        == Some(raw::REDISMODULE_OK as c_int);
     commands().into_iter().all(|mut c| {
-        let ok = register(ctx, &mut c);
+        let ok = register(ctx, &mut c) && set_categories(ctx, &c, own_category);
         if !ok {
             let msg = format!("rl: failed to register {}", c.name.to_string_lossy());
             log_warning(ctx, &msg);
         }
         ok
     })
+}
+
+/// Gives a created command its ACL categories, where the server has the API.
+fn set_categories(ctx: Ctx, c: &Command, own_category: bool) -> bool {
+    if !has_acl_categories() {
+        return true;
+    }
+    let Some(cmd) = api!(RedisModule_GetCommand(ctx, c.name.as_ptr())).filter(|p| !p.is_null())
+    else {
+        return false;
+    };
+    let mut categories = c.acl.to_bytes().to_vec();
+    if own_category {
+        categories.push(b' ');
+        categories.extend_from_slice(CATEGORY.to_bytes());
+    }
+    let Ok(categories) = std::ffi::CString::new(categories) else {
+        return false;
+    };
+    api!(RedisModule_SetCommandACLCategories(
+        cmd,
+        categories.as_ptr()
+    )) == Some(raw::REDISMODULE_OK as c_int)
 }
 
 fn register(ctx: Ctx, c: &mut Command) -> bool {

@@ -1,9 +1,10 @@
 //! `RL.RESET key`: forgets a client's usage and keeps its stored policy.
 //!
 //! Replies how much usage was forgotten, in ms of backlog (the time the bucket needed to be
-//! empty again; 0 when there was none). A usage-only key is deleted; a configured key gets an
-//! empty bucket and keeps its expiry, except that with IDLE it then expires `idle_ms` from
-//! now. Replicated as its effect (`DEL`, or `RL.APPLY` with the empty state).
+//! empty again; 0 when there was none). A usage-only key is deleted, always; a configured key
+//! gets an empty bucket and keeps its expiry, except that with IDLE it then expires `idle_ms`
+//! from now (also when there was no backlog). Replicated as its effect (`DEL`, or `RL.APPLY`
+//! with the empty state).
 
 use crate::entry::Call;
 use crate::error::Error;
@@ -28,51 +29,44 @@ pub fn reset(call: &Call) -> Result<(), Error> {
         return reset_set(call, key, now);
     }
     let forgotten = value.tat().empty_at_ms().saturating_sub(now);
-    if forgotten == 0 {
-        reply::integer(call.ctx(), 0);
-        return Ok(());
-    }
     match value.stored() {
+        // A usage-only key holds nothing but usage: gone, whatever its TTL (a user may have
+        // PERSISTed it, or its bucket may empty in this very millisecond).
         None => key.delete(),
         Some(s) => {
-            // With IDLE the reset counts as activity; otherwise the key keeps whatever
-            // expiry it has (none, or a user's PEXPIRE).
+            // With IDLE the reset counts as activity (the key then expires idle_ms from
+            // now, even when there was no backlog); otherwise the key keeps whatever expiry
+            // it has (none, or a user's PEXPIRE).
             let expiry = Expiry::Own(own_expiry(Some(s), Tat::EMPTY.empty_at_ms(), now));
-            key.write(
-                Some(value),
-                Write {
-                    tat: Tat::EMPTY,
-                    set_policy: None,
-                    expiry,
-                },
-            )?;
+            let w = Write {
+                tat: Tat::EMPTY,
+                set_policy: None,
+                expiry,
+            };
+            key.write(Some(value), w)?;
         }
     }
-    RESETS.incr();
+    if forgotten > 0 {
+        RESETS.incr();
+    }
     reply::count(call.ctx(), forgotten);
     Ok(())
 }
 
-/// `RL.RESET` on a key with several limits or a SLIDING one: the backlog forgotten is until
-/// every limit would have been empty (a usage-only key: its own expiry, which is that instant).
+/// `RL.RESET` on a key with several limits or a SLIDING one, by the same rules: the backlog
+/// forgotten is until every limit would have been empty (for a usage-only key, its own
+/// expiry, which is that instant).
 fn reset_set(call: &Call, key: Key, now: u64) -> Result<(), Error> {
     let Some(value) = key.value()? else {
         reply::integer(call.ctx(), 0);
         return Ok(());
     };
     let state = value.state();
-    let (forgotten, stored) = match state.stored {
-        None => (key.expiry().map_or(0, |at| at.saturating_sub(now)), None),
-        Some(s) => (
-            limits::empty_at_ms(&s.limits, &state.usage, now).saturating_sub(now),
-            Some(s),
-        ),
+    let forgotten = match &state.stored {
+        None => key.expiry().map_or(0, |at| at.saturating_sub(now)),
+        Some(s) => limits::empty_at_ms(&s.limits, &state.usage, now).saturating_sub(now),
     };
-    if forgotten == 0 {
-        reply::integer(call.ctx(), 0);
-        return Ok(());
-    }
-    match stored {
+    match state.stored {
         None => key.delete(),
         Some(s) => {
             let usage = s.limits.as_slice().iter().map(Usage::empty_for).collect();
@@ -82,7 +76,9 @@ fn reset_set(call: &Call, key: Key, now: u64) -> Result<(), Error> {
             key.write_state(Some(value), empty, false, expiry)?;
         }
     }
-    RESETS.incr();
+    if forgotten > 0 {
+        RESETS.incr();
+    }
     reply::count(call.ctx(), forgotten);
     Ok(())
 }

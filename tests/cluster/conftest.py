@@ -1,10 +1,7 @@
 """Fixtures for the Redis Cluster tests: clusters of real nodes on free loopback ports (see
-cluster_harness.py), always killed at teardown, even when a test fails; the clock-shift
-library for the skew test; and `figures`, which prints and keeps what a test measured."""
+cluster_harness.py), always killed at teardown, even when a test fails; and `figures`, which prints and keeps what a test measured."""
 
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,18 +34,6 @@ def cluster(tmp_path_factory):
         yield c.start()
     finally:
         c.stop()
-
-
-@pytest.fixture(scope="session")
-def clockshift(tmp_path_factory):
-    """Path of the LD_PRELOAD clock-shift library (clockshift.c), compiled for this run."""
-    cc = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler (cc, clang or gcc) to build clockshift.c")
-    out = tmp_path_factory.mktemp("clockshift") / "clockshift.so"
-    src = Path(__file__).resolve().parent / "clockshift.c"
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(src)], check=True)
-    return out
 
 
 @pytest.fixture

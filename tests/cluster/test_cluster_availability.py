@@ -17,6 +17,8 @@ from helpers import wait_until
 FAST = ("LIMIT", 1000, "WINDOW", 1000)  # inline policy: most requests are allowed
 COVERAGE_BOUND_S = 20  # node timeout 1 s; measured ~2-4 s on a loaded 2-core machine
 SURVIVOR_LATENCY_BOUND_S = 2.0  # one request on a healthy shard, worst case while loaded
+# ... or this many times the slowest request before the kill, on a machine slower than that.
+SURVIVOR_LATENCY_FACTOR = 5
 
 
 class Load(threading.Thread):
@@ -63,6 +65,7 @@ def test_other_shards_are_served_while_a_master_is_down(make_cluster, figures):
         wait_until(lambda: len(survivors.samples) > 100 and len(failed_shard.samples) > 100, 30,
                    "load to flow on every shard")
         assert all(e is None for _, _, e in survivors.samples + failed_shard.samples)
+        slowest_before = max(lat for _, lat, _ in survivors.samples)
 
         killed_at = time.monotonic()
         victim.kill()
@@ -106,5 +109,5 @@ def test_other_shards_are_served_while_a_master_is_down(make_cluster, figures):
     assert promoted is not victim
     assert errors == [], errors[:5]
     assert len(during) > 20, "the other shards were not served during the outage"
-    assert latencies[-1] < SURVIVOR_LATENCY_BOUND_S
+    assert latencies[-1] < max(SURVIVOR_LATENCY_BOUND_S, SURVIVOR_LATENCY_FACTOR * slowest_before)
     assert coverage_s < COVERAGE_BOUND_S

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import wait_until
+from helpers import replicated
 
 BURST = 10
 WINDOW_MS = 600_000  # limit 10 per 600 s: T = 60 s, so nothing refills during a test
@@ -36,12 +36,6 @@ def configure(rc, keys):
     for k in keys:
         pipe.execute_command("RL.CONFIG", k, BURST, WINDOW_MS, "BURST", BURST)
     assert all(r in (b"OK", "OK", True) for r in pipe.execute())
-
-
-def replicated(master, timeout=30):
-    """Waits until the master's replica has acknowledged everything written so far."""
-    c = master.client()
-    wait_until(lambda: c.execute_command("WAIT", 1, 1000) >= 1, timeout, f"{master}'s replica")
 
 
 def exhaust(master, keys, use_wait, interval_s=0.0, cut_at_round=None, replica=None):
@@ -99,7 +93,7 @@ def test_failover_keeps_exhausted_clients_denied(make_cluster, figures, use_wait
     all_keys = [k for ks in keys.values() for k in ks]
     configure(rc, all_keys)
     for m in keys:
-        replicated(m)  # the policies are not what this test is about
+        replicated(m.client())  # the policies are not what this test is about
 
     victim = cluster.masters()[0]
     candidates = cluster.replicas_of(victim)

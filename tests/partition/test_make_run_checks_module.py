@@ -44,6 +44,11 @@ def plain_server(tmp_path):
         proc.wait()
 
 
+def module_names(c):
+    """MODULE LIST's names (RESP2: [[b"name", b"rl", ...], ...]; Valkey 9 lists lua too)."""
+    return [m[m.index(b"name") + 1] for m in c.execute_command("MODULE", "LIST")]
+
+
 def make(target, tmp_path, **env):
     env = {**os.environ, "RL_MODULE": str(MODULE), "RUN_DIR": str(tmp_path / "run"),
            "CLUSTER_DIR": str(tmp_path / "cluster"), **{k: str(v) for k, v in env.items()}}
@@ -58,8 +63,8 @@ def test_make_run_fails_when_another_server_holds_the_port(plain_server, tmp_pat
     assert p.returncode != 0, p.stdout + p.stderr
     assert f"port {port} is already in use by a redis-server (pid {pid})" in p.stderr
     assert "running" not in p.stdout
-    # The plain server is untouched and still has no module.
-    assert redis.Redis(port=port, protocol=2).execute_command("MODULE", "LIST") == []
+    # The plain server is untouched and still has no rl module.
+    assert b"rl" not in module_names(redis.Redis(port=port, protocol=2))
 
 
 def test_make_cluster_fails_when_another_server_holds_a_port(plain_server, tmp_path):
@@ -80,8 +85,7 @@ def test_make_run_starts_checks_and_stops_its_own_server(tmp_path):
         assert f"running on 127.0.0.1:{port} (pid {pid}" in p.stdout
         c = redis.Redis(port=port, protocol=2)
         assert c.info("server")["process_id"] == pid
-        modules = c.execute_command("MODULE", "LIST")  # RESP2: [[b"name", b"rl", ...]]
-        assert [m[m.index(b"name") + 1] for m in modules] == [b"rl"]
+        assert b"rl" in module_names(c)
         again = make("run", tmp_path, PORT=port)
         assert again.returncode == 0 and "already running" in again.stdout, again.stderr
     finally:

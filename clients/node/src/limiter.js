@@ -14,6 +14,7 @@ const script = require('./script');
 const { Breaker } = require('./breaker');
 const { LocalLimiter } = require('./local');
 const { wrap } = require('./transport');
+const { Deadlines } = require('./deadline');
 
 const ON_ERROR = ['allow', 'deny', 'local'];
 
@@ -90,6 +91,7 @@ class DistributedRateLimiter extends EventEmitter {
       now: Date.now,
       onChange: (from, to) => this.stateChanged(from, to),
     });
+    this.deadlines = new Deadlines();
     this.policies = new Map(); // key -> policy stored by configureRateLimit (for 'local' and headers)
     this.useLua = false;
     this.luaSince = 0;
@@ -107,7 +109,7 @@ class DistributedRateLimiter extends EventEmitter {
     const key = this.key(clientId);
     const pol = policyOf.policy(p || {});
     const idle = policyOf.idleMs(p.idleMs);
-    this.policies.set(key, pol);
+    this.policies.set(mapKey(key), pol);
     const args = ['RL.CONFIG', key, String(pol.limit), String(pol.windowMs), 'BURST', String(pol.burst)];
     if (idle !== null) args.push('IDLE', String(idle));
     if (p.shadow) args.push('SHADOW');
@@ -115,9 +117,8 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?}. */
-  async isAllowed(clientId, opts = {}) {
-    const v = await this.check(clientId, opts, 'allow');
-    return v.allowed;
+  isAllowed(clientId, opts = {}) {
+    return this.check(clientId, opts, 'allow');
   }
 
   /** Decides and counts like isAllowed, with the numbers and ready-to-send HTTP headers. */
@@ -133,7 +134,7 @@ class DistributedRateLimiter extends EventEmitter {
   /** Forgets the client's usage, keeps its stored policy; resolves the backlog forgotten, in ms. */
   async reset(clientId) {
     const key = this.key(clientId);
-    this.local.reset(key);
+    this.local.reset(mapKey(key));
     return Number(await this.remote(key, ['RL.RESET', key], () => ['reset', '']));
   }
 
@@ -168,79 +169,104 @@ class DistributedRateLimiter extends EventEmitter {
     return Buffer.isBuffer(id) ? Buffer.concat([Buffer.from(this.prefix), id]) : this.prefix + id;
   }
 
-  async check(clientId, opts, kind) {
-    const key = this.key(clientId);
-    const cost = policyOf.cost(opts.cost);
-    const inline = policyOf.inlinePolicy(opts);
-    const known = this.policies.get(key) || inline;
-    if (this.breaker.allow()) {
-      const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
-      if (cost !== 1n) args.push('COST', String(cost));
-      if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
-      const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
-      const started = this.useLua;
-      let reply;
-      try {
-        reply = await this.remote(key, args, luaArgs, true);
-      } catch (err) {
-        if (!(err instanceof Unavailable)) throw err;
-        return this.fallback(key, cost, known, kind);
-      }
-      // The Lua script always answers with the numbers; the module's RL.ALLOW with 1/0.
-      const viaLua = started || this.useLua;
-      this.counts[viaLua ? 'lua' : 'redis'] += 1;
-      if (kind === 'allow' && !viaLua) return { allowed: replies.allowed(reply) };
-      const v = replies.verdict(reply);
-      v.headers = replies.headers(v, known);
-      v.path = viaLua ? 'lua' : 'redis';
-      return v;
+  /**
+   * One check. Resolves a boolean for 'allow' (isAllowed), else the verdict. Written with
+   * explicit promises, not async/await: each await is a microtask hop, and on loopback the
+   * hops were most of what the client added to a call (bench/clients_node.js).
+   */
+  check(clientId, opts, kind) {
+    let key;
+    let cost;
+    let inline;
+    try {
+      key = this.key(clientId);
+      cost = policyOf.cost(opts.cost);
+      inline = policyOf.inlinePolicy(opts);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return this.fallback(key, cost, known, kind);
+    const known = this.policies.size === 0 ? inline : this.policies.get(mapKey(key)) || inline;
+    if (!this.breaker.allow()) return Promise.resolve(this.fallback(key, cost, known, kind));
+    const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
+    if (cost !== 1n) args.push('COST', String(cost));
+    if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
+    const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
+    return this.remote(key, args, luaArgs, (reply) => this.decided(reply, kind, known), () => this.fallback(key, cost, known, kind));
+  }
+
+  decided(reply, kind, known) {
+    const viaLua = reply instanceof LuaReply;
+    this.counts[viaLua ? 'lua' : 'redis'] += 1;
+    if (kind === 'allow') return viaLua ? replies.verdict(reply.reply).allowed : replies.allowed(reply);
+    const v = replies.verdict(viaLua ? reply.reply : reply);
+    v.headers = replies.headers(v, known);
+    v.path = viaLua ? 'lua' : 'redis';
+    return v;
   }
 
   /**
-   * Sends a command (or, on a server without the module, the Lua script) within the timeout.
-   * `forCheck`: a failure to reach Redis becomes Unavailable (the failure policy applies);
-   * otherwise it is thrown as is. Server errors about the call itself are always thrown.
+   * Sends a command (or, on a server without the module, the Lua script) within the timeout,
+   * and resolves with `answer(reply)` (reply: the raw reply, or a LuaReply when the script
+   * answered). A failure to reach Redis resolves with `unavailable()` when given (the failure
+   * policy) and is thrown otherwise. Server errors about the call itself are always thrown.
    */
-  async remote(key, args, luaArgv, forCheck = false) {
+  remote(key, args, luaArgv, answer = unwrap, unavailable = null) {
     // Until the first answer, a call may also wait for the first connection (connectTimeoutMs).
     const ms = this.answered ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
-    let timer;
-    const deadline = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new RateLimitTimeoutError(ms)), ms);
+    return new Promise((resolve, reject) => {
+      const failed = (err) => {
+        if (isServerError(err) && /unknown command/i.test(err.message) && !this.useLua) {
+          // No module on this server: the same GCRA as a script (a fresh deadline, once).
+          this.useLua = true;
+          this.luaSince = Date.now();
+          this.remote(key, args, luaArgv, answer, unavailable).then(resolve, reject);
+          return;
+        }
+        if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
+          this.succeeded(); // Redis answered: the call was wrong, not the server
+          reject(err);
+          return;
+        }
+        this.failed(err);
+        if (unavailable) resolve(unavailable());
+        else reject(err);
+      };
+      const entry = this.deadlines.add(ms, () => failed(new RateLimitTimeoutError(ms)));
+      this.send(key, args, luaArgv, ms).then(
+        (reply) => {
+          if (!this.deadlines.settle(entry)) return;
+          this.succeeded();
+          try {
+            resolve(answer(reply));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        (err) => {
+          if (this.deadlines.settle(entry)) failed(err);
+        },
+      );
     });
-    try {
-      const reply = await Promise.race([this.send(key, args, luaArgv, ms), deadline]);
-      this.succeeded();
-      return reply;
-    } catch (err) {
-      if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
-        this.succeeded(); // Redis answered: the call was wrong, not the server
-        throw err;
-      }
-      this.failed(err);
-      if (forCheck) throw new Unavailable(err);
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
-  async send(key, args, luaArgv, ms) {
+  /** The hot path sends at once; a connection not ready yet, or the Lua path, go the long way. */
+  send(key, args, luaArgv, ms) {
     const t = this.transport;
-    if (!t.isReady(key) && !(await t.whenReady(key, ms))) throw new Error('Redis connection not ready');
     if (this.useLua && Date.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
-    if (!this.useLua) {
-      try {
-        return await t.send(key, args);
-      } catch (err) {
-        if (!isServerError(err) || !/unknown command/i.test(err.message)) throw err;
-        this.useLua = true; // no module on this server: the same GCRA as a script
-        this.luaSince = Date.now();
-      }
-    }
-    return script.run((k, a) => t.send(k, a), key, luaArgv());
+    if (!t.isReady(key)) return this.sendWhenReady(key, args, luaArgv, ms);
+    if (this.useLua) return this.runScript(key, luaArgv);
+    return t.send(key, args);
+  }
+
+  async sendWhenReady(key, args, luaArgv, ms) {
+    if (!(await this.transport.whenReady(key, ms))) throw new Error('Redis connection not ready');
+    if (this.useLua) return this.runScript(key, luaArgv);
+    return this.transport.send(key, args);
+  }
+
+  async runScript(key, luaArgv) {
+    const t = this.transport;
+    return new LuaReply(await script.run((k, a) => t.send(k, a), key, luaArgv()));
   }
 
   succeeded() {
@@ -268,12 +294,12 @@ class DistributedRateLimiter extends EventEmitter {
     this.emit(event, { error: this.lastError, stats: this.stats() });
   }
 
-  /** The failure policy's decision for a check Redis did not answer. */
+  /** The failure policy's decision for a check Redis did not answer (a boolean for 'allow'). */
   fallback(key, cost, known, kind) {
     let v;
     if (this.options.onError === 'local' && known) {
       const pol = policyOf.scaled(known, this.share);
-      const r = this.local.check(key, pol, cost, kind === 'peek');
+      const r = this.local.check(mapKey(key), pol, cost, kind === 'peek');
       this.counts.local += 1;
       v = {
         allowed: r.allowed,
@@ -293,17 +319,25 @@ class DistributedRateLimiter extends EventEmitter {
       const burst = known ? Number(known.burst) : 0;
       v = { allowed: true, limit: burst, remaining: burst, retryAfterMs: -1, resetAfterMs: 0, path: 'failedOpen' };
     }
+    if (kind === 'allow') return v.allowed;
     v.headers = replies.headers(v, known);
     return v;
   }
 }
 
-/** Thrown inside a check when Redis cannot be reached; `cause` is what happened. */
-class Unavailable extends Error {
-  constructor(cause) {
-    super(cause && cause.message);
-    this.cause = cause;
+/** A reply from the Lua script (always the numbers), told apart from the module's. */
+class LuaReply {
+  constructor(reply) {
+    this.reply = reply;
   }
+}
+
+function unwrap(reply) {
+  return reply instanceof LuaReply ? reply.reply : reply;
+}
+
+function timeoutError(ms) {
+  return new RateLimitTimeoutError(ms);
 }
 
 /** How long a limiter trusts "no module here" before asking the module again, in ms. */
@@ -331,6 +365,11 @@ const LUA_RANGE =
 function luaRange(pol) {
   if (pol.limit > LUA_MAX_LIMIT || pol.burst * pol.windowMs > LUA_MAX_TOLERANCE) throw new policyOf.RateLimitArgumentError(LUA_RANGE);
   return pol;
+}
+
+/** A Map key for a Redis key: Buffers compare by identity, so binary keys become strings. */
+function mapKey(key) {
+  return typeof key === 'string' ? key : `\0buf:${key.toString('latin1')}`;
 }
 
 function looksLikeClient(x) {

@@ -83,6 +83,21 @@ for (const backend of ['module', 'lua']) {
               }
             }
             assert.deepEqual([rl.stats().errors, rl.stats()[backend === 'module' ? 'redis' : 'lua']], [0, KEYS.length + HOT_CALLS + 15]);
+
+            if (name.startsWith('ioredis')) {
+              // A stale slot map (as after a resharding): the node answers MOVED, the client
+              // follows it once and refreshes the map.
+              const key = `${name}:moved`;
+              const slot = keySlot(key);
+              const owner = client.slots[slot][0];
+              const other = Object.keys(client.connectionPool.nodes.master).find((k) => k !== owner);
+              client.slots[slot] = [other];
+              assert.equal(await rl.isAllowed(key, { limit: 5, windowMs: 1000 }), true);
+              assert.equal(rl.stats().errors, 0);
+              const until = Date.now() + 5000;
+              while (client.slots[slot][0] !== owner && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+              assert.equal(client.slots[slot][0], owner, 'slot map refreshed');
+            }
           } finally {
             await close(client);
           }

@@ -128,3 +128,28 @@ test("'local' without a known policy fails open, counted as such", async () => {
     await server.stop();
   }
 });
+
+test('the module is looked for again after a reconnect: Lua -> module -> Lua across restarts', async () => {
+  const plain = await new Server({ module: false }).start();
+  const { client, close } = await MAKERS.ioredis(plain.port);
+  const rl = new DistributedRateLimiter(client, { timeoutMs: TIMEOUT_MS, breakerCooldownMs: COOLDOWN_MS });
+  const withModule = new Server({ module: true, port: plain.port });
+  try {
+    assert.equal((await rl.throttle('k', POLICY)).path, 'lua');
+    await plain.kill();
+    await withModule.start();
+    assert.ok((await backToRedis(rl, 'k')) <= COOLDOWN_MS + 50 + MARGIN_MS * 2);
+    assert.equal(rl.stats().backend, 'module');
+    await withModule.kill();
+    await plain.start();
+    const t0 = Date.now();
+    let v;
+    do v = await rl.throttle('k', POLICY);
+    while (v.path !== 'lua' && Date.now() - t0 < 5000);
+    assert.equal(v.path, 'lua');
+  } finally {
+    await close();
+    await plain.stop();
+    await withModule.stop();
+  }
+});

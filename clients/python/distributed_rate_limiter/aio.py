@@ -11,6 +11,7 @@ import inspect
 import time
 
 import redis
+from redis.exceptions import MaxConnectionsError
 import redis.asyncio
 from redis.exceptions import MovedError
 
@@ -24,9 +25,30 @@ class AsyncTransport:
         self.client = client
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
         self.refresh = False
+        self._refreshing = None  # the background refresh task
 
     async def call(self, key, args, timeout_s):
-        return await asyncio.wait_for(self._call(key, args), timeout_s)
+        try:
+            return await asyncio.wait_for(self._call(key, args), timeout_s)
+        except asyncio.TimeoutError:
+            self.refresh = self.cluster  # a frozen master: its slots may have moved since
+            raise
+
+    def _refresh_in_background(self):
+        """Re-reads the slot table in a task of its own, not bounded by a call's deadline
+        (redis-py asks the startup nodes in turn, and one of them may be the frozen master);
+        calls keep the old table, failing fast through the breaker, until it is done."""
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+        self.refresh = False
+
+        async def run():
+            try:
+                await self.client.nodes_manager.initialize()
+            except Exception:
+                self.refresh = True
+
+        self._refreshing = asyncio.ensure_future(run())
 
     async def _call(self, key, args):
         if not self.cluster:
@@ -35,8 +57,7 @@ class AsyncTransport:
         if getattr(rc, "_initialize", False):  # a cluster client not used yet
             await rc.initialize()
         elif self.refresh:  # after a failure: the slot table may name a dead master
-            self.refresh = False
-            await rc.nodes_manager.initialize()
+            self._refresh_in_background()
         try:
             return await rc.get_node_from_key(key).execute_command(*args)
         except MovedError as e:
@@ -125,17 +146,23 @@ class AsyncDistributedRateLimiter:
 
     async def _required(self, key, module_args, lua_args):
         try:
-            return (await self._execute(key, module_args, lua_args))[0]
+            return (await self._execute(key, module_args, lua_args, self._core.admin_timeout_s))[0]
         except _Unreachable as e:
             raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
 
-    async def _execute(self, key, module_args, lua_args):
+    async def _execute(self, key, module_args, lua_args, timeout_s=None):
         core = self._core
         if not core.breaker.admit():
             raise _Unreachable()
         try:
-            reply = await self._send(key, module_args, lua_args)
+            reply = await self._send(key, module_args, lua_args, timeout_s or core.timeout_s)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
+            if isinstance(e, MaxConnectionsError):
+                # The user's pool is exhausted (asyncio's default is 100 connections): this
+                # call falls back, but Redis is not failing, so the breaker stays as it is.
+                core.breaker.abort()
+                core.stats_.error()
+                raise _Unreachable() from e
             if is_transport(e):
                 core.breaker.failure()
                 core.stats_.error(timeout=isinstance(e, (redis.TimeoutError, asyncio.TimeoutError)))
@@ -149,9 +176,9 @@ class AsyncDistributedRateLimiter:
         core.breaker.success()
         return reply
 
-    async def _send(self, key, module_args, lua_args):
+    async def _send(self, key, module_args, lua_args, timeout_s):
         core, t = self._core, self._transport
-        deadline = time.monotonic() + core.timeout_s
+        deadline = time.monotonic() + timeout_s
 
         def left():
             return max(deadline - time.monotonic(), 0.0005)

@@ -13,6 +13,7 @@ import os
 import time
 
 import redis
+from redis.exceptions import MaxConnectionsError
 
 from .core import LUA_SOURCE, LimiterCore
 from .errors import Unavailable, command_error, is_transport
@@ -114,19 +115,25 @@ class DistributedRateLimiter:
 
     def _required(self, key, module_args, lua_args):
         try:
-            return self._execute(key, module_args, lua_args)[0]
+            return self._execute(key, module_args, lua_args, self._core.admin_timeout_s)[0]
         except _Unreachable as e:
             raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
 
-    def _execute(self, key, module_args, lua_args):
+    def _execute(self, key, module_args, lua_args, timeout_s=None):
         """(raw reply, path) from Redis, through the breaker. Raises _Unreachable for
         transport failures, typed errors for answers."""
         core = self._core
         if not core.breaker.admit():
             raise _Unreachable()
         try:
-            reply = self._send(key, module_args, lua_args)
+            reply = self._send(key, module_args, lua_args, timeout_s or core.timeout_s)
         except (redis.RedisError, OSError) as e:
+            if isinstance(e, MaxConnectionsError):
+                # The user's pool is exhausted (asyncio's default is 100 connections): this
+                # call falls back, but Redis is not failing, so the breaker stays as it is.
+                core.breaker.abort()
+                core.stats_.error()
+                raise _Unreachable() from e
             if is_transport(e):
                 core.breaker.failure()
                 core.stats_.error(timeout=isinstance(e, (redis.TimeoutError, TimeoutError)))
@@ -140,9 +147,9 @@ class DistributedRateLimiter:
         core.breaker.success()
         return reply
 
-    def _send(self, key, module_args, lua_args):
+    def _send(self, key, module_args, lua_args, timeout_s):
         core, t = self._core, self._transport
-        deadline = time.monotonic() + core.timeout_s
+        deadline = time.monotonic() + timeout_s
 
         def left():  # one deadline for detection, NOSCRIPT reload and the call itself
             return max(deadline - time.monotonic(), 0.0005)

