@@ -347,12 +347,17 @@ def test_command_docs_describe_the_new_commands(r):
         assert doc[b"summary"] and doc[b"module"] == b"rl" and doc[b"complexity"], name
     args = {n: [pairs(a) for a in d[b"arguments"]] for n, d in docs.items()}
     for name in ("rl.throttle", "rl.peek"):
-        assert [a.get(b"token") for a in args[name]] == [None, b"COST", None]
+        # key, COST, the inline limit, its kind (GCRA|SLIDING), more limits after AND.
+        assert [a.get(b"token") for a in args[name]] == [None, b"COST", None, None, b"AND"]
         inline = [pairs(a) for a in args[name][2][b"arguments"]]
         assert [a[b"token"] for a in inline] == [b"LIMIT", b"WINDOW", b"BURST"]
+        kinds = [pairs(a)[b"token"] for a in args[name][3][b"arguments"]]
+        assert (args[name][3][b"type"], kinds) == (b"oneof", [b"GCRA", b"SLIDING"])
+        assert b"multiple_token" in args[name][4][b"flags"]
     for name in ("rl.info", "rl.reset"):
         assert [(a[b"name"], a[b"type"]) for a in args[name]] == [(b"key", b"key")]
     (count,) = args["rl.top"]
     assert (count[b"name"], count[b"type"], count[b"flags"]) == (b"count", b"integer", [b"optional"])
-    shadow = args["rl.config"][-1]
+    shadow, more = args["rl.config"][-2:]
     assert (shadow[b"token"], shadow[b"type"], shadow[b"flags"]) == (b"SHADOW", b"pure-token", [b"optional"])
+    assert (more[b"token"], more[b"type"]) == (b"AND", b"block")

@@ -103,6 +103,34 @@ fn block(
     }
 }
 
+/// `[GCRA|SLIDING]`: a limit's kind (issue 11), a one-of of two pure tokens. Its `subargs`
+/// array is made and freed as a [`block`]'s.
+fn kind() -> raw::RedisModuleCommandArg {
+    let token = |t: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
+        token: t.as_ptr(),
+        ..arg(
+            name,
+            raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+        )
+    };
+    raw::RedisModuleCommandArg {
+        type_: raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_ONEOF,
+        ..block(
+            c"kind",
+            None,
+            vec![token(c"GCRA", c"gcra"), token(c"SLIDING", c"sliding")],
+        )
+    }
+}
+
+/// `[AND ... [AND ...]]`: more limits, each introduced by `AND` (up to four in all).
+fn more_limits(subargs: Vec<raw::RedisModuleCommandArg>) -> raw::RedisModuleCommandArg {
+    let mut b = block(c"and-limit", Some(c"AND"), subargs);
+    b.flags |=
+        (raw::REDISMODULE_CMD_ARG_MULTIPLE | raw::REDISMODULE_CMD_ARG_MULTIPLE_TOKEN) as c_int;
+    b
+}
+
 /// Frees the `subargs` arrays that [`block`] made (blocks are never nested here).
 fn free_blocks(args: &[raw::RedisModuleCommandArg]) {
     for a in args.iter().filter(|a| !a.subargs.is_null()) {
@@ -123,24 +151,26 @@ fn end() -> raw::RedisModuleCommandArg {
     unsafe { std::mem::zeroed() }
 }
 
-/// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]]`, after the key.
+/// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]] [GCRA|SLIDING] [AND LIMIT ...]`,
+/// after the key. (A kind may follow each limit; docs cannot nest a one-of in a block here.)
 fn request_args() -> Vec<raw::RedisModuleCommandArg> {
     let required = |token: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
         token: token.as_ptr(),
         ..integer(name)
     };
+    let limit = || {
+        vec![
+            required(c"LIMIT", c"limit"),
+            required(c"WINDOW", c"window_ms"),
+            option(c"BURST", c"burst"),
+        ]
+    };
     vec![
         key(),
         option(c"COST", c"cost"),
-        block(
-            c"inline-policy",
-            None,
-            vec![
-                required(c"LIMIT", c"limit"),
-                required(c"WINDOW", c"window_ms"),
-                option(c"BURST", c"burst"),
-            ],
-        ),
+        block(c"inline-policy", None, limit()),
+        kind(),
+        more_limits(limit()),
     ]
 }
 
@@ -189,7 +219,7 @@ fn commands() -> Vec<Command> {
             flags: c"write deny-oom",
             acl: c"write slow",
             arity: -4,
-            summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds, with a bucket of burst requests. Keeps what the client has already used.",
+            summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds (GCRA, with a bucket of burst requests; or SLIDING, in any window), up to 4 limits joined by AND. Keeps what the client has already used.",
             complexity: c"O(1)",
             key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
             args: vec![
@@ -197,12 +227,18 @@ fn commands() -> Vec<Command> {
                 integer(c"limit"),
                 integer(c"window_ms"),
                 option(c"BURST", c"burst"),
+                kind(),
                 option(c"IDLE", c"idle_ms"),
                 raw::RedisModuleCommandArg {
                     token: c"SHADOW".as_ptr(),
                     flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
                     ..arg(c"shadow", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN)
                 },
+                more_limits(vec![
+                    integer(c"limit"),
+                    integer(c"window_ms"),
+                    option(c"BURST", c"burst"),
+                ]),
             ],
         },
         Command {
