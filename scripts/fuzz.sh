@@ -13,7 +13,7 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
-for target in args codec; do
+for target in args codec state; do
     echo "== fuzz $target for ${SECONDS_PER_TARGET}s"
     cargo fuzz run -O "$target" -- -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 2>&1 |
         grep -E "^(Done|stat::number_of_executed_units|stat::new_units_added)|panicked|ERROR|SUMMARY" || true
