@@ -275,8 +275,38 @@ def test_a_replica_and_an_aof_rewrite_hold_the_same_sets(servers):
     want = states(mc, keys)
     assert states(rep.client(), keys) == want
     rewrite_aof(mc)
+    # After the rewrite, more writes go to the incremental AOF as RL.APPLY's set form.
+    config(mc, "sliding", 10, HOUR, "SLIDING", "AND", 3, HOUR)
+    allow(mc, "sliding", "COST", 2)
+    allow(mc, "usage", "LIMIT", 5, "WINDOW", HOUR, "SLIDING", "AND", "LIMIT", 7, "WINDOW", HOUR)
+    replicated(mc)
+    want = states(mc, keys)
+    assert states(rep.client(), keys) == want
     m.restart()
     assert states(m.client(), keys) == want
+
+
+def test_migrate_moves_sets_exactly(r, servers):
+    keys = set_keys(r)
+    want = states(r, keys)
+    target = servers("target")
+    assert r.migrate("127.0.0.1", target.port, keys, 0, 10_000) in (b"OK", "OK", True)
+    got = states(target.client(), keys)
+    assert r.dbsize() == 0 and {k: d for k, (d, _) in got.items()} == {k: d for k, (d, _) in want.items()}
+    # Expiries travel as a TTL: the same instant or a little later, never earlier.
+    for k, (_, exp) in want.items():
+        assert got[k][1] == exp == -1 or exp <= got[k][1] <= exp + 30_000, k
+
+
+def test_rl_info_of_a_set_in_resp3(server):
+    c = server.client(protocol=3)
+    c.flushall()
+    config(c, "k", 5, HOUR, "SLIDING", "AND", 9, HOUR)
+    c.execute_command("RL.ALLOW", "k", "COST", 2)
+    got = c.execute_command("RL.INFO", "k")
+    assert (got[b"kind"], got[b"remaining"]) == (b"sliding", 3)
+    assert [(l[b"kind"], l[b"remaining"]) for l in got[b"limits"]] == [(b"sliding", 3), (b"gcra", 7)]
+    c.close()
 
 
 @pytest.mark.parametrize("source", ["rdb", "aof"])
