@@ -57,12 +57,32 @@ class Transport {
     throw new Error('not implemented');
   }
 
+  /**
+   * Sends like send() and returns {promise, reject(err)}: reject() settles the promise at
+   * once (a timeout) whatever the server does later.
+   */
+  start(key, args) {
+    return cancellable(this.send(key, args));
+  }
+
   async quit() {
     await this.client.quit();
   }
 }
 
 class IoRedis extends Transport {
+  /**
+   * The ioredis Command itself is cancellable (its promise and reject()), as ioredis's own
+   * commandTimeout uses it: no extra promise per call on the hot path.
+   */
+  start(_key, args) {
+    const Command = this.client.constructor.Command;
+    if (!Command) return super.start(_key, args);
+    const cmd = new Command(args[0], args.slice(1), { replyEncoding: 'utf8', keyPrefix: this.client.options.keyPrefix });
+    this.client.sendCommand(cmd);
+    return cmd;
+  }
+
   isReady() {
     return this.client.status === 'ready';
   }
@@ -192,6 +212,16 @@ class NodeRedisCluster extends NodeRedis {
   }
 }
 
+/** {promise, reject}: `promise` follows `p` unless reject() settles it first. */
+function cancellable(p) {
+  const c = { promise: null, reject: null };
+  c.promise = new Promise((resolve, reject) => {
+    c.reject = reject;
+    p.then(resolve, reject);
+  });
+  return c;
+}
+
 /** The transport for a client object, told apart by duck typing (no import of either library). */
 function wrap(client) {
   if (client && typeof client.call === 'function' && typeof client.status === 'string') {
@@ -205,4 +235,4 @@ function wrap(client) {
   throw new TypeError('client must be an ioredis Redis/Cluster or a node-redis client/cluster');
 }
 
-module.exports = { wrap, Transport };
+module.exports = { wrap, Transport, cancellable };
