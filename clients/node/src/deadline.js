@@ -9,14 +9,16 @@
 const TICK_MS = 5;
 
 class Deadlines {
-  constructor() {
+  /** @param {(ms: number) => Error} timeoutError the error an expired call is rejected with */
+  constructor(timeoutError) {
+    this.timeoutError = timeoutError;
     this.pending = new Set();
     this.timer = null;
   }
 
-  /** Registers a call: `expire()` runs once `ms` have passed, unless settle() came first. */
-  add(ms, expire) {
-    const entry = { at: Date.now() + ms, expire };
+  /** Registers a call ({reject(err)}): rejected once `ms` have passed, unless settle() came first. */
+  add(ms, call) {
+    const entry = { at: Date.now() + ms, ms, call };
     this.pending.add(entry);
     if (this.timer === null) {
       this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -25,9 +27,9 @@ class Deadlines {
     return entry;
   }
 
-  /** True if the call was still pending (its answer counts), false if it had expired. */
+  /** Forgets a call that has settled. */
   settle(entry) {
-    return this.pending.delete(entry);
+    this.pending.delete(entry);
   }
 
   tick() {
@@ -35,7 +37,7 @@ class Deadlines {
     for (const e of this.pending) {
       if (e.at <= now) {
         this.pending.delete(e);
-        e.expire();
+        e.call.reject(this.timeoutError(e.ms));
       }
     }
     if (this.pending.size === 0) {

@@ -13,7 +13,7 @@ const replies = require('./replies');
 const script = require('./script');
 const { Breaker } = require('./breaker');
 const { LocalLimiter } = require('./local');
-const { wrap } = require('./transport');
+const { wrap, cancellable } = require('./transport');
 const { Deadlines } = require('./deadline');
 
 const ON_ERROR = ['allow', 'deny', 'local'];
@@ -91,7 +91,7 @@ class DistributedRateLimiter extends EventEmitter {
       now: Date.now,
       onChange: (from, to) => this.stateChanged(from, to),
     });
-    this.deadlines = new Deadlines();
+    this.deadlines = new Deadlines(timeoutError);
     this.policies = new Map(); // key -> policy stored by configureRateLimit (for 'local' and headers)
     this.useLua = false;
     this.luaSince = 0;
@@ -213,49 +213,48 @@ class DistributedRateLimiter extends EventEmitter {
   remote(key, args, luaArgv, answer = unwrap, unavailable = null) {
     // Until the first answer, a call may also wait for the first connection (connectTimeoutMs).
     const ms = this.answered ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
-    return new Promise((resolve, reject) => {
-      const failed = (err) => {
-        if (isServerError(err) && /unknown command/i.test(err.message) && !this.useLua) {
-          // No module on this server: the same GCRA as a script (a fresh deadline, once).
-          this.useLua = true;
-          this.luaSince = Date.now();
-          this.remote(key, args, luaArgv, answer, unavailable).then(resolve, reject);
-          return;
-        }
-        if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
-          this.succeeded(); // Redis answered: the call was wrong, not the server
-          reject(err);
-          return;
-        }
-        this.failed(err);
-        if (unavailable) resolve(unavailable());
-        else reject(err);
-      };
-      const entry = this.deadlines.add(ms, () => failed(new RateLimitTimeoutError(ms)));
-      this.send(key, args, luaArgv, ms).then(
-        (reply) => {
-          if (!this.deadlines.settle(entry)) return;
-          this.succeeded();
-          try {
-            resolve(answer(reply));
-          } catch (err) {
-            reject(err);
-          }
-        },
-        (err) => {
-          if (this.deadlines.settle(entry)) failed(err);
-        },
-      );
-    });
+    const call = this.start(key, args, luaArgv, ms);
+    const entry = this.deadlines.add(ms, call);
+    return call.promise.then(
+      (reply) => {
+        this.deadlines.settle(entry);
+        this.succeeded();
+        return answer(reply);
+      },
+      (err) => {
+        this.deadlines.settle(entry);
+        return this.remoteFailed(err, key, args, luaArgv, answer, unavailable);
+      },
+    );
   }
 
-  /** The hot path sends at once; a connection not ready yet, or the Lua path, go the long way. */
-  send(key, args, luaArgv, ms) {
+  /** What a failed remote call becomes: the Lua path, an error for the caller, or the failure policy. */
+  remoteFailed(err, key, args, luaArgv, answer, unavailable) {
+    if (isServerError(err) && /unknown command/i.test(err.message) && !this.useLua) {
+      // No module on this server: the same GCRA as a script (a fresh deadline, once).
+      this.useLua = true;
+      this.luaSince = Date.now();
+      return this.remote(key, args, luaArgv, answer, unavailable);
+    }
+    if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
+      this.succeeded(); // Redis answered: the call was wrong, not the server
+      throw err;
+    }
+    this.failed(err);
+    if (unavailable) return unavailable();
+    throw err;
+  }
+
+  /**
+   * The hot path sends at once (an ioredis Command is its own cancellable call); a connection
+   * not ready yet, or the Lua path, go the long way. Returns {promise, reject(err)}.
+   */
+  start(key, args, luaArgv, ms) {
     const t = this.transport;
     if (this.useLua && Date.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
-    if (!t.isReady(key)) return this.sendWhenReady(key, args, luaArgv, ms);
-    if (this.useLua) return this.runScript(key, luaArgv);
-    return t.send(key, args);
+    if (!t.isReady(key)) return cancellable(this.sendWhenReady(key, args, luaArgv, ms));
+    if (this.useLua) return cancellable(this.runScript(key, luaArgv));
+    return t.start(key, args);
   }
 
   async sendWhenReady(key, args, luaArgv, ms) {

@@ -11,6 +11,12 @@ const { keySlot } = require('./slot');
 
 /** How often a not-yet-ready connection is polled while a call waits for it, in ms. */
 const READY_POLL_MS = 5;
+/**
+ * At most one topology refresh per this many ms, asked for when a key's master is not
+ * reachable: the calls here bypass the libraries' own command paths, where a failover is
+ * normally noticed, so a dead master would otherwise stay in the slot map.
+ */
+const REFRESH_MIN_MS = 200;
 
 function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -51,12 +57,32 @@ class Transport {
     throw new Error('not implemented');
   }
 
+  /**
+   * Sends like send() and returns {promise, reject(err)}: reject() settles the promise at
+   * once (a timeout) whatever the server does later.
+   */
+  start(key, args) {
+    return cancellable(this.send(key, args));
+  }
+
   async quit() {
     await this.client.quit();
   }
 }
 
 class IoRedis extends Transport {
+  /**
+   * The ioredis Command itself is cancellable (its promise and reject()), as ioredis's own
+   * commandTimeout uses it: no extra promise per call on the hot path.
+   */
+  start(_key, args) {
+    const Command = this.client.constructor.Command;
+    if (!Command) return super.start(_key, args);
+    const cmd = new Command(args[0], args.slice(1), { replyEncoding: 'utf8', keyPrefix: this.client.options.keyPrefix });
+    this.client.sendCommand(cmd);
+    return cmd;
+  }
+
   isReady() {
     return this.client.status === 'ready';
   }
@@ -77,6 +103,19 @@ class IoRedis extends Transport {
  * followed once and refreshes the slot map.
  */
 class IoRedisCluster extends Transport {
+  constructor(client) {
+    super(client);
+    this.refreshedAt = 0;
+  }
+
+  /** Asks ioredis to reload the slot map (it runs one refresh at a time). */
+  refresh() {
+    const now = Date.now();
+    if (now - this.refreshedAt < REFRESH_MIN_MS) return;
+    this.refreshedAt = now;
+    this.client.refreshSlotsCache();
+  }
+
   node(key) {
     const owners = this.client.slots[keySlot(key)];
     if (!owners || !owners[0]) return null;
@@ -92,8 +131,10 @@ class IoRedisCluster extends Transport {
   connect(key) {
     if (this.client.status === 'wait') this.client.connect().catch(() => {});
     // The Cluster creates its node connections lazily (they connect on their first command).
-    const node = this.client.status === 'ready' && this.node(key);
+    if (this.client.status !== 'ready') return;
+    const node = this.node(key);
     if (node && node.status === 'wait') node.connect().catch(() => {});
+    else if (!node || node.status !== 'ready') this.refresh();
   }
 
   async send(key, args) {
@@ -104,7 +145,7 @@ class IoRedisCluster extends Transport {
     } catch (err) {
       const moved = /^(MOVED|ASK) \d+ (\S+)/.exec(err.message || '');
       if (!moved) {
-        if (!err.command && typeof this.client.refreshSlotsCache === 'function') this.client.refreshSlotsCache();
+        if (err.name !== 'ReplyError' || /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY)/.test(err.message)) this.refresh();
         throw err;
       }
       if (moved[1] === 'MOVED') this.client.refreshSlotsCache();
@@ -138,6 +179,24 @@ class NodeRedis extends Transport {
  * it picks a random node and redirects); readiness is that of the slot master's client.
  */
 class NodeRedisCluster extends NodeRedis {
+  constructor(client) {
+    super(client);
+    this.refreshedAt = 0;
+  }
+
+  /** Asks node-redis to rediscover the topology (internal API, used only when present). */
+  refresh() {
+    const now = Date.now();
+    if (now - this.refreshedAt < REFRESH_MIN_MS) return;
+    this.refreshedAt = now;
+    const slots = this.client._slots || (this.client._self && this.client._self._slots);
+    if (slots && typeof slots.rediscover === 'function') slots.rediscover().catch(() => {});
+  }
+
+  connect(key) {
+    if (this.client.isOpen && !this.isReady(key)) this.refresh();
+  }
+
   isReady(key) {
     if (!this.client.isOpen) return false;
     const shard = this.client.slots[keySlot(key)];
@@ -146,8 +205,21 @@ class NodeRedisCluster extends NodeRedis {
   }
 
   send(key, args) {
-    return this.client.sendCommand(key, false, args);
+    return this.client.sendCommand(key, false, args).catch((err) => {
+      if (!/^(ERR|WRONGTYPE|NOSCRIPT|NOPERM)/.test(err.message || '')) this.refresh();
+      throw err;
+    });
   }
+}
+
+/** {promise, reject}: `promise` follows `p` unless reject() settles it first. */
+function cancellable(p) {
+  const c = { promise: null, reject: null };
+  c.promise = new Promise((resolve, reject) => {
+    c.reject = reject;
+    p.then(resolve, reject);
+  });
+  return c;
 }
 
 /** The transport for a client object, told apart by duck typing (no import of either library). */
@@ -163,4 +235,4 @@ function wrap(client) {
   throw new TypeError('client must be an ioredis Redis/Cluster or a node-redis client/cluster');
 }
 
-module.exports = { wrap, Transport };
+module.exports = { wrap, Transport, cancellable };

@@ -60,10 +60,11 @@ function ping(port) {
 }
 
 let frozenSo = null;
-/** Compiles frozenclock.c once per test process; its path. */
+/** Compiles frozenclock.c once per test process (removed at exit); its path. */
 function frozenClock() {
   if (frozenSo) return frozenSo;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-clock-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   frozenSo = path.join(dir, 'frozenclock.so');
   execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', frozenSo, path.join(ROOT, 'clients', 'conformance', 'frozenclock.c')]);
   return frozenSo;
@@ -148,7 +149,9 @@ async function startCluster({ module = true, masters = 3, replicas = 0, nodeTime
   try {
     for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freeClusterPort();
-      const s = new Server({ module, port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeoutMs)] });
+      // As cluster.conf: replicas sync at once (no 5 s diskless delay), other slots keep serving.
+      const s = new Server({ module, port, args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeoutMs),
+        '--cluster-require-full-coverage', 'no', '--repl-diskless-sync-delay', '0'] });
       servers.push(s);
       await s.start();
     }
@@ -156,7 +159,12 @@ async function startCluster({ module = true, masters = 3, replicas = 0, nodeTime
     execFileSync('redis-cli', ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: 'ignore' });
     const until = Date.now() + 20000;
     for (;;) {
-      const ok = servers.every((s) => /cluster_state:ok/.test(execFileSync('redis-cli', ['-p', String(s.port), 'cluster', 'info']).toString()));
+      const ok = servers.every((s) => {
+        const cli = (...a) => execFileSync('redis-cli', ['-p', String(s.port), ...a]).toString();
+        if (!/cluster_state:ok/.test(cli('cluster', 'info'))) return false;
+        const repl = cli('info', 'replication');
+        return !/role:slave/.test(repl) || /master_link_status:up/.test(repl); // a replica that can take over
+      });
       if (ok) break;
       if (Date.now() > until) throw new Error('cluster did not reach cluster_state:ok');
       await sleep(100);

@@ -26,6 +26,7 @@ class AsyncTransport:
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
         self.refresh = False
         self._refreshing = None  # the background refresh task
+        self.last_node = None  # the node of the latest call, asked last on a refresh
 
     async def call(self, key, args, timeout_s):
         try:
@@ -42,9 +43,14 @@ class AsyncTransport:
             return
         self.refresh = False
 
+        failed = self.last_node
+
         async def run():
             try:
-                await self.client.nodes_manager.initialize()
+                try:
+                    await self.client.nodes_manager.initialize(last_failed_node_name=failed)
+                except TypeError:  # redis-py before 6
+                    await self.client.nodes_manager.initialize()
             except Exception:
                 self.refresh = True
 
@@ -58,8 +64,10 @@ class AsyncTransport:
             await rc.initialize()
         elif self.refresh:  # after a failure: the slot table may name a dead master
             self._refresh_in_background()
+        node = rc.get_node_from_key(key)
+        self.last_node = node.name
         try:
-            return await rc.get_node_from_key(key).execute_command(*args)
+            return await node.execute_command(*args)
         except MovedError as e:
             moved = rc.nodes_manager.move_slot(e)
             if inspect.isawaitable(moved):

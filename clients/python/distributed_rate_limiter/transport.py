@@ -23,6 +23,15 @@ from redis.exceptions import AskError, MovedError
 CONNECTS_IN_FLIGHT = 16
 
 
+def initialize(nodes_manager, failed_node):
+    """redis-py's topology refresh, asking the node that just failed last (redis-py >= 6
+    takes last_failed_node_name; older versions ask in their own order)."""
+    try:
+        return nodes_manager.initialize(last_failed_node_name=failed_node)
+    except TypeError:
+        return nodes_manager.initialize()
+
+
 class Transport:
     def __init__(self, client):
         self.client = client
@@ -31,6 +40,7 @@ class Transport:
         self.refresh = False  # cluster: re-read the slot table before the next call
         self._refreshing = False
         self._refresh_lock = threading.Lock()
+        self.last_node = None  # cluster: the node of the latest call, asked last on a refresh
 
     def _pool_for(self, key):
         if not self.cluster:
@@ -38,6 +48,7 @@ class Transport:
         if self.refresh:
             self._refresh_in_background()
         node = self.client.get_node_from_key(key)
+        self.last_node = node.name
         return self.client.get_redis_connection(node).connection_pool
 
     def _refresh_in_background(self):
@@ -50,9 +61,11 @@ class Transport:
                 return
             self._refreshing, self.refresh = True, False
 
+        failed = self.last_node
+
         def run():
             try:
-                self.client.nodes_manager.initialize()
+                initialize(self.client.nodes_manager, failed)
             except Exception:
                 self.refresh = True  # the next call tries again
             finally:
