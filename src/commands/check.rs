@@ -29,11 +29,13 @@ pub enum Decided {
         tat: Tat,
         decision: Decision,
     },
-    /// Several limits or SLIDING ones.
-    Set {
-        resolved: ResolvedSet,
-        outcome: Outcome,
-    },
+    /// Several limits or SLIDING ones (boxed: the single path stays small).
+    Set(Box<SetDecided>),
+}
+
+pub struct SetDecided {
+    pub resolved: ResolvedSet,
+    pub outcome: Outcome,
 }
 
 /// A decision and what it was taken on.
@@ -72,12 +74,12 @@ impl Checked {
                     binding: None,
                 }
             }
-            Decided::Set { resolved, outcome } => Numbers {
-                limit: outcome.limit,
-                remaining: outcome.remaining,
-                retry_after_ms: outcome.retry_after_ms,
-                reset_after_ms: outcome.reset_after_ms,
-                binding: (resolved.limits.len() > 1).then_some(outcome.binding),
+            Decided::Set(set) => Numbers {
+                limit: set.outcome.limit,
+                remaining: set.outcome.remaining,
+                retry_after_ms: set.outcome.retry_after_ms,
+                reset_after_ms: set.outcome.reset_after_ms,
+                binding: (set.resolved.limits.len() > 1).then_some(set.outcome.binding),
             },
         };
         if self.told.shadow_denied {
@@ -142,7 +144,7 @@ pub fn check(call: &Call, consume: bool) -> Result<Checked, Error> {
         }
     }
     Ok(Checked {
-        decided: Decided::Set { resolved, outcome },
+        decided: Decided::Set(Box::new(SetDecided { resolved, outcome })),
         told,
         now_ms: now,
         cost,

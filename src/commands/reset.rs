@@ -25,7 +25,6 @@ pub fn reset(call: &Call) -> Result<(), Error> {
         return Ok(());
     };
     if value.is_set() {
-        drop(value);
         return reset_set(call, key, now);
     }
     let forgotten = value.tat().empty_at_ms().saturating_sub(now);
