@@ -115,7 +115,7 @@ extern "C" fn aof_rewrite(
             return;
         };
         if b.is_set() {
-            let (text, limits) = state::apply_text(&b.state(), None, true);
+            let (text, limits) = state::apply_text(&b.state(), None, true, &[]);
             propagate::rewrite_set(aof, key, &text, limits.as_deref());
         } else {
             propagate::rewrite(aof, key, b.tat(), b.stored());

@@ -174,12 +174,16 @@ impl Key {
     /// [`Key::write`] for a whole state, of any shape (several limits, SLIDING logs, or a
     /// single GCRA limit, which keeps its compact layout and its version-1 `RL.APPLY`).
     /// `set_policy`: this write sets the stored limits (they are replicated with it).
+    ///
+    /// `records[i]`: the request usage `i` (a SLIDING log the replicas hold) just recorded, sent
+    /// instead of the whole log (`state::Record`); ignored whenever the whole state is sent.
     pub fn write_state(
         &self,
         current: Option<ValueRef<'_>>,
         state: SetState,
         set_policy: bool,
         expiry: Expiry,
+        records: &[Option<state::Record>],
     ) -> Result<(), Error> {
         if let Some((tat, stored)) = state.legacy() {
             // A key moving from a set to one GCRA limit gets a new value with the whole state.
@@ -208,7 +212,8 @@ impl Key {
         // Replicas get the limits whenever this write sets them, and whenever the key was not
         // a set before (so a replica never has to combine a set's usages with another layout).
         let send_policy = set_policy || current_value.as_ref().is_none_or(|v| !v.is_set());
-        let (mut text, policy) = state::apply_text(&state, None, send_policy);
+        let records = if send_policy { &[][..] } else { records };
+        let (mut text, policy) = state::apply_text(&state, None, send_policy, records);
         match Value::change_state(current_value.as_mut(), state) {
             Change::InPlace => {}
             Change::Replace(new) => self.replace(new)?,

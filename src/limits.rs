@@ -229,6 +229,12 @@ impl Usage {
 /// `usage` made to match `limits` position by position: a usage of the right kind is kept,
 /// one of the other kind is carried over ([`Usage::carried_to`]), a missing one starts
 /// empty, and usages past the last limit are dropped. Returns whether anything changed.
+/// Whether `usage` already matches `limits` position by position (so [`align`] would change
+/// nothing).
+pub fn fits(limits: &Limits, usage: &[Usage]) -> bool {
+    usage.len() == limits.len() && limits.as_slice().iter().zip(usage).all(|(l, u)| u.fits(l))
+}
+
 /// Unix ms from which every usage is empty under `limits` (aligned), for a key's expiry.
 pub fn empty_at_ms(limits: &Limits, usage: &[Usage], now_ms: u64) -> u64 {
     limits

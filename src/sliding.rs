@@ -25,9 +25,10 @@ use crate::error::Error;
 use crate::gcra::MAX_TAT_MS;
 
 /// Most requests a SLIDING limit admits per window (1000). The log keeps up to `limit`
-/// entries: 6 bytes each in memory (at most 6 KB per limit), and every admitted request
-/// replicates the whole log (at most about 16 KB of text). Past a thousand requests per
-/// window the log costs more than it is worth: GCRA keeps one number for any rate.
+/// entries: 6 bytes each in memory (at most 6 KB per limit), each decision scans it, and
+/// whenever a log is sent whole (RDB, a new replica, `RL.CONFIG`, an AOF rewrite) it is up
+/// to about 16 KB of text. Past a thousand requests per window the log costs more than it is
+/// worth: GCRA keeps one number for any rate.
 pub const MAX_SLIDING_LIMIT: u64 = 1000;
 /// Longest SLIDING window, in ms (2^32 - 1, about 49.7 days): entries are stored as `u32`
 /// offsets from the oldest live one, which is always less than a window older than the newest.

@@ -20,6 +20,13 @@
 //! with `g<limit>:<window_ms>:<burst>` or `s<limit>:<window_ms>`. For example
 //! `RL.APPLY k S1764287000000x3:250x1,1764287000900@1764287060250 LIMITS s10:60000,g1000:86400000:1000;0;0`.
 //!
+//! An allowed request on a key whose replicas already hold its SLIDING logs sends, for each
+//! log, only the request to record, `R<at_ms>x<cost>w<window_ms>` ([`Record`]), instead of
+//! the whole log: a log holds up to 1000 entries and is otherwise sent whole on every
+//! request. The replica runs the same `Log::record` on the log it holds (the replication
+//! stream and the AOF apply effects in order, from a full state), so both end with the same
+//! bytes. GCRA usages are always sent whole (one instant), and so is every other write.
+//!
 //! Decoding accepts exactly what the commands write: a state of one GCRA usage (and no
 //! policy or one GCRA policy) must come in version 1's form, usages match their limits' kinds
 //! one to one, logs are canonical ([`Log::from_parts`]), and every policy goes through the
@@ -32,7 +39,7 @@ use std::io::Write as _;
 use crate::args::{parse_integer, Integer};
 use crate::codec;
 use crate::effect::MAX_EXPIRE_AT_MS;
-use crate::gcra::Tat;
+use crate::gcra::{Tat, MAX_TAT_MS};
 use crate::limits::{Limit, Limits, StoredLimits, Usage, MAX_LIMITS};
 use crate::policy::{Policy, StoredPolicy};
 use crate::sliding::{Log, Sliding, MAX_SLIDING_LIMIT};
@@ -212,15 +219,21 @@ fn stored_limits(limits: &[Limit], idle_ms: u64, flags: u64) -> Option<StoredLim
 
 /// `RL.APPLY`'s two text arguments for a state that has no version-1 form: the state (with
 /// the key's absolute expiry) and, when the write sets it, the stored limits.
+/// `records[i]`, when given, is sent for usage `i` instead of its whole log.
 pub fn apply_text(
     state: &SetState,
     expire_at_ms: Option<u64>,
     set_policy: bool,
+    records: &[Option<Record>],
 ) -> (Vec<u8>, Option<Vec<u8>>) {
     let mut s = Vec::with_capacity(32);
     for (i, u) in state.usage.iter().enumerate() {
         if i > 0 {
             s.push(b',');
+        }
+        if let Some(Some(r)) = records.get(i) {
+            let _ = write!(s, "R{}x{}w{}", r.at_ms, r.cost, r.window_ms);
+            continue;
         }
         match u {
             Usage::Gcra(t) => {
@@ -266,10 +279,40 @@ pub fn append_expiry(text: &mut Vec<u8>, expire_at_ms: u64) {
     let _ = write!(text, "@{expire_at_ms}");
 }
 
+/// One allowed request to record in a SLIDING log the replica already holds: what
+/// `Log::record` did on the master, with the window it pruned by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub at_ms: u64,
+    pub cost: u64,
+    pub window_ms: u64,
+}
+
+impl Record {
+    /// Records the request in `log` as the master did; `false` (and the log is not to be
+    /// stored) if the result is a log no command could hold: the replica's log was not the
+    /// master's.
+    pub fn apply(&self, log: &mut Log) -> bool {
+        let Ok(window) = Sliding::new(MAX_SLIDING_LIMIT, self.window_ms) else {
+            return false;
+        };
+        if self.cost == 0 || self.cost > MAX_SLIDING_LIMIT || self.at_ms > MAX_TAT_MS {
+            return false;
+        }
+        log.record(&window, self.at_ms, self.cost);
+        let parts: Vec<(u64, u64)> = log.parts().collect();
+        Log::from_parts(log.base_ms(), &parts).is_some()
+    }
+}
+
 /// What an `RL.APPLY` in the set form carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplySet {
+    /// Each usage; where `records` has a request, an empty log to be replaced by the
+    /// replica's own log with that request recorded.
     pub usage: Vec<Usage>,
+    /// Per usage, the request to record in the replica's log instead of a whole state.
+    pub records: Vec<Option<Record>>,
     pub expire_at_ms: Option<u64>,
     /// Present when the write set the policy.
     pub stored: Option<StoredLimits>,
@@ -280,7 +323,7 @@ pub struct ApplySet {
 pub fn is_set_form(args: &[&[u8]]) -> bool {
     match args {
         [_, kw, _] if kw.eq_ignore_ascii_case(b"LIMITS") => true,
-        [state] => state.contains(&b',') || state.first() == Some(&b'S'),
+        [state] => state.contains(&b',') || matches!(state.first(), Some(b'S' | b'R')),
         _ => false,
     }
 }
@@ -304,16 +347,30 @@ pub fn parse_apply_set(args: &[&[u8]]) -> Option<ApplySet> {
         None => (state, None),
     };
     let mut usage = Vec::new();
+    let mut records = Vec::new();
     for part in body.split(|&b| b == b',') {
         if usage.len() == MAX_LIMITS {
             return None;
         }
-        usage.push(parse_usage(part)?);
+        match part.strip_prefix(b"R") {
+            Some(r) => {
+                records.push(Some(parse_record(r)?));
+                usage.push(Usage::Sliding(Log::EMPTY));
+            }
+            None => {
+                records.push(None);
+                usage.push(parse_usage(part)?);
+            }
+        }
     }
     let stored = match policy {
         None => None,
         Some(text) => Some(parse_limits_text(text)?),
     };
+    // A write that sets the limits sends whole usages.
+    if stored.is_some() && records.iter().any(Option::is_some) {
+        return None;
+    }
     // Without LIMITS the key keeps its policy, which the write checks against the usages.
     let checked = SetState::new(usage, stored)?;
     if stored.is_some() && checked.legacy().is_some() {
@@ -324,9 +381,28 @@ pub fn parse_apply_set(args: &[&[u8]]) -> Option<ApplySet> {
     }
     Some(ApplySet {
         usage: checked.usage,
+        records,
         expire_at_ms,
         stored,
     })
+}
+
+/// `<at_ms>x<cost>w<window_ms>` (after the `R`).
+fn parse_record(r: &[u8]) -> Option<Record> {
+    let x = r.iter().position(|&b| b == b'x')?;
+    let w = r.iter().position(|&b| b == b'w')?;
+    if w < x {
+        return None;
+    }
+    let record = Record {
+        at_ms: natural(&r[..x])?,
+        cost: natural(&r[x + 1..w])?,
+        window_ms: natural(&r[w + 1..])?,
+    };
+    let valid = (1..=MAX_SLIDING_LIMIT).contains(&record.cost)
+        && record.at_ms <= MAX_TAT_MS
+        && Sliding::new(MAX_SLIDING_LIMIT, record.window_ms).is_ok();
+    valid.then_some(record)
 }
 
 fn parse_usage(part: &[u8]) -> Option<Usage> {

@@ -76,7 +76,7 @@ fn a_set_round_trips_through_rdb_fields_and_apply_text() {
     let f = encode(&state);
     assert_eq!(&f[..5], &[0, 0, 1, KIND_SET, 2]);
     assert_eq!(decode_all(&f), Some(state.clone()));
-    let (text, policy) = apply_text(&state, Some(1_700_000_060_250), true);
+    let (text, policy) = apply_text(&state, Some(1_700_000_060_250), true, &[]);
     assert_eq!(
         std::str::from_utf8(&text).unwrap(),
         "S1700000000000x3:250x3,1700000518400@1700000060250"
@@ -233,7 +233,7 @@ proptest! {
         let state = traced(&set, &trace, stored, idle, shadow);
         prop_assert_eq!(decode_all(&encode(&state)), Some(state.clone()));
         if state.legacy().is_none() {
-            let (text, policy) = apply_text(&state, expire, true);
+            let (text, policy) = apply_text(&state, expire, true, &[]);
             prop_assert!(is_set_form(&[&text]) || policy.is_some());
             let got = apply_args(&text, policy.as_deref()).unwrap();
             prop_assert_eq!((got.usage, got.stored, got.expire_at_ms), (state.usage, state.stored, expire));
@@ -256,4 +256,94 @@ proptest! {
                               limits in prop::option::of(prop::collection::vec(prop_oneof![Just(b'g'), Just(b's'), Just(b':'), Just(b';'), Just(b','), b'0'..=b'9'], 0..30))) {
         let _ = apply_args(&state, limits.as_deref());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// What a replica does with the records of an allowed request (through the text) gives
+    /// exactly the master's new state, request after request, clock steps included.
+    #[test]
+    fn records_replay_the_masters_logs(
+        set in prop::collection::vec(arb_limit(), 1..=MAX_LIMITS),
+        trace in prop::collection::vec((prop_oneof![Just(0u64), 0u64..400, 0u64..5000], 1u64..=3, any::<bool>()), 1..60),
+    ) {
+        let limits = Limits::new(&set).unwrap();
+        let mut now = 1_700_000_000_000u64;
+        let mut master = Vec::new();
+        limits::align(&limits, &mut master, now);
+        let mut replica = master.clone();
+        for (gap, cost, back) in trace {
+            now = if back { now.saturating_sub(gap) } else { now + gap };
+            let o = limits::decide(&limits, &mut master, now, cost);
+            if !o.allowed {
+                if o.repaired {
+                    replica = master.clone(); // a repair is sent whole
+                }
+                continue;
+            }
+            let records: Vec<Option<Record>> = limits
+                .as_slice()
+                .iter()
+                .map(|l| match l {
+                    Limit::Sliding(s) => Some(Record { at_ms: now, cost, window_ms: s.window_ms() }),
+                    Limit::Gcra(_) => None,
+                })
+                .collect();
+            let state = SetState::new(master.clone(), None).unwrap();
+            let (text, _) = apply_text(&state, None, false, &records);
+            if state.legacy().is_some() {
+                replica = master.clone(); // version 1's form: always whole
+                continue;
+            }
+            let got = parse_apply_set(&[&text]).unwrap();
+            let mut next = got.usage.clone();
+            for (i, r) in got.records.iter().enumerate() {
+                if let (Some(r), Usage::Sliding(log)) = (r, &replica[i]) {
+                    let mut log = log.clone();
+                    prop_assert!(r.apply(&mut log));
+                    next[i] = Usage::Sliding(log);
+                }
+            }
+            replica = next;
+            prop_assert_eq!(&replica, &master);
+        }
+    }
+}
+
+#[test]
+fn records_are_checked() {
+    let bad = [
+        "R1x0w5",
+        "R1x1001w5",
+        "R1x1w0",
+        "R1x1w4294967296",
+        "R1w5x1",
+        "R1x1",
+        "R01x1w5",
+        "Rx1w5",
+    ];
+    for b in bad {
+        assert_eq!(parse_apply_set(&[b.as_bytes()]), None, "{b}");
+    }
+    let ok = parse_apply_set(&[b"R1700000000000x2w60000,100@5"]).unwrap();
+    assert_eq!(
+        ok.records[0],
+        Some(Record {
+            at_ms: 1_700_000_000_000,
+            cost: 2,
+            window_ms: 60_000
+        })
+    );
+    assert_eq!(ok.records[1], None);
+    // Not with LIMITS: a write that sets the limits is whole.
+    assert_eq!(parse_apply_set(&[b"R1x1w5", b"LIMITS", b"s10:5;0;0"]), None);
+    // A record that would overfill a log is refused by the replica.
+    let mut log = Log::from_parts(100, &[(0, 1000)]).unwrap();
+    assert!(!Record {
+        at_ms: 101,
+        cost: 1,
+        window_ms: 1000
+    }
+    .apply(&mut log));
 }

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from helpers import (HOUR, allow, config, digest, pexpiretime, rewrite_aof, rl_info, start_pair,
-                     replicated, wait_until)
+from helpers import (HOUR, all_aof_bytes, allow, config, digest, pexpiretime, rewrite_aof, rl_info,
+                     start_pair, replicated, wait_until)
 from payload import build_dump, parse_dump
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -284,6 +284,25 @@ def test_a_replica_and_an_aof_rewrite_hold_the_same_sets(servers):
     assert states(rep.client(), keys) == want
     m.restart()
     assert states(m.client(), keys) == want
+
+
+def test_an_allowed_request_sends_only_what_it_recorded(servers):
+    """A key whose replicas hold its SLIDING log gets `R<at>x<cost>w<window>` per allowed
+    request, not the whole log: the AOF grows by about as much as for a GCRA key, and the
+    replica (which records it in its own log) stays identical."""
+    m, rep = start_pair(servers, master={"appendonly": "yes"})
+    mc = m.client()
+    config(mc, "k", 1000, HOUR, "SLIDING", "AND", 1000, HOUR)
+    allow(mc, "k")
+    before = len(all_aof_bytes(m))
+    for i in range(300):
+        allow(mc, "k", "COST", 1 + i % 3)
+    grown = len(all_aof_bytes(m)) - before
+    assert grown < 300 * 200, grown  # a whole log of hundreds of entries would be KBs each
+    replicated(mc)
+    assert states(rep.client(), ["k"]) == states(mc, ["k"])
+    m.restart()
+    assert states(m.client(), ["k"]) == states(rep.client(), ["k"])
 
 
 def test_migrate_moves_sets_exactly(r, servers):

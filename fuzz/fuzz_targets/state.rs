@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     unsafe { value.free() };
 
     if state.legacy().is_none() {
-        let (text, limits) = apply_text(&state, Some(1), true);
+        let (text, limits) = apply_text(&state, Some(1), true, &[]);
         let mut args: Vec<&[u8]> = vec![&text];
         if let Some(l) = &limits {
             args.extend([b"LIMITS".as_slice(), l]);

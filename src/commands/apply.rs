@@ -13,6 +13,7 @@ use crate::entry::Call;
 use crate::error::Error;
 use crate::ffi::from_master_or_loading;
 use crate::key::{Expiry, Key, Write};
+use crate::limits::Usage;
 use crate::reply;
 use crate::state::{is_set_form, parse_apply_set, SetState};
 
@@ -46,17 +47,28 @@ fn apply_set(call: &Call, args: &[&[u8]]) -> Result<(), Error> {
     let key = Key::open_write(call.ctx(), call.key());
     let value = key.value()?;
     let set_policy = applied.stored.is_some();
+    let current = value.as_ref().map(|v| v.state());
     let stored = match applied.stored {
         Some(s) => Some(s),
-        None => value.as_ref().and_then(|v| v.state().stored),
+        None => current.as_ref().and_then(|c| c.stored),
     };
-    let state = SetState::new(applied.usage, stored).ok_or(Error::ApplyInvalid)?;
-    key.write_state(
-        value,
-        state,
-        set_policy,
-        Expiry::Exactly(applied.expire_at_ms),
-    )?;
+    // A request to record goes into the log this key holds at that position.
+    let mut usage = applied.usage;
+    for (i, record) in applied.records.iter().enumerate() {
+        let Some(record) = record else { continue };
+        let Some(Usage::Sliding(log)) = current.as_ref().and_then(|c| c.usage.get(i)) else {
+            return Err(Error::ApplyInvalid);
+        };
+        let mut log = log.clone();
+        if !record.apply(&mut log) {
+            return Err(Error::ApplyInvalid);
+        }
+        usage[i] = Usage::Sliding(log);
+    }
+    let state = SetState::new(usage, stored).ok_or(Error::ApplyInvalid)?;
+    // Chained replicas and this replica's AOF hold the same logs: the same records.
+    let expiry = Expiry::Exactly(applied.expire_at_ms);
+    key.write_state(value, state, set_policy, expiry, &applied.records)?;
     reply::ok(call.ctx());
     Ok(())
 }

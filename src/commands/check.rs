@@ -14,11 +14,11 @@ use crate::error::Error;
 use crate::ffi::{notify, now_ms};
 use crate::gcra::{decide, Decision, Tat};
 use crate::key::{Expiry, Key, Write};
-use crate::limits::{self, Limits, Outcome};
+use crate::limits::{self, Limit, Limits, Outcome};
 use crate::metrics;
 use crate::policy::{own_expiry, own_expiry_idle};
 use crate::resolve::{resolve, resolve_set, tell, tell_set, Resolved, ResolvedSet, Told};
-use crate::state::SetState;
+use crate::state::{Record, SetState};
 use crate::verdict::explain;
 
 /// What was decided, on which path.
@@ -126,6 +126,10 @@ pub fn check(call: &Call, consume: bool) -> Result<Checked, Error> {
     let stored = state.as_ref().and_then(|s| s.stored);
     let resolved = resolve_set(inline, stored, default_policy(), scale_percent())?;
     let mut usage = state.map(|s| s.usage).unwrap_or_default();
+    // Replicas hold this key's logs when it already is a set of these kinds: an allowed
+    // request then sends each SLIDING log's new request, not the whole log.
+    let records_apply =
+        value.as_ref().is_some_and(|v| v.is_set()) && limits::fits(&resolved.limits, &usage);
     let outcome = limits::decide(&resolved.limits, &mut usage, now, cost);
     let told = tell_set(&resolved, outcome.allowed);
     if consume {
@@ -137,7 +141,20 @@ pub fn check(call: &Call, consume: bool) -> Result<Checked, Error> {
             let new_state = SetState::new(usage, stored).ok_or(Error::Internal(
                 "a decision left a state that cannot be stored",
             ))?;
-            key.write_state(value, new_state, false, expiry)?;
+            let records: Vec<Option<Record>> = resolved
+                .limits
+                .as_slice()
+                .iter()
+                .map(|l| match l {
+                    Limit::Sliding(s) if records_apply && outcome.allowed => Some(Record {
+                        at_ms: now,
+                        cost,
+                        window_ms: s.window_ms(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            key.write_state(value, new_state, false, expiry, &records)?;
         }
         if !outcome.allowed {
             denied(call, &key, told, now);

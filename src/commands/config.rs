@@ -56,7 +56,7 @@ pub fn config(call: &Call) -> Result<(), Error> {
     let expiry = Expiry::Exactly(own_expiry_idle(Some(stored.idle_ms), empty_at, now));
     let state = SetState::new(usage, Some(stored))
         .ok_or(Error::Internal("aligned usages do not match their limits"))?;
-    key.write_state(value, state, true, expiry)?;
+    key.write_state(value, state, true, expiry, &[])?;
     done(call)
 }
 

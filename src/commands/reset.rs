@@ -72,7 +72,7 @@ fn reset_set(call: &Call, key: Key, now: u64) -> Result<(), Error> {
             let expiry = Expiry::Own(own_expiry_idle(Some(s.idle_ms), now, now));
             let empty = SetState::new(usage, Some(s))
                 .ok_or(Error::Internal("empty usages do not match their limits"))?;
-            key.write_state(Some(value), empty, false, expiry)?;
+            key.write_state(Some(value), empty, false, expiry, &[])?;
         }
     }
     if forgotten > 0 {
