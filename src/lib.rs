@@ -1,12 +1,14 @@
 //! distributed-rate-limiter: a Redis module with native, atomic rate-limit commands.
 //!
-//! `RL.CONFIG key limit window_ms [BURST b] [IDLE ms]` stores a client's policy;
-//! `RL.ALLOW key [COST n] [LIMIT l WINDOW w [BURST b]]` decides one request. State lives in a
-//! custom `ratelimit` type (a GCRA bucket, see [`gcra`]) that persists in RDB/AOF, replicates
-//! as effects and expires by itself when a client goes idle.
+//! `RL.CONFIG key limit window_ms [BURST b] [GCRA|SLIDING] [IDLE ms] [AND ...]` stores a
+//! client's limits; `RL.ALLOW key [COST n] [LIMIT l WINDOW w [BURST b]]` decides one request.
+//! State lives in a custom `ratelimit` type (a GCRA bucket, see [`gcra`]; or, for several
+//! limits or SLIDING ones, see [`limits`] and [`sliding`]) that persists in RDB/AOF,
+//! replicates as effects and expires by itself when a client goes idle.
 //!
-//! Pure logic ([`gcra`], [`policy`], [`resolve`], [`verdict`], [`args`], [`codec`],
-//! [`effect`], [`value`], [`error`]) knows nothing of the module API; the glue
+//! Pure logic ([`gcra`], [`sliding`], [`limits`], [`policy`], [`resolve`], [`verdict`],
+//! [`args`], [`codec`], [`state`], [`effect`], [`value`], [`error`]) knows nothing of the
+//! module API; the glue
 //! ([`entry`], [`commands`], [`key`], [`propagate`], [`datatype`], [`load`], [`ffi`]) is all
 //! that touches it. The README's "How a request flows" follows one `RL.ALLOW` through them.
 
