@@ -1,7 +1,7 @@
 //! In-memory layout of a `ratelimit` value, kept as small as the data allows.
 //!
 //! Redis keeps one pointer-sized word per module value and hands it back to our callbacks;
-//! it never dereferences it. Three layouts share that word:
+//! it never dereferences it. Four layouts share that word:
 //!
 //! - **Inline** (most keys): a usage-only TAT packed into the word itself, tagged by its low
 //!   bit (heap pointers are 8-aligned, so theirs is 0): `[ms:44][frac:9][den:9][tag:1]`.
