@@ -17,6 +17,8 @@ const { wrap, cancellable } = require('./transport');
 const { Deadlines } = require('./deadline');
 
 const ON_ERROR = ['allow', 'deny', 'local'];
+/** The options of a check without options: no inline policy to parse. */
+const NO_OPTIONS = Object.freeze({});
 
 /** Server errors that say "not available right now" (the failure policy applies), not "wrong call". */
 const UNAVAILABLE = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM|MOVED|ASK|NOREPLICAS)\b/;
@@ -117,17 +119,17 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?}. */
-  isAllowed(clientId, opts = {}) {
+  isAllowed(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'allow');
   }
 
   /** Decides and counts like isAllowed, with the numbers and ready-to-send HTTP headers. */
-  throttle(clientId, opts = {}) {
+  throttle(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'throttle');
   }
 
   /** The same reply for a hypothetical request: nothing is counted. */
-  peek(clientId, opts = {}) {
+  peek(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'peek');
   }
 
@@ -180,26 +182,30 @@ class DistributedRateLimiter extends EventEmitter {
     let inline;
     try {
       key = this.key(clientId);
-      cost = policyOf.cost(opts.cost);
-      inline = policyOf.inlinePolicy(opts);
+      cost = opts.cost === undefined ? 1n : policyOf.cost(opts.cost);
+      inline = opts === NO_OPTIONS ? null : policyOf.inlinePolicy(opts);
     } catch (err) {
       return Promise.reject(err);
     }
-    const known = this.policies.size === 0 ? inline : this.policies.get(mapKey(key)) || inline;
-    if (!this.breaker.allow()) return Promise.resolve(this.fallback(key, cost, known, kind));
+    if (!this.breaker.allow()) return Promise.resolve(this.fallback(key, cost, inline, kind));
     const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
     if (cost !== 1n) args.push('COST', String(cost));
     if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
     const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
-    return this.remote(key, args, luaArgs, (reply) => this.decided(reply, kind, known), () => this.fallback(key, cost, known, kind));
+    return this.remote(key, args, luaArgs, (reply) => this.decided(reply, kind, key, inline), () => this.fallback(key, cost, inline, kind));
   }
 
-  decided(reply, kind, known) {
+  /** The policy this process knows for a key: configured through this limiter, else inline. */
+  known(key, inline) {
+    return this.policies.size === 0 ? inline : this.policies.get(mapKey(key)) || inline;
+  }
+
+  decided(reply, kind, key, inline) {
     const viaLua = reply instanceof LuaReply;
     this.counts[viaLua ? 'lua' : 'redis'] += 1;
     if (kind === 'allow') return viaLua ? replies.verdict(reply.reply).allowed : replies.allowed(reply);
     const v = replies.verdict(viaLua ? reply.reply : reply);
-    v.headers = replies.headers(v, known);
+    v.headers = replies.headers(v, this.known(key, inline));
     v.path = viaLua ? 'lua' : 'redis';
     return v;
   }
@@ -294,7 +300,8 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   /** The failure policy's decision for a check Redis did not answer (a boolean for 'allow'). */
-  fallback(key, cost, known, kind) {
+  fallback(key, cost, inline, kind) {
+    const known = this.known(key, inline);
     let v;
     if (this.options.onError === 'local' && known) {
       const pol = policyOf.scaled(known, this.share);
