@@ -89,6 +89,11 @@ class Transport:
             if self.cluster:
                 self.refresh = True
             raise
+        except ValueError as e:
+            # "I/O operation on closed file": redis-py's topology refresh disconnected the
+            # node's pool (disconnect_startup_nodes_pools) while this call was using it.
+            self.refresh = self.cluster
+            raise redis.ConnectionError(f"connection closed during the call: {e}") from e
 
     def _call_once(self, pool, args, deadline):
         conn = self._acquire(pool, deadline)
@@ -122,8 +127,10 @@ class Transport:
         def connect():
             try:
                 box["conn"] = pool.get_connection()
-            except BaseException as e:  # handed to the caller
+            except (redis.RedisError, OSError) as e:  # handed to the caller
                 box["err"] = e
+            except Exception as e:  # e.g. the socket closed under it (a cluster refresh's disconnect)
+                box["err"] = redis.ConnectionError(f"connecting failed: {e!r}")
             finally:
                 self._connecting.release()
                 with handoff:
