@@ -90,7 +90,7 @@ class DistributedRateLimiter extends EventEmitter {
     this.breaker = new Breaker({
       threshold: o.breakerFailures,
       cooldownMs: o.breakerCooldownMs,
-      now: Date.now,
+      now: () => performance.now(), // monotonic: a wall-clock step must not hold the circuit open
       onChange: (from, to) => this.stateChanged(from, to),
     });
     this.deadlines = new Deadlines(timeoutError);
@@ -239,7 +239,7 @@ class DistributedRateLimiter extends EventEmitter {
     if (isServerError(err) && /unknown command/i.test(err.message) && !this.useLua) {
       // No module on this server: the same GCRA as a script (a fresh deadline, once).
       this.useLua = true;
-      this.luaSince = Date.now();
+      this.luaSince = performance.now();
       return this.remote(key, args, luaArgv, answer, unavailable);
     }
     if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
@@ -257,7 +257,7 @@ class DistributedRateLimiter extends EventEmitter {
    */
   start(key, args, luaArgv, ms) {
     const t = this.transport;
-    if (this.useLua && Date.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
+    if (this.useLua && performance.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
     if (!t.isReady(key)) return cancellable(this.sendWhenReady(key, args, luaArgv, ms));
     if (this.useLua) return cancellable(this.runScript(key, luaArgv));
     return t.start(key, args);

@@ -34,10 +34,10 @@ class Transport {
 
   /** Resolves true as soon as `key`'s node is ready, false after `ms`. */
   async whenReady(key, ms) {
-    const until = Date.now() + ms;
+    const until = performance.now() + ms;
     this.connect(key);
     while (!this.isReady(key)) {
-      const left = until - Date.now();
+      const left = until - performance.now();
       if (left <= 0) return false;
       await delay(Math.min(READY_POLL_MS, left));
     }
@@ -105,12 +105,12 @@ class IoRedis extends Transport {
 class IoRedisCluster extends Transport {
   constructor(client) {
     super(client);
-    this.refreshedAt = 0;
+    this.refreshedAt = -Infinity;
   }
 
   /** Asks ioredis to reload the slot map (it runs one refresh at a time). */
   refresh() {
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.refreshedAt < REFRESH_MIN_MS) return;
     this.refreshedAt = now;
     this.client.refreshSlotsCache();
@@ -181,12 +181,12 @@ class NodeRedis extends Transport {
 class NodeRedisCluster extends NodeRedis {
   constructor(client) {
     super(client);
-    this.refreshedAt = 0;
+    this.refreshedAt = -Infinity;
   }
 
   /** Asks node-redis to rediscover the topology (internal API, used only when present). */
   refresh() {
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.refreshedAt < REFRESH_MIN_MS) return;
     this.refreshedAt = now;
     const slots = this.client._slots || (this.client._self && this.client._self._slots);
