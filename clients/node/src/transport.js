@@ -75,9 +75,9 @@ class IoRedis extends Transport {
    * The ioredis Command itself is cancellable (its promise and reject()), as ioredis's own
    * commandTimeout uses it: no extra promise per call on the hot path.
    */
-  start(_key, args) {
+  start(key, args) {
     const Command = this.client.constructor.Command;
-    if (!Command) return super.start(_key, args);
+    if (!Command) return super.start(key, args);
     const cmd = new Command(args[0], args.slice(1), { replyEncoding: 'utf8', keyPrefix: this.client.options.keyPrefix });
     this.client.sendCommand(cmd);
     return cmd;
