@@ -99,7 +99,8 @@ class DistributedRateLimiter extends EventEmitter {
     this.luaSince = 0;
     this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0 };
     this.lastError = null;
-    this.answered = false; // no answer from Redis yet: the first calls may wait for the connection
+    // A client not connected yet (ours, or one just created): the first call may wait for it.
+    this.answered = this.transport.connected();
     // Re-check for the module after every reconnect (the server may have changed).
     this.transport.onReady(() => {
       this.useLua = false;
@@ -217,8 +218,8 @@ class DistributedRateLimiter extends EventEmitter {
    * policy) and is thrown otherwise. Server errors about the call itself are always thrown.
    */
   remote(key, args, luaArgv, answer = unwrap, unavailable = null) {
-    // Until the first answer, a call may also wait for the first connection (connectTimeoutMs).
-    const ms = this.answered ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
+    // Until the first answer or failure, a call may also wait for the first connection.
+    const ms = this.answered || this.counts.errors > 0 ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
     const call = this.start(key, args, luaArgv, ms);
     const entry = this.deadlines.add(ms, call);
     return call.promise.then(

@@ -27,6 +27,11 @@ class Transport {
     this.client = client;
   }
 
+  /** True when the client is connected (for a cluster: to the cluster). */
+  connected() {
+    return false;
+  }
+
   /** True when a command for `key` would go on the wire now, not into an offline queue. */
   isReady(_key) {
     return false;
@@ -71,6 +76,10 @@ class Transport {
 }
 
 class IoRedis extends Transport {
+  connected() {
+    return this.client.status === 'ready';
+  }
+
   /**
    * The ioredis Command itself is cancellable (its promise and reject()), as ioredis's own
    * commandTimeout uses it: no extra promise per call on the hot path.
@@ -106,6 +115,10 @@ class IoRedisCluster extends Transport {
   constructor(client) {
     super(client);
     this.refreshedAt = -Infinity;
+  }
+
+  connected() {
+    return this.client.status === 'ready';
   }
 
   /** Asks ioredis to reload the slot map (it runs one refresh at a time). */
@@ -161,6 +174,10 @@ class IoRedisCluster extends Transport {
 }
 
 class NodeRedis extends Transport {
+  connected() {
+    return Boolean(this.client.isReady);
+  }
+
   isReady() {
     return this.client.isReady;
   }
