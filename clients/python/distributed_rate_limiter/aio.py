@@ -91,7 +91,9 @@ class AsyncTransport:
         finally:
             if not ok:
                 await conn.disconnect()
-            await pool.release(conn)
+            released = pool.release(conn)
+            if inspect.isawaitable(released):  # a coroutine in redis-py 5.x and 8.x alike
+                await released
 
 
 class AsyncDistributedRateLimiter:

@@ -13,14 +13,18 @@ threads exist (on a frozen server they stay blocked until it resumes or the user
 timeout fires); past that a caller waits for one only until its own deadline.
 """
 
+import inspect
 import threading
 import time
 
 import redis
 from redis.cluster import RedisCluster
+from redis.connection import Connection
 from redis.exceptions import AskError, MovedError
 
 CONNECTS_IN_FLIGHT = 16
+# redis-py 6+ reads a reply with a per-call timeout; 5.x only waits with can_read(timeout).
+_READ_TAKES_TIMEOUT = "timeout" in inspect.signature(Connection.read_response).parameters
 
 
 def initialize(nodes_manager, failed_node):
@@ -103,7 +107,12 @@ class Transport:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise redis.TimeoutError("rate limit check timed out")
-            reply = conn.read_response(timeout=left)
+            if _READ_TAKES_TIMEOUT:
+                reply = conn.read_response(timeout=left)
+            else:  # older redis-py: wait for the reply's first bytes, then read it
+                if not conn.can_read(timeout=left):
+                    raise redis.TimeoutError("rate limit check timed out")
+                reply = conn.read_response()
             ok = True
             return reply
         except redis.ResponseError:
