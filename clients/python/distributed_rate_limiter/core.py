@@ -177,14 +177,17 @@ class LimiterCore:
             self.stats_.decided("local")
             return Decision.of(v.allowed, v.limit, v.remaining, v.retry_after_ms, v.reset_after_ms,
                                "local", local.window_ms)
+        # Without Redis the numbers are a guess; as the Node client does: denied until the
+        # next probe, or allowed with the whole bucket. Headers are sent either way.
         limit = policy.burst if policy is not None else 0
+        window = policy.window_ms if policy is not None else None
         if self.on_error == "deny":
             self.stats_.decided("failed_closed")
             retry = max(self.breaker.retry_after_ms(), 1)
-            return Decision(False, limit, 0, retry, 0, "failed_closed", {"Retry-After": str(-(-retry // 1000))})
+            return Decision.of(False, limit, 0, retry, retry, "failed_closed", window)
         # 'allow', or 'local' for a key whose policy this process has never seen.
         self.stats_.decided("failed_open")
-        return Decision(True, limit, 0, -1, 0, "failed_open", {})
+        return Decision.of(True, limit, limit, -1, 0, "failed_open", window)
 
     def settle_error(self, err):
         """Books a failed call (breaker, stats, module re-detection) and returns what to
