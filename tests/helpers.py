@@ -46,8 +46,8 @@ WORDING = {
     # the redis.conf line, so it has no second mode to test).
     "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), False)],
     # What loading an AOF with an rl.apply line of the wrong arity does. Redis 7.0's AOF
-    # loader checks no arity: the module's own argument count check refuses the line (logged,
-    # loading goes on; a core command such as SET with no value aborts 7.0.15 instead).
+    # loader checks no arity: the handler gets the short line and refuses it (logged, loading
+    # goes on; a core command such as SET with no value aborts 7.0.15 instead).
     # Valkey checks the arity of every AOF line and refuses to load the file.
     "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "refused")],
 }

@@ -90,7 +90,7 @@ export interface LimiterOptions {
   localShare?: number;
   /** Per call, in ms (default 50). */
   timeoutMs?: number;
-  /** Until Redis first answers, a call may wait this long for the connection (default 1000). */
+  /** While a new client has not connected yet (no answer, no failure so far), a call may wait this long for it (default 1000). */
   connectTimeoutMs?: number;
   /** Consecutive failures that open the circuit (default 3). */
   breakerFailures?: number;

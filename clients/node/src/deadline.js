@@ -3,7 +3,8 @@
 // interval (every TICK_MS while anything is pending, unref'd) expires those past their
 // deadline. A call therefore times out between `ms` and `ms + TICK_MS` after it started; a
 // timer per call (setTimeout + clearTimeout + Promise.race) cost more than the rest of the
-// client on the hot path (bench/clients_node.js).
+// client on the hot path (bench/clients_node.js). Monotonic time: a step of the wall clock
+// must not make a call wait for hours.
 
 /** Resolution of the timeouts, in ms. */
 const TICK_MS = 5;
@@ -18,7 +19,7 @@ class Deadlines {
 
   /** Registers a call ({reject(err)}): rejected once `ms` have passed, unless settle() came first. */
   add(ms, call) {
-    const entry = { at: Date.now() + ms, ms, call };
+    const entry = { at: performance.now() + ms, ms, call };
     this.pending.add(entry);
     if (this.timer === null) {
       this.timer = setInterval(() => this.tick(), TICK_MS);
@@ -33,7 +34,7 @@ class Deadlines {
   }
 
   tick() {
-    const now = Date.now();
+    const now = performance.now();
     for (const e of this.pending) {
       if (e.at <= now) {
         this.pending.delete(e);

@@ -17,6 +17,8 @@ const { wrap, cancellable } = require('./transport');
 const { Deadlines } = require('./deadline');
 
 const ON_ERROR = ['allow', 'deny', 'local'];
+/** The options of a check without options: no inline policy to parse. */
+const NO_OPTIONS = Object.freeze({});
 
 /** Server errors that say "not available right now" (the failure policy applies), not "wrong call". */
 const UNAVAILABLE = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM|MOVED|ASK|NOREPLICAS)\b/;
@@ -88,7 +90,7 @@ class DistributedRateLimiter extends EventEmitter {
     this.breaker = new Breaker({
       threshold: o.breakerFailures,
       cooldownMs: o.breakerCooldownMs,
-      now: Date.now,
+      now: () => performance.now(), // monotonic: a wall-clock step must not hold the circuit open
       onChange: (from, to) => this.stateChanged(from, to),
     });
     this.deadlines = new Deadlines(timeoutError);
@@ -97,7 +99,8 @@ class DistributedRateLimiter extends EventEmitter {
     this.luaSince = 0;
     this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0 };
     this.lastError = null;
-    this.answered = false; // no answer from Redis yet: the first calls may wait for the connection
+    // A client not connected yet (ours, or one just created): the first call may wait for it.
+    this.answered = this.transport.connected();
     // Re-check for the module after every reconnect (the server may have changed).
     this.transport.onReady(() => {
       this.useLua = false;
@@ -117,17 +120,17 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?}. */
-  isAllowed(clientId, opts = {}) {
+  isAllowed(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'allow');
   }
 
   /** Decides and counts like isAllowed, with the numbers and ready-to-send HTTP headers. */
-  throttle(clientId, opts = {}) {
+  throttle(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'throttle');
   }
 
   /** The same reply for a hypothetical request: nothing is counted. */
-  peek(clientId, opts = {}) {
+  peek(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'peek');
   }
 
@@ -180,26 +183,30 @@ class DistributedRateLimiter extends EventEmitter {
     let inline;
     try {
       key = this.key(clientId);
-      cost = policyOf.cost(opts.cost);
-      inline = policyOf.inlinePolicy(opts);
+      cost = opts.cost === undefined ? 1n : policyOf.cost(opts.cost);
+      inline = opts === NO_OPTIONS ? null : policyOf.inlinePolicy(opts);
     } catch (err) {
       return Promise.reject(err);
     }
-    const known = this.policies.size === 0 ? inline : this.policies.get(mapKey(key)) || inline;
-    if (!this.breaker.allow()) return Promise.resolve(this.fallback(key, cost, known, kind));
+    if (!this.breaker.allow()) return Promise.resolve(this.fallback(key, cost, inline, kind));
     const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
     if (cost !== 1n) args.push('COST', String(cost));
     if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
     const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
-    return this.remote(key, args, luaArgs, (reply) => this.decided(reply, kind, known), () => this.fallback(key, cost, known, kind));
+    return this.remote(key, args, luaArgs, (reply) => this.decided(reply, kind, key, inline), () => this.fallback(key, cost, inline, kind));
   }
 
-  decided(reply, kind, known) {
+  /** The policy this process knows for a key: configured through this limiter, else inline. */
+  known(key, inline) {
+    return this.policies.size === 0 ? inline : this.policies.get(mapKey(key)) || inline;
+  }
+
+  decided(reply, kind, key, inline) {
     const viaLua = reply instanceof LuaReply;
     this.counts[viaLua ? 'lua' : 'redis'] += 1;
     if (kind === 'allow') return viaLua ? replies.verdict(reply.reply).allowed : replies.allowed(reply);
     const v = replies.verdict(viaLua ? reply.reply : reply);
-    v.headers = replies.headers(v, known);
+    v.headers = replies.headers(v, this.known(key, inline));
     v.path = viaLua ? 'lua' : 'redis';
     return v;
   }
@@ -211,8 +218,8 @@ class DistributedRateLimiter extends EventEmitter {
    * policy) and is thrown otherwise. Server errors about the call itself are always thrown.
    */
   remote(key, args, luaArgv, answer = unwrap, unavailable = null) {
-    // Until the first answer, a call may also wait for the first connection (connectTimeoutMs).
-    const ms = this.answered ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
+    // Until the first answer or failure, a call may also wait for the first connection.
+    const ms = this.answered || this.counts.errors > 0 ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
     const call = this.start(key, args, luaArgv, ms);
     const entry = this.deadlines.add(ms, call);
     return call.promise.then(
@@ -233,7 +240,7 @@ class DistributedRateLimiter extends EventEmitter {
     if (isServerError(err) && /unknown command/i.test(err.message) && !this.useLua) {
       // No module on this server: the same GCRA as a script (a fresh deadline, once).
       this.useLua = true;
-      this.luaSince = Date.now();
+      this.luaSince = performance.now();
       return this.remote(key, args, luaArgv, answer, unavailable);
     }
     if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
@@ -251,7 +258,7 @@ class DistributedRateLimiter extends EventEmitter {
    */
   start(key, args, luaArgv, ms) {
     const t = this.transport;
-    if (this.useLua && Date.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
+    if (this.useLua && performance.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
     if (!t.isReady(key)) return cancellable(this.sendWhenReady(key, args, luaArgv, ms));
     if (this.useLua) return cancellable(this.runScript(key, luaArgv));
     return t.start(key, args);
@@ -294,7 +301,8 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   /** The failure policy's decision for a check Redis did not answer (a boolean for 'allow'). */
-  fallback(key, cost, known, kind) {
+  fallback(key, cost, inline, kind) {
+    const known = this.known(key, inline);
     let v;
     if (this.options.onError === 'local' && known) {
       const pol = policyOf.scaled(known, this.share);

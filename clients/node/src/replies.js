@@ -40,7 +40,8 @@ function toObject(reply) {
 /** A verdict reply (RL.THROTTLE, RL.PEEK, the Lua script) as {allowed, limit, remaining, retryAfterMs, resetAfterMs}. */
 function verdict(reply) {
   let values;
-  if (Array.isArray(reply) && reply.length === VERDICT_FIELDS.length) values = reply;
+  // Positional (RESP2) when the first element is a number; named (a flattened map) otherwise.
+  if (Array.isArray(reply) && (typeof reply[0] === 'number' || typeof reply[0] === 'bigint')) values = reply;
   else {
     const o = toObject(reply);
     values = VERDICT_FIELDS.map((f) => o[f]);

@@ -27,6 +27,11 @@ class Transport {
     this.client = client;
   }
 
+  /** True when the client is connected (for a cluster: to the cluster). */
+  connected() {
+    return false;
+  }
+
   /** True when a command for `key` would go on the wire now, not into an offline queue. */
   isReady(_key) {
     return false;
@@ -34,10 +39,10 @@ class Transport {
 
   /** Resolves true as soon as `key`'s node is ready, false after `ms`. */
   async whenReady(key, ms) {
-    const until = Date.now() + ms;
+    const until = performance.now() + ms;
     this.connect(key);
     while (!this.isReady(key)) {
-      const left = until - Date.now();
+      const left = until - performance.now();
       if (left <= 0) return false;
       await delay(Math.min(READY_POLL_MS, left));
     }
@@ -71,13 +76,17 @@ class Transport {
 }
 
 class IoRedis extends Transport {
+  connected() {
+    return this.client.status === 'ready';
+  }
+
   /**
    * The ioredis Command itself is cancellable (its promise and reject()), as ioredis's own
    * commandTimeout uses it: no extra promise per call on the hot path.
    */
-  start(_key, args) {
+  start(key, args) {
     const Command = this.client.constructor.Command;
-    if (!Command) return super.start(_key, args);
+    if (!Command) return super.start(key, args);
     const cmd = new Command(args[0], args.slice(1), { replyEncoding: 'utf8', keyPrefix: this.client.options.keyPrefix });
     this.client.sendCommand(cmd);
     return cmd;
@@ -105,12 +114,16 @@ class IoRedis extends Transport {
 class IoRedisCluster extends Transport {
   constructor(client) {
     super(client);
-    this.refreshedAt = 0;
+    this.refreshedAt = -Infinity;
+  }
+
+  connected() {
+    return this.client.status === 'ready';
   }
 
   /** Asks ioredis to reload the slot map (it runs one refresh at a time). */
   refresh() {
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.refreshedAt < REFRESH_MIN_MS) return;
     this.refreshedAt = now;
     this.client.refreshSlotsCache();
@@ -161,6 +174,10 @@ class IoRedisCluster extends Transport {
 }
 
 class NodeRedis extends Transport {
+  connected() {
+    return Boolean(this.client.isReady);
+  }
+
   isReady() {
     return this.client.isReady;
   }
@@ -181,12 +198,12 @@ class NodeRedis extends Transport {
 class NodeRedisCluster extends NodeRedis {
   constructor(client) {
     super(client);
-    this.refreshedAt = 0;
+    this.refreshedAt = -Infinity;
   }
 
   /** Asks node-redis to rediscover the topology (internal API, used only when present). */
   refresh() {
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.refreshedAt < REFRESH_MIN_MS) return;
     this.refreshedAt = now;
     const slots = this.client._slots || (this.client._self && this.client._self._slots);

@@ -16,6 +16,11 @@ const STANDALONE = {
     await c.connect();
     return c;
   },
+  'ioredis RESP3, maps as objects': async (port) => {
+    const c = new IoRedis({ port, protocol: 3, replyMapping: 'resp3', lazyConnect: true });
+    await c.connect();
+    return c;
+  },
   'node-redis RESP2': async (port) => {
     const c = createClient({ socket: { port, host: '127.0.0.1' }, RESP: 2 });
     c.on('error', () => {});

@@ -27,6 +27,7 @@ async function get(server, host, headers = {}) {
 test('express middleware: headers on every response, 429 with Retry-After when denied', async () => {
   const redis = await new Server().start();
   const client = new IoRedis({ port: redis.port, protocol: 2 });
+  client.on('error', () => {}); // the outage below
   const rl = new DistributedRateLimiter(client, { timeoutMs: 2000, prefix: 'http:' });
   const app = express();
   app.get('/', rateLimit(rl, { limit: 3, windowMs: 60000 }), (req, res) => res.send('ok'));
@@ -59,6 +60,17 @@ test('express middleware: headers on every response, 429 with Retry-After when d
     assert.equal(res.headers.get('retry-after'), null);
     assert.equal(res.headers.get('ratelimit'), '"default";r=3;t=0');
     assert.equal(await client.exists('http:api:abc'), 0, 'a denied request writes nothing');
+
+    // Redis gone: the local limiter answers, with the same headers, and nothing hangs.
+    const local = await listen(express().get('/', rateLimit(new DistributedRateLimiter(client, { timeoutMs: 50 }), { limit: 1, windowMs: 60000 }), (req, res) => res.send('ok')), '127.0.0.1');
+    servers.push(local);
+    await redis.kill();
+    const during = [];
+    for (let i = 0; i < 3; i++) during.push(await get(local, '127.0.0.1'));
+    assert.deepEqual(during.map((r) => r.status), [200, 429, 429]);
+    const retry = Number(during[1].headers.get('retry-after'));
+    assert.ok(retry > 0 && retry <= 60, `Retry-After ${retry}`);
+    assert.equal(during[0].headers.get('ratelimit-policy'), '"default";q=1;w=60');
   } finally {
     servers.forEach((s) => s.close());
     client.disconnect();
@@ -78,8 +90,9 @@ for (const module of [true, false]) {
   test(`the brief's example prints ten true and five false (${module ? 'module' : 'Lua'})`, async () => {
     const redis = await new Server({ module }).start();
     try {
-      const lines = (await runExample(redis.port)).trim().split('\n');
-      assert.deepEqual(lines, Array.from({ length: 15 }, (_, i) => `Request ${i + 1} from user123: ${i < 10}`));
+      const want = Array.from({ length: 15 }, (_, i) => `Request ${i + 1} from user123: ${i < 10}`);
+      assert.deepEqual((await runExample(redis.port)).trim().split('\n'), want);
+      assert.deepEqual((await runExample(redis.port)).trim().split('\n'), want, 'and again, at once');
     } finally {
       await redis.stop();
     }

@@ -66,7 +66,17 @@ function frozenClock() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-clock-'));
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   frozenSo = path.join(dir, 'frozenclock.so');
-  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', frozenSo, path.join(ROOT, 'clients', 'conformance', 'frozenclock.c')]);
+  // Whichever C compiler is there (deps.sh installs clang, which does not always provide `cc`).
+  const cc = ['cc', 'clang', 'gcc'].find((c) => {
+    try {
+      execFileSync(c, ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!cc) throw new Error('the conformance test needs a C compiler (cc, clang or gcc) for frozenclock.c');
+  execFileSync(cc, ['-shared', '-fPIC', '-O2', '-o', frozenSo, path.join(ROOT, 'clients', 'conformance', 'frozenclock.c')]);
   return frozenSo;
 }
 

@@ -11,13 +11,12 @@ import inspect
 import time
 
 import redis
-from redis.exceptions import MaxConnectionsError
 import redis.asyncio
 from redis.exceptions import MovedError
 
-from .client import LUA_SHA, _Unreachable, config_command, default_url, is_unknown_command
-from .core import LUA_SOURCE, LimiterCore
-from .errors import Unavailable, command_error, is_transport
+from .client import LUA_SHA, config_command, default_url, is_unknown_command
+from .core import LUA_SOURCE, LimiterCore, Unreachable
+from .errors import Unavailable
 
 
 class AsyncTransport:
@@ -92,7 +91,9 @@ class AsyncTransport:
         finally:
             if not ok:
                 await conn.disconnect()
-            await pool.release(conn)
+            released = pool.release(conn)
+            if inspect.isawaitable(released):  # a coroutine in redis-py 5.x and 8.x alike
+                await released
 
 
 class AsyncDistributedRateLimiter:
@@ -117,7 +118,7 @@ class AsyncDistributedRateLimiter:
         try:
             raw, path = await self._execute(req.key, core.module_check("RL.ALLOW", req),
                                             lambda: core.lua_check("check", req))
-        except _Unreachable:
+        except Unreachable:
             return core.fallback(req).allowed
         core.stats_.decided(path)
         return core.allowed(raw)
@@ -147,7 +148,7 @@ class AsyncDistributedRateLimiter:
         try:
             raw, path = await self._execute(req.key, core.module_check(command, req),
                                             lambda: core.lua_check(op, req))
-        except _Unreachable:
+        except Unreachable:
             return core.fallback(req, consume)
         core.stats_.decided(path)
         return core.decision(raw, path, req)
@@ -155,29 +156,17 @@ class AsyncDistributedRateLimiter:
     async def _required(self, key, module_args, lua_args):
         try:
             return (await self._execute(key, module_args, lua_args, self._core.admin_timeout_s))[0]
-        except _Unreachable as e:
+        except Unreachable as e:
             raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
 
     async def _execute(self, key, module_args, lua_args, timeout_s=None):
         core = self._core
         if not core.breaker.admit():
-            raise _Unreachable()
+            raise Unreachable()
         try:
             reply = await self._send(key, module_args, lua_args, timeout_s or core.timeout_s)
         except (redis.RedisError, OSError, asyncio.TimeoutError) as e:
-            if isinstance(e, MaxConnectionsError):
-                # The user's pool is exhausted (asyncio's default is 100 connections): this
-                # call falls back, but Redis is not failing, so the breaker stays as it is.
-                core.breaker.abort()
-                core.stats_.error()
-                raise _Unreachable() from e
-            if is_transport(e):
-                core.breaker.failure()
-                core.stats_.error(timeout=isinstance(e, (redis.TimeoutError, asyncio.TimeoutError)))
-                core.mode = None
-                raise _Unreachable() from e
-            core.breaker.success()
-            raise command_error(e) from None
+            raise core.settle_error(e) from e
         except BaseException:
             core.breaker.abort()
             raise

@@ -13,17 +13,12 @@ import os
 import time
 
 import redis
-from redis.exceptions import MaxConnectionsError
 
-from .core import LUA_SOURCE, LimiterCore
-from .errors import Unavailable, command_error, is_transport
+from .core import LUA_SOURCE, LimiterCore, Unreachable
+from .errors import Unavailable
 from .transport import Transport
 
 LUA_SHA = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()
-
-
-class _Unreachable(Exception):
-    """Redis was not asked (circuit open) or did not answer; the failure policy decides."""
 
 
 def default_url():
@@ -72,7 +67,7 @@ class DistributedRateLimiter:
         try:
             raw, path = self._execute(req.key, core.module_check("RL.ALLOW", req),
                                       lambda: core.lua_check("check", req))
-        except _Unreachable:
+        except Unreachable:
             return core.fallback(req).allowed
         core.stats_.decided(path)
         return core.allowed(raw)
@@ -108,7 +103,7 @@ class DistributedRateLimiter:
         req = core.request(client_id, cost, limit, window_ms, burst)
         try:
             raw, path = self._execute(req.key, core.module_check(command, req), lambda: core.lua_check(op, req))
-        except _Unreachable:
+        except Unreachable:
             return core.fallback(req, consume)
         core.stats_.decided(path)
         return core.decision(raw, path, req)
@@ -116,31 +111,19 @@ class DistributedRateLimiter:
     def _required(self, key, module_args, lua_args):
         try:
             return self._execute(key, module_args, lua_args, self._core.admin_timeout_s)[0]
-        except _Unreachable as e:
+        except Unreachable as e:
             raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
 
     def _execute(self, key, module_args, lua_args, timeout_s=None):
-        """(raw reply, path) from Redis, through the breaker. Raises _Unreachable for
+        """(raw reply, path) from Redis, through the breaker. Raises Unreachable for
         transport failures, typed errors for answers."""
         core = self._core
         if not core.breaker.admit():
-            raise _Unreachable()
+            raise Unreachable()
         try:
             reply = self._send(key, module_args, lua_args, timeout_s or core.timeout_s)
         except (redis.RedisError, OSError) as e:
-            if isinstance(e, MaxConnectionsError):
-                # The user's pool is exhausted (asyncio's default is 100 connections): this
-                # call falls back, but Redis is not failing, so the breaker stays as it is.
-                core.breaker.abort()
-                core.stats_.error()
-                raise _Unreachable() from e
-            if is_transport(e):
-                core.breaker.failure()
-                core.stats_.error(timeout=isinstance(e, (redis.TimeoutError, TimeoutError)))
-                core.mode = None  # re-detect the module after a reconnect
-                raise _Unreachable() from e
-            core.breaker.success()
-            raise command_error(e) from None
+            raise core.settle_error(e) from e
         except BaseException:
             core.breaker.abort()
             raise

@@ -2,13 +2,17 @@
 normalisation (RESP2 lists, RESP3 maps and booleans, Lua arrays) and the failure policy's
 decisions. No I/O here."""
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from typing import Optional
 
 from .decision import Decision
-from .errors import InvalidArgument
+import redis
+from redis.exceptions import MaxConnectionsError
+
+from .errors import InvalidArgument, command_error, is_transport
 from .failure import Breaker, Stats
 from .gcra import MAX_COST, MAX_IDLE_MS, Policy, check_int
 from .local import LocalLimiter, wall_clock_ms
@@ -16,6 +20,10 @@ from .local import LocalLimiter, wall_clock_ms
 ON_ERROR = ("allow", "deny", "local")
 LUA_SOURCE = resources.files(__package__).joinpath("ratelimit.lua").read_text()
 THROTTLE_FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
+
+
+class Unreachable(Exception):
+    """Redis was not asked (circuit open) or did not answer; the failure policy decides."""
 
 
 @dataclass(frozen=True)
@@ -169,14 +177,34 @@ class LimiterCore:
             self.stats_.decided("local")
             return Decision.of(v.allowed, v.limit, v.remaining, v.retry_after_ms, v.reset_after_ms,
                                "local", local.window_ms)
+        # Without Redis the numbers are a guess; as the Node client does: denied until the
+        # next probe, or allowed with the whole bucket. Headers are sent either way.
         limit = policy.burst if policy is not None else 0
+        window = policy.window_ms if policy is not None else None
         if self.on_error == "deny":
             self.stats_.decided("failed_closed")
             retry = max(self.breaker.retry_after_ms(), 1)
-            return Decision(False, limit, 0, retry, 0, "failed_closed", {"Retry-After": str(-(-retry // 1000))})
+            return Decision.of(False, limit, 0, retry, retry, "failed_closed", window)
         # 'allow', or 'local' for a key whose policy this process has never seen.
         self.stats_.decided("failed_open")
-        return Decision(True, limit, 0, -1, 0, "failed_open", {})
+        return Decision.of(True, limit, limit, -1, 0, "failed_open", window)
+
+    def settle_error(self, err):
+        """Books a failed call (breaker, stats, module re-detection) and returns what to
+        raise: Unreachable for the failure policy, or the server's answer as a typed error."""
+        if isinstance(err, MaxConnectionsError):
+            # The application's pool is exhausted (redis.asyncio's default is 100): this
+            # call falls back, but Redis is not failing, so the breaker stays as it is.
+            self.breaker.abort()
+            self.stats_.error()
+            return Unreachable()
+        if is_transport(err):
+            self.breaker.failure()
+            self.stats_.error(timeout=isinstance(err, (redis.TimeoutError, TimeoutError, asyncio.TimeoutError)))
+            self.mode = None  # re-detect the module after a reconnect
+            return Unreachable()
+        self.breaker.success()  # an answer: the server is alive
+        return command_error(err)
 
     def stats(self):
         s = self.stats_.snapshot()

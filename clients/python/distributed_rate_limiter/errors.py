@@ -2,6 +2,8 @@
 (they go through the failure policy) except from calls that have no safe default
 (configure, reset, info), which raise `Unavailable`."""
 
+import asyncio
+
 import redis
 
 
@@ -27,7 +29,7 @@ class Unavailable(RateLimitError):
 
 # Failures of the transport or of the server's availability: these trip the breaker. Any
 # other error reply is an answer (the server is alive) and is raised as a CommandError.
-TRANSPORT_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError,
+TRANSPORT_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError, asyncio.TimeoutError,
                     redis.exceptions.ClusterError, redis.exceptions.ClusterDownError,
                     redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
                     redis.exceptions.OutOfMemoryError, redis.exceptions.SlotNotCoveredError)

@@ -13,14 +13,18 @@ threads exist (on a frozen server they stay blocked until it resumes or the user
 timeout fires); past that a caller waits for one only until its own deadline.
 """
 
+import inspect
 import threading
 import time
 
 import redis
 from redis.cluster import RedisCluster
+from redis.connection import Connection
 from redis.exceptions import AskError, MovedError
 
 CONNECTS_IN_FLIGHT = 16
+# redis-py 6+ reads a reply with a per-call timeout; 5.x only waits with can_read(timeout).
+_READ_TAKES_TIMEOUT = "timeout" in inspect.signature(Connection.read_response).parameters
 
 
 def initialize(nodes_manager, failed_node):
@@ -89,6 +93,11 @@ class Transport:
             if self.cluster:
                 self.refresh = True
             raise
+        except ValueError as e:
+            # "I/O operation on closed file": redis-py's topology refresh disconnected the
+            # node's pool (disconnect_startup_nodes_pools) while this call was using it.
+            self.refresh = self.cluster
+            raise redis.ConnectionError(f"connection closed during the call: {e}") from e
 
     def _call_once(self, pool, args, deadline):
         conn = self._acquire(pool, deadline)
@@ -98,7 +107,12 @@ class Transport:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise redis.TimeoutError("rate limit check timed out")
-            reply = conn.read_response(timeout=left)
+            if _READ_TAKES_TIMEOUT:
+                reply = conn.read_response(timeout=left)
+            else:  # older redis-py: wait for the reply's first bytes, then read it
+                if not conn.can_read(timeout=left):
+                    raise redis.TimeoutError("rate limit check timed out")
+                reply = conn.read_response()
             ok = True
             return reply
         except redis.ResponseError:
@@ -122,8 +136,10 @@ class Transport:
         def connect():
             try:
                 box["conn"] = pool.get_connection()
-            except BaseException as e:  # handed to the caller
+            except (redis.RedisError, OSError) as e:  # handed to the caller
                 box["err"] = e
+            except Exception as e:  # e.g. the socket closed under it (a cluster refresh's disconnect)
+                box["err"] = redis.ConnectionError(f"connecting failed: {e!r}")
             finally:
                 self._connecting.release()
                 with handoff:

@@ -71,6 +71,9 @@ def test_failure_policy(make_server, on_error, fault):
     admitted, longest, paths = outage(lambda: rl.throttle("u"))
     want_admitted, want_paths = EXPECTED[on_error]
     assert paths == want_paths
+    d = rl.throttle("u")  # headers still go out while Redis is down
+    assert d.headers["RateLimit-Policy"] == f'"default";q={LIMIT if on_error != "local" else LIMIT // 2};w=60'
+    assert ("Retry-After" in d.headers) == (on_error != "allow")
     assert admitted == want_admitted
     assert longest <= TIMEOUT_MS / 1000 + MARGIN_S, longest
     s = rl.stats()
