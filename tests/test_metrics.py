@@ -357,18 +357,20 @@ def test_top_ranks_the_abusers_first_under_load_within_the_error_bound(servers):
     print(raw_command(c, "INFO", "rl").decode())
 
 
-def test_top_keeps_binary_keys_and_counts_long_ones_by_their_first_256_bytes(servers):
-    """Keys come back byte for byte; a key longer than 256 bytes is counted (and shown)
-    under its first 256 bytes, so two long keys sharing them share a counter."""
+def test_top_keeps_binary_and_long_keys_whole_and_tracks_none_over_1024_bytes(servers):
+    """Keys come back byte for byte and whole (two long keys sharing their first 256 bytes
+    are two clients); a key longer than 1024 bytes is not tracked at all, since RL.TOP can
+    ACL-check only a whole name (tests/test_acl_reveal.py)."""
     s = servers()
     c = s.client()
     binary = b"\x00\xff\r\n*1\r\n$\x00"
-    long_key = bytes(range(256)) * 4
+    long_key = bytes(range(256)) * 4  # 1024 bytes: the longest tracked
     same_prefix = bytes(range(256)) + b"another client"
-    commands = ([("RL.ALLOW", binary, *DENY)] * 3 + [("RL.ALLOW", long_key, *DENY)] * 3
-                + [("RL.ALLOW", same_prefix, *DENY)] * 2)
+    too_long = long_key + b"!"
+    commands = ([("RL.ALLOW", binary, *DENY)] * 3 + [("RL.ALLOW", long_key, *DENY)] * 4
+                + [("RL.ALLOW", same_prefix, *DENY)] * 2 + [("RL.ALLOW", too_long, *DENY)] * 5)
     assert not any(pipelined(c, commands))
-    assert c.execute_command("RL.TOP") == [[bytes(range(256)), 5, 0], [binary, 3, 0]]
+    assert c.execute_command("RL.TOP") == [[long_key, 4, 0], [binary, 3, 0], [same_prefix, 2, 0]]
 
 
 def test_top_memory_stays_bounded_with_thousands_of_denied_clients(servers):

@@ -318,7 +318,9 @@ def test_command_info_gives_flags_arity_and_key_positions(r):
                         {"RW", "access", "update"}),
         "rl.peek": (-2, {"readonly", "fast"}, {"write", "denyoom"}, (1, 1, 1), {"RO", "access"}),
         "rl.info": (2, {"readonly", "fast"}, {"write", "denyoom"}, (1, 1, 1), {"RO", "access"}),
-        "rl.reset": (2, {"write", "fast"}, {"readonly", "denyoom"}, (1, 1, 1), {"RW", "delete"}),
+        # access: RL.RESET's reply (the backlog) tells usage (tests/test_acl_reveal.py).
+        "rl.reset": (2, {"write", "fast"}, {"readonly", "denyoom"}, (1, 1, 1),
+                     {"RW", "access", "delete"}),
         "rl.top": (-1, {"readonly"}, {"write", "denyoom"}, (0, 0, 0), None),
     }
     for name, (arity, has, lacks, keys, spec_flags) in expected.items():
