@@ -242,13 +242,11 @@ def test_the_brief_example_prints_ten_true_then_five_false(server):
 
 
 def test_stored_policy_beats_inline(make_limiter, server):
-    """Issue 11's order on every path: an operator's RL.CONFIG wins over a caller's inline
-    policy. The module before issue 11 lets inline win: then this is an expected failure."""
+    """Issue 11's order on every path (module and Lua): an operator's RL.CONFIG wins over a
+    caller's inline policy."""
     rl = make_limiter(prefix=f"pr:{uuid4().hex}:")
     rl.configure_rate_limit("u", 1, 60_000)
     got = [rl.is_allowed("u", limit=100, window_ms=60_000) for _ in range(3)]
-    if server.path == "redis" and got == [True] * 3:
-        pytest.xfail("this module lets an inline policy win (before issue 11)")
     assert got == [True, False, False]
 
 
