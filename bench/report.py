@@ -326,6 +326,11 @@ and the limit of sharding on this box, not the scaling of one core per master.
 """
 
 
+def demoted(text):
+    """A markdown file's headings one level down, to stand as a section of results.md."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines()) + "\n"
+
+
 def main():
     import json
     out_dir, out_md, out_png = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -337,6 +342,12 @@ def main():
     if (out_dir / "servers.json").exists():  # bench/servers.py: the table on Redis and Valkey
         raw_servers = json.loads((out_dir / "servers.json").read_text())
         md = md.rstrip("\n") + "\n\n" + servers.section(raw_servers)
+    # Sections measured by their own scripts (bench/policies.py, the clients' benchmarks),
+    # kept in their own files so that a rerun of this report does not drop them.
+    for extra in ("policies.md", "clients.md"):
+        path = Path(__file__).with_name(extra)
+        if path.exists():
+            md = md.rstrip("\n") + "\n\n" + demoted(path.read_text())
     Path(out_md).write_text(md)
     rep.chart(out_png)
     print(f"wrote {out_md} and {out_png}")
