@@ -11,7 +11,8 @@ request is refilled while a transcript runs, and no TTL values (check ranges in 
 
 NAME.out is what Redis 7.0 answers. Where another server words its own replies differently
 (Valkey: COMMAND DOCS with display_text, its COMMAND GETKEYS arity error, script errors
-without the script's SHA), NAME.<flavour>.out (e.g. NAME.valkey.out) holds that server's
+without the script's SHA; and COMMAND INFO lists the ACL categories the module gives its
+commands where the server's module API has them: 7.2+ and Valkey), NAME.<flavour>.out (e.g. NAME.valkey.out) holds that server's
 whole transcript; it is used on that server (SERVER=valkey) instead of NAME.out.
 
 To (re)generate the expected outputs, run with RL_UPDATE_TRANSCRIPTS=1:
