@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::ffi::c_int;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw;
@@ -28,7 +29,9 @@ pub const MAX_ARGS: usize = 33;
 pub struct Call<'a> {
     ctx: Ctx,
     key: Option<Str>,
-    args: [&'a [u8]; MAX_ARGS],
+    /// The first `len` are set; the rest are never read. Left uninitialised because
+    /// zeroing 33 slices cost RL.ALLOW about 34 instructions per call (callgrind).
+    args: [MaybeUninit<&'a [u8]>; MAX_ARGS],
     len: usize,
     too_many: bool,
 }
@@ -50,7 +53,10 @@ impl<'a> Call<'a> {
         if self.too_many {
             return Err(Error::TooManyArguments);
         }
-        Ok(&self.args[..self.len])
+        let set = &self.args[..self.len];
+        // SAFETY: dispatch set the first `len` entries (len <= MAX_ARGS), and MaybeUninit<T>
+        // has the layout of T.
+        Ok(unsafe { std::slice::from_raw_parts(set.as_ptr().cast::<&'a [u8]>(), set.len()) })
     }
 }
 
@@ -97,13 +103,13 @@ pub fn dispatch(ctx: Ctx, argv: *mut Str, argc: c_int, shape: Shape, body: Body)
     let mut call = Call {
         ctx,
         key: (shape == Shape::Keyed).then(|| argv[1]),
-        args: [&[]; MAX_ARGS],
+        args: [MaybeUninit::uninit(); MAX_ARGS],
         len: argc - from,
         too_many: argc - from > MAX_ARGS,
     };
     for (slot, s) in call.args.iter_mut().zip(&argv[from..]) {
         // SAFETY: as above.
-        *slot = unsafe { string_bytes(*s) };
+        *slot = MaybeUninit::new(unsafe { string_bytes(*s) });
     }
     call.len = call.len.min(MAX_ARGS);
     let result =

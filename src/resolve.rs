@@ -50,15 +50,15 @@ pub struct Resolved {
 }
 
 /// Picks the policy for a call: `inline` (this call's), `stored` (the key's), `default`
-/// (the module's, or its error when the `rl.default-*` combination is invalid), scaled by
-/// `scale_percent`.
+/// (the module's, or its error when the `rl.default-*` combination is invalid; read only
+/// when needed, since validating it costs the hot path), scaled by `scale_percent`.
 pub fn resolve(
     inline: Option<Policy>,
     stored: Option<StoredPolicy>,
-    default: Result<Option<Policy>, Error>,
+    default: impl FnOnce() -> Result<Option<Policy>, Error>,
     scale_percent: u64,
 ) -> Result<Resolved, Error> {
-    let (policy, source) = choose(stored.map(|s| s.policy), inline, || default)?;
+    let (policy, source) = choose(stored.map(|s| s.policy), inline, default)?;
     let shadow = source == Source::Stored && stored.is_some_and(|s| s.shadow);
     Ok(Resolved {
         policy: policy.scaled(scale_percent),
@@ -95,10 +95,10 @@ pub struct ResolvedSet {
 pub fn resolve_set(
     inline: Option<Limits>,
     stored: Option<StoredLimits>,
-    default: Result<Option<Policy>, Error>,
+    default: impl FnOnce() -> Result<Option<Policy>, Error>,
     scale_percent: u64,
 ) -> Result<ResolvedSet, Error> {
-    let default = || default.map(|d| d.map(Limits::single));
+    let default = || default().map(|d| d.map(Limits::single));
     let (limits, source) = choose(stored.map(|s| s.limits), inline, default)?;
     Ok(ResolvedSet {
         limits: limits.scaled(scale_percent),
@@ -183,7 +183,8 @@ mod tests {
             (None, None, None, Err(Error::NoPolicy)),
         ];
         for (inline, st, default, want) in cases {
-            let got = resolve(inline, st, Ok(default), 100).map(|r| (r.policy.limit(), r.source));
+            let got =
+                resolve(inline, st, || Ok(default), 100).map(|r| (r.policy.limit(), r.source));
             assert_eq!(got, want, "{inline:?} {st:?} {default:?}");
         }
     }
@@ -191,28 +192,28 @@ mod tests {
     #[test]
     fn an_invalid_default_is_an_error_only_when_it_is_needed() {
         let bad = Err(Error::DefaultInvalid);
-        assert_eq!(resolve(None, None, bad, 100), Err(Error::DefaultInvalid));
-        assert!(resolve(Some(p(1)), None, bad, 100).is_ok());
-        assert!(resolve_set(None, None, bad, 100) == Err(Error::DefaultInvalid));
-        assert!(resolve(None, Some(stored(1, false)), bad, 100).is_ok());
+        assert_eq!(resolve(None, None, || bad, 100), Err(Error::DefaultInvalid));
+        assert!(resolve(Some(p(1)), None, || bad, 100).is_ok());
+        assert!(resolve_set(None, None, || bad, 100) == Err(Error::DefaultInvalid));
+        assert!(resolve(None, Some(stored(1, false)), || bad, 100).is_ok());
     }
 
     #[test]
     fn the_policy_that_applies_is_scaled() {
-        let r = resolve(None, Some(stored(10, false)), Ok(None), 50).unwrap();
+        let r = resolve(None, Some(stored(10, false)), || Ok(None), 50).unwrap();
         assert_eq!(r.policy, p(10).scaled(50));
-        let r = resolve(Some(p(10)), None, Ok(None), 200).unwrap();
+        let r = resolve(Some(p(10)), None, || Ok(None), 200).unwrap();
         assert_eq!(r.policy, p(10).scaled(200));
     }
 
     #[test]
     fn only_a_stored_shadow_policy_turns_a_denial_into_an_allow() {
         let allowed = Decision::Allowed(Tat::EMPTY);
-        let shadow = resolve(None, Some(stored(1, true)), Ok(None), 100).unwrap();
+        let shadow = resolve(None, Some(stored(1, true)), || Ok(None), 100).unwrap();
         let inline_under_shadow =
-            resolve(Some(p(1)), Some(stored(1, true)), Ok(None), 100).unwrap();
-        let inline_alone = resolve(Some(p(1)), None, Ok(None), 100).unwrap();
-        let enforcing = resolve(None, Some(stored(1, false)), Ok(None), 100).unwrap();
+            resolve(Some(p(1)), Some(stored(1, true)), || Ok(None), 100).unwrap();
+        let inline_alone = resolve(Some(p(1)), None, || Ok(None), 100).unwrap();
+        let enforcing = resolve(None, Some(stored(1, false)), || Ok(None), 100).unwrap();
         let told = |r: &Resolved, d| {
             let t = tell(r, d);
             (t.allowed, t.shadow_denied)
@@ -280,14 +281,14 @@ mod tests {
             shadow: true,
         };
         let inline = Limits::single(p(9));
-        let r = resolve_set(Some(inline), Some(stored), Ok(None), 100).unwrap();
+        let r = resolve_set(Some(inline), Some(stored), || Ok(None), 100).unwrap();
         assert_eq!((r.limits, r.source, r.shadow), (set, Source::Stored, true));
-        let r = resolve_set(Some(inline), None, Ok(Some(p(3))), 100).unwrap();
+        let r = resolve_set(Some(inline), None, || Ok(Some(p(3))), 100).unwrap();
         assert_eq!(
             (r.limits, r.source, r.shadow),
             (inline, Source::Inline, false)
         );
-        let r = resolve_set(None, None, Ok(Some(p(3))), 50).unwrap();
+        let r = resolve_set(None, None, || Ok(Some(p(3))), 50).unwrap();
         assert_eq!(
             (r.limits, r.source),
             (Limits::single(p(3).scaled(50)), Source::Default)

@@ -124,7 +124,7 @@ pub fn check(call: &Call, consume: bool) -> Result<Checked, Error> {
     };
     let state = value.as_ref().map(|v| v.state());
     let stored = state.as_ref().and_then(|s| s.stored);
-    let resolved = resolve_set(inline, stored, default_policy(), scale_percent())?;
+    let resolved = resolve_set(inline, stored, default_policy, scale_percent())?;
     let mut usage = state.map(|s| s.usage).unwrap_or_default();
     // Replicas hold this key's logs when it already is a set of these kinds: an allowed
     // request then sends each SLIDING log's new request, not the whole log.
@@ -181,7 +181,7 @@ fn check_single(
     let (tat, stored) = value
         .as_ref()
         .map_or((Tat::EMPTY, None), |v| (v.tat(), v.stored()));
-    let resolved = resolve(inline, stored, default_policy(), scale_percent())?;
+    let resolved = resolve(inline, stored, default_policy, scale_percent())?;
     let decision = decide(&resolved.policy, tat, now, cost);
     let told = tell(&resolved, decision);
     if consume {

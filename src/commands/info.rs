@@ -39,7 +39,7 @@ pub fn info(call: &Call) -> Result<(), Error> {
     }
     let (tat, stored) = (value.tat(), value.stored());
     let scale = scale_percent();
-    let resolved = match resolve(None, stored, default_policy(), scale) {
+    let resolved = match resolve(None, stored, default_policy, scale) {
         Ok(r) => Some(r),
         Err(Error::NoPolicy) => None,
         Err(e) => return Err(e),
@@ -80,7 +80,7 @@ pub fn info(call: &Call) -> Result<(), Error> {
 
 fn info_set(ctx: Ctx, state: SetState, now: u64) -> Result<(), Error> {
     let scale = scale_percent();
-    let resolved = match resolve_set(None, state.stored, default_policy(), scale) {
+    let resolved = match resolve_set(None, state.stored, default_policy, scale) {
         Ok(r) => Some(r),
         Err(Error::NoPolicy) => None,
         Err(e) => return Err(e),
