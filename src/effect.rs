@@ -37,6 +37,9 @@ pub struct Apply {
 /// Parses the arguments after the key.
 pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
     let (state, policy) = match args {
+        // Redis checks the registered arity (-3) for clients, but Redis 7.0's AOF loader
+        // does not: a line with no state gets the arity error Redis itself would give.
+        [] => return Err(Error::WrongArity),
         [state] => (state, None),
         [state, kw, limit, window, burst, idle, flags] if kw.eq_ignore_ascii_case(b"POLICY") => {
             (state, Some([limit, window, burst, idle, flags]))
@@ -226,6 +229,11 @@ mod tests {
         for b in bad {
             assert_eq!(apply(b), Err(Error::ApplyInvalid), "{b:?}");
         }
+    }
+
+    #[test]
+    fn a_line_without_a_state_is_an_arity_error() {
+        assert_eq!(apply(&[]), Err(Error::WrongArity));
     }
 
     #[test]
