@@ -155,17 +155,7 @@ impl Key {
             Change::Replace(new) => self.replace(new)?,
             Change::Create(new) => self.set(new)?,
         }
-        let expire_at = match w.expiry {
-            Expiry::Own(None) => self.expiry(),
-            Expiry::Own(Some(at)) | Expiry::Exactly(Some(at)) => {
-                self.set_expiry(Some(at));
-                Some(at)
-            }
-            Expiry::Exactly(None) => {
-                self.set_expiry(None);
-                None
-            }
-        };
+        let expire_at = self.apply_expiry(w.expiry);
         api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
         propagate::apply(self.ctx, self.name, w.tat, expire_at, w.set_policy);
         Ok(())

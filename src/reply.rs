@@ -68,6 +68,15 @@ pub fn name(ctx: Ctx, name: &'static CStr) {
     bulk(ctx, name.to_bytes());
 }
 
+/// A map entry whose value is a count, or nil when there is none.
+pub fn field(ctx: Ctx, name: &'static CStr, value: Option<u64>) {
+    self::name(ctx, name);
+    match value {
+        Some(v) => count(ctx, v),
+        None => null(ctx),
+    }
+}
+
 pub fn wrong_arity(ctx: Ctx) -> c_int {
     ERRORS.incr();
     api!(RedisModule_WrongArity(ctx));

@@ -97,6 +97,18 @@ def render_config(path, overrides, module_args=()):
     path.write_text(text + "\n# test overrides\n" + "\n".join(lines) + "\n")
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=20):
+    """Stops a process this suite started, by PID: `sig`, then SIGKILL after `timeout` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class RedisServer:
     """One redis-server process; `overrides` are redis.conf lines (name -> value)."""
 
@@ -156,15 +168,7 @@ class RedisServer:
 
     def stop(self, sig=signal.SIGTERM):
         """Stops the server by PID (SIGTERM saves per config; SIGKILL does not)."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
         self.proc = None
 
     def kill(self):

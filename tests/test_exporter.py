@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -22,7 +21,7 @@ import pytest
 import redis
 
 from helpers import wait_until
-from server import ROOT, free_port
+from server import ROOT, free_port, stop_process
 
 EXPORTER = os.environ.get("REDIS_EXPORTER", "prometheus-redis-exporter")
 PROMETHEUS = os.environ.get("PROMETHEUS", "prometheus")
@@ -73,13 +72,7 @@ class Process:
         return (self.dir / f"{self.name}.log").read_text(errors="replace")
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 

@@ -53,13 +53,7 @@ pub fn info(call: &Call) -> Result<(), Error> {
     reply::map(ctx, 9);
     reply::name(ctx, c"source");
     reply::bulk(ctx, resolved.map_or("none", |r| r.source.name()).as_bytes());
-    let optional = |name, value: Option<u64>| {
-        reply::name(ctx, name);
-        match value {
-            Some(v) => reply::count(ctx, v),
-            None => reply::null(ctx),
-        }
-    };
+    let optional = |name, value| reply::field(ctx, name, value);
     optional(c"limit", policy.map(|p| p.limit()));
     optional(c"window_ms", policy.map(|p| p.window_ms()));
     optional(c"burst", policy.map(|p| p.burst()));
@@ -96,13 +90,7 @@ fn info_set(ctx: Ctx, state: SetState, now: u64) -> Result<(), Error> {
     reply::map(ctx, 11);
     reply::name(ctx, c"source");
     reply::bulk(ctx, resolved.map_or("none", |r| r.source.name()).as_bytes());
-    let optional = |name, value: Option<u64>| {
-        reply::name(ctx, name);
-        match value {
-            Some(v) => reply::count(ctx, v),
-            None => reply::null(ctx),
-        }
-    };
+    let optional = |name, value| reply::field(ctx, name, value);
     optional(c"limit", first.map(|l| limit_of(&l)));
     optional(c"window_ms", first.map(|l| window_of(&l)));
     optional(c"burst", first.map(|l| l.capacity()));
