@@ -66,33 +66,43 @@ pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
 
 /// `<tat_ms>[+<frac>/<den>][@<expire_at_ms>]`.
 fn parse_state(s: &[u8]) -> Option<(Tat, Option<u64>)> {
-    let (tat_part, expire) = match s.iter().position(|&b| b == b'@') {
-        Some(i) => (&s[..i], Some(natural(&s[i + 1..])?)),
-        None => (s, None),
-    };
-    let (ms, frac, den) = match tat_part.iter().position(|&b| b == b'+') {
-        None => (natural(tat_part)?, 0, 1),
+    let (tat, expire) = split_expiry(s)?;
+    Some((parse_tat(tat)?, expire))
+}
+
+/// A state's text and its `@<expire_at_ms>`, if any: any expiry Redis can hold (1 to
+/// [`MAX_EXPIRE_AT_MS`]). Shared with the set form (`state.rs`).
+pub(crate) fn split_expiry(s: &[u8]) -> Option<(&[u8], Option<u64>)> {
+    match s.iter().position(|&b| b == b'@') {
+        None => Some((s, None)),
         Some(i) => {
-            let fraction = &tat_part[i + 1..];
+            let e = natural(&s[i + 1..])?;
+            (1..=MAX_EXPIRE_AT_MS)
+                .contains(&e)
+                .then_some((&s[..i], Some(e)))
+        }
+    }
+}
+
+/// `<tat_ms>[+<frac>/<den>]`, as [`StateText`] writes it (a fraction is never 0: that form
+/// has no `+`). Shared with the set form (`state.rs`).
+pub(crate) fn parse_tat(s: &[u8]) -> Option<Tat> {
+    match s.iter().position(|&b| b == b'+') {
+        None => Tat::new(natural(s)?, 0, 1),
+        Some(i) => {
+            let fraction = &s[i + 1..];
             let slash = fraction.iter().position(|&b| b == b'/')?;
-            let (frac, den) = (
-                natural(&fraction[..slash])?,
-                natural(&fraction[slash + 1..])?,
-            );
-            // A written fraction is never 0: that form has no "+".
+            let frac = natural(&fraction[..slash])?;
             if frac == 0 {
                 return None;
             }
-            (natural(&tat_part[..i])?, frac, den)
+            Tat::new(natural(&s[..i])?, frac, natural(&fraction[slash + 1..])?)
         }
-    };
-    if expire.is_some_and(|e| e == 0 || e > MAX_EXPIRE_AT_MS) {
-        return None;
     }
-    Some((Tat::new(ms, frac, den)?, expire))
 }
 
-fn natural(b: &[u8]) -> Option<u64> {
+/// A non-negative integer in Redis's strict syntax.
+pub(crate) fn natural(b: &[u8]) -> Option<u64> {
     match parse_integer(b)? {
         Integer::Positive(v) => Some(v),
         Integer::Negative => None,

@@ -137,6 +137,14 @@ impl Tat {
         Tat::from_units(cap, limit).unwrap_or(self)
     }
 
+    /// The TAT a denial stores instead of this one (in lowest terms), when this one is more
+    /// than a full bucket after `now_ms`: the one repair a denial makes, so that a client
+    /// drains from now instead of waiting for a clock that stepped back. `None`: keep it.
+    pub fn repair(self, policy: &Policy, now_ms: u64) -> Option<Tat> {
+        let clamped = self.clamped(policy, now_ms);
+        (clamped != self).then(|| clamped.reduced())
+    }
+
     /// A TAT from units of `1/limit` ms, or `None` past [`MAX_TAT_MS`].
     fn from_units(units: u128, limit: u64) -> Option<Tat> {
         let l = u128::from(limit);

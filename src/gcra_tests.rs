@@ -131,8 +131,8 @@ fn a_clock_step_back_costs_at_most_one_full_drain() {
     // Back at t0 the TAT reads as one full bucket ahead: denied, and the caller stores the
     // clamped TAT (a repair), so the client drains from there.
     assert_eq!(decide(&p, tat, t0, 1), Decision::Denied);
-    let repaired = tat.clamped(&p, t0);
-    assert_eq!(repaired, Tat::new(t0 + 1000, 0, 10).unwrap());
+    let repaired = tat.repair(&p, t0).unwrap();
+    assert_eq!(repaired, Tat::new(t0 + 1000, 0, 1).unwrap());
     assert_eq!(decide(&p, repaired, t0 + 99, 1), Decision::Denied);
     assert!(matches!(
         decide(&p, repaired, t0 + 100, 1),
@@ -141,6 +141,7 @@ fn a_clock_step_back_costs_at_most_one_full_drain() {
     // A TAT within one full bucket of now is left alone.
     let near = Tat::new(t0 + 999, 3, 10).unwrap();
     assert_eq!(near.clamped(&p, t0), near);
+    assert_eq!(near.repair(&p, t0), None);
 }
 
 #[test]

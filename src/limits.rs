@@ -300,15 +300,14 @@ pub fn decide(limits: &Limits, usage: &mut Vec<Usage>, now_ms: u64, cost: u64) -
     // Aligning is not stored on a denial (the next call aligns the same way); a clock repair is.
     align(limits, usage, now_ms);
     // A clock that stepped back leaves state ahead of now: a SLIDING entry in the future is
-    // read as now, a TAT more than a full bucket ahead as one full bucket (`Tat::clamped`).
+    // read as now, a TAT more than a full bucket ahead as one full bucket (`Tat::repair`).
     let mut repaired = false;
     for (limit, u) in limits.as_slice().iter().zip(usage.iter_mut()) {
         match (limit, u) {
             (Limit::Sliding(_), Usage::Sliding(log)) => repaired |= log.clamp_future(now_ms),
             (Limit::Gcra(p), Usage::Gcra(tat)) => {
-                let clamped = tat.clamped(p, now_ms).reduced();
-                if clamped != tat.reduced() {
-                    *tat = clamped;
+                if let Some(r) = tat.repair(p, now_ms) {
+                    *tat = r;
                     repaired = true;
                 }
             }

@@ -36,9 +36,8 @@
 
 use std::io::Write as _;
 
-use crate::args::{parse_integer, Integer};
 use crate::codec;
-use crate::effect::MAX_EXPIRE_AT_MS;
+use crate::effect::{self, natural, split_expiry, StateText};
 use crate::gcra::{Tat, MAX_TAT_MS};
 use crate::limits::{Limit, Limits, StoredLimits, Usage, MAX_LIMITS};
 use crate::policy::{Policy, StoredPolicy};
@@ -236,12 +235,7 @@ pub fn apply_text(
             continue;
         }
         match u {
-            Usage::Gcra(t) => {
-                let _ = write!(s, "{}", t.ms());
-                if t.frac() > 0 {
-                    let _ = write!(s, "+{}/{}", t.frac(), t.den());
-                }
-            }
+            Usage::Gcra(t) => s.extend_from_slice(StateText::new(*t, None).as_bytes()),
             Usage::Sliding(log) => {
                 s.push(b'S');
                 for (j, (offset, count)) in log.parts().enumerate() {
@@ -336,16 +330,7 @@ pub fn parse_apply_set(args: &[&[u8]]) -> Option<ApplySet> {
         [state, kw, limits] if kw.eq_ignore_ascii_case(b"LIMITS") => (*state, Some(*limits)),
         _ => return None,
     };
-    let (body, expire_at_ms) = match state.iter().position(|&b| b == b'@') {
-        Some(i) => {
-            let e = natural(&state[i + 1..])?;
-            if e == 0 || e > MAX_EXPIRE_AT_MS {
-                return None;
-            }
-            (&state[..i], Some(e))
-        }
-        None => (state, None),
-    };
+    let (body, expire_at_ms) = split_expiry(state)?;
     let mut usage = Vec::new();
     let mut records = Vec::new();
     for part in body.split(|&b| b == b',') {
@@ -432,18 +417,7 @@ fn parse_usage(part: &[u8]) -> Option<Usage> {
 
 /// `<ms>[+<frac>/<den>]` in lowest terms, as the commands write it.
 fn parse_tat(s: &[u8]) -> Option<Tat> {
-    let tat = match s.iter().position(|&b| b == b'+') {
-        None => Tat::new(natural(s)?, 0, 1)?,
-        Some(i) => {
-            let fraction = &s[i + 1..];
-            let slash = fraction.iter().position(|&b| b == b'/')?;
-            let frac = natural(&fraction[..slash])?;
-            if frac == 0 {
-                return None;
-            }
-            Tat::new(natural(&s[..i])?, frac, natural(&fraction[slash + 1..])?)?
-        }
-    };
+    let tat = effect::parse_tat(s)?;
     (tat == tat.reduced()).then_some(tat)
 }
 
@@ -481,13 +455,6 @@ fn parse_limits_text(text: &[u8]) -> Option<StoredLimits> {
         limits.push(limit);
     }
     stored_limits(&limits, natural(idle)?, natural(flags)?)
-}
-
-fn natural(b: &[u8]) -> Option<u64> {
-    match parse_integer(b)? {
-        Integer::Positive(v) => Some(v),
-        Integer::Negative => None,
-    }
 }
 
 #[cfg(test)]

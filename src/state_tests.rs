@@ -2,6 +2,7 @@
 //! commands produce, version-1 compatibility, and refusal of everything else.
 
 use super::*;
+use crate::effect::MAX_EXPIRE_AT_MS;
 use crate::limits;
 use crate::policy::MAX_LIMIT;
 use proptest::prelude::*;

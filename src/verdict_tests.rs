@@ -120,8 +120,8 @@ proptest! {
         let drain = (p.burst() + cost) * p.window_ms() / p.limit() + 1;
         if let Some(r) = v.retry_after_ms {
             prop_assert!(r <= drain, "{} > {}", r, drain);
-            // The denial stored the clamped TAT (see check.rs): the retry passes against it.
-            let repaired = tat.clamped(&p, now);
+            // The denial stored its repair, if any (see check.rs): the retry passes against it.
+            let repaired = tat.repair(&p, now).unwrap_or(tat);
             prop_assert!(matches!(decide(&p, repaired, now + r, cost), Decision::Allowed(_)));
         }
         prop_assert!(v.reset_after_ms <= p.burst() * p.window_ms() / p.limit() + 1);

@@ -63,7 +63,11 @@ fn apply_set(call: &Call, args: &[&[u8]]) -> Result<(), Error> {
         if !record.apply(&mut log) {
             return Err(Error::ApplyInvalid);
         }
-        usage[i] = Usage::Sliding(log);
+        // parse_apply_set gives one usage per record; refused rather than trusted.
+        let Some(slot) = usage.get_mut(i) else {
+            return Err(Error::ApplyInvalid);
+        };
+        *slot = Usage::Sliding(log);
     }
     let state = SetState::new(usage, stored).ok_or(Error::ApplyInvalid)?;
     // Chained replicas and this replica's AOF hold the same logs: the same records.

@@ -203,11 +203,10 @@ fn check_single(
                 // Except a repair: a TAT more than a full bucket ahead (the clock stepped
                 // back) is stored as the full bucket the decision read, so the client
                 // drains from now instead of waiting for the old clock.
-                let clamped = tat.clamped(&resolved.policy, now);
-                if clamped != tat {
-                    let expiry = Expiry::Own(own_expiry(stored, clamped.empty_at_ms(), now));
+                if let Some(repaired) = tat.repair(&resolved.policy, now) {
+                    let expiry = Expiry::Own(own_expiry(stored, repaired.empty_at_ms(), now));
                     let w = Write {
-                        tat: clamped,
+                        tat: repaired,
                         set_policy: None,
                         expiry,
                     };

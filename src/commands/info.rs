@@ -86,7 +86,7 @@ fn info_set(ctx: Ctx, state: SetState, now: u64) -> Result<(), Error> {
         None => None,
     };
     let status = resolved.map(|r| limits::status(&r.limits, &state.usage, now));
-    let first = configured.map(|c| c.as_slice()[0]);
+    let first = configured.and_then(|c| c.as_slice().first().copied());
     reply::map(ctx, 11);
     reply::name(ctx, c"source");
     reply::bulk(ctx, resolved.map_or("none", |r| r.source.name()).as_bytes());
