@@ -281,6 +281,15 @@ def pipelined(c, commands, chunk=2000, raise_on_error=True):
     return replies
 
 
+def at_once(c, *commands):
+    """The replies to `commands` run in one MULTI: at one instant of the server's clock, so
+    that no refill can land between them however busy the machine is."""
+    p = c.pipeline(transaction=True)
+    for args in commands:
+        p.execute_command(*args)
+    return p.execute()
+
+
 def configured_payload(c, limit, window_ms, *options, flags=b"\x00"):
     """DUMP of a key configured with `limit window_ms options`, its stored flags field (the
     last one: opcode 2 = unsigned, value, then the EOF opcode 0) set to `flags`."""

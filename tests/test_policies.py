@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from helpers import (HOUR, all_aof_bytes, allow, config, digest, pexpiretime, rewrite_aof, rl_info,
+from helpers import (HOUR, all_aof_bytes, allow, at_once, config, digest, pexpiretime, rewrite_aof, rl_info,
                      start_pair, replicated, wait_until)
 from payload import build_dump, parse_dump
 
@@ -24,7 +24,11 @@ NAMES = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms", "b
 
 def throttle(c, key, *opts, command="RL.THROTTLE"):
     """RL.THROTTLE/RL.PEEK as a dict: 5 fields, 6 (`binding`) under several limits."""
-    reply = c.execute_command(command, key, *opts)
+    return verdict(c.execute_command(command, key, *opts))
+
+
+def verdict(reply):
+    """An RL.THROTTLE/RL.PEEK reply as a dict (see `throttle`)."""
     if isinstance(reply, dict):
         return {k.decode(): v for k, v in reply.items()}
     assert len(reply) in (5, 6), reply
@@ -49,12 +53,14 @@ def test_the_brief_example_under_sliding(r):
 
 def test_the_11th_passes_when_the_1st_leaves_the_window(r):
     config(r, "k", 3, 400, "SLIDING")
-    assert [allow(r, "k") for _ in range(4)] == [1, 1, 1, 0]
-    retry = throttle(r, "k")["retry_after_ms"]
+    # At one instant (one MULTI), so that no request leaves the 400 ms window in between.
+    *allowed, v = at_once(r, *[("RL.ALLOW", "k")] * 4, ("RL.THROTTLE", "k"))
+    assert allowed == [1, 1, 1, 0]
+    retry = verdict(v)["retry_after_ms"]
     assert 0 < retry <= 400
     # Denials change nothing: once the window has moved past the first, exactly 3 pass again.
     wait_until(lambda: throttle(r, "k", command="RL.PEEK")["allowed"] == 1, timeout=10)
-    assert [allow(r, "k") for _ in range(4)] == [1, 1, 1, 0]
+    assert at_once(r, *[("RL.ALLOW", "k")] * 4) == [1, 1, 1, 0]
 
 
 def test_inline_sliding_keys_expire_when_their_window_is_empty(r):
@@ -106,8 +112,9 @@ def test_resp3_replies_name_the_binding_limit(server):
 
 def test_ten_per_second_and_a_daily_quota(r):
     config(r, "k", 10, 1000, "SLIDING", "AND", 15, HOUR * 24)
-    assert [allow(r, "k") for _ in range(11)] == [1] * 10 + [0]
-    v = throttle(r, "k")
+    *allowed, v = at_once(r, *[("RL.ALLOW", "k")] * 11, ("RL.THROTTLE", "k"))
+    assert allowed == [1] * 10 + [0]
+    v = verdict(v)
     assert (v["allowed"], v["binding"], v["limit"], v["remaining"]) == (0, 0, 10, 0)
     assert 0 < v["retry_after_ms"] <= 1000
     # Once the per-second limit has room for 5 again, the daily quota binds.
@@ -129,15 +136,16 @@ def test_a_denial_consumes_nothing_in_any_limit(r):
 
 
 def test_rl_info_lists_every_limit(r):
-    config(r, "k", 10, 1000, "SLIDING", "IDLE", HOUR, "AND", 1000, HOUR, "BURST", 50)
+    # A minute's window: the request stays in it for the rest of the test, however slow.
+    config(r, "k", 10, 60_000, "SLIDING", "IDLE", HOUR, "AND", 1000, HOUR, "BURST", 50)
     allow(r, "k", "COST", 4)
     got = info(_server(r), "k")
     assert (got["source"], got["kind"], got["limit"], got["window_ms"], got["burst"]) == (
-        "stored", "sliding", 10, 1000, 10)
+        "stored", "sliding", 10, 60_000, 10)
     assert (got["idle_ms"], got["shadow"], got["remaining"]) == (HOUR, 0, 6)
     limits = [dict(zip(l[::2], l[1::2])) for l in got["limits"]]
     assert [(l[b"kind"], l[b"limit"], l[b"window_ms"], l[b"burst"], l[b"remaining"]) for l in limits] == [
-        (b"sliding", 10, 1000, 10, 6), (b"gcra", 1000, HOUR, 50, 46)]
+        (b"sliding", 10, 60_000, 10, 6), (b"gcra", 1000, HOUR, 50, 46)]
 
 
 def test_reconfiguring_keeps_usage_across_kinds(r):
