@@ -50,6 +50,15 @@ WORDING = {
     # goes on; a core command such as SET with no value aborts 7.0.15 instead).
     # Valkey checks the arity of every AOF line and refuses to load the file.
     "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "refused")],
+    # Whether module commands can have ACL categories (RedisModule_SetCommandACLCategories).
+    "acl_categories": [("redis", (7, 0), False), ("redis", (7, 2), True), ("valkey", (7, 2), True)],
+    # Whether a module can add a category of its own, @ratelimit (RedisModule_AddACLCategory).
+    "module_acl_category": [("redis", (7, 0), False), ("redis", (7, 4), True),
+                            ("valkey", (8, 0), True)],
+    # Whether ACL CAT lists module commands under their categories (the grants work either
+    # way): not on Redis 7.2.4 and 7.4.1 nor Valkey 8.0.1, yes on Redis 8.2.3 and Valkey 8.1.8+.
+    "acl_cat_lists_module_commands": [("redis", (7, 0), False), ("redis", (8, 0), True),
+                                      ("valkey", (7, 2), False), ("valkey", (8, 1), True)],
 }
 
 
