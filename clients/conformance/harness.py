@@ -19,7 +19,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 MODULE = Path(os.environ.get("RL_MODULE", ROOT / "target" / "release" / "librl.so")).resolve()
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+# The server: SERVER names one of the project's test matrix (scripts/servers.sh installs it
+# as .deps/SERVER/server: redis-7.0 ... valkey-9.1, or the aliases redis and valkey);
+# REDIS_SERVER, a binary's path, overrides it; neither: redis-server on PATH.
+SERVER = os.environ.get("SERVER", "")
+REDIS_SERVER = os.environ.get("REDIS_SERVER") or (str(ROOT / ".deps" / SERVER / "server") if SERVER else "redis-server")
+# RL_NO_MODULE=1: every server starts without the module, so that the clients take their
+# Lua path wherever a test would have used the module (scripts/test.sh runs the conformance
+# and fault tests so on each server of the matrix).
+NO_MODULE = os.environ.get("RL_NO_MODULE") == "1"
+# The path a client reports for a check on a server started "with the module".
+SERVED_PATH = "lua" if NO_MODULE else "redis"
 
 
 def free_port():
@@ -43,7 +53,7 @@ class Server:
     (then `set_clock(ms)` freezes the server's wall clock at that Unix ms)."""
 
     def __init__(self, module=True, frozen_clock=None, port=None, extra=()):
-        self.module = module
+        self.module = module and not NO_MODULE
         self.frozen_clock = frozen_clock
         self.port = port
         self.extra = list(extra)
