@@ -11,6 +11,14 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const MODULE = path.resolve(process.env.RL_MODULE || path.join(ROOT, 'target', 'release', 'librl.so'));
+// SERVER names a server of the project's test matrix (scripts/servers.sh installs it as
+// .deps/SERVER/server: redis-7.0 ... valkey-9.1, or the aliases redis and valkey); unset:
+// redis-server on PATH.
+const REDIS_SERVER = process.env.SERVER ? path.join(ROOT, '.deps', process.env.SERVER, 'server') : 'redis-server';
+// RL_NO_MODULE=1: every server starts without the module, so the client takes its Lua path
+// where a test would have used the module; SERVED_PATH is the path it then reports.
+const NO_MODULE = process.env.RL_NO_MODULE === '1';
+const SERVED_PATH = NO_MODULE ? 'lua' : 'redis';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -83,7 +91,7 @@ function frozenClock() {
 class Server {
   /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[]}} opts */
   constructor(opts = {}) {
-    this.module = opts.module !== false;
+    this.module = opts.module !== false && !NO_MODULE;
     this.frozen = Boolean(opts.frozen);
     this.port = opts.port;
     this.args = opts.args || [];
@@ -102,7 +110,7 @@ class Server {
       env.LD_PRELOAD = frozenClock();
       env.RL_FROZEN_CLOCK_FILE = this.clockFile;
     }
-    this.proc = spawn('redis-server', args, { cwd: this.dir, env, stdio: 'ignore' });
+    this.proc = spawn(REDIS_SERVER, args, { cwd: this.dir, env, stdio: 'ignore' });
     const exited = new Promise((resolve) => this.proc.once('exit', resolve));
     this.exited = exited;
     const until = Date.now() + 15000;
@@ -148,7 +156,7 @@ class Server {
   }
 }
 
-module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, ROOT };
+module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, ROOT, NO_MODULE, SERVED_PATH };
 
 /**
  * A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports; slots
