@@ -40,16 +40,19 @@ WORDING = {
     # The fix a server suggests for a truncated AOF.
     "check_aof_fix": [("redis", (7, 0), "redis-check-aof --fix"),
                       ("valkey", (7, 2), "valkey-check-aof --fix")],
-    # The magic an RDB file (and an AOF's RDB preamble) starts with.
-    "rdb_magic": [("redis", (7, 0), b"REDIS"), ("valkey", (7, 2), b"VALKEY")],
-    # Whether CONFIG SET can change sanitize-dump-payload (Valkey 9 refuses it and ignores
-    # the redis.conf line, so it has no second mode to test).
-    "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), False)],
-    # What loading an AOF with an rl.apply line of the wrong arity does. Redis 7.0's AOF
-    # loader checks no arity: the handler gets the short line and refuses it (logged, loading
-    # goes on; a core command such as SET with no value aborts 7.0.15 instead).
-    # Valkey checks the arity of every AOF line and refuses to load the file.
-    "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "refused")],
+    # The magic an RDB file (and an AOF's RDB preamble) starts with (Valkey 8.0 and 8.1 still
+    # write REDIS).
+    "rdb_magic": [("redis", (7, 0), b"REDIS"), ("valkey", (7, 2), b"REDIS"), ("valkey", (9, 0), b"VALKEY")],
+    # Whether CONFIG SET can change sanitize-dump-payload (Valkey 9 has no such setting: it
+    # refuses CONFIG SET of it and ignores the redis.conf line, so there is one mode to test).
+    "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), True),
+                                       ("valkey", (9, 0), False)],
+    # What loading an AOF with an rl.apply line of the wrong arity does. The AOF loader of
+    # Redis 7.0-8.2 and Valkey 8.0 checks no arity: the handler gets the short line and refuses
+    # it (logged, loading goes on; a core command such as SET with no value aborts them).
+    # Valkey 8.1+ checks the arity of every AOF line and refuses to load the file.
+    "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "skipped"),
+                        ("valkey", (8, 1), "refused")],
     # Whether module commands can have ACL categories (RedisModule_SetCommandACLCategories).
     "acl_categories": [("redis", (7, 0), False), ("redis", (7, 2), True), ("valkey", (7, 2), True)],
     # Whether a module can add a category of its own, @ratelimit (RedisModule_AddACLCategory).
