@@ -57,10 +57,10 @@ for (const backend of ['module', 'lua']) {
       const rl = new DistributedRateLimiter(client, { timeoutMs: 5000 });
       for (const [n, t] of TRACES.entries()) {
         const id = `trace:${n}`;
-        server.setClock(START_MS);
+        await server.setClock(START_MS);
         await rl.configureRateLimit(id, policyOfTrace(t));
         for (const [i, step] of t.steps.entries()) {
-          server.setClock(START_MS + step.t_ms);
+          await server.setClock(START_MS + step.t_ms);
           const v = await rl.throttle(id, { cost: step.cost });
           assert.equal(v.path, backend === 'module' ? 'redis' : 'lua');
           assert.deepEqual(numbers(v), expected(t, step), `${t.name}, step ${i}`);
