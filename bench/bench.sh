@@ -47,11 +47,11 @@ fi
 mkdir -p "$OUT"
 export PROFILE_OUT=$ROOT/$OUT/profile
 
-# Its own target directory: the bench build has the system-alloc feature, and must not
-# replace target/release/librl.so, which is the module the servers load.
-echo "== micro-benchmark: benches/decide.rs"
+# The pure core's micro-benchmark (its own target directory: a bench build must not touch
+# target/release/librl.so, the module the servers load).
+echo "== micro-benchmark: core/benches/decide.rs"
 DECIDE_ITERS=$ITERS CARGO_TARGET_DIR=target/bench \
-    cargo bench --quiet --bench decide --features system-alloc | tee "$OUT/decide.txt"
+    cargo bench --quiet -p rl-core --bench decide | tee "$OUT/decide.txt"
 
 # Instruction counts: the one cost figure that the neighbours' load cannot move.
 if [ -z "$SMOKE" ]; then

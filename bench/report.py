@@ -3,7 +3,7 @@ chart of cost per call and bytes per client per approach.
 
     python3 bench/report.py OUT_DIR OUT_MD OUT_PNG
 
-OUT_DIR holds raw.json (bench/run.py), decide.txt (benches/decide.rs) and profile/
+OUT_DIR holds raw.json (bench/run.py), decide.txt (core/benches/decide.rs) and profile/
 (bench/profile.sh), the last two optional.
 
 Every figure is the median over the repeats of one run; the range (min-max) is shown where it
@@ -315,9 +315,9 @@ and the limit of sharding on this box, not the scaling of one core per master.
 
 {profile}
 
-## The pure decision (`benches/decide.rs`)
+## The pure decision (`core/benches/decide.rs`)
 
-`cargo bench --bench decide --features system-alloc`: ns per call of `bucket::decide` and
+`cargo bench -p rl-core --bench decide`: ns per call of `bucket::decide` and
 `verdict::evaluate`, no Redis.
 
 ```

@@ -3,8 +3,8 @@ beats inline, and their persistence and replication (RDB v2 with v1 files still 
 RL.APPLY's set form, DUMP/RESTORE, COPY, AOF rewrite, a real replica).
 
 The exact arithmetic (retry at `retry_after_ms` passes, a ms earlier does not; "at most N in
-any window" on random traces) is property-tested on the pure core (src/sliding_tests.rs,
-src/limits_tests.rs); these tests check what only a server shows, without timing asserts:
+any window" on random traces) is property-tested on the pure core (core/src/sliding_tests.rs,
+core/src/limits_tests.rs); these tests check what only a server shows, without timing asserts:
 every window is an hour unless a test waits for one to pass, and then it polls."""
 
 import json

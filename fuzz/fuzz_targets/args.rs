@@ -3,10 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::args::{parse_allow, parse_allow_set, parse_config, parse_config_set};
-use rl::limits::MAX_LIMITS;
-use rl::effect::{parse_apply, MAX_EXPIRE_AT_MS};
-use rl::policy::{MAX_BURST, MAX_COST, MAX_IDLE_MS, MAX_LIMIT, MAX_WINDOW_MS};
+use rl_core::args::{parse_allow, parse_allow_set, parse_config, parse_config_set};
+use rl_core::limits::MAX_LIMITS;
+use rl_core::effect::{parse_apply, MAX_EXPIRE_AT_MS};
+use rl_core::policy::{MAX_BURST, MAX_COST, MAX_IDLE_MS, MAX_LIMIT, MAX_WINDOW_MS};
 
 fuzz_target!(|data: &[u8]| {
     // Arguments are separated by 0x00, so they can hold any other byte (CR, LF, UTF-8 or not).

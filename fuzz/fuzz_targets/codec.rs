@@ -4,11 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::gcra::decide;
-use rl::codec::{decode, encode};
-use rl::policy::Policy;
-use rl::value::Value;
-use rl::verdict::evaluate;
+use rl_core::gcra::decide;
+use rl_core::codec::{decode, encode};
+use rl_core::policy::Policy;
+use rl_core::verdict::evaluate;
 
 fn word(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -24,14 +23,6 @@ fuzz_target!(|data: &[u8]| {
     let (f, n) = encode(tat, stored);
     let mut again = f[..n].iter().copied();
     assert_eq!(decode(|| again.next()), Some((tat, stored)));
-
-    let bucket = match stored {
-        Some(s) => Value::new_configured(tat, s),
-        None => Value::new_usage(tat),
-    };
-    assert_eq!((bucket.tat(), bucket.stored()), (tat.reduced(), stored));
-    // SAFETY: the value was never handed to Redis.
-    unsafe { bucket.free() };
 
     // Use the state with the trailing bytes as the clock, cost and scale.
     let (now, cost, scale) = (word(data.get(72..80).unwrap_or(&[])), word(data.get(80..88).unwrap_or(&[])), word(data.get(88..96).unwrap_or(&[])));

@@ -8,8 +8,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
-use crate::resolve::Source;
-use crate::topk::TopK;
+use rl_core::resolve::Source;
+use rl_core::topk::TopK;
 
 /// A counter written by the main thread only.
 pub struct Counter(AtomicU64);

@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use redis_module::raw;
 
-use crate::error::Error;
 use crate::ffi::{api, string_bytes, Ctx, Str};
-use crate::gcra::Tat;
-use crate::policy::StoredPolicy;
 use crate::propagate;
-use crate::state::{self, SetState};
 use crate::value::{Change, Value};
+use rl_core::error::Error;
+use rl_core::gcra::Tat;
+use rl_core::policy::StoredPolicy;
+use rl_core::state::{self, SetState};
 
 /// The module's data type, set once at load.
 static TYPE: AtomicPtr<raw::RedisModuleType> = AtomicPtr::new(ptr::null_mut());

@@ -14,7 +14,7 @@ use redis_module::raw;
 use super::{allow, apply, config, info, reset, throttle, top};
 use crate::entry::{handler, Shape};
 use crate::ffi::{api, has_acl_categories, log_warning, Ctx};
-use crate::policy::FIELD_NAMES;
+use rl_core::policy::FIELD_NAMES;
 
 type Handler = extern "C" fn(Ctx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 

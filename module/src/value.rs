@@ -28,11 +28,11 @@ use std::mem::size_of;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 
-use crate::gcra::Tat;
-use crate::limits::{StoredLimits, Usage as LimitUsage};
 use crate::metrics::LIVE_BUCKETS;
-use crate::policy::StoredPolicy;
-use crate::state::SetState;
+use rl_core::gcra::Tat;
+use rl_core::limits::{StoredLimits, Usage as LimitUsage};
+use rl_core::policy::StoredPolicy;
+use rl_core::state::SetState;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("the inline layout packs a TAT into a 64-bit module value word");

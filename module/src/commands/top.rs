@@ -6,13 +6,13 @@
 //! Lists only keys the caller's ACL user may read, since ACL key patterns cannot guard a
 //! keyless command.
 
-use crate::args::{parse_integer, Integer};
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::{now_ms, CallerAcl};
 use crate::metrics::TOP_DENIED;
 use crate::reply;
-use crate::topk::CAPACITY;
+use rl_core::args::{parse_integer, Integer};
+use rl_core::error::Error;
+use rl_core::topk::CAPACITY;
 
 pub fn top(call: &Call) -> Result<(), Error> {
     let count = match call.args()? {

@@ -1,7 +1,7 @@
 use super::*;
-use crate::policy::{Policy, MAX_LIMIT};
-use crate::state::SetState;
 use proptest::prelude::*;
+use rl_core::policy::{Policy, MAX_LIMIT};
+use rl_core::state::SetState;
 
 fn stored() -> StoredPolicy {
     StoredPolicy::new(Policy::new(10, 60_000, 20).unwrap(), 5000).unwrap()
@@ -117,8 +117,8 @@ proptest! {
 
 mod sets {
     use super::*;
-    use crate::limits::{Limit, Limits, StoredLimits, Usage as U};
-    use crate::sliding::{Log, Sliding};
+    use rl_core::limits::{Limit, Limits, StoredLimits, Usage as U};
+    use rl_core::sliding::{Log, Sliding};
 
     fn sliding_state(stored: bool) -> SetState {
         let s = Sliding::new(10, 60_000).unwrap();

@@ -14,9 +14,9 @@
 
 use super::check::{check, Checked};
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::{is_resp3, Ctx};
 use crate::reply;
+use rl_core::error::Error;
 
 pub fn throttle(call: &Call) -> Result<(), Error> {
     reply_verdict(call.ctx(), &check(call, true)?);

@@ -8,14 +8,14 @@
 //! from the master link or while loading the AOF, and its state is validated like an RDB load.
 //! A replica with an AOF persists the same state, through the same write as the master.
 
-use crate::effect::parse_apply;
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::from_master_or_loading;
 use crate::key::{Expiry, Key, Write};
-use crate::limits::Usage;
 use crate::reply;
-use crate::state::{is_set_form, parse_apply_set, SetState};
+use rl_core::effect::parse_apply;
+use rl_core::error::Error;
+use rl_core::limits::Usage;
+use rl_core::state::{is_set_form, parse_apply_set, SetState};
 
 pub fn apply(call: &Call) -> Result<(), Error> {
     if !from_master_or_loading(call.ctx()) {

@@ -7,8 +7,8 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::error::Error;
-use crate::policy::Policy;
+use rl_core::error::Error;
+use rl_core::policy::Policy;
 
 /// `rl.default-limit`: requests per window; 0 means no default policy.
 pub static DEFAULT_LIMIT: AtomicI64 = AtomicI64::new(0);

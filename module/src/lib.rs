@@ -6,28 +6,10 @@
 //! limits or SLIDING ones, see [`limits`] and [`sliding`]) that persists in RDB/AOF,
 //! replicates as effects and expires by itself when a client goes idle.
 //!
-//! Pure logic ([`gcra`], [`sliding`], [`limits`], [`policy`], [`resolve`], [`verdict`],
-//! [`args`], [`codec`], [`state`], [`effect`], [`value`], [`error`]) knows nothing of the
-//! module API; the glue
-//! ([`entry`], [`commands`], [`key`], [`propagate`], [`datatype`], [`load`], [`ffi`]) is all
-//! that touches it. The README's "How a request flows" follows one `RL.ALLOW` through them.
+//! Pure logic lives in the `rl_core` crate (no Redis types, no unsafe); this crate is the glue
+//! ([`entry`], [`commands`], [`key`], [`value`], [`propagate`], [`datatype`], [`load`], [`ffi`]).
+//! The README's "How a request flows" follows one `RL.ALLOW` through them.
 
-// Pure: no Redis types; unit- and property-tested without a server.
-pub mod args;
-pub mod codec;
-pub mod effect;
-pub mod error;
-pub mod gcra;
-pub mod limits;
-pub mod policy;
-pub mod resolve;
-pub mod sliding;
-pub mod state;
-pub mod topk;
-pub mod value;
-pub mod verdict;
-
-// Glue: everything that touches the module API.
 pub mod commands;
 pub mod datatype;
 pub mod defaults;
@@ -38,14 +20,15 @@ pub mod load;
 pub mod metrics;
 pub mod propagate;
 pub mod reply;
+pub mod value;
 
 use std::ffi::c_int;
 
 use redis_module::raw;
 
 // Redis's allocator inside the server (so INFO memory and MEMORY USAGE see our bytes); the
-// system one for unit tests and tools that run outside Redis, where RedisAlloc would abort.
-#[cfg(not(any(test, feature = "system-alloc")))]
+// system one for unit tests, which run outside Redis, where RedisAlloc would abort.
+#[cfg(not(test))]
 #[global_allocator]
 static ALLOCATOR: redis_module::alloc::RedisAlloc = redis_module::alloc::RedisAlloc;
 

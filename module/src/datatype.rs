@@ -13,11 +13,11 @@ use std::ptr;
 
 use redis_module::{native_types::RedisType, raw};
 
-use crate::codec;
 use crate::ffi::api;
 use crate::propagate;
-use crate::state;
 use crate::value::Value;
+use rl_core::codec;
+use rl_core::state;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
 const ENCODING_VERSION: c_int = 2;

@@ -6,9 +6,9 @@ use std::ffi::{c_int, c_long, c_longlong, CStr};
 
 use redis_module::raw;
 
-use crate::error::Error;
 use crate::ffi::{api, Ctx};
 use crate::metrics::ERRORS;
+use rl_core::error::Error;
 
 pub fn error(ctx: Ctx, e: Error) {
     if e == Error::WrongArity {

@@ -15,15 +15,15 @@
 
 use crate::defaults::{default_policy, scale_percent};
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::now_ms;
 use crate::ffi::Ctx;
 use crate::key::Key;
-use crate::limits::{self, Limit};
 use crate::reply;
-use crate::resolve::{resolve, resolve_set, Source};
-use crate::state::SetState;
-use crate::verdict::remaining;
+use rl_core::error::Error;
+use rl_core::limits::{self, Limit};
+use rl_core::resolve::{resolve, resolve_set, Source};
+use rl_core::state::SetState;
+use rl_core::verdict::remaining;
 
 pub fn info(call: &Call) -> Result<(), Error> {
     let ctx = call.ctx();

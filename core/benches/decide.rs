@@ -2,20 +2,20 @@
 //! under every `RL.ALLOW`, whose server-side cost is mostly Redis's own key handling.
 //!
 //! ```text
-//! cargo bench --bench decide --features system-alloc     (make bench runs it)
+//! cargo bench -p rl-core --bench decide                   (make bench runs it)
 //! DECIDE_ITERS=100000 cargo bench ...                     (a quick run; default 10^7)
 //! ```
 //!
-//! `system-alloc` because the crate's Redis allocator aborts outside Redis. Each case runs
-//! its loop 5 times and prints the median, in ns per call; the state is carried from call
-//! to call (as a client's TAT is) so the compiler cannot hoist the work out of the loop.
+//! Each case runs its loop 5 times and prints the median, in ns per call; the state is carried
+//! from call to call (as a client's TAT is) so the compiler cannot hoist the work out of the
+//! loop.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use rl::gcra::{decide, Decision, Tat};
-use rl::policy::Policy;
-use rl::verdict::evaluate;
+use rl_core::gcra::{decide, Decision, Tat};
+use rl_core::policy::Policy;
+use rl_core::verdict::evaluate;
 
 const ROUNDS: usize = 5;
 /// 2023-11-14, in Unix ms: an instant of the right magnitude.

@@ -7,8 +7,8 @@
 
 use super::check::check;
 use crate::entry::Call;
-use crate::error::Error;
 use crate::reply;
+use rl_core::error::Error;
 
 pub fn allow(call: &Call) -> Result<(), Error> {
     let checked = check(call, true)?;

@@ -16,9 +16,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw;
 
-use crate::error::Error;
 use crate::ffi::{log_warning, string_bytes, Ctx, Str};
 use crate::reply;
+use rl_core::error::Error;
 
 /// Most arguments after the key any command accepts: `RL.ALLOW` with `COST` and four inline
 /// limits of every option (`LIMIT l WINDOW w BURST b GCRA`) joined by three `AND`s takes

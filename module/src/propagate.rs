@@ -12,10 +12,10 @@ use std::ffi::{c_char, c_longlong};
 
 use redis_module::raw;
 
-use crate::effect::StateText;
 use crate::ffi::{Ctx, Str};
-use crate::gcra::Tat;
-use crate::policy::StoredPolicy;
+use rl_core::effect::StateText;
+use rl_core::gcra::Tat;
+use rl_core::policy::StoredPolicy;
 
 /// An integer argument for the `l` format; every field we send is far below `i64::MAX`.
 fn ll(v: u64) -> c_longlong {

@@ -7,15 +7,15 @@
 //! with the empty state).
 
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::now_ms;
-use crate::gcra::Tat;
 use crate::key::{Expiry, Key, Write};
-use crate::limits::{self, Usage};
 use crate::metrics::RESETS;
-use crate::policy::{own_expiry, own_expiry_idle};
 use crate::reply;
-use crate::state::SetState;
+use rl_core::error::Error;
+use rl_core::gcra::Tat;
+use rl_core::limits::{self, Usage};
+use rl_core::policy::{own_expiry, own_expiry_idle};
+use rl_core::state::SetState;
 
 pub fn reset(call: &Call) -> Result<(), Error> {
     let now = now_ms();

@@ -7,19 +7,19 @@
 //! (`limits::decide` on the key's whole state), which a single GCRA limit also passes through
 //! unchanged (property-tested in `limits_tests.rs`).
 
-use crate::args::{parse_allow, parse_allow_set};
 use crate::defaults::{default_policy, scale_percent};
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::{notify, now_ms};
-use crate::gcra::{decide, Decision, Tat};
 use crate::key::{Expiry, Key, Write};
-use crate::limits::{self, Limit, Limits, Outcome};
 use crate::metrics;
-use crate::policy::{own_expiry, own_expiry_idle};
-use crate::resolve::{resolve, resolve_set, tell, tell_set, Resolved, ResolvedSet, Told};
-use crate::state::{Record, SetState};
-use crate::verdict::explain;
+use rl_core::args::{parse_allow, parse_allow_set};
+use rl_core::error::Error;
+use rl_core::gcra::{decide, Decision, Tat};
+use rl_core::limits::{self, Limit, Limits, Outcome};
+use rl_core::policy::{own_expiry, own_expiry_idle};
+use rl_core::resolve::{resolve, resolve_set, tell, tell_set, Resolved, ResolvedSet, Told};
+use rl_core::state::{Record, SetState};
+use rl_core::verdict::explain;
 
 /// What was decided, on which path.
 pub enum Decided {
@@ -174,7 +174,7 @@ fn check_single(
     key: &Key,
     value: Option<crate::key::ValueRef<'_>>,
     cost: u64,
-    inline: Option<crate::policy::Policy>,
+    inline: Option<rl_core::policy::Policy>,
     now: u64,
     consume: bool,
 ) -> Result<Checked, Error> {

@@ -8,17 +8,17 @@
 //! given; then it is forgotten `idle_ms` after its last allowed request, and never before
 //! every limit is empty.
 
-use crate::args::{parse_config, parse_config_set};
 use crate::entry::Call;
-use crate::error::Error;
 use crate::ffi::now_ms;
-use crate::gcra::Tat;
 use crate::key::{Expiry, Key, Write};
-use crate::limits::{self, StoredLimits};
 use crate::metrics::CONFIGS;
-use crate::policy::{own_expiry, own_expiry_idle};
 use crate::reply;
-use crate::state::SetState;
+use rl_core::args::{parse_config, parse_config_set};
+use rl_core::error::Error;
+use rl_core::gcra::Tat;
+use rl_core::limits::{self, StoredLimits};
+use rl_core::policy::{own_expiry, own_expiry_idle};
+use rl_core::state::SetState;
 
 pub fn config(call: &Call) -> Result<(), Error> {
     let args = call.args()?;
