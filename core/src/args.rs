@@ -1,130 +1,47 @@
-//! Argument parsing for the commands, on plain byte slices so it can be tested and fuzzed
-//! without a server. Each parser takes the arguments after the key.
+//! The argument parsers, on plain byte slices so they can be tested and fuzzed without a
+//! server: one for a request (`RL.ALLOW`, `RL.THROTTLE`, `RL.PEEK`) and one for `RL.CONFIG`.
+//! Each takes the arguments after the key, and reads a policy of one to four limits of any
+//! kind (the kinds' keywords come from their registry, `kinds::Kind`).
 //!
 //! Numbers follow Redis's strict integer syntax (no sign but `-`, no spaces, no leading
-//! zeros), and every number is range-checked here: a value that parses is safe to compute with.
+//! zeros), and every number is range-checked here: a value that parses is safe to compute
+//! with. Options are case-insensitive and may come in any order within a limit.
 //!
 //! PURE: no Redis types here.
 
 use crate::error::Error;
-use crate::limits::{Limit, Limits, StoredLimits, MAX_LIMITS};
-use crate::policy::{Policy, StoredPolicy, MAX_COST, MAX_IDLE_MS};
-use crate::sliding::Sliding;
+use crate::kinds::{Kind, Limit};
+use crate::policy::{Policy, Stored, MAX_COST, MAX_IDLE_MS, MAX_LIMITS};
 
-/// Parsed `RL.ALLOW` options.
+/// Which command a request's options are for: `RL.THROTTLE` and `RL.PEEK` also take
+/// `WITHPOLICY`, and each names its own options in its syntax error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AllowArgs {
+pub enum Command {
+    Allow,
+    Throttle,
+}
+
+/// A parsed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
     /// Requests this call weighs, 1..=MAX_COST.
     pub cost: u64,
-    /// `LIMIT l WINDOW w [BURST b]`, used for this call only.
+    /// The call's own limits, used when the key has no stored policy, never stored.
     pub inline: Option<Policy>,
+    /// `WITHPOLICY`: the reply also tells the policy that was enforced.
+    pub with_policy: bool,
 }
 
-/// Parses `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]]`, options in any order.
-pub fn parse_allow(args: &[&[u8]]) -> Result<AllowArgs, Error> {
-    let mut cost = None;
-    let mut limit = None;
-    let mut window = None;
-    let mut burst = None;
-    let mut rest = args;
-    while let [name, tail @ ..] = rest {
-        let [value, tail @ ..] = tail else {
-            return Err(
-                if is_option(name, &[b"COST", b"LIMIT", b"WINDOW", b"BURST"]) {
-                    Error::MissingValue
-                } else {
-                    Error::UnknownAllowOption
-                },
-            );
-        };
-        let (slot, range) = if name.eq_ignore_ascii_case(b"COST") {
-            (&mut cost, Error::CostRange)
-        } else if name.eq_ignore_ascii_case(b"LIMIT") {
-            (&mut limit, Error::LimitRange)
-        } else if name.eq_ignore_ascii_case(b"WINDOW") {
-            (&mut window, Error::WindowRange)
-        } else if name.eq_ignore_ascii_case(b"BURST") {
-            (&mut burst, Error::BurstRange)
-        } else {
-            return Err(Error::UnknownAllowOption);
-        };
-        set_once(slot, positive(value, range)?)?;
-        rest = tail;
-    }
-    let cost = cost.unwrap_or(1);
-    if cost > MAX_COST {
-        return Err(Error::CostRange);
-    }
-    let inline = match (limit, window, burst) {
-        (None, None, None) => None,
-        (None, None, Some(_)) => return Err(Error::BurstWithoutLimit),
-        (Some(l), Some(w), b) => Some(Policy::new(l, w, b.unwrap_or(0))?),
-        _ => return Err(Error::LimitWithoutWindow),
+/// Parses `[COST n] [WITHPOLICY] [LIMIT l WINDOW w [BURST b] [KIND]] [AND LIMIT l WINDOW w
+/// ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, options in any order within a limit;
+/// `COST` (and `WITHPOLICY`) may stand in any of them, once.
+pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error> {
+    let unknown_option = match command {
+        Command::Allow => Error::UnknownAllowOption,
+        Command::Throttle => Error::UnknownCheckOption,
     };
-    Ok(AllowArgs { cost, inline })
-}
-
-/// Parses `limit window_ms [BURST burst] [IDLE idle_ms] [SHADOW]`.
-pub fn parse_config(args: &[&[u8]]) -> Result<StoredPolicy, Error> {
-    let [limit, window, options @ ..] = args else {
-        return Err(Error::MissingValue);
-    };
-    let limit = positive(limit, Error::LimitRange)?;
-    let window = positive(window, Error::WindowRange)?;
-    let mut burst = None;
-    let mut idle = None;
-    let mut shadow = false;
-    let mut rest = options;
-    while let [name, tail @ ..] = rest {
-        if name.eq_ignore_ascii_case(b"SHADOW") {
-            if shadow {
-                return Err(Error::RepeatedOption);
-            }
-            shadow = true;
-            rest = tail;
-            continue;
-        }
-        let [value, tail @ ..] = tail else {
-            return Err(if is_option(name, &[b"BURST", b"IDLE"]) {
-                Error::MissingValue
-            } else {
-                Error::UnknownConfigOption
-            });
-        };
-        let (slot, range) = if name.eq_ignore_ascii_case(b"BURST") {
-            (&mut burst, Error::BurstRange)
-        } else if name.eq_ignore_ascii_case(b"IDLE") {
-            (&mut idle, Error::IdleRange)
-        } else {
-            return Err(Error::UnknownConfigOption);
-        };
-        set_once(slot, positive(value, range)?)?;
-        rest = tail;
-    }
-    let idle = idle.unwrap_or(0);
-    if idle > MAX_IDLE_MS {
-        return Err(Error::IdleRange);
-    }
-    let mut stored = StoredPolicy::new(Policy::new(limit, window, burst.unwrap_or(0))?, idle)?;
-    stored.shadow = shadow;
-    Ok(stored)
-}
-
-/// Parsed `RL.ALLOW` options with the kinds and `AND` of several limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AllowSet {
-    /// Requests this call weighs, 1..=MAX_COST.
-    pub cost: u64,
-    /// This call's limits, used for this call only (and only when the key has no stored one).
-    pub inline: Option<Limits>,
-}
-
-/// Parses `[COST n] [LIMIT l WINDOW w [BURST b] [GCRA|SLIDING]] [AND LIMIT l WINDOW w ...]`:
-/// the options of [`parse_allow`], a kind per limit, and up to [`MAX_LIMITS`] limits joined
-/// by `AND`. Options are in any order within a limit; `COST` may stand in any of them, once.
-/// Without `AND`, `SLIDING` or `GCRA` it accepts and answers exactly what [`parse_allow`] does.
-pub fn parse_allow_set(args: &[&[u8]]) -> Result<AllowSet, Error> {
     let mut cost = None;
+    let mut with_policy = false;
     let mut found = Found::default();
     let mut current = LimitArgs::default();
     let mut joined = false;
@@ -133,12 +50,20 @@ pub fn parse_allow_set(args: &[&[u8]]) -> Result<AllowSet, Error> {
         rest = tail;
         if name.eq_ignore_ascii_case(b"AND") {
             found.push(current.complete_before_and()?)?;
+            found.room_for_one_more()?;
             current = LimitArgs::default();
             joined = true;
             continue;
         }
-        if let Some(kind) = kind_of(name) {
+        if let Some(kind) = Kind::from_keyword(name) {
             current.set_kind(kind)?;
+            continue;
+        }
+        if command == Command::Throttle && name.eq_ignore_ascii_case(b"WITHPOLICY") {
+            if with_policy {
+                return Err(Error::RepeatedOption);
+            }
+            with_policy = true;
             continue;
         }
         let [value, tail @ ..] = tail else {
@@ -146,7 +71,7 @@ pub fn parse_allow_set(args: &[&[u8]]) -> Result<AllowSet, Error> {
                 if is_option(name, &[b"COST", b"LIMIT", b"WINDOW", b"BURST"]) {
                     Error::MissingValue
                 } else {
-                    unknown(name, Error::UnknownAllowOption)
+                    unknown(name, unknown_option)
                 },
             );
         };
@@ -160,7 +85,7 @@ pub fn parse_allow_set(args: &[&[u8]]) -> Result<AllowSet, Error> {
         } else if name.eq_ignore_ascii_case(b"BURST") {
             (&mut current.burst, Error::BurstRange)
         } else {
-            return Err(unknown(name, Error::UnknownAllowOption));
+            return Err(unknown(name, unknown_option));
         };
         set_once(slot, positive(value, range)?)?;
     }
@@ -173,17 +98,17 @@ pub fn parse_allow_set(args: &[&[u8]]) -> Result<AllowSet, Error> {
     } else if !current.is_empty() {
         found.push(current.complete()?)?;
     }
-    Ok(AllowSet {
+    Ok(Request {
         cost,
-        inline: found.limits()?,
+        inline: found.policy()?,
+        with_policy,
     })
 }
 
-/// Parses `limit window_ms [BURST b] [GCRA|SLIDING] [IDLE ms] [SHADOW] [AND limit window_ms
-/// [BURST b] [GCRA|SLIDING] ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, each with its
-/// own burst and kind; `IDLE` and `SHADOW` are the key's and may stand after any limit, once.
-/// Without `AND`, `SLIDING` or `GCRA` it accepts and answers exactly what [`parse_config`] does.
-pub fn parse_config_set(args: &[&[u8]]) -> Result<StoredLimits, Error> {
+/// Parses `limit window_ms [BURST b] [KIND] [IDLE ms] [SHADOW] [AND limit window_ms [BURST b]
+/// [KIND] ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, each with its own burst and
+/// kind; `IDLE` and `SHADOW` are the key's and may stand after any limit, once.
+pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
     let mut idle = None;
     let mut shadow = false;
     let mut found = Found::default();
@@ -219,7 +144,7 @@ pub fn parse_config_set(args: &[&[u8]]) -> Result<StoredLimits, Error> {
                 shadow = true;
                 continue;
             }
-            if let Some(kind) = kind_of(name) {
+            if let Some(kind) = Kind::from_keyword(name) {
                 current.set_kind(kind)?;
                 continue;
             }
@@ -244,43 +169,25 @@ pub fn parse_config_set(args: &[&[u8]]) -> Result<StoredLimits, Error> {
         if !and_follows {
             break;
         }
+        found.room_for_one_more()?;
     }
     let idle_ms = idle.unwrap_or(0);
     if idle_ms > MAX_IDLE_MS {
         return Err(Error::IdleRange);
     }
-    let limits = found.limits()?.ok_or(Error::MissingValue)?;
-    Ok(StoredLimits {
-        limits,
-        idle_ms,
-        shadow,
-    })
-}
-
-/// A limit's kind keyword.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Gcra,
-    Sliding,
-}
-
-fn kind_of(name: &[u8]) -> Option<Kind> {
-    if name.eq_ignore_ascii_case(b"GCRA") {
-        Some(Kind::Gcra)
-    } else if name.eq_ignore_ascii_case(b"SLIDING") {
-        Some(Kind::Sliding)
-    } else {
-        None
-    }
+    let policy = found.policy()?.ok_or(Error::MissingValue)?;
+    Stored::new(policy, idle_ms, shadow)
 }
 
 /// The error for an unknown word: `UnknownKind` when it names a rate-limiting algorithm
 /// (`FIXED`, `TOKEN-BUCKET`, `SLIDING-LOG`, ...), so that the reply says which kinds exist;
 /// otherwise the command's own unknown-option error.
 fn unknown(name: &[u8], otherwise: Error) -> Error {
-    const ALGORITHMS: [&[u8]; 6] = [b"FIXED", b"TOKEN", b"LEAKY", b"BUCKET", b"SLIDING", b"GCRA"];
+    const ALGORITHMS: [&[u8]; 4] = [b"FIXED", b"TOKEN", b"LEAKY", b"BUCKET"];
     let names_one = ALGORITHMS
         .iter()
+        .copied()
+        .chain(Kind::ALL.iter().map(|k| k.keyword()))
         .any(|a| name.windows(a.len()).any(|w| w.eq_ignore_ascii_case(a)));
     if names_one {
         Error::UnknownKind
@@ -310,22 +217,14 @@ impl LimitArgs {
         Ok(())
     }
 
-    /// The limit, validated for its kind.
+    /// The limit, validated by its kind (GCRA when none is named).
     fn complete(self) -> Result<Limit, Error> {
         let (limit, window) = match (self.limit, self.window, self.burst) {
             (Some(l), Some(w), _) => (l, w),
             (None, None, Some(_)) => return Err(Error::BurstWithoutLimit),
             _ => return Err(Error::LimitWithoutWindow),
         };
-        match self.kind.unwrap_or(Kind::Gcra) {
-            Kind::Gcra => Ok(Limit::Gcra(Policy::new(
-                limit,
-                window,
-                self.burst.unwrap_or(0),
-            )?)),
-            Kind::Sliding if self.burst.is_some() => Err(Error::SlidingBurst),
-            Kind::Sliding => Ok(Limit::Sliding(Sliding::new(limit, window)?)),
-        }
+        Limit::from_options(self.kind.unwrap_or(Kind::Gcra), limit, window, self.burst)
     }
 
     /// A limit that `AND` joins: one with nothing at all is the dangling `AND`'s error.
@@ -352,15 +251,24 @@ impl Found {
         Ok(())
     }
 
-    fn limits(&self) -> Result<Option<Limits>, Error> {
-        if self.len == 0 {
-            return Ok(None);
+    /// An `AND` after the last limit a key may hold is already one too many: said at once,
+    /// whatever follows (and however many arguments follow).
+    fn room_for_one_more(&self) -> Result<(), Error> {
+        if self.len >= MAX_LIMITS {
+            return Err(Error::TooManyLimits);
         }
-        let mut all = [self.items[0].ok_or(Error::MissingValue)?; MAX_LIMITS];
-        for (slot, item) in all.iter_mut().zip(&self.items[..self.len]) {
+        Ok(())
+    }
+
+    fn policy(&self) -> Result<Option<Policy>, Error> {
+        let Some(&Some(first)) = self.items.first().filter(|_| self.len > 0) else {
+            return Ok(None);
+        };
+        let mut all = [first; MAX_LIMITS];
+        for (slot, item) in all.iter_mut().zip(self.items.iter().take(self.len)) {
             *slot = item.ok_or(Error::MissingValue)?;
         }
-        Limits::new(&all[..self.len]).map(Some)
+        Policy::new(all.get(..self.len).unwrap_or(&[])).map(Some)
     }
 }
 
@@ -415,6 +323,14 @@ pub fn parse_integer(bytes: &[u8]) -> Option<Integer> {
     } else {
         Integer::Positive(n)
     })
+}
+
+/// A non-negative integer in Redis's strict syntax (for stored and replicated fields).
+pub fn natural(b: &[u8]) -> Option<u64> {
+    match parse_integer(b)? {
+        Integer::Positive(v) => Some(v),
+        Integer::Negative => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,39 @@
+//! Specification of the two parsers: table-driven cases (every error the README documents),
+//! the kinds and `AND`, `WITHPOLICY`, and property tests: total on arbitrary bytes, and every
+//! call of the syntax before several limits answered exactly as before (a reference copy of
+//! the old single-limit parsers is kept here for that).
+
 use super::*;
-use crate::limits::{Limit, Limits, StoredLimits, MAX_LIMITS};
-use crate::policy::MAX_BURST;
-use crate::sliding::Sliding;
+use crate::kinds::gcra::{Gcra, MAX_BURST};
+use crate::kinds::sliding::Sliding;
 use proptest::prelude::*;
 
-fn allow(args: &[&str]) -> Result<AllowArgs, Error> {
+fn allow(args: &[&str]) -> Result<Request, Error> {
     let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    parse_allow(&v)
+    parse_request(&v, Command::Allow)
 }
 
-fn config(args: &[&str]) -> Result<StoredPolicy, Error> {
+fn throttle(args: &[&str]) -> Result<Request, Error> {
+    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    parse_request(&v, Command::Throttle)
+}
+
+fn config(args: &[&str]) -> Result<Stored, Error> {
     let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     parse_config(&v)
 }
 
+fn gcra(l: u64, w: u64, b: u64) -> Limit {
+    Limit::Gcra(Gcra::new(l, w, b).unwrap())
+}
+
+fn sliding(l: u64, w: u64) -> Limit {
+    Limit::Sliding(Sliding::new(l, w).unwrap())
+}
+
+fn single(l: u64, w: u64, b: u64) -> Policy {
+    Policy::single(gcra(l, w, b))
+}
 #[test]
 fn integers_follow_redis_syntax() {
     let cases: &[(&str, Option<Integer>)] = &[
@@ -41,9 +61,10 @@ fn integers_follow_redis_syntax() {
 fn allow_defaults_to_cost_one_and_no_inline_policy() {
     assert_eq!(
         allow(&[]),
-        Ok(AllowArgs {
+        Ok(Request {
             cost: 1,
-            inline: None
+            inline: None,
+            with_policy: false
         })
     );
 }
@@ -52,9 +73,8 @@ fn allow_defaults_to_cost_one_and_no_inline_policy() {
 fn allow_reads_options_in_any_order_and_any_case() {
     let got = allow(&["burst", "5", "Window", "1000", "COST", "2", "limit", "3"]).unwrap();
     assert_eq!(got.cost, 2);
-    assert_eq!(got.inline, Some(Policy::new(3, 1000, 5).unwrap()));
+    assert_eq!(got.inline, Some(single(3, 1000, 5)));
 }
-
 #[test]
 fn allow_rejects_bad_calls_with_the_matching_error() {
     let cases: &[(&[&str], Error)] = &[
@@ -93,7 +113,7 @@ fn allow_rejects_bad_calls_with_the_matching_error() {
 #[test]
 fn config_reads_policy_burst_and_idle() {
     let got = config(&["10", "60000", "IDLE", "5000", "burst", "20"]).unwrap();
-    assert_eq!(got.policy, Policy::new(10, 60_000, 20).unwrap());
+    assert_eq!(got.policy, single(10, 60_000, 20));
     assert_eq!(got.idle_ms, 5000);
     assert_eq!(config(&["10", "60000"]).unwrap().idle_ms, 0);
     assert!(!config(&["10", "60000"]).unwrap().shadow);
@@ -141,7 +161,8 @@ proptest! {
     #[test]
     fn parsers_are_total_on_arbitrary_bytes(args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), 0..10)) {
         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        let _ = parse_allow(&v);
+        let _ = parse_request(&v, Command::Allow);
+        let _ = parse_request(&v, Command::Throttle);
         let _ = parse_config(&v);
     }
 
@@ -149,24 +170,6 @@ proptest! {
     fn every_u64_round_trips(n in any::<u64>()) {
         prop_assert_eq!(parse_integer(n.to_string().as_bytes()), Some(Integer::Positive(n)));
     }
-}
-
-fn allow_set(args: &[&str]) -> Result<AllowSet, Error> {
-    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    parse_allow_set(&v)
-}
-
-fn config_set(args: &[&str]) -> Result<StoredLimits, Error> {
-    let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    parse_config_set(&v)
-}
-
-fn gcra(l: u64, w: u64, b: u64) -> Limit {
-    Limit::Gcra(Policy::new(l, w, b).unwrap())
-}
-
-fn sliding(l: u64, w: u64) -> Limit {
-    Limit::Sliding(Sliding::new(l, w).unwrap())
 }
 
 #[test]
@@ -200,8 +203,8 @@ fn config_set_reads_kinds_and_limits_joined_by_and() {
         ),
     ];
     for (args, limits, idle, shadow) in cases {
-        let got = config_set(args).unwrap();
-        assert_eq!(got.limits.as_slice(), *limits, "{args:?}");
+        let got = config(args).unwrap();
+        assert_eq!(got.policy.limits(), *limits, "{args:?}");
         assert_eq!((got.idle_ms, got.shadow), (*idle, *shadow), "{args:?}");
     }
 }
@@ -253,32 +256,33 @@ fn config_set_rejects_bad_calls_with_specific_errors() {
         ),
     ];
     for (args, want) in cases {
-        assert_eq!(config_set(args), Err(*want), "{args:?}");
+        assert_eq!(config(args), Err(*want), "{args:?}");
     }
 }
 
 #[test]
 fn allow_set_reads_inline_kinds_and_limits_joined_by_and() {
-    let got = allow_set(&["LIMIT", "10", "WINDOW", "1000", "SLIDING", "COST", "2"]).unwrap();
+    let got = allow(&["LIMIT", "10", "WINDOW", "1000", "SLIDING", "COST", "2"]).unwrap();
     assert_eq!(
-        (got.cost, got.inline.unwrap().as_slice()),
+        (got.cost, got.inline.unwrap().limits()),
         (2, [sliding(10, 1000)].as_slice())
     );
-    let got = allow_set(&[
+    let got = allow(&[
         "LIMIT", "10", "WINDOW", "1000", "AND", "sliding", "window", "86400000", "limit", "1000",
         "COST", "3",
     ])
     .unwrap();
     assert_eq!(got.cost, 3);
     assert_eq!(
-        got.inline.unwrap().as_slice(),
+        got.inline.unwrap().limits(),
         [gcra(10, 1000, 0), sliding(1000, 86_400_000)].as_slice()
     );
     assert_eq!(
-        allow_set(&["COST", "4"]).unwrap(),
-        AllowSet {
+        allow(&["COST", "4"]).unwrap(),
+        Request {
             cost: 4,
-            inline: None
+            inline: None,
+            with_policy: false
         }
     );
 }
@@ -346,7 +350,146 @@ fn allow_set_rejects_bad_calls_with_specific_errors() {
         ),
     ];
     for (args, want) in cases {
-        assert_eq!(allow_set(args), Err(*want), "{args:?}");
+        assert_eq!(allow(args), Err(*want), "{args:?}");
+    }
+}
+
+#[test]
+fn withpolicy_is_an_option_of_throttle_and_peek_only() {
+    let got = throttle(&["WITHPOLICY", "LIMIT", "1", "WINDOW", "1000", "withpolicy"]);
+    assert_eq!(got, Err(Error::RepeatedOption));
+    let got = throttle(&["LIMIT", "1", "WINDOW", "1000", "WithPolicy", "COST", "2"]).unwrap();
+    assert_eq!(
+        (got.cost, got.with_policy, got.inline),
+        (2, true, Some(single(1, 1000, 0)))
+    );
+    assert_eq!(allow(&["WITHPOLICY"]), Err(Error::UnknownAllowOption));
+    assert_eq!(throttle(&["NOPE"]), Err(Error::UnknownCheckOption));
+    assert_eq!(throttle(&["NOPE", "1"]), Err(Error::UnknownCheckOption));
+}
+
+#[test]
+fn a_fifth_limit_is_refused_as_soon_as_it_is_joined() {
+    let limit = ["LIMIT", "1", "WINDOW", "60000", "BURST", "1", "GCRA"];
+    let mut five: Vec<&str> = vec!["COST", "1"];
+    for i in 0..5 {
+        if i > 0 {
+            five.push("AND");
+        }
+        five.extend(limit);
+    }
+    assert_eq!(allow(&five), Err(Error::TooManyLimits));
+    // The longest valid call: four limits with every option, COST and WITHPOLICY.
+    let longest: Vec<&str> = five[..2 + 4 * 7 + 3]
+        .iter()
+        .copied()
+        .chain(["WITHPOLICY"])
+        .collect();
+    assert_eq!(longest.len(), 34);
+    assert!(throttle(&longest).is_ok());
+    // Whatever follows the fourth AND.
+    let mut junk = five[..2 + 4 * 7 + 3].to_vec();
+    junk.extend(["AND", "FOO"]);
+    assert_eq!(allow(&junk), Err(Error::TooManyLimits));
+    let c = [
+        "1", "1", "AND", "2", "2", "AND", "3", "3", "AND", "4", "4", "AND", "x",
+    ];
+    assert_eq!(config(&c), Err(Error::TooManyLimits));
+}
+
+/// The parsers as they were before several limits (issue 11): the reference every old call
+/// must still be answered by, exactly.
+mod before {
+    use super::super::{is_option, positive, set_once};
+    use crate::error::Error;
+    use crate::kinds::gcra::Gcra;
+    use crate::kinds::Limit;
+    use crate::policy::{Policy, Stored, MAX_COST, MAX_IDLE_MS};
+
+    pub fn parse_allow(args: &[&[u8]]) -> Result<(u64, Option<Policy>), Error> {
+        let (mut cost, mut limit, mut window, mut burst) = (None, None, None, None);
+        let mut rest = args;
+        while let [name, tail @ ..] = rest {
+            let [value, tail @ ..] = tail else {
+                return Err(
+                    if is_option(name, &[b"COST", b"LIMIT", b"WINDOW", b"BURST"]) {
+                        Error::MissingValue
+                    } else {
+                        Error::UnknownAllowOption
+                    },
+                );
+            };
+            let (slot, range) = if name.eq_ignore_ascii_case(b"COST") {
+                (&mut cost, Error::CostRange)
+            } else if name.eq_ignore_ascii_case(b"LIMIT") {
+                (&mut limit, Error::LimitRange)
+            } else if name.eq_ignore_ascii_case(b"WINDOW") {
+                (&mut window, Error::WindowRange)
+            } else if name.eq_ignore_ascii_case(b"BURST") {
+                (&mut burst, Error::BurstRange)
+            } else {
+                return Err(Error::UnknownAllowOption);
+            };
+            set_once(slot, positive(value, range)?)?;
+            rest = tail;
+        }
+        let cost = cost.unwrap_or(1);
+        if cost > MAX_COST {
+            return Err(Error::CostRange);
+        }
+        let inline = match (limit, window, burst) {
+            (None, None, None) => None,
+            (None, None, Some(_)) => return Err(Error::BurstWithoutLimit),
+            (Some(l), Some(w), b) => Some(Policy::single(Limit::Gcra(Gcra::new(
+                l,
+                w,
+                b.unwrap_or(0),
+            )?))),
+            _ => return Err(Error::LimitWithoutWindow),
+        };
+        Ok((cost, inline))
+    }
+
+    pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
+        let [limit, window, options @ ..] = args else {
+            return Err(Error::MissingValue);
+        };
+        let limit = positive(limit, Error::LimitRange)?;
+        let window = positive(window, Error::WindowRange)?;
+        let (mut burst, mut idle, mut shadow) = (None, None, false);
+        let mut rest = options;
+        while let [name, tail @ ..] = rest {
+            if name.eq_ignore_ascii_case(b"SHADOW") {
+                if shadow {
+                    return Err(Error::RepeatedOption);
+                }
+                shadow = true;
+                rest = tail;
+                continue;
+            }
+            let [value, tail @ ..] = tail else {
+                return Err(if is_option(name, &[b"BURST", b"IDLE"]) {
+                    Error::MissingValue
+                } else {
+                    Error::UnknownConfigOption
+                });
+            };
+            let (slot, range) = if name.eq_ignore_ascii_case(b"BURST") {
+                (&mut burst, Error::BurstRange)
+            } else if name.eq_ignore_ascii_case(b"IDLE") {
+                (&mut idle, Error::IdleRange)
+            } else {
+                return Err(Error::UnknownConfigOption);
+            };
+            set_once(slot, positive(value, range)?)?;
+            rest = tail;
+        }
+        let idle = idle.unwrap_or(0);
+        if idle > MAX_IDLE_MS {
+            return Err(Error::IdleRange);
+        }
+        let g = Gcra::new(limit, window, burst.unwrap_or(0))?;
+        Stored::new(Policy::single(Limit::Gcra(g)), idle, shadow)
     }
 }
 
@@ -377,29 +520,27 @@ fn old_words() -> impl Strategy<Value = Vec<String>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
-    /// Without the new words the new parsers accept and answer exactly what the old ones do:
+    /// Without the new words the parsers accept and answer exactly what the old ones did:
     /// every existing call keeps its meaning and its error.
     #[test]
-    fn the_new_parsers_extend_the_old_ones(words in old_words()) {
+    fn the_parsers_answer_every_old_call_as_before(words in old_words()) {
         let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
-        let old = parse_allow(&args).map(|a| (a.cost, a.inline.map(Limits::single)));
-        let new = parse_allow_set(&args).map(|a| (a.cost, a.inline));
-        prop_assert_eq!(old, new);
-        let old = parse_config(&args).map(StoredLimits::from_single);
-        prop_assert_eq!(old, parse_config_set(&args));
+        let new = parse_request(&args, Command::Allow).map(|r| (r.cost, r.inline));
+        prop_assert_eq!(before::parse_allow(&args), new);
+        prop_assert_eq!(before::parse_config(&args), parse_config(&args));
     }
 
     #[test]
     fn the_new_parsers_are_total(args in prop::collection::vec(prop_oneof![
-        prop::sample::select(vec!["AND", "SLIDING", "GCRA", "LIMIT", "WINDOW", "BURST", "COST", "IDLE", "SHADOW", "1", "10", "1000"]).prop_map(|s| s.as_bytes().to_vec()),
+        prop::sample::select(vec!["AND", "SLIDING", "GCRA", "LIMIT", "WINDOW", "BURST", "COST", "IDLE", "SHADOW", "WITHPOLICY", "1", "10", "1000"]).prop_map(|s| s.as_bytes().to_vec()),
         prop::collection::vec(any::<u8>(), 0..8),
     ], 0..16)) {
         let v: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        if let Ok(a) = parse_allow_set(&v) {
+        if let Ok(a) = parse_request(&v, Command::Throttle) {
             prop_assert!(a.inline.is_none_or(|l| (1..=MAX_LIMITS).contains(&l.len())));
         }
-        if let Ok(c) = parse_config_set(&v) {
-            prop_assert!((1..=MAX_LIMITS).contains(&c.limits.len()));
+        if let Ok(c) = parse_config(&v) {
+            prop_assert!((1..=MAX_LIMITS).contains(&c.policy.len()));
         }
     }
 }

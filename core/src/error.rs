@@ -16,6 +16,8 @@ pub enum Error {
     IdleRange,
     DrainTooLong,
     UnknownAllowOption,
+    /// An unknown option of RL.THROTTLE or RL.PEEK (which also take WITHPOLICY).
+    UnknownCheckOption,
     UnknownConfigOption,
     RepeatedOption,
     TooManyArguments,
@@ -56,6 +58,9 @@ impl Error {
             }
             Error::UnknownAllowOption => {
                 c"ERR syntax error: RL.ALLOW takes the options COST, LIMIT, WINDOW and BURST"
+            }
+            Error::UnknownCheckOption => {
+                c"ERR syntax error: RL.THROTTLE and RL.PEEK take the options COST, LIMIT, WINDOW, BURST and WITHPOLICY"
             }
             Error::UnknownConfigOption => {
                 c"ERR syntax error: RL.CONFIG takes the options BURST, IDLE and SHADOW"
@@ -116,6 +121,7 @@ mod tests {
             Error::IdleRange,
             Error::DrainTooLong,
             Error::UnknownAllowOption,
+            Error::UnknownCheckOption,
             Error::UnknownConfigOption,
             Error::RepeatedOption,
             Error::TooManyArguments,

@@ -1,460 +1,378 @@
-//! The persisted and replicated form of keys with several limits or a SLIDING one: RDB
-//! encoding version 2 and the `RL.APPLY` text, with validated decoding.
+//! A key's state, and the rules by which a reconfiguration carries usage.
 //!
-//! **RDB, version 2** is version 1 (`codec.rs`) plus one kind. A key of one GCRA limit is
-//! written exactly as before (`tat_ms frac den kind [policy fields]`, kind 0 or 1), so its
-//! `DUMP` payload and digest do not change; every other key is kind 2, after an empty TAT
-//! (`0 0 1`) so that the first four fields keep their meaning:
+//! A key holds one usage per limit, the policy `RL.CONFIG` stored (none for a usage-only key),
+//! and, after a reconfiguration that changed how its usage reads, the instant of that change
+//! (`pending_at_ms`). Later parts (holds, blocks, leases) belong here beside the usages.
 //!
-//! ```text
-//! 0 0 1 2  n  usage*n  has_policy  [limit*n  idle_ms flags]
-//! usage:  0 tat_ms frac den                  (GCRA, the TAT in lowest terms)
-//!         1 base_ms m (offset count)*m       (SLIDING, see sliding::Log)
-//! limit:  kind limit window_ms burst         (kind 0 GCRA, 1 SLIDING with burst = limit)
-//! ```
+//! **Reconfiguration.** `RL.CONFIG` never rewrites usage. Until the key's next write, the
+//! usage stays exactly as the old limits recorded it, and every read carries it to the new
+//! limits *as of the instant of the change* ([`view`]): position by position, a usage of the
+//! same kind is kept by its kind's rule (GCRA: the same backlog, read as at most one full
+//! bucket from the change; SLIDING: the requests the old window had not forgotten, under the
+//! new window from then on), one of another kind is carried as what was still live under the
+//! old limit then (a backlog owed, or requests inside the old window), and a limit added at
+//! the end starts empty. The next write (an allowed request, a reset) stores the carried
+//! usage. So:
+//! - nothing that had expired under the old limit at the change ever counts again, whether or
+//!   not something pruned it;
+//! - any sequence of reconfigurations within one millisecond reads exactly as the last one
+//!   alone would have from the usage before the first (a round trip changes nothing), so no
+//!   such sequence gives more room than its start;
+//! - reconfigurations at different instants each carry what was live at their own instant.
 //!
-//! **`RL.APPLY key <state> [LIMITS <limits>]`**, two text arguments:
-//! `<state>` is the usages joined by `,` and the key's expiry: `<usage>(,<usage>)*[@<ms>]`,
-//! a GCRA usage as in `effect.rs` (`<ms>[+<frac>/<den>]`), a SLIDING one `S` (empty) or
-//! `S<base>x<count>(:<offset>x<count>)*`; `<limits>` is `<spec>(,<spec>)*;<idle_ms>;<flags>`
-//! with `g<limit>:<window_ms>:<burst>` or `s<limit>:<window_ms>`. For example
-//! `RL.APPLY k S1764287000000x3:250x1,1764287000900@1764287060250 LIMITS s10:60000,g1000:86400000:1000;0;0`.
-//!
-//! An allowed request on a key whose replicas already hold its SLIDING logs sends, for each
-//! log, only the request to record, `R<at_ms>x<cost>w<window_ms>` ([`Record`]), instead of
-//! the whole log: a log holds up to 1000 entries and is otherwise sent whole on every
-//! request. The replica runs the same `Log::record` on the log it holds (the replication
-//! stream and the AOF apply effects in order, from a full state), so both end with the same
-//! bytes. GCRA usages are always sent whole (one instant), and so is every other write.
-//!
-//! Decoding accepts exactly what the commands write: a state of one GCRA usage (and no
-//! policy or one GCRA policy) must come in version 1's form, usages match their limits' kinds
-//! one to one, logs are canonical ([`Log::from_parts`]), and every policy goes through the
-//! constructors the commands use.
+//! A usage-only key's usage is read under each call's limits by the same rules at the
+//! instant of the call, and a write stores it in those limits' form.
 //!
 //! PURE: no Redis types here.
 
-use std::io::Write as _;
+use std::ops::{Deref, DerefMut};
 
-use crate::codec;
-use crate::effect::{self, natural, split_expiry, StateText};
-use crate::gcra::{Tat, MAX_TAT_MS};
-use crate::limits::{Limit, Limits, StoredLimits, Usage, MAX_LIMITS};
-use crate::policy::{Policy, StoredPolicy};
-use crate::sliding::{Log, Sliding, MAX_SLIDING_LIMIT};
+use crate::decide::{numbers, Decision, Numbers};
+use crate::kinds::{Limit, Usage};
+use crate::policy::{Policy, Stored, MAX_LIMITS};
 
-/// The RDB kind of a key in this general form.
-pub const KIND_SET: u64 = 2;
-const USAGE_GCRA: u64 = 0;
-const USAGE_SLIDING: u64 = 1;
+/// Most usages a key holds (one per limit).
+pub const MAX_USAGES: usize = MAX_LIMITS;
 
-/// A key's whole state: one usage per limit, and the stored limits of a configured key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SetState {
-    pub usage: Vec<Usage>,
-    pub stored: Option<StoredLimits>,
+/// A key's usages, held inline: 0 to [`MAX_USAGES`].
+#[derive(Clone, Debug)]
+pub struct Usages {
+    items: [Usage; MAX_USAGES],
+    len: u8,
 }
 
-impl SetState {
-    /// A state the commands can hold, or `None`: 1 to [`MAX_LIMITS`] usages and, when a
-    /// policy is stored, one usage of the matching kind per limit.
-    pub fn new(usage: Vec<Usage>, stored: Option<StoredLimits>) -> Option<SetState> {
-        if usage.is_empty() || usage.len() > MAX_LIMITS {
-            return None;
+impl PartialEq for Usages {
+    fn eq(&self, other: &Usages) -> bool {
+        self.deref() == other.deref()
+    }
+}
+
+impl Eq for Usages {}
+
+impl Default for Usages {
+    fn default() -> Usages {
+        Usages::new()
+    }
+}
+
+impl Usages {
+    const FILLER: Usage = Usage::Gcra(crate::kinds::gcra::Tat::EMPTY);
+
+    pub const fn new() -> Usages {
+        Usages {
+            items: [
+                Usages::FILLER,
+                Usages::FILLER,
+                Usages::FILLER,
+                Usages::FILLER,
+            ],
+            len: 0,
         }
-        if let Some(s) = &stored {
-            let kinds_match = s.limits.len() == usage.len()
-                && s.limits.as_slice().iter().zip(&usage).all(|(l, u)| {
-                    matches!(
-                        (l, u),
-                        (Limit::Gcra(_), Usage::Gcra(_)) | (Limit::Sliding(_), Usage::Sliding(_))
-                    )
-                });
-            if !kinds_match {
+    }
+
+    /// One empty usage per limit of `policy`.
+    pub fn empty_for(policy: &Policy) -> Usages {
+        let mut u = Usages::new();
+        for l in policy.limits() {
+            u.push(l.empty());
+        }
+        u
+    }
+
+    /// Adds a usage; `false` (and nothing added) when it already holds [`MAX_USAGES`].
+    pub fn push(&mut self, u: Usage) -> bool {
+        match self.items.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = u;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The usages from a slice of at most [`MAX_USAGES`] (cloned; `None` for more).
+    pub fn from_slice(usages: &[Usage]) -> Option<Usages> {
+        let mut out = Usages::new();
+        for u in usages {
+            if !out.push(u.clone()) {
                 return None;
             }
         }
-        Some(SetState { usage, stored })
+        Some(out)
     }
 
-    /// The state of a key of one GCRA limit (version 1's form).
-    pub fn from_legacy(tat: Tat, stored: Option<StoredPolicy>) -> SetState {
-        SetState {
-            usage: vec![Usage::Gcra(tat)],
-            stored: stored.map(StoredLimits::from_single),
+    /// Moves the usages out, leaving this empty (no allocation: a log's buffer moves with it).
+    pub fn take(&mut self) -> Usages {
+        std::mem::take(self)
+    }
+}
+
+impl Deref for Usages {
+    type Target = [Usage];
+    fn deref(&self) -> &[Usage] {
+        self.items.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+}
+
+impl DerefMut for Usages {
+    fn deref_mut(&mut self) -> &mut [Usage] {
+        self.items
+            .get_mut(..usize::from(self.len))
+            .unwrap_or(&mut [])
+    }
+}
+
+/// A key's whole state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// As recorded: one per limit of the policy that last wrote them (more or fewer than the
+    /// stored limits only while a reconfiguration is pending).
+    pub usages: Usages,
+    /// What `RL.CONFIG` stored; `None` for a usage-only key.
+    pub stored: Option<Stored>,
+    /// The instant of a reconfiguration the usages have not been written under yet.
+    pub pending_at_ms: Option<u64>,
+}
+
+/// A state borrowed from wherever it is held (the module's value layouts keep it in pieces).
+#[derive(Clone, Copy, Debug)]
+pub struct StateRef<'a> {
+    pub usages: &'a [Usage],
+    pub stored: Option<&'a Stored>,
+    pub pending_at_ms: Option<u64>,
+}
+
+impl StateRef<'_> {
+    /// An owned copy.
+    pub fn to_state(&self) -> State {
+        State {
+            usages: Usages::from_slice(self.usages).unwrap_or_default(),
+            stored: self.stored.copied(),
+            pending_at_ms: self.pending_at_ms,
         }
     }
 
-    /// Version 1's form, when the state has it: one GCRA usage, and no stored policy or a
-    /// single GCRA one. Such a state is always kept, written and sent in that form.
-    pub fn legacy(&self) -> Option<(Tat, Option<StoredPolicy>)> {
-        let [Usage::Gcra(tat)] = self.usage.as_slice() else {
-            return None;
+    /// Unix ms from which the usage is empty as recorded (what a usage-only key's expiry is,
+    /// and its `reset_after_ms`), at least `now_ms`; `fallback` for a usage that does not know
+    /// (a SLIDING log written before logs kept their window).
+    pub fn own_empty_at_ms(&self, now_ms: u64, fallback: u64) -> u64 {
+        self.usages
+            .iter()
+            .map(|u| u.own_empty_at_ms(now_ms).unwrap_or(fallback))
+            .fold(now_ms, u64::max)
+    }
+}
+
+impl State {
+    pub fn as_ref(&self) -> StateRef<'_> {
+        StateRef {
+            usages: &self.usages,
+            stored: self.stored.as_ref(),
+            pending_at_ms: self.pending_at_ms,
+        }
+    }
+
+    /// A state the commands can hold, or `None`: a usage-only key has 1 to [`MAX_USAGES`]
+    /// usages and nothing pending; a configured key without a pending change has one usage of
+    /// the matching kind per stored limit; a pending change belongs to a configured key.
+    pub fn new(
+        usages: Usages,
+        stored: Option<Stored>,
+        pending_at_ms: Option<u64>,
+    ) -> Option<State> {
+        let valid = match (&stored, pending_at_ms) {
+            (None, None) => !usages.is_empty(),
+            (None, Some(_)) => false,
+            (Some(s), None) => is_native(&s.policy, &usages),
+            (Some(_), Some(at)) => at <= crate::kinds::gcra::MAX_TAT_MS,
         };
-        match &self.stored {
-            None => Some((*tat, None)),
-            Some(s) => s.single_gcra().map(|p| (*tat, Some(p))),
+        valid.then_some(State {
+            usages,
+            stored,
+            pending_at_ms,
+        })
+    }
+
+    /// The state `RL.CONFIG` leaves when it stores `new` at `now_ms` on a key holding
+    /// `current` (see the module documentation).
+    pub fn configure(current: Option<State>, new: Stored, now_ms: u64) -> State {
+        let Some(current) = current else {
+            return State {
+                usages: Usages::empty_for(&new.policy),
+                stored: Some(new),
+                pending_at_ms: None,
+            };
+        };
+        let mut raw = current.usages;
+        match (current.pending_at_ms, current.stored) {
+            // Within one ms of the previous change: carry from the usage before it.
+            (Some(at), _) if at == now_ms => {}
+            (Some(at), Some(old)) => raw = carried(&old.policy, &raw, at),
+            (_, Some(old)) => stamp_windows(&mut raw, &old.policy),
+            (_, None) => {}
+        }
+        let pending = (!is_native(&new.policy, &raw) || carried(&new.policy, &raw, now_ms) != raw)
+            .then_some(now_ms);
+        State {
+            usages: raw,
+            stored: Some(new),
+            pending_at_ms: pending,
+        }
+    }
+
+    /// The state `RL.RESET` leaves on a configured key: every limit empty.
+    pub fn reset(stored: Stored) -> State {
+        State {
+            usages: Usages::empty_for(&stored.policy),
+            stored: Some(stored),
+            pending_at_ms: None,
+        }
+    }
+
+    /// The usages as `policy` reads them at `now_ms` (see [`view`]).
+    pub fn view(&self, policy: &Policy, now_ms: u64) -> View<'_> {
+        view(policy, &self.usages, self.pending_at_ms, now_ms)
+    }
+
+    /// Unix ms from which the usage is empty as recorded (what a usage-only key's expiry is,
+    /// and its `reset_after_ms`), at least `now_ms`; `fallback` for a usage that does not know
+    /// (a SLIDING log written before logs kept their window).
+    pub fn own_empty_at_ms(&self, now_ms: u64, fallback: u64) -> u64 {
+        self.as_ref().own_empty_at_ms(now_ms, fallback)
+    }
+}
+
+/// Whether `usages` are one per limit of `policy`, each of its limit's kind: then the policy
+/// reads them as they are.
+pub fn is_native(policy: &Policy, usages: &[Usage]) -> bool {
+    usages.len() == policy.len() && policy.limits().iter().zip(usages).all(|(l, u)| l.fits(u))
+}
+
+/// The usages `policy` reads: the recorded ones when they are native and nothing is pending,
+/// else carried to it as of the pending change (a configured key) or `now_ms` (a usage-only
+/// key under a call's other limits).
+pub fn view<'a>(
+    policy: &Policy,
+    usages: &'a [Usage],
+    pending_at_ms: Option<u64>,
+    now_ms: u64,
+) -> View<'a> {
+    match pending_at_ms {
+        None if is_native(policy, usages) => View::Recorded(usages),
+        at => View::Carried(carried(policy, usages, at.unwrap_or(now_ms))),
+    }
+}
+
+/// Usages as a policy reads them: borrowed as recorded, or carried (owned).
+pub enum View<'a> {
+    Recorded(&'a [Usage]),
+    Carried(Usages),
+}
+
+impl View<'_> {
+    pub fn as_slice(&self) -> &[Usage] {
+        match self {
+            View::Recorded(u) => u,
+            View::Carried(u) => u,
+        }
+    }
+
+    /// Whether the usages were carried to the policy (then a write stores them whole).
+    pub fn is_carried(&self) -> bool {
+        matches!(self, View::Carried(_))
+    }
+
+    /// The usages, owned.
+    pub fn into_usages(self) -> Usages {
+        match self {
+            View::Recorded(u) => Usages::from_slice(u).unwrap_or_default(),
+            View::Carried(u) => u,
         }
     }
 }
 
-/// The RDB fields of a state, in order (version 1's for a legacy state).
-pub fn encode(state: &SetState) -> Vec<u64> {
-    if let Some((tat, stored)) = state.legacy() {
-        let (f, n) = codec::encode(tat, stored);
-        return f[..n].to_vec();
-    }
-    let mut f = vec![0, 0, 1, KIND_SET, state.usage.len() as u64];
-    for u in &state.usage {
-        match u {
-            Usage::Gcra(t) => f.extend([USAGE_GCRA, t.ms(), t.frac(), t.den()]),
-            Usage::Sliding(log) => {
-                f.extend([USAGE_SLIDING, log.base_ms(), log.len() as u64]);
-                for (offset, count) in log.parts() {
-                    f.extend([offset, count]);
-                }
-            }
-        }
-    }
-    match &state.stored {
-        None => f.push(0),
-        Some(s) => {
-            f.push(1);
-            for l in s.limits.as_slice() {
-                f.extend(limit_fields(l));
-            }
-            f.extend([s.idle_ms, s.flags()]);
-        }
-    }
-    f
-}
-
-fn limit_fields(l: &Limit) -> [u64; 4] {
-    match l {
-        Limit::Gcra(p) => [USAGE_GCRA, p.limit(), p.window_ms(), p.burst()],
-        Limit::Sliding(s) => [USAGE_SLIDING, s.limit(), s.window_ms(), s.limit()],
-    }
-}
-
-/// A limit from its four fields, through the constructors the commands use.
-fn limit_from_fields([kind, limit, window_ms, burst]: [u64; 4]) -> Option<Limit> {
-    match kind {
-        // A stored burst is never 0 (0 would mean "same as limit" to Policy::new).
-        USAGE_GCRA if burst > 0 => Policy::new(limit, window_ms, burst).ok().map(Limit::Gcra),
-        USAGE_SLIDING if burst == limit => Sliding::new(limit, window_ms).ok().map(Limit::Sliding),
-        _ => None,
-    }
-}
-
-/// Reads a state of encoding version 2 field by field (`None`: the input failed, ended, or
-/// holds a state the commands cannot produce). Version 1's kinds read as they always have.
-pub fn decode(mut read: impl FnMut() -> Option<u64>) -> Option<SetState> {
-    let head = [read()?, read()?, read()?, read()?];
-    if head[3] != KIND_SET {
-        let mut replay = head.into_iter();
-        let (tat, stored) = codec::decode(|| replay.next().or_else(&mut read))?;
-        return Some(SetState::from_legacy(tat, stored));
-    }
-    if head[..3] != [0, 0, 1] {
-        return None;
-    }
-    let n = read()?;
-    if n == 0 || n > MAX_LIMITS as u64 {
-        return None;
-    }
-    let mut usage = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        usage.push(match read()? {
-            USAGE_GCRA => {
-                let tat = Tat::new(read()?, read()?, read()?)?;
-                if tat != tat.reduced() {
-                    return None;
-                }
-                Usage::Gcra(tat)
-            }
-            USAGE_SLIDING => {
-                let base = read()?;
-                let m = read()?;
-                if m > MAX_SLIDING_LIMIT {
-                    return None;
-                }
-                let mut parts = Vec::with_capacity(m as usize);
-                for _ in 0..m {
-                    parts.push((read()?, read()?));
-                }
-                Usage::Sliding(Log::from_parts(base, &parts)?)
-            }
-            _ => return None,
+/// `usages` carried to `policy` at `at_ms`, position by position: kept or carried by the
+/// limit's kind ([`Limit::carry`]), empty where there was none; usages past the last limit
+/// are dropped.
+pub fn carried(policy: &Policy, usages: &[Usage], at_ms: u64) -> Usages {
+    let mut out = Usages::new();
+    for (i, limit) in policy.limits().iter().enumerate() {
+        out.push(match usages.get(i) {
+            Some(u) => limit.carry(u, at_ms),
+            None => limit.empty(),
         });
     }
-    let stored = match read()? {
-        0 => None,
-        1 => {
-            let mut limits = Vec::with_capacity(usage.len());
-            for _ in 0..usage.len() {
-                limits.push(limit_from_fields([read()?, read()?, read()?, read()?])?);
-            }
-            let (idle_ms, flags) = (read()?, read()?);
-            Some(stored_limits(&limits, idle_ms, flags)?)
-        }
-        _ => return None,
-    };
-    let state = SetState::new(usage, stored)?;
-    // One GCRA limit has version 1's form, and only that form.
-    state.legacy().is_none().then_some(state)
+    out
 }
 
-/// Stored limits from their parts, validated like `StoredPolicy::from_fields`.
-fn stored_limits(limits: &[Limit], idle_ms: u64, flags: u64) -> Option<StoredLimits> {
-    let limits = Limits::new(limits).ok()?;
-    // The idle bound and the known flags, checked by the single-policy constructor.
-    let probe = StoredPolicy::from_fields([1, 1, 1, idle_ms, flags])?;
-    Some(StoredLimits {
-        limits,
-        idle_ms: probe.idle_ms,
-        shadow: probe.shadow,
-    })
-}
-
-/// `RL.APPLY`'s two text arguments for a state that has no version-1 form: the state (with
-/// the key's absolute expiry) and, when the write sets it, the stored limits.
-/// `records[i]`, when given, is sent for usage `i` instead of its whole log.
-pub fn apply_text(
-    state: &SetState,
-    expire_at_ms: Option<u64>,
-    set_policy: bool,
-    records: &[Option<Record>],
-) -> (Vec<u8>, Option<Vec<u8>>) {
-    let mut s = Vec::with_capacity(32);
-    for (i, u) in state.usage.iter().enumerate() {
-        if i > 0 {
-            s.push(b',');
-        }
-        if let Some(Some(r)) = records.get(i) {
-            let _ = write!(s, "R{}x{}w{}", r.at_ms, r.cost, r.window_ms);
-            continue;
-        }
-        match u {
-            Usage::Gcra(t) => s.extend_from_slice(StateText::new(*t, None).as_bytes()),
-            Usage::Sliding(log) => {
-                s.push(b'S');
-                for (j, (offset, count)) in log.parts().enumerate() {
-                    if j == 0 {
-                        let _ = write!(s, "{}x{}", log.base_ms(), count);
-                    } else {
-                        let _ = write!(s, ":{offset}x{count}");
-                    }
-                }
+/// Gives SLIDING logs that do not know their window (written before logs kept it) the window
+/// of the limit that recorded them.
+pub fn stamp_windows(usages: &mut [Usage], policy: &Policy) {
+    for (u, l) in usages.iter_mut().zip(policy.limits()) {
+        if let (Usage::Sliding(log), Limit::Sliding(s)) = (u, l) {
+            if log.window_ms() == 0 && !log.is_empty() {
+                *log = std::mem::take(log).with_window(s.window_ms());
             }
         }
     }
-    if let Some(e) = expire_at_ms {
-        append_expiry(&mut s, e);
+}
+
+/// One request of `cost` at `now_ms` under `policy` on a whole state, as a check takes it:
+/// decided on the usages as the policy reads them, recorded if allowed (or repaired if a
+/// clock step left state ahead of now), and then stored in the policy's form (a pending
+/// change is written). Returns the decision and whether the state changed. (The module does
+/// the same in place when the usages are read as recorded.)
+pub fn request(state: &mut State, policy: &Policy, now_ms: u64, cost: u64) -> (Decision, bool) {
+    let seen = state.view(policy, now_ms);
+    let d = crate::decide::decide(policy, seen.as_slice(), now_ms, cost);
+    if !d.allowed && !crate::decide::needs_repair(policy, seen.as_slice(), now_ms) {
+        return (d, false);
     }
-    let policy = state.stored.filter(|_| set_policy).map(|st| {
-        let mut p = Vec::with_capacity(32);
-        for (i, l) in st.limits.as_slice().iter().enumerate() {
-            if i > 0 {
-                p.push(b',');
-            }
-            let _ = match l {
-                Limit::Gcra(g) => write!(p, "g{}:{}:{}", g.limit(), g.window_ms(), g.burst()),
-                Limit::Sliding(sl) => write!(p, "s{}:{}", sl.limit(), sl.window_ms()),
-            };
-        }
-        let _ = write!(p, ";{};{}", st.idle_ms, st.flags());
-        p
-    });
-    (s, policy)
+    let mut usages = seen.into_usages();
+    if d.allowed {
+        crate::decide::record(policy, &mut usages, &d, now_ms, cost);
+    } else {
+        crate::decide::repair(policy, &mut usages, now_ms);
+    }
+    state.usages = usages;
+    state.pending_at_ms = None;
+    (d, true)
 }
 
-/// Adds the key's absolute expiry to a state's text (`@<ms>`).
-pub fn append_expiry(text: &mut Vec<u8>, expire_at_ms: u64) {
-    let _ = write!(text, "@{expire_at_ms}");
-}
-
-/// One allowed request to record in a SLIDING log the replica already holds: what
-/// `Log::record` did on the master, with the window it pruned by.
+/// What `RL.INFO` shows of a key, and what `RL.RESET` replies (`reset_after_ms`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Record {
-    pub at_ms: u64,
-    pub cost: u64,
-    pub window_ms: u64,
+pub struct Status {
+    /// The numbers under the policy that reads the key (stored or default, scaled), if any.
+    pub numbers: Option<Numbers>,
+    /// Ms until every limit is empty: under the stored limits for a configured key; as
+    /// recorded for a usage-only key (its PTTL, also after `PERSIST`).
+    pub reset_after_ms: u64,
 }
 
-impl Record {
-    /// Records the request in `log` as the master did; `false` (and the log is not to be
-    /// stored) if the result is a log no command could hold: the replica's log was not the
-    /// master's.
-    pub fn apply(&self, log: &mut Log) -> bool {
-        let Ok(window) = Sliding::new(MAX_SLIDING_LIMIT, self.window_ms) else {
-            return false;
-        };
-        if self.cost == 0 || self.cost > MAX_SLIDING_LIMIT || self.at_ms > MAX_TAT_MS {
-            return false;
-        }
-        log.record(&window, self.at_ms, self.cost);
-        let parts: Vec<(u64, u64)> = log.parts().collect();
-        Log::from_parts(log.base_ms(), &parts).is_some()
-    }
-}
-
-/// What an `RL.APPLY` in the set form carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApplySet {
-    /// Each usage; where `records` has a request, an empty log to be replaced by the
-    /// replica's own log with that request recorded.
-    pub usage: Vec<Usage>,
-    /// Per usage, the request to record in the replica's log instead of a whole state.
-    pub records: Vec<Option<Record>>,
-    pub expire_at_ms: Option<u64>,
-    /// Present when the write set the policy.
-    pub stored: Option<StoredLimits>,
-}
-
-/// Whether `RL.APPLY`'s arguments (after the key) are in the set form rather than version
-/// 1's: a `LIMITS` keyword, or a state with a `,` or a SLIDING usage.
-pub fn is_set_form(args: &[&[u8]]) -> bool {
-    match args {
-        [_, kw, _] if kw.eq_ignore_ascii_case(b"LIMITS") => true,
-        [state] => state.contains(&b',') || matches!(state.first(), Some(b'S' | b'R')),
-        _ => false,
-    }
-}
-
-/// Parses `RL.APPLY`'s set form: `<state> [LIMITS <limits>]`. `None` for anything the
-/// commands cannot have written.
-pub fn parse_apply_set(args: &[&[u8]]) -> Option<ApplySet> {
-    let (state, policy) = match args {
-        [state] => (*state, None),
-        [state, kw, limits] if kw.eq_ignore_ascii_case(b"LIMITS") => (*state, Some(*limits)),
-        _ => return None,
+/// A key's status at `now_ms` under `policy` (the stored one, or the default for a
+/// usage-only key; already scaled). `expire_at_ms`: the key's expiry, for a usage that does
+/// not know when it is empty.
+pub fn status(
+    state: StateRef<'_>,
+    policy: Option<&Policy>,
+    now_ms: u64,
+    expire_at_ms: Option<u64>,
+) -> Status {
+    let numbers = policy.map(|p| {
+        let v = view(p, state.usages, state.pending_at_ms, now_ms);
+        numbers(p, v.as_slice(), None, now_ms, 0)
+    });
+    let reset_after_ms = match (state.stored, numbers) {
+        (Some(_), Some(n)) => n.reset_after_ms,
+        _ => state
+            .own_empty_at_ms(now_ms, expire_at_ms.unwrap_or(now_ms))
+            .saturating_sub(now_ms),
     };
-    let (body, expire_at_ms) = split_expiry(state)?;
-    let mut usage = Vec::new();
-    let mut records = Vec::new();
-    for part in body.split(|&b| b == b',') {
-        if usage.len() == MAX_LIMITS {
-            return None;
-        }
-        match part.strip_prefix(b"R") {
-            Some(r) => {
-                records.push(Some(parse_record(r)?));
-                usage.push(Usage::Sliding(Log::EMPTY));
-            }
-            None => {
-                records.push(None);
-                usage.push(parse_usage(part)?);
-            }
-        }
+    Status {
+        numbers,
+        reset_after_ms,
     }
-    let stored = match policy {
-        None => None,
-        Some(text) => Some(parse_limits_text(text)?),
-    };
-    // A write that sets the limits sends whole usages.
-    if stored.is_some() && records.iter().any(Option::is_some) {
-        return None;
-    }
-    // Without LIMITS the key keeps its policy, which the write checks against the usages.
-    let checked = SetState::new(usage, stored)?;
-    if stored.is_some() && checked.legacy().is_some() {
-        return None;
-    }
-    if stored.is_none() && matches!(checked.usage.as_slice(), [Usage::Gcra(_)]) {
-        return None;
-    }
-    Some(ApplySet {
-        usage: checked.usage,
-        records,
-        expire_at_ms,
-        stored,
-    })
-}
-
-/// `<at_ms>x<cost>w<window_ms>` (after the `R`).
-fn parse_record(r: &[u8]) -> Option<Record> {
-    let x = r.iter().position(|&b| b == b'x')?;
-    let w = r.iter().position(|&b| b == b'w')?;
-    if w < x {
-        return None;
-    }
-    let record = Record {
-        at_ms: natural(&r[..x])?,
-        cost: natural(&r[x + 1..w])?,
-        window_ms: natural(&r[w + 1..])?,
-    };
-    let valid = (1..=MAX_SLIDING_LIMIT).contains(&record.cost)
-        && record.at_ms <= MAX_TAT_MS
-        && Sliding::new(MAX_SLIDING_LIMIT, record.window_ms).is_ok();
-    valid.then_some(record)
-}
-
-fn parse_usage(part: &[u8]) -> Option<Usage> {
-    let Some(log) = part.strip_prefix(b"S") else {
-        return parse_tat(part).map(Usage::Gcra);
-    };
-    if log.is_empty() {
-        return Some(Usage::Sliding(Log::EMPTY));
-    }
-    let mut parts = Vec::new();
-    let mut base = 0;
-    for (i, entry) in log.split(|&b| b == b':').enumerate() {
-        if parts.len() as u64 >= MAX_SLIDING_LIMIT {
-            return None;
-        }
-        let x = entry.iter().position(|&b| b == b'x')?;
-        let (at, count) = (natural(&entry[..x])?, natural(&entry[x + 1..])?);
-        if i == 0 {
-            base = at;
-            parts.push((0, count));
-        } else {
-            parts.push((at, count));
-        }
-    }
-    Log::from_parts(base, &parts).map(Usage::Sliding)
-}
-
-/// `<ms>[+<frac>/<den>]` in lowest terms, as the commands write it.
-fn parse_tat(s: &[u8]) -> Option<Tat> {
-    let tat = effect::parse_tat(s)?;
-    (tat == tat.reduced()).then_some(tat)
-}
-
-fn parse_limits_text(text: &[u8]) -> Option<StoredLimits> {
-    let mut fields = text.split(|&b| b == b';');
-    let (specs, idle, flags) = (fields.next()?, fields.next()?, fields.next()?);
-    if fields.next().is_some() {
-        return None;
-    }
-    let mut limits = Vec::new();
-    for spec in specs.split(|&b| b == b',') {
-        if limits.len() == MAX_LIMITS {
-            return None;
-        }
-        let (kind, rest) = spec.split_first()?;
-        let mut nums = rest.split(|&b| b == b':');
-        let limit = match kind {
-            b'g' => {
-                let f = [
-                    natural(nums.next()?)?,
-                    natural(nums.next()?)?,
-                    natural(nums.next()?)?,
-                ];
-                limit_from_fields([USAGE_GCRA, f[0], f[1], f[2]])?
-            }
-            b's' => {
-                let (l, w) = (natural(nums.next()?)?, natural(nums.next()?)?);
-                limit_from_fields([USAGE_SLIDING, l, w, l])?
-            }
-            _ => return None,
-        };
-        if nums.next().is_some() {
-            return None;
-        }
-        limits.push(limit);
-    }
-    stored_limits(&limits, natural(idle)?, natural(flags)?)
 }
 
 #[cfg(test)]

@@ -1,350 +1,329 @@
-//! The version-2 encoding and the set form of `RL.APPLY`: round trips of every state the
-//! commands produce, version-1 compatibility, and refusal of everything else.
+//! Specification of reconfiguration and reporting: the rules of `state.rs`, each as a table
+//! case from the examples and as a property over random histories and random
+//! reconfigurations, checked against what a client can observe (decisions and numbers).
 
 use super::*;
-use crate::effect::MAX_EXPIRE_AT_MS;
-use crate::limits;
-use crate::policy::MAX_LIMIT;
+use crate::decide::{decide, numbers};
+use crate::kinds::gcra::{Gcra, Tat};
+use crate::kinds::sliding::{Log, Sliding};
+use crate::kinds::Limit;
+use crate::policy::Stored;
 use proptest::prelude::*;
 
-fn decode_all(fields: &[u64]) -> Option<SetState> {
-    let mut it = fields.iter().copied();
-    let got = decode(|| it.next());
-    // Every field is consumed by an accepted state.
-    got.filter(|_| it.next().is_none())
+fn gcra(limit: u64, window_ms: u64, burst: u64) -> Limit {
+    Limit::Gcra(Gcra::new(limit, window_ms, burst).unwrap())
 }
 
-fn apply_args(state: &[u8], limits: Option<&[u8]>) -> Option<ApplySet> {
-    match limits {
-        None => parse_apply_set(&[state]),
-        Some(l) => parse_apply_set(&[state, b"LIMITS", l]),
-    }
+fn sliding(limit: u64, window_ms: u64) -> Limit {
+    Limit::Sliding(Sliding::new(limit, window_ms).unwrap())
 }
 
-fn sliding(l: u64, w: u64) -> Limit {
-    Limit::Sliding(Sliding::new(l, w).unwrap())
+fn stored(limits: &[Limit]) -> Stored {
+    Stored::new(Policy::new(limits).unwrap(), 0, false).unwrap()
 }
 
-fn gcra(l: u64, w: u64, b: u64) -> Limit {
-    Limit::Gcra(Policy::new(l, w, b).unwrap())
-}
-
-/// A state as the commands build it: a trace of requests against a set.
-fn traced(
-    set: &[Limit],
-    trace: &[(u64, u64)],
-    stored: bool,
-    idle_ms: u64,
-    shadow: bool,
-) -> SetState {
-    let limits = Limits::new(set).unwrap();
-    let mut usage = Vec::new();
-    let mut now = 1_700_000_000_000;
-    limits::align(&limits, &mut usage, now);
+/// A configured key: `RL.CONFIG` at `at`, then each `(gap, cost)` request after it.
+fn configured(limits: &[Limit], at: u64, trace: &[(u64, u64)]) -> (State, u64) {
+    let s = stored(limits);
+    let mut state = State::configure(None, s, at);
+    let mut now = at;
     for &(gap, cost) in trace {
         now += gap;
-        limits::decide(&limits, &mut usage, now, cost);
+        request(&mut state, &s.policy, now, cost);
     }
-    let stored = stored.then_some(StoredLimits {
-        limits,
-        idle_ms,
-        shadow,
-    });
-    SetState::new(usage, stored).unwrap()
+    (state, now)
+}
+
+/// `RL.PEEK`'s remaining and `RL.THROTTLE`'s allowed for a request of `cost` at `now`.
+fn peek(state: &State, now: u64, cost: u64) -> (bool, u64) {
+    let p = state.stored.unwrap().policy;
+    let v = state.view(&p, now);
+    let d = decide(&p, v.as_slice(), now, cost);
+    let n = numbers(&p, v.as_slice(), Some(&d), now, cost);
+    (d.allowed, n.remaining)
+}
+
+/// How many cost-1 requests pass in a row at each instant of `probes` (each on the state the
+/// previous ones left): what a client can get out of a state from then on.
+fn admitted(mut state: State, probes: &[u64]) -> Vec<u64> {
+    let p = state.stored.unwrap().policy;
+    probes
+        .iter()
+        .map(|&t| {
+            let mut n = 0;
+            while n < 2000 && request(&mut state, &p, t, 1).0.allowed {
+                n += 1;
+            }
+            n
+        })
+        .collect()
 }
 
 #[test]
-fn a_single_gcra_key_keeps_version_1s_fields() {
-    let tat = Tat::new(1_700_000_000_000, 1, 3).unwrap();
-    let stored = StoredPolicy::from_fields([10, 1000, 20, 5, 1]).unwrap();
-    for s in [None, Some(stored)] {
-        let state = SetState::from_legacy(tat, s);
-        let (f, n) = codec::encode(tat, s);
-        assert_eq!(encode(&state), f[..n].to_vec());
-        assert_eq!(decode_all(&f[..n]), Some(state));
-    }
+fn a_round_trip_through_another_kind_changes_nothing() {
+    // The first example: SLIDING 10/min, five requests, 30 s later GCRA and back.
+    let s = [sliding(10, 60_000)];
+    let (state, _) = configured(&s, 0, &[(0, 1); 5]);
+    assert_eq!(peek(&state, 30_000, 1), (true, 4));
+    let there = State::configure(Some(state.clone()), stored(&[gcra(10, 60_000, 0)]), 30_000);
+    let back = State::configure(Some(there), stored(&s), 30_000);
+    assert_eq!(back, state, "the same state: nothing was carried at all");
+    assert_eq!(peek(&back, 30_000, 1), (true, 4));
+    // So 5 more pass within the minute, not 10.
+    assert_eq!(admitted(back, &[30_000, 59_999, 60_000]), [5, 0, 5]);
 }
 
 #[test]
-fn a_set_round_trips_through_rdb_fields_and_apply_text() {
-    let state = traced(
-        &[sliding(10, 60_000), gcra(1000, 86_400_000, 0)],
-        &[(0, 3), (250, 1), (0, 2)],
-        true,
-        5000,
-        true,
+fn only_what_is_live_under_the_old_limit_is_carried() {
+    // The second example: a full SLIDING window at 0, GCRA at 120 s. The requests
+    // left the window at 60 s; whether or not a later request pruned them, none is carried.
+    let s = [sliding(10, 60_000)];
+    let g = stored(&[gcra(9, 6_545_900, 0)]);
+    let (plain, _) = configured(&s, 0, &[(0, 10)]);
+    let (pruned, _) = configured(&s, 0, &[(0, 10), (61_000, 1)]);
+    let a = State::configure(Some(plain), g, 120_000);
+    let b = State::configure(Some(pruned), g, 120_000);
+    assert_eq!(peek(&a, 120_000, 1), (true, 8));
+    // The extra request at 61 s is live, and costs its own share: one request, no more.
+    assert_eq!(peek(&b, 120_000, 1), (true, 7));
+}
+
+#[test]
+fn a_longer_window_revives_nothing_the_old_one_forgot() {
+    // The third example: 1 per second, one request at 0; at 2 s, 1 per 10 s.
+    let (state, _) = configured(&[sliding(1, 1000)], 0, &[(0, 1)]);
+    let longer = State::configure(Some(state), stored(&[sliding(1, 10_000)]), 2000);
+    assert_eq!(peek(&longer, 2000, 1), (true, 0));
+    // A request still live at the change is carried, and counts under the new window.
+    let (state, _) = configured(&[sliding(1, 1000)], 0, &[(0, 1)]);
+    let longer = State::configure(Some(state), stored(&[sliding(1, 10_000)]), 500);
+    assert!(!peek(&longer, 500, 1).0);
+    assert!(!peek(&longer, 9999, 1).0);
+    assert!(peek(&longer, 10_000, 1).0);
+}
+
+#[test]
+fn a_tightened_gcra_limit_reads_at_most_one_full_bucket_from_the_change() {
+    // 10 per minute, all used; then 10 per 6 s: the backlog of 60 s reads as one full
+    // bucket (6 s) from the change, so the retry advertised then holds without any write.
+    let (before, _) = configured(&[gcra(10, 60_000, 0)], 0, &[(0, 10)]);
+    let tight = stored(&[gcra(10, 6000, 0)]);
+    let state = State::configure(Some(before.clone()), tight, 0);
+    let p = tight.policy;
+    let v = state.view(&p, 0);
+    let d = decide(&p, v.as_slice(), 0, 1);
+    let n = numbers(&p, v.as_slice(), Some(&d), 0, 1);
+    assert_eq!((d.allowed, n.retry_after_ms), (false, Some(600)));
+    assert!(peek(&state, 600, 1).0, "the retry told at the change holds");
+    // And a round trip at the same instant gives the whole backlog back.
+    let back = State::configure(Some(state), stored(&[gcra(10, 60_000, 0)]), 0);
+    assert_eq!(back, before);
+    assert!(!peek(&back, 5999, 1).0);
+}
+
+#[test]
+fn a_usage_only_key_knows_when_it_is_empty() {
+    // Recorded under an inline SLIDING limit: its own reset is its window after the last
+    // request, without the policy (what RL.INFO and RL.RESET tell, also after PERSIST).
+    let p = Policy::new(&[sliding(10, 60_000)]).unwrap();
+    let mut state = State::new(Usages::empty_for(&p), None, None).unwrap();
+    for t in [0, 10, 20] {
+        request(&mut state, &p, t, 1);
+    }
+    assert_eq!(state.own_empty_at_ms(30, 0), 60_020);
+    let s = status(
+        state.as_ref(),
+        Some(&Policy::single(gcra(100, 1000, 0))),
+        30,
+        None,
     );
-    let f = encode(&state);
-    assert_eq!(&f[..5], &[0, 0, 1, KIND_SET, 2]);
-    assert_eq!(decode_all(&f), Some(state.clone()));
-    let (text, policy) = apply_text(&state, Some(1_700_000_060_250), true, &[]);
+    assert_eq!(s.reset_after_ms, 59_990);
+    // Two GCRA limits: until both are empty.
+    let p = Policy::new(&[gcra(10, 60_000, 0), gcra(100, 3_600_000, 0)]).unwrap();
+    let mut state = State::new(Usages::empty_for(&p), None, None).unwrap();
+    request(&mut state, &p, 0, 5);
     assert_eq!(
-        std::str::from_utf8(&text).unwrap(),
-        "S1700000000000x3:250x3,1700000518400@1700000060250"
-    );
-    assert_eq!(
-        std::str::from_utf8(policy.as_deref().unwrap()).unwrap(),
-        "s10:60000,g1000:86400000:1000;5000;1"
-    );
-    let got = apply_args(&text, policy.as_deref()).unwrap();
-    assert_eq!(
-        (got.usage, got.stored, got.expire_at_ms),
-        (state.usage, state.stored, Some(1_700_000_060_250))
+        status(state.as_ref(), None, 0, None).reset_after_ms,
+        180_000
     );
 }
 
 #[test]
-fn decoding_refuses_what_no_command_writes() {
-    let log = [1, 100, 2, 0, 3, 7, 1]; // SLIDING usage: base 100, (0,3), (7,1)
-    let with = |tail: &[u64]| [&[0, 0, 1, KIND_SET, 1][..], &log, tail].concat();
-    assert!(decode_all(&with(&[0])).is_some());
-    assert!(decode_all(&with(&[1, 1, 10, 1000, 10, 0, 0])).is_some());
-    let bad: Vec<(Vec<u64>, &str)> = vec![
-        (
-            [&[5, 0, 1, KIND_SET, 1][..], &log, &[0]].concat(),
-            "a non-empty TAT before kind 2",
-        ),
-        ([&[0, 0, 1, KIND_SET, 0][..], &[0]].concat(), "no usage"),
-        (
-            [
-                &[0, 0, 1, KIND_SET, 5][..],
-                &log,
-                &log,
-                &log,
-                &log,
-                &log,
-                &[0],
-            ]
-            .concat(),
-            "five usages",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 0, 100, 0, 1, 0],
-            "one GCRA usage: version 1's form only",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 0, 100, 2, 4, 0],
-            "a TAT not in lowest terms",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 2, 100, 0],
-            "an unknown usage kind",
-        ),
-        (
-            with(&[1, 0, 10, 1000, 10, 0, 0]),
-            "a GCRA limit over a SLIDING usage",
-        ),
-        (
-            with(&[1, 1, 10, 1000, 9, 0, 0]),
-            "a SLIDING burst other than its limit",
-        ),
-        (
-            with(&[1, 1, 1001, 1000, 1001, 0, 0]),
-            "a SLIDING limit over its bound",
-        ),
-        (with(&[1, 1, 10, 1000, 10, 0, 2]), "an unknown flag"),
-        (with(&[2]), "has_policy 2"),
-        (with(&[]), "cut short"),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 1, 100, 1, 5, 1, 0],
-            "a first offset other than 0",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 1, 100, 1, 0, 0, 0],
-            "an empty entry",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 1, 100, 2, 0, 1, 0, 1, 0],
-            "offsets not increasing",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 1, 5, 0, 0],
-            "an empty log with a base",
-        ),
-        (
-            vec![0, 0, 1, KIND_SET, 1, 1, 0, 1001],
-            "more entries than the bound",
-        ),
-    ];
-    for (f, why) in bad {
-        assert_eq!(decode_all(&f), None, "{why}: {f:?}");
-    }
-}
-
-#[test]
-fn apply_refuses_what_no_command_writes() {
-    let bad: [(&str, Option<&str>); 16] = [
-        ("100", None),                    // version 1's form, not the set form
-        ("100", Some("g10:1000:10;0;0")), // likewise with its policy
-        ("S,S,S,S,S", None),              // five usages
-        ("S5x0", None),                   // an empty entry
-        ("S5x1:0x1", None),               // offsets not increasing
-        ("S5x1@0", None),                 // expiry 0
-        ("100+2/4,S", None),              // a TAT not in lowest terms
-        ("100+0/4,S", None),              // a zero fraction is written without "+"
-        ("S", Some("g10:1000:10;0;0")),   // kinds do not match
-        ("S", Some("s10:1000;0;4")),      // unknown flag
-        ("S", Some("s1001:1000;0;0")),    // over the SLIDING bound
-        ("S", Some("s10:1000:10;0;0")),   // a SLIDING spec has no burst
-        ("S", Some("s10:1000;0")),        // missing flags
-        ("S,S", Some("s10:1000;0;0")),    // fewer limits than usages
-        ("S", Some("x10:1000;0;0")),      // unknown kind
-        ("S01x1", None),                  // not Redis integer syntax
-    ];
-    for (state, limits) in bad {
-        assert_eq!(
-            apply_args(state.as_bytes(), limits.map(str::as_bytes)),
-            None,
-            "{state} {limits:?}"
-        );
-    }
+fn states_the_commands_cannot_hold_are_refused() {
+    let p = Policy::new(&[gcra(1, 1000, 0), sliding(2, 1000)]).unwrap();
+    let s = Stored::new(p, 0, false).unwrap();
     assert!(
-        is_set_form(&[b"S"]) && is_set_form(&[b"1,2"]) && is_set_form(&[b"1", b"limits", b"x"])
+        State::new(Usages::new(), None, None).is_none(),
+        "a usage-only key has usage"
     );
     assert!(
-        !is_set_form(&[b"1"]) && !is_set_form(&[b"1", b"POLICY", b"1", b"1", b"1", b"0", b"0"])
+        State::new(Usages::empty_for(&p), None, Some(5)).is_none(),
+        "pending needs a policy"
     );
+    assert!(State::new(
+        Usages::empty_for(&Policy::single(gcra(1, 1, 0))),
+        Some(s),
+        None
+    )
+    .is_none());
+    assert!(State::new(
+        Usages::empty_for(&Policy::single(gcra(1, 1, 0))),
+        Some(s),
+        Some(5)
+    )
+    .is_some());
+    assert!(State::new(Usages::empty_for(&p), Some(s), None).is_some());
 }
 
 fn arb_limit() -> impl Strategy<Value = Limit> {
     prop_oneof![
-        (1u64..=20, 1u64..=5000, 0u64..=20).prop_filter_map("valid", |(l, w, b)| Policy::new(
-            l, w, b
-        )
-        .ok()
-        .map(Limit::Gcra)),
-        (1u64..=20, 1u64..=5000).prop_map(|(l, w)| sliding(l, w)),
+        (1u64..=8, 1u64..=3000, 0u64..=8).prop_filter_map("valid", |(l, w, b)| Gcra::new(l, w, b)
+            .ok()
+            .map(Limit::Gcra)),
+        (1u64..=8, 1u64..=3000).prop_map(|(l, w)| sliding(l, w)),
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+fn arb_stored() -> impl Strategy<Value = Stored> {
+    prop::collection::vec(arb_limit(), 1..=3).prop_map(|v| stored(&v))
+}
 
-    /// Every state the commands reach reads back exactly, from RDB fields and from the
-    /// `RL.APPLY` text (a single GCRA limit in version 1's form, which `effect.rs` carries).
-    #[test]
-    fn every_reachable_state_round_trips(
-        set in prop::collection::vec(arb_limit(), 1..=MAX_LIMITS),
-        trace in prop::collection::vec((prop_oneof![Just(0u64), 0u64..400], 1u64..=3), 0..40),
-        stored in any::<bool>(),
-        idle in prop_oneof![Just(0u64), 1u64..100_000],
-        shadow in any::<bool>(),
-        expire in prop::option::of(1u64..=MAX_EXPIRE_AT_MS),
-    ) {
-        let state = traced(&set, &trace, stored, idle, shadow);
-        prop_assert_eq!(decode_all(&encode(&state)), Some(state.clone()));
-        if state.legacy().is_none() {
-            let (text, policy) = apply_text(&state, expire, true, &[]);
-            prop_assert!(is_set_form(&[&text]) || policy.is_some());
-            let got = apply_args(&text, policy.as_deref()).unwrap();
-            prop_assert_eq!((got.usage, got.stored, got.expire_at_ms), (state.usage, state.stored, expire));
+fn arb_trace() -> impl Strategy<Value = Vec<(u64, u64)>> {
+    prop::collection::vec(
+        (prop_oneof![Just(0u64), 0u64..200, 0u64..2000], 1u64..=3),
+        0..30,
+    )
+}
+
+fn arb_probes() -> impl Strategy<Value = Vec<u64>> {
+    prop::collection::vec(0u64..4000, 1..8).prop_map(|mut v| {
+        v.sort_unstable();
+        v
+    })
+}
+
+/// The same state with everything that is no longer live at `at` dropped (expired GCRA
+/// backlogs emptied, log entries outside their own window removed): what a prune by some
+/// later request would have left.
+fn pruned(state: &State, at: u64) -> State {
+    let mut out = state.clone();
+    let p = state.stored.unwrap().policy;
+    for (u, l) in out.usages.iter_mut().zip(p.limits()) {
+        match (u, l) {
+            (Usage::Gcra(t), _) if t.empty_at_ms() <= at => *t = Tat::EMPTY,
+            (Usage::Sliding(log), Limit::Sliding(s)) => {
+                let window = match log.window_ms() {
+                    0 => s.window_ms(),
+                    w => w,
+                };
+                let parts: Vec<(u64, u64)> = log
+                    .parts()
+                    .map(|(o, c)| (log.base_ms() + o, c))
+                    .filter(|&(t, _)| t + window > at)
+                    .collect();
+                let base = parts.first().map_or(0, |p| p.0);
+                let rel: Vec<(u64, u64)> = parts.iter().map(|&(t, c)| (t - base, c)).collect();
+                *log = Log::from_parts(base, log.window_ms(), &rel).unwrap_or_default();
+            }
+            _ => {}
         }
     }
-
-    /// Decoding is total on arbitrary fields and canonical: what it accepts re-encodes to
-    /// the same fields.
-    #[test]
-    fn decode_is_total_and_canonical(fields in prop::collection::vec(prop_oneof![any::<u64>(), 0u64..6, Just(KIND_SET), Just(MAX_LIMIT)], 0..30)) {
-        let mut it = fields.iter().copied();
-        if let Some(state) = decode(|| it.next()) {
-            let used = fields.len() - it.count();
-            prop_assert_eq!(encode(&state), fields[..used].to_vec());
-        }
-    }
-
-    #[test]
-    fn apply_parsing_is_total(state in prop::collection::vec(prop_oneof![Just(b'S'), Just(b'x'), Just(b':'), Just(b','), Just(b'@'), Just(b'+'), Just(b'/'), b'0'..=b'9', any::<u8>()], 0..40),
-                              limits in prop::option::of(prop::collection::vec(prop_oneof![Just(b'g'), Just(b's'), Just(b':'), Just(b';'), Just(b','), b'0'..=b'9'], 0..30))) {
-        let _ = apply_args(&state, limits.as_deref());
-    }
+    out
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(600))]
 
-    /// What a replica does with the records of an allowed request (through the text) gives
-    /// exactly the master's new state, request after request, clock steps included.
+    /// Any sequence of reconfigurations within one instant reads exactly as the last one
+    /// alone, from the usage before the first: so a round trip changes nothing, and no such
+    /// sequence gives more room than its start had.
     #[test]
-    fn records_replay_the_masters_logs(
-        set in prop::collection::vec(arb_limit(), 1..=MAX_LIMITS),
-        trace in prop::collection::vec((prop_oneof![Just(0u64), 0u64..400, 0u64..5000], 1u64..=3, any::<bool>()), 1..60),
+    fn reconfigurations_at_one_instant_compose(
+        start in arb_stored(), trace in arb_trace(), chain in prop::collection::vec(arb_stored(), 1..5), probes in arb_probes()
     ) {
-        let limits = Limits::new(&set).unwrap();
-        let mut now = 1_700_000_000_000u64;
-        let mut master = Vec::new();
-        limits::align(&limits, &mut master, now);
-        let mut replica = master.clone();
-        for (gap, cost, back) in trace {
-            now = if back { now.saturating_sub(gap) } else { now + gap };
-            let o = limits::decide(&limits, &mut master, now, cost);
-            if !o.allowed {
-                if o.repaired {
-                    replica = master.clone(); // a repair is sent whole
-                }
-                continue;
-            }
-            let records: Vec<Option<Record>> = limits
-                .as_slice()
-                .iter()
-                .map(|l| match l {
-                    Limit::Sliding(s) => Some(Record { at_ms: now, cost, window_ms: s.window_ms() }),
-                    Limit::Gcra(_) => None,
-                })
-                .collect();
-            let state = SetState::new(master.clone(), None).unwrap();
-            let (text, _) = apply_text(&state, None, false, &records);
-            if state.legacy().is_some() {
-                replica = master.clone(); // version 1's form: always whole
-                continue;
-            }
-            let got = parse_apply_set(&[&text]).unwrap();
-            let mut next = got.usage.clone();
-            for (i, r) in got.records.iter().enumerate() {
-                if let (Some(r), Usage::Sliding(log)) = (r, &replica[i]) {
-                    let mut log = log.clone();
-                    prop_assert!(r.apply(&mut log));
-                    next[i] = Usage::Sliding(log);
-                }
-            }
-            replica = next;
-            prop_assert_eq!(&replica, &master);
+        let (state, now) = configured(start.policy.limits(), 0, &trace);
+        let mut chained = state.clone();
+        for s in &chain {
+            chained = State::configure(Some(chained), *s, now);
+        }
+        let last = *chain.last().unwrap();
+        let direct = State::configure(Some(state.clone()), last, now);
+        let at: Vec<u64> = probes.iter().map(|p| now + p).collect();
+        prop_assert_eq!(admitted(chained.clone(), &at), admitted(direct, &at));
+        // Back to the start: exactly as before.
+        let back = State::configure(Some(chained), start, now);
+        prop_assert_eq!(admitted(back, &at), admitted(state, &at));
+    }
+
+    /// What had expired under the old limit at the change never counts, whether or not
+    /// anything pruned it: the same history, pruned or not, reads the same after any change.
+    #[test]
+    fn nothing_expired_is_carried(
+        start in arb_stored(), trace in arb_trace(), next in arb_stored(), wait in 0u64..3000, probes in arb_probes()
+    ) {
+        let (state, now) = configured(start.policy.limits(), 0, &trace);
+        let at = now + wait;
+        let a = State::configure(Some(state.clone()), next, at);
+        let b = State::configure(Some(pruned(&state, at)), next, at);
+        let probes: Vec<u64> = probes.iter().map(|p| at + p).collect();
+        prop_assert_eq!(admitted(a, &probes), admitted(b, &probes));
+    }
+
+    /// More past usage never gives more room after a change: a history with more requests
+    /// (the same, and then some more at its last instant) leaves no more remaining at any
+    /// later instant, whatever the new limits.
+    #[test]
+    fn more_usage_never_gives_more_room(
+        start in arb_stored(), trace in arb_trace(), extra in prop::collection::vec(1u64..=3, 1..6),
+        next in arb_stored(), wait in 0u64..3000, probes in arb_probes()
+    ) {
+        let (less, now) = configured(start.policy.limits(), 0, &trace);
+        let mut more = less.clone();
+        for cost in extra {
+            request(&mut more, &start.policy, now, cost);
+        }
+        let at = now + wait;
+        let more = State::configure(Some(more), next, at);
+        let less = State::configure(Some(less), next, at);
+        for p in probes {
+            prop_assert!(peek(&more, at + p, 1).1 <= peek(&less, at + p, 1).1, "at +{}", p);
         }
     }
-}
 
-#[test]
-fn records_are_checked() {
-    let bad = [
-        "R1x0w5",
-        "R1x1001w5",
-        "R1x1w0",
-        "R1x1w4294967296",
-        "R1w5x1",
-        "R1x1",
-        "R01x1w5",
-        "Rx1w5",
-    ];
-    for b in bad {
-        assert_eq!(parse_apply_set(&[b.as_bytes()]), None, "{b}");
+    /// Reconfigurations at different instants each carry what was live at their own instant:
+    /// reading after the second is reading the first's result, as of the second.
+    #[test]
+    fn changes_at_different_instants_carry_from_each_instant(
+        start in arb_stored(), trace in arb_trace(), first in arb_stored(), second in arb_stored(),
+        gap in 1u64..3000, probes in arb_probes()
+    ) {
+        let (state, now) = configured(start.policy.limits(), 0, &trace);
+        let once = State::configure(Some(state), first, now);
+        // The first change, written (as any request would write it) ...
+        let mut written = once.clone();
+        written.usages = once.view(&first.policy, now).into_usages();
+        written.pending_at_ms = None;
+        let a = State::configure(Some(once), second, now + gap);
+        let b = State::configure(Some(written), second, now + gap);
+        let probes: Vec<u64> = probes.iter().map(|p| now + gap + p).collect();
+        prop_assert_eq!(admitted(a, &probes), admitted(b, &probes));
     }
-    let ok = parse_apply_set(&[b"R1700000000000x2w60000,100@5"]).unwrap();
-    assert_eq!(
-        ok.records[0],
-        Some(Record {
-            at_ms: 1_700_000_000_000,
-            cost: 2,
-            window_ms: 60_000
-        })
-    );
-    assert_eq!(ok.records[1], None);
-    // Not with LIMITS: a write that sets the limits is whole.
-    assert_eq!(parse_apply_set(&[b"R1x1w5", b"LIMITS", b"s10:5;0;0"]), None);
-    // A record that would overfill a log is refused by the replica.
-    let mut log = Log::from_parts(100, &[(0, 1000)]).unwrap();
-    assert!(!Record {
-        at_ms: 101,
-        cost: 1,
-        window_ms: 1000
+
+    /// A usage-only key's reset is when its usage as recorded is empty, which is its expiry
+    /// (what the module sets): under any reading policy, and also when nothing reads it.
+    #[test]
+    fn a_usage_only_keys_reset_is_its_own_expiry(policy in arb_stored(), trace in arb_trace(), probe in 0u64..5000) {
+        let p = policy.policy;
+        let mut state = State::new(Usages::empty_for(&p), None, None).unwrap();
+        let mut now = 0;
+        for (gap, cost) in trace {
+            now += gap;
+            request(&mut state, &p, now, cost);
+        }
+        let expiry = state.own_empty_at_ms(now, now);
+        let at = now + probe;
+        for reading in [None, Some(&p), Some(&Policy::single(gcra(3, 1000, 0)))] {
+            prop_assert_eq!(status(state.as_ref(), reading, at, None).reset_after_ms, expiry.saturating_sub(at));
+        }
     }
-    .apply(&mut log));
 }

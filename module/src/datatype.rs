@@ -1,11 +1,11 @@
 //! The `ratelimit` Redis data type: persistence (RDB, AOF rewrite), `MEMORY USAGE`,
 //! `DEBUG DIGEST-VALUE`, `COPY` and freeing.
 //!
-//! The fields and their validation are in `codec.rs` (encoding version 1, one GCRA limit)
-//! and `state.rs` (version 2: version 1 plus keys with several limits or SLIDING logs): a
-//! corrupt file or a forged `RESTORE` payload is refused instead of producing a value with
-//! impossible state. `DUMP`/`RESTORE` and `MIGRATE` use this same encoding; files and
-//! payloads written by version 1 still load.
+//! The fields and their validation are in `rl_core::rdb` (encoding version 3, which writes
+//! every state that versions 1 and 2 could hold exactly as they did): a corrupt file or a
+//! forged `RESTORE` payload is refused instead of producing a value with impossible state.
+//! `DUMP`/`RESTORE` and `MIGRATE` use this same encoding; files and payloads written by
+//! versions 1 and 2 still load.
 
 use std::ffi::{c_int, c_longlong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,11 +16,13 @@ use redis_module::{native_types::RedisType, raw};
 use crate::ffi::api;
 use crate::propagate;
 use crate::value::Value;
-use rl_core::codec;
-use rl_core::state;
+use rl_core::apply::write_line;
+use rl_core::rdb;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
-const ENCODING_VERSION: c_int = 2;
+const ENCODING_VERSION: c_int = rdb::ENCODING_VERSION as c_int;
+/// Fields of a configured key in version 1, to which a usage-only one is padded for digests.
+const VERSION_1_FIELDS: usize = 9;
 
 pub static RL_TYPE: RedisType = RedisType::new(
     "ratelimit",
@@ -75,14 +77,8 @@ fn load_value(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Value> {
             _ => None,
         }
     };
-    match encver {
-        1 => Some(match codec::decode(read)? {
-            (tat, None) => Value::new_usage(tat),
-            (tat, Some(stored)) => Value::new_configured(tat, stored),
-        }),
-        2 => Some(Value::new_state(state::decode(read)?)),
-        _ => None,
-    }
+    let state = rdb::decode(u64::try_from(encver).ok()?, read)?;
+    Some(Value::new(state))
 }
 
 extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
@@ -91,15 +87,8 @@ extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        if b.is_set() {
-            for f in state::encode(&b.state()) {
-                api!(RedisModule_SaveUnsigned(rdb, f));
-            }
-            return;
-        }
-        let (fields, n) = codec::encode(b.tat(), b.stored());
-        for f in &fields[..n] {
-            api!(RedisModule_SaveUnsigned(rdb, *f));
+        for f in rdb::encode(b.read().state()) {
+            api!(RedisModule_SaveUnsigned(rdb, f));
         }
     })
 }
@@ -114,12 +103,8 @@ extern "C" fn aof_rewrite(
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        if b.is_set() {
-            let (text, limits) = state::apply_text(&b.state(), None, true, &[]);
-            propagate::rewrite_set(aof, key, &text, limits.as_deref());
-        } else {
-            propagate::rewrite(aof, key, b.tat(), b.stored());
-        }
+        let line = write_line(b.read().state(), None, true, &[]);
+        propagate::rewrite(aof, key, &line);
     })
 }
 
@@ -134,13 +119,12 @@ extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        // All nine fields, zero-padded, so both kinds of one GCRA limit hash the same way; a
-        // set hashes its version-2 fields.
-        let fields = if b.is_set() {
-            state::encode(&b.state())
-        } else {
-            codec::encode(b.tat(), b.stored()).0.to_vec()
-        };
+        // The RDB fields; version 1's padded to nine, so both kinds of one GCRA limit hash the
+        // same way (and as they always have).
+        let mut fields = rdb::encode(b.read().state());
+        if fields.len() < VERSION_1_FIELDS && fields.get(3).is_some_and(|&kind| kind < 2) {
+            fields.resize(VERSION_1_FIELDS, 0);
+        }
         for f in fields {
             api!(RedisModule_DigestAddLongLong(
                 md,

@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use rl_core::error::Error;
+use rl_core::kinds::gcra::Gcra;
+use rl_core::kinds::Limit;
 use rl_core::policy::Policy;
 
 /// `rl.default-limit`: requests per window; 0 means no default policy.
@@ -27,8 +29,8 @@ pub fn default_policy() -> Result<Option<Policy>, Error> {
     if limit == 0 {
         return Ok(None);
     }
-    Policy::new(limit, read(&DEFAULT_WINDOW_MS), read(&DEFAULT_BURST))
-        .map(Some)
+    Gcra::new(limit, read(&DEFAULT_WINDOW_MS), read(&DEFAULT_BURST))
+        .map(|g| Some(Policy::single(Limit::Gcra(g))))
         .map_err(|_| Error::DefaultInvalid)
 }
 

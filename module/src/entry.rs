@@ -20,10 +20,13 @@ use crate::ffi::{log_warning, string_bytes, Ctx, Str};
 use crate::reply;
 use rl_core::error::Error;
 
-/// Most arguments after the key any command accepts: `RL.ALLOW` with `COST` and four inline
-/// limits of every option (`LIMIT l WINDOW w BURST b GCRA`) joined by three `AND`s takes
-/// 2 + 4 * 7 + 3 = 33 (`RL.CONFIG` with four limits and every option 26, `RL.APPLY` 7).
-pub const MAX_ARGS: usize = 33;
+/// Arguments after the key a command is given to parse. The longest valid call is
+/// `RL.THROTTLE` with `COST`, `WITHPOLICY` and four inline limits of every option (`LIMIT l
+/// WINDOW w BURST b GCRA`) joined by three `AND`s: 2 + 1 + 4 * 7 + 3 = 34 (`RL.CONFIG` with four
+/// limits and every option 26, `RL.APPLY` 7). A parser finds the first wrong argument of any
+/// call within the first 35, so with 64 a call that is too long gets the error that says why
+/// (`too many limits`, an option given twice), not a generic one.
+pub const MAX_ARGS: usize = 64;
 
 /// A command's arguments, as given by Redis, for the duration of the call.
 pub struct Call<'a> {
@@ -53,10 +56,27 @@ impl<'a> Call<'a> {
         if self.too_many {
             return Err(Error::TooManyArguments);
         }
+        Ok(self.first_args())
+    }
+
+    /// Runs `parse` on the arguments after the key: its error if it finds one in the first
+    /// [`MAX_ARGS`], else `TooManyArguments` if there were more.
+    pub fn parse<T>(
+        &self,
+        parse: impl FnOnce(&[&'a [u8]]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let parsed = parse(self.first_args())?;
+        if self.too_many {
+            return Err(Error::TooManyArguments);
+        }
+        Ok(parsed)
+    }
+
+    fn first_args(&self) -> &[&'a [u8]] {
         let set = &self.args[..self.len];
         // SAFETY: dispatch set the first `len` entries (len <= MAX_ARGS), and MaybeUninit<T>
         // has the layout of T.
-        Ok(unsafe { std::slice::from_raw_parts(set.as_ptr().cast::<&'a [u8]>(), set.len()) })
+        unsafe { std::slice::from_raw_parts(set.as_ptr().cast::<&'a [u8]>(), set.len()) }
     }
 }
 

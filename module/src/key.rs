@@ -1,9 +1,10 @@
 //! A key opened by a command, and the one way to change it.
 //!
-//! [`Key::write`] is the only path by which a command stores a state: it stores the value
-//! (in place when the layout allows), sets the expiry by the rule the caller names
-//! ([`Expiry`]), tells `WATCH` the key changed, and sends the resulting state to replicas
-//! and the AOF as `RL.APPLY` (`propagate.rs`). A new command cannot forget one of the four.
+//! [`Key::write`] is the only path by which a command stores a state (every check, `RL.CONFIG`,
+//! `RL.RESET`, `RL.APPLY`): it stores the value (in place when the layout allows), sets the
+//! expiry by the rule the caller names ([`Expiry`]), tells `WATCH` the key changed, and sends
+//! the resulting state to replicas and the AOF as `RL.APPLY` (`propagate.rs`, the text from
+//! `rl_core::apply`). A new command cannot forget one of the four.
 //! [`Key::delete`] is the other change: a replicated `DEL`.
 //!
 //! The value handle a key gives out ([`ValueRef`]) borrows the key, so the borrow checker
@@ -22,10 +23,10 @@ use redis_module::raw;
 use crate::ffi::{api, string_bytes, Ctx, Str};
 use crate::propagate;
 use crate::value::{Change, Value};
+use rl_core::apply::{write_line, Record};
 use rl_core::error::Error;
-use rl_core::gcra::Tat;
-use rl_core::policy::StoredPolicy;
-use rl_core::state::{self, SetState};
+use rl_core::policy::MAX_LIMITS;
+use rl_core::state::State;
 
 /// The module's data type, set once at load.
 static TYPE: AtomicPtr<raw::RedisModuleType> = AtomicPtr::new(ptr::null_mut());
@@ -49,13 +50,23 @@ pub enum Expiry {
     Exactly(Option<u64>),
 }
 
-/// A state to write: the TAT, and the stored policy when it is set by this write (`None`
-/// keeps the policy a configured key has).
-#[derive(Clone, Copy, Debug)]
-pub struct Write {
-    pub tat: Tat,
-    pub set_policy: Option<StoredPolicy>,
-    pub expiry: Expiry,
+/// What a write stores. (On the stack for one write; the sizes differ by design.)
+#[allow(clippy::large_enum_variant)]
+pub enum New {
+    /// The value's own usages were updated in place (a general value, recorded into).
+    InPlace,
+    /// This whole state.
+    State(State),
+}
+
+/// What a write sends to replicas and the AOF besides the state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Effect {
+    /// The write sets the stored policy (sent with it).
+    pub set_policy: bool,
+    /// Per usage, the request recorded in a SLIDING log the replicas hold, sent instead of
+    /// the whole log (`apply::Record`).
+    pub records: [Option<Record>; MAX_LIMITS],
 }
 
 /// A key opened for the current command; closed on drop, on every path.
@@ -76,6 +87,12 @@ impl Deref for ValueRef<'_> {
     type Target = Value;
     fn deref(&self) -> &Value {
         &self.value
+    }
+}
+
+impl std::ops::DerefMut for ValueRef<'_> {
+    fn deref_mut(&mut self) -> &mut Value {
+        &mut self.value
     }
 }
 
@@ -146,91 +163,54 @@ impl Key {
         }
     }
 
-    /// Stores `w`, applies its expiry rule, signals the change and replicates the result;
-    /// `current` is this key's value as read by [`Key::value`].
-    pub fn write(&self, current: Option<ValueRef<'_>>, w: Write) -> Result<(), Error> {
-        let mut current = current.map(|r| r.value);
-        match Value::change(current.as_mut(), w.tat, w.set_policy) {
-            Change::InPlace => {}
-            Change::Replace(new) => self.replace(new)?,
-            Change::Create(new) => self.set(new)?,
-        }
-        let expire_at = self.apply_expiry(w.expiry);
-        api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
-        propagate::apply(self.ctx, self.name, w.tat, expire_at, w.set_policy);
-        Ok(())
-    }
-
-    /// [`Key::write`] for a whole state, of any shape (several limits, SLIDING logs, or a
-    /// single GCRA limit, which keeps its compact layout and its version-1 `RL.APPLY`).
-    /// `set_policy`: this write sets the stored limits (they are replicated with it).
-    ///
-    /// `records[i]`: the request usage `i` (a SLIDING log the replicas hold) just recorded, sent
-    /// instead of the whole log (`state::Record`); ignored whenever the whole state is sent.
-    pub fn write_state(
+    /// The one write: stores `new` (in place when the layout allows), applies the expiry rule,
+    /// signals the change (`WATCH`) and sends the resulting state to replicas and the AOF as
+    /// `RL.APPLY`. `current` is this key's value as read by [`Key::value`] (and, for
+    /// [`New::InPlace`], as updated since).
+    pub fn write(
         &self,
         current: Option<ValueRef<'_>>,
-        state: SetState,
-        set_policy: bool,
+        new: New,
         expiry: Expiry,
-        records: &[Option<state::Record>],
+        effect: &Effect,
     ) -> Result<(), Error> {
-        if let Some((tat, stored)) = state.legacy() {
-            // A key moving from a set to one GCRA limit gets a new value with the whole state.
-            let from_set = current.as_ref().is_some_and(|v| v.is_set());
-            let set_policy = (set_policy || from_set).then_some(stored).flatten();
-            if from_set {
-                let mut current = current.map(|r| r.value);
-                if let Change::Replace(new) = Value::change_state(current.as_mut(), state) {
-                    self.replace(new)?;
-                }
-                let expire_at = self.apply_expiry(expiry);
-                api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
-                propagate::apply(self.ctx, self.name, tat, expire_at, set_policy);
-                return Ok(());
+        // The expiry the key will have, known before the value changes (storing never drops a
+        // TTL: a new value goes into an empty key, a replaced one keeps the key's).
+        let expire_at = match expiry {
+            Expiry::Own(None) => self.expiry(),
+            Expiry::Own(Some(at)) | Expiry::Exactly(Some(at)) => Some(at),
+            Expiry::Exactly(None) => None,
+        };
+        let line = match (&new, &current) {
+            (New::State(s), _) => {
+                write_line(s.as_ref(), expire_at, effect.set_policy, &effect.records)
             }
-            return self.write(
-                current,
-                Write {
-                    tat,
-                    set_policy,
-                    expiry,
-                },
-            );
+            (New::InPlace, Some(v)) => write_line(
+                v.read().state(),
+                expire_at,
+                effect.set_policy,
+                &effect.records,
+            ),
+            (New::InPlace, None) => {
+                return Err(Error::Internal("an in-place write on an empty key"))
+            }
+        };
+        match (new, current) {
+            (New::InPlace, _) => {}
+            (New::State(state), Some(mut v)) => {
+                if let Change::Replace(value) = v.value.put(state) {
+                    self.replace(value)?;
+                }
+            }
+            (New::State(state), None) => self.set(Value::new(state))?,
         }
-        let mut current_value = current.map(|r| r.value);
-        // Replicas get the limits whenever this write sets them, and whenever the key was not
-        // a set before (so a replica never has to combine a set's usages with another layout).
-        let send_policy = set_policy || current_value.as_ref().is_none_or(|v| !v.is_set());
-        let records = if send_policy { &[][..] } else { records };
-        let (mut text, policy) = state::apply_text(&state, None, send_policy, records);
-        match Value::change_state(current_value.as_mut(), state) {
-            Change::InPlace => {}
-            Change::Replace(new) => self.replace(new)?,
-            Change::Create(new) => self.set(new)?,
-        }
-        let expire_at = self.apply_expiry(expiry);
-        if let Some(at) = expire_at {
-            state::append_expiry(&mut text, at);
+        match expiry {
+            Expiry::Own(None) => {}
+            _ => self.set_expiry(expire_at),
         }
         api!(RedisModule_SignalModifiedKey(self.ctx, self.name));
-        propagate::apply_set(self.ctx, self.name, &text, policy.as_deref());
+        propagate::replicate(self.ctx, self.name, &line);
         Ok(())
-    }
-
-    /// Applies an expiry rule and returns the key's resulting absolute expiry.
-    fn apply_expiry(&self, expiry: Expiry) -> Option<u64> {
-        match expiry {
-            Expiry::Own(None) => self.expiry(),
-            Expiry::Own(Some(at)) | Expiry::Exactly(Some(at)) => {
-                self.set_expiry(Some(at));
-                Some(at)
-            }
-            Expiry::Exactly(None) => {
-                self.set_expiry(None);
-                None
-            }
-        }
     }
 
     /// Deletes the key, signals the change and sends replicas and the AOF a `DEL` of it.

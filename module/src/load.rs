@@ -16,7 +16,8 @@ use crate::defaults::{
     self, DEFAULT_BURST, DEFAULT_LIMIT, DEFAULT_WINDOW_MS, DEFAULT_WINDOW_MS_INITIAL, SCALE_PERCENT,
 };
 use crate::{commands, entry, ffi, key, metrics};
-use rl_core::policy::{MAX_BURST, MAX_LIMIT, MAX_SCALE_PERCENT, MAX_WINDOW_MS, MIN_SCALE_PERCENT};
+use rl_core::kinds::gcra::{MAX_BURST, MAX_LIMIT, MAX_WINDOW_MS};
+use rl_core::policy::{MAX_SCALE_PERCENT, MIN_SCALE_PERCENT};
 
 /// The `rl.*` numeric configs: name, variable, initial value, min, max.
 type NumericConfig = (

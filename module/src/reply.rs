@@ -9,6 +9,7 @@ use redis_module::raw;
 use crate::ffi::{api, Ctx};
 use crate::metrics::ERRORS;
 use rl_core::error::Error;
+use rl_core::policy::Policy;
 
 pub fn error(ctx: Ctx, e: Error) {
     if e == Error::WrongArity {
@@ -81,4 +82,29 @@ pub fn wrong_arity(ctx: Ctx) -> c_int {
     ERRORS.incr();
     api!(RedisModule_WrongArity(ctx));
     raw::REDISMODULE_OK as c_int
+}
+
+/// A policy's limits as enforced: one `[kind, limit, window_ms, burst]` per limit (RESP3: a
+/// map with those names).
+pub fn limits(ctx: Ctx, policy: &Policy, resp3: bool) {
+    array(ctx, policy.len());
+    for l in policy.limits() {
+        if resp3 {
+            map(ctx, 4);
+            name(ctx, c"kind");
+        } else {
+            array(ctx, 4);
+        }
+        bulk(ctx, l.kind().label().as_bytes());
+        for (field, v) in [
+            (c"limit", l.limit()),
+            (c"window_ms", l.window_ms()),
+            (c"burst", l.capacity()),
+        ] {
+            if resp3 {
+                name(ctx, field);
+            }
+            count(ctx, v);
+        }
+    }
 }

@@ -1,27 +1,27 @@
 //! In-memory layout of a `ratelimit` value, kept as small as the data allows.
 //!
 //! Redis keeps one pointer-sized word per module value and hands it back to our callbacks;
-//! it never dereferences it. Four layouts share that word:
+//! it never dereferences it. Four layouts share that word, chosen from the state alone (one
+//! pipeline writes them all: `Key::write` with a [`State`], or in place):
 //!
-//! - **Inline** (most keys): a usage-only TAT packed into the word itself, tagged by its low
-//!   bit (heap pointers are 8-aligned, so theirs is 0): `[ms:44][frac:9][den:9][tag:1]`.
-//!   It fits whenever the TAT, in lowest terms, has a denominator below 512 (always when
-//!   `window_ms / limit` is a whole number of ms, and for any limit below 512) and lies
-//!   before 2^44 ms (year 2527). No allocation at all: a new client costs only Redis's own
-//!   per-key structures.
-//! - **Usage** (16 bytes): a usage-only TAT that does not fit inline.
-//! - **Configured** (48 bytes): a key written by `RL.CONFIG`: a `Usage` followed by its
-//!   policy. The top bit of the stored denominator (at most 10^9 < 2^30) marks it.
-//! - **Set** (48 bytes, plus its usages and logs): every other key, one with several limits or
-//!   a SLIDING one ([`SetState`]): a `Usage` header marked by bit 30 of its denominator,
-//!   the usages, and the stored limits (boxed: usage-only keys, the many, do not pay for
-//!   them). The three layouts above stay what they were, so a single-GCRA key costs and runs
-//!   exactly as before.
+//! - **Inline** (most keys): a usage-only key of one GCRA limit, its TAT packed into the word
+//!   itself, tagged by its low bit (heap pointers are 8-aligned, so theirs is 0):
+//!   `[ms:44][frac:9][den:9][tag:1]`. It fits whenever the TAT, in lowest terms, has a
+//!   denominator below 512 (always when `window_ms / limit` is a whole number of ms, and for
+//!   any limit below 512) and lies before 2^44 ms (year 2527). No allocation at all.
+//! - **Usage** (16 bytes): such a TAT that does not fit inline.
+//! - **Configured** (48 bytes): one GCRA limit stored by `RL.CONFIG`: a `Usage` followed by
+//!   its policy. The top bit of the stored denominator (at most 10^9 < 2^30) marks it.
+//! - **General** (40 bytes, plus its usages, their logs and a stored policy): every other
+//!   state (several limits, SLIDING logs, a pending reconfiguration). A header marked by bit
+//!   30 of its denominator word, holding the pending instant; the usages as a boxed slice
+//!   updated in place (a log grows in its own buffer); the stored policy boxed, so the many
+//!   usage-only keys do not pay for it.
 //!
-//! TATs are stored in lowest terms ([`Tat::reduced`]), so a state has one representation on
-//! every server. Every value made here is counted in `live_buckets` (`INFO rl`) until freed.
-//! A [`Value`] is the word itself; heap layouts keep the pointer's full provenance, and only
-//! this file allocates, frees or casts it.
+//! TATs are stored in lowest terms, so a state has one representation on every server. Every
+//! value made here is counted in `live_buckets` (`INFO rl`) until freed. A [`Value`] is the
+//! word itself; heap layouts keep the pointer's full provenance, and only this file
+//! allocates, frees or casts it.
 
 use std::ffi::c_void;
 use std::mem::size_of;
@@ -29,18 +29,22 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 
 use crate::metrics::LIVE_BUCKETS;
-use rl_core::gcra::Tat;
-use rl_core::limits::{StoredLimits, Usage as LimitUsage};
-use rl_core::policy::StoredPolicy;
-use rl_core::state::SetState;
+use rl_core::kinds::gcra::{Gcra, Tat};
+use rl_core::kinds::{Limit, Usage as CoreUsage};
+use rl_core::policy::{Policy, Stored, FLAG_SHADOW};
+use rl_core::rdb::{compact, Compact, CompactStored};
+use rl_core::state::{State, StateRef};
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("the inline layout packs a TAT into a 64-bit module value word");
 
 /// Top bit of `den_flags`: the allocation is a [`Configured`].
 const CONFIGURED: u32 = 1 << 31;
-/// Bit 30 of `den_flags`: the allocation is a [`Set`].
-const SET: u32 = 1 << 30;
+/// Bit 30 of `den_flags`: the allocation is a [`General`].
+const GENERAL: u32 = 1 << 30;
+/// Bit 0 of a [`General`]'s `den_flags` (its head holds no TAT, so no denominator): a
+/// reconfiguration is pending, since `head.ms`.
+const PENDING: u32 = 1;
 
 const INLINE_TAG: u64 = 1;
 const INLINE_FIELD_BITS: u32 = 9;
@@ -55,25 +59,35 @@ pub struct Usage {
     den_flags: u32,
 }
 
-/// A key written by `RL.CONFIG`.
+/// One GCRA limit as `RL.CONFIG` stores it, in 32 bytes.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct OneLimit {
+    gcra: Gcra,
+    idle_ms: u64,
+    shadow: bool,
+}
+
+/// A key of one GCRA limit written by `RL.CONFIG`.
 #[repr(C)]
 pub struct Configured {
     usage: Usage,
-    stored: StoredPolicy,
+    stored: OneLimit,
 }
 
-/// A key with several limits or a SLIDING one.
+/// Every other state.
 #[repr(C)]
-pub struct Set {
-    /// Marks the layout (`den_flags` has [`SET`]); its TAT is unused.
+pub struct General {
+    /// Marks the layout (`den_flags` has [`GENERAL`]); `ms` is the pending instant when
+    /// `den_flags` has [`PENDING`].
     head: Usage,
-    usage: Vec<LimitUsage>,
-    stored: Option<Box<StoredLimits>>,
+    usages: Box<[CoreUsage]>,
+    stored: Option<Box<Stored>>,
 }
 
 impl Usage {
     fn new(tat: Tat, flags: u32) -> Usage {
-        // Tat guarantees frac < den <= 10^9, so both fit in u32 and den leaves the top bit free.
+        // Tat guarantees frac < den <= 10^9, so both fit in u32 and den leaves the top bits free.
         Usage {
             ms: tat.ms(),
             frac: u32::try_from(tat.frac()).unwrap_or(0),
@@ -82,9 +96,29 @@ impl Usage {
     }
 
     fn tat(&self) -> Tat {
-        let den = u64::from(self.den_flags & !(CONFIGURED | SET));
+        let den = u64::from(self.den_flags & !(CONFIGURED | GENERAL));
         // Always valid: only `Usage::new` writes these fields, from a valid Tat.
         Tat::new(self.ms, u64::from(self.frac), den).unwrap_or(Tat::EMPTY)
+    }
+}
+
+impl From<CompactStored> for OneLimit {
+    fn from(c: CompactStored) -> OneLimit {
+        OneLimit {
+            gcra: c.gcra,
+            idle_ms: c.idle_ms,
+            shadow: c.flags & FLAG_SHADOW != 0,
+        }
+    }
+}
+
+impl OneLimit {
+    fn stored(&self) -> Stored {
+        Stored {
+            policy: Policy::single(Limit::Gcra(self.gcra)),
+            idle_ms: self.idle_ms,
+            shadow: self.shadow,
+        }
     }
 }
 
@@ -109,26 +143,67 @@ enum Repr {
     Inline(Tat),
     Usage(NonNull<Usage>),
     Configured(NonNull<Configured>),
-    Set(NonNull<Set>),
+    General(NonNull<General>),
 }
 
 /// One `ratelimit` value: the word Redis stores for the key.
 pub struct Value(NonNull<c_void>);
 
-/// How a key takes a new state, decided by [`Value::change`] and carried out by `key.rs`.
+/// How a key takes a new state, decided by [`Value::put`] and carried out by `key.rs`.
 pub enum Change {
     /// The current value was updated in place.
     InPlace,
     /// Swap this new value in (Redis hands back the old one, which is then freed).
     Replace(Value),
-    /// The key was empty: set this new value.
-    Create(Value),
+}
+
+/// A value's state, borrowed: the compact layouts' one usage and policy are unpacked onto
+/// the stack (no allocation), a general value's parts are borrowed.
+pub struct Read<'v> {
+    one: [CoreUsage; 1],
+    one_stored: Option<Stored>,
+    general: Option<&'v General>,
+}
+
+impl Read<'_> {
+    pub fn state(&self) -> StateRef<'_> {
+        match self.general {
+            Some(g) => StateRef {
+                usages: &g.usages,
+                stored: g.stored.as_deref(),
+                pending_at_ms: (g.head.den_flags & PENDING != 0).then_some(g.head.ms),
+            },
+            None => StateRef {
+                usages: &self.one,
+                stored: self.one_stored.as_ref(),
+                pending_at_ms: None,
+            },
+        }
+    }
 }
 
 impl Value {
-    /// A new usage-only value: inline when it fits.
-    pub fn new_usage(tat: Tat) -> Value {
+    /// A new value holding `state`, in the smallest layout that holds it.
+    pub fn new(state: State) -> Value {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
+        match compact(state.as_ref()) {
+            Some(Compact { tat, stored: None }) => Value::usage(tat),
+            Some(Compact {
+                tat,
+                stored: Some(c),
+            }) => {
+                let b = Box::new(Configured {
+                    usage: Usage::new(tat.reduced(), CONFIGURED),
+                    stored: OneLimit::from(c),
+                });
+                Value(NonNull::from(Box::leak(b)).cast())
+            }
+            None => Value::general(state),
+        }
+    }
+
+    /// A usage-only value of one GCRA limit: inline when it fits (not counted: callers count).
+    fn usage(tat: Tat) -> Value {
         let tat = tat.reduced();
         if let Some(word) = encode_inline(tat).and_then(|w| usize::try_from(w).ok()) {
             // A tagged word, never dereferenced; never null since its tag bit is 1.
@@ -139,41 +214,25 @@ impl Value {
         Value(NonNull::from(Box::leak(Box::new(Usage::new(tat, 0)))).cast())
     }
 
-    /// A new value holding a policy.
-    pub fn new_configured(tat: Tat, stored: StoredPolicy) -> Value {
-        LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
-        let b = Box::new(Configured {
-            usage: Usage::new(tat.reduced(), CONFIGURED),
+    fn general(state: State) -> Value {
+        let State {
+            mut usages,
             stored,
+            pending_at_ms,
+        } = state;
+        let parts: Vec<CoreUsage> = (0..usages.len())
+            .map(|i| std::mem::replace(&mut usages[i], CoreUsage::Gcra(Tat::EMPTY)))
+            .collect();
+        let b = Box::new(General {
+            head: Usage {
+                ms: pending_at_ms.unwrap_or(0),
+                frac: 0,
+                den_flags: GENERAL | if pending_at_ms.is_some() { PENDING } else { 0 },
+            },
+            usages: parts.into_boxed_slice(),
+            stored: stored.map(Box::new),
         });
         Value(NonNull::from(Box::leak(b)).cast())
-    }
-
-    /// Makes a key whose value is `current` (`None`: empty) hold `tat` and, when given, the
-    /// policy `set_policy` (`None` keeps the policy a configured value has). In place when
-    /// the layout allows; otherwise a new value: an inline value cannot change in place, a
-    /// usage value moves to the smallest layout that fits, and a usage-only value has no
-    /// room for a policy.
-    pub fn change(
-        current: Option<&mut Value>,
-        tat: Tat,
-        set_policy: Option<StoredPolicy>,
-    ) -> Change {
-        let Some(v) = current else {
-            return Change::Create(match set_policy {
-                Some(s) => Value::new_configured(tat, s),
-                None => Value::new_usage(tat),
-            });
-        };
-        if let Some(s) = set_policy {
-            if !v.set_stored(s) {
-                return Change::Replace(Value::new_configured(tat, s));
-            }
-        }
-        match v.with_tat(tat) {
-            Some(new) => Change::Replace(new),
-            None => Change::InPlace,
-        }
     }
 
     /// Adopts a word that Redis handed back; not owned: it is freed only through `free`.
@@ -196,132 +255,117 @@ impl Value {
             return Repr::Inline(decode_inline(word));
         }
         let usage = self.0.cast::<Usage>();
-        // SAFETY: an untagged word is a live Usage, or a live Configured or Set starting with one.
+        // SAFETY: an untagged word is a live Usage, or a live Configured or General starting with one.
         let flags = unsafe { usage.as_ref().den_flags };
         if flags & CONFIGURED != 0 {
             Repr::Configured(self.0.cast())
-        } else if flags & SET != 0 {
-            Repr::Set(self.0.cast())
+        } else if flags & GENERAL != 0 {
+            Repr::General(self.0.cast())
         } else {
             Repr::Usage(usage)
         }
     }
 
-    /// The TAT of a single-GCRA key. A [`Value::is_set`] key has none (it reads as empty):
-    /// read it with [`Value::state`].
-    pub fn tat(&self) -> Tat {
+    /// The value's state, borrowed (see [`Read`]).
+    pub fn read(&self) -> Read<'_> {
         match self.repr() {
-            Repr::Inline(tat) => tat,
-            // SAFETY: repr() checked the layout.
-            Repr::Usage(u) => unsafe { u.as_ref().tat() },
-            Repr::Configured(c) => unsafe { c.as_ref().usage.tat() },
-            Repr::Set(_) => Tat::EMPTY,
-        }
-    }
-
-    /// A key with several limits or a SLIDING one: its state is read with [`Value::state`],
-    /// never with [`Value::tat`] and [`Value::stored`].
-    pub fn is_set(&self) -> bool {
-        matches!(self.repr(), Repr::Set(_))
-    }
-
-    /// The whole state, whatever the layout (allocates: for the commands on sets and the
-    /// type callbacks, not the single-GCRA path).
-    pub fn state(&self) -> SetState {
-        match self.repr() {
-            // SAFETY: repr() checked the layout.
-            Repr::Set(v) => unsafe {
-                let v = v.as_ref();
-                SetState {
-                    usage: v.usage.clone(),
-                    stored: v.stored.as_deref().copied(),
+            Repr::Inline(tat) => Read {
+                one: [CoreUsage::Gcra(tat)],
+                one_stored: None,
+                general: None,
+            },
+            // SAFETY (all three): repr() checked the layout; the borrow is tied to `self`.
+            Repr::Usage(u) => Read {
+                one: [CoreUsage::Gcra(unsafe { u.as_ref() }.tat())],
+                one_stored: None,
+                general: None,
+            },
+            Repr::Configured(c) => {
+                let c = unsafe { c.as_ref() };
+                Read {
+                    one: [CoreUsage::Gcra(c.usage.tat())],
+                    one_stored: Some(c.stored.stored()),
+                    general: None,
                 }
+            }
+            Repr::General(g) => Read {
+                one: [CoreUsage::Gcra(Tat::EMPTY)],
+                one_stored: None,
+                general: Some(unsafe { g.as_ref() }),
             },
-            _ => SetState::from_legacy(self.tat(), self.stored()),
         }
     }
 
-    /// A new value for `state`: a single-GCRA state takes the layouts above.
-    pub fn new_state(state: SetState) -> Value {
-        if let Some((tat, stored)) = state.legacy() {
-            return match stored {
-                Some(s) => Value::new_configured(tat, s),
-                None => Value::new_usage(tat),
-            };
-        }
-        LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
-        let b = Box::new(Set {
-            head: Usage {
-                ms: 0,
-                frac: 0,
-                den_flags: 1 | SET,
-            },
-            usage: state.usage,
-            stored: state.stored.map(Box::new),
-        });
-        Value(NonNull::from(Box::leak(b)).cast())
-    }
-
-    /// Makes a key whose value is `current` (`None`: empty) hold the whole `state`: in place
-    /// when both are sets, a new value otherwise (which also moves a key between the
-    /// single-GCRA layouts and this one as its limits change).
-    pub fn change_state(current: Option<&mut Value>, state: SetState) -> Change {
-        let Some(v) = current else {
-            return Change::Create(Value::new_state(state));
-        };
-        match v.repr() {
-            Repr::Set(mut s) if state.legacy().is_none() => {
-                // SAFETY: repr() checked the layout; the header is left as it is.
-                let s = unsafe { s.as_mut() };
-                s.usage = state.usage;
-                s.stored = state.stored.map(Box::new);
-                Change::InPlace
-            }
-            _ => Change::Replace(Value::new_state(state)),
-        }
-    }
-
-    /// Records a new TAT. Heap values are updated in place (`None`); an inline value cannot
-    /// be, and a usage value moves to the smallest layout that fits, so then the new value
-    /// is returned for the caller to swap in (which frees this one).
-    #[must_use]
-    fn with_tat(&mut self, tat: Tat) -> Option<Value> {
-        let tat = tat.reduced();
+    /// A general value's usages, to update in place (`None` for the compact layouts, whose
+    /// one usage is unpacked by [`Value::read`] and written back by [`Value::put`]).
+    pub fn usages_mut(&mut self) -> Option<&mut [CoreUsage]> {
         match self.repr() {
-            Repr::Configured(mut c) => {
-                // SAFETY: repr() checked the layout; the kind bit is set again.
-                unsafe { c.as_mut().usage = Usage::new(tat, CONFIGURED) };
-                None
-            }
-            Repr::Usage(mut u) if encode_inline(tat).is_none() => {
-                // SAFETY: repr() checked the layout.
-                unsafe { *u.as_mut() = Usage::new(tat, 0) };
-                None
-            }
-            Repr::Usage(_) | Repr::Inline(_) | Repr::Set(_) => Some(Value::new_usage(tat)),
-        }
-    }
-
-    /// The stored policy, for a key written by `RL.CONFIG`.
-    pub fn stored(&self) -> Option<StoredPolicy> {
-        match self.repr() {
-            // SAFETY: repr() checked the layout.
-            Repr::Configured(c) => Some(unsafe { c.as_ref().stored }),
+            // SAFETY: repr() checked the layout; the borrow is tied to `self`.
+            Repr::General(mut g) => Some(unsafe { &mut g.as_mut().usages }),
             _ => None,
         }
     }
 
-    /// Replaces the stored policy in place; `false` for a usage-only value, which has no room
-    /// for one (the caller swaps in a `new_configured` value instead).
-    fn set_stored(&mut self, stored: StoredPolicy) -> bool {
-        match self.repr() {
-            Repr::Configured(mut c) => {
+    /// Whether the value is in the general layout (its replicas hold its logs as a set).
+    pub fn is_general(&self) -> bool {
+        matches!(self.repr(), Repr::General(_))
+    }
+
+    /// Makes this value hold `state`: in place when the layout allows; otherwise a new value
+    /// for the caller to swap in (an inline value cannot change in place, a usage value moves
+    /// to the smallest layout that fits, and the layout follows the state's shape).
+    pub fn put(&mut self, state: State) -> Change {
+        match (self.repr(), compact(state.as_ref())) {
+            (
+                Repr::Configured(mut c),
+                Some(Compact {
+                    tat,
+                    stored: Some(s),
+                }),
+            ) => {
                 // SAFETY: repr() checked the layout.
-                unsafe { c.as_mut().stored = stored };
-                true
+                let c = unsafe { c.as_mut() };
+                c.usage = Usage::new(tat.reduced(), CONFIGURED);
+                c.stored = OneLimit::from(s);
+                Change::InPlace
             }
-            _ => false,
+            (Repr::Usage(mut u), Some(Compact { tat, stored: None }))
+                if encode_inline(tat.reduced()).is_none() =>
+            {
+                // SAFETY: repr() checked the layout.
+                unsafe { *u.as_mut() = Usage::new(tat.reduced(), 0) };
+                Change::InPlace
+            }
+            (Repr::General(mut g), None) => {
+                // SAFETY: repr() checked the layout.
+                let g = unsafe { g.as_mut() };
+                let State {
+                    mut usages,
+                    stored,
+                    pending_at_ms,
+                } = state;
+                if g.usages.len() == usages.len() {
+                    for (slot, u) in g.usages.iter_mut().zip(usages.iter_mut()) {
+                        std::mem::swap(slot, u);
+                    }
+                } else {
+                    g.usages = usages.take().iter().cloned().collect();
+                }
+                match (&mut g.stored, stored) {
+                    (Some(old), Some(new)) => **old = new,
+                    (slot, new) => *slot = new.map(Box::new),
+                }
+                g.head.ms = pending_at_ms.unwrap_or(0);
+                g.head.den_flags = GENERAL | if pending_at_ms.is_some() { PENDING } else { 0 };
+                Change::InPlace
+            }
+            _ => Change::Replace(Value::new(state)),
         }
+    }
+
+    /// The whole state, owned (allocates for logs: for the type callbacks, not the hot path).
+    pub fn state(&self) -> State {
+        self.read().state().to_state()
     }
 
     /// Bytes this value allocated, for `MEMORY USAGE`.
@@ -331,33 +375,19 @@ impl Value {
             Repr::Usage(_) => size_of::<Usage>(),
             Repr::Configured(_) => size_of::<Configured>(),
             // SAFETY: repr() checked the layout.
-            Repr::Set(s) => unsafe {
-                let s = s.as_ref();
-                let logs: usize = s
-                    .usage
-                    .iter()
-                    .map(|u| match u {
-                        LimitUsage::Sliding(log) => log.heap_bytes(),
-                        LimitUsage::Gcra(_) => 0,
-                    })
-                    .sum();
-                size_of::<Set>()
-                    + s.usage.capacity() * size_of::<LimitUsage>()
-                    + s.stored.as_ref().map_or(0, |_| size_of::<StoredLimits>())
-                    + logs
+            Repr::General(g) => unsafe {
+                let g = g.as_ref();
+                size_of::<General>()
+                    + g.usages.len() * size_of::<CoreUsage>()
+                    + g.usages.iter().map(CoreUsage::heap_bytes).sum::<usize>()
+                    + g.stored.as_ref().map_or(0, |_| size_of::<Stored>())
             },
         }
     }
 
     /// A deep copy, for `COPY`.
     pub fn duplicate(&self) -> Value {
-        if self.is_set() {
-            return Value::new_state(self.state());
-        }
-        match self.stored() {
-            Some(stored) => Value::new_configured(self.tat(), stored),
-            None => Value::new_usage(self.tat()),
-        }
+        Value::new(self.state())
     }
 
     /// Frees the value.
@@ -370,7 +400,7 @@ impl Value {
             Repr::Inline(_) => {}
             Repr::Usage(u) => drop(Box::from_raw(u.as_ptr())),
             Repr::Configured(c) => drop(Box::from_raw(c.as_ptr())),
-            Repr::Set(v) => drop(Box::from_raw(v.as_ptr())),
+            Repr::General(g) => drop(Box::from_raw(g.as_ptr())),
         }
     }
 }

@@ -3,27 +3,28 @@
 //! Reply: nil for an absent key; otherwise a map (RESP2: a flat array of names and values):
 //! `source` (`stored`: set by RL.CONFIG; `default`: a usage-only key, read under the module
 //! default; `none`: a usage-only key and no default), `limit`, `window_ms`, `burst`,
-//! `idle_ms`, `shadow` (nil for `none`), `scale_percent`, and, under the scaled policy,
-//! `remaining` and `reset_after_ms` (nil for `none`, except `reset_after_ms`, which is the
-//! key's own). The policy is picked by the same rule as a check without an inline policy.
+//! `idle_ms`, `shadow` (nil for `none`), `scale_percent`, `remaining` (under the scaled
+//! policy; nil for `none`) and `reset_after_ms`: the time until every limit is empty (a
+//! usage-only key: until its usage as recorded is, which is its PTTL, also after `PERSIST`).
+//! `RL.RESET` replies this `reset_after_ms`.
 //!
-//! A key with several limits or a SLIDING one has two more fields: `kind` (`gcra` or
-//! `sliding`, of the first limit, whose `limit`/`window_ms`/`burst` the top level shows) and
-//! `limits`, one map per limit in order (`kind limit window_ms burst remaining
-//! reset_after_ms`); the top-level `remaining` is then the smallest and `reset_after_ms` the
-//! time until every limit is empty.
+//! A key with several limits, a SLIDING one or a pending reconfiguration has two more fields:
+//! `kind` and `limits`. A configured key lists its stored limits (`kind limit window_ms burst
+//! remaining reset_after_ms`, `remaining` and `reset_after_ms` under the scaled limits); the
+//! top level shows the first limit, the fewest `remaining` and the largest `reset_after_ms`.
+//! A usage-only key lists its usages as recorded: `kind`, `window_ms` (a SLIDING log's) and
+//! `reset_after_ms` (when it empties), the rest nil.
 
 use crate::defaults::{default_policy, scale_percent};
 use crate::entry::Call;
-use crate::ffi::now_ms;
-use crate::ffi::Ctx;
+use crate::ffi::{now_ms, Ctx};
 use crate::key::Key;
 use crate::reply;
 use rl_core::error::Error;
-use rl_core::limits::{self, Limit};
-use rl_core::resolve::{resolve, resolve_set, Source};
-use rl_core::state::SetState;
-use rl_core::verdict::remaining;
+use rl_core::kinds::{Limit, Usage};
+use rl_core::policy::Policy;
+use rl_core::resolve::Source;
+use rl_core::state::{status, StateRef, Status};
 
 pub fn info(call: &Call) -> Result<(), Error> {
     let ctx = call.ctx();
@@ -33,126 +34,112 @@ pub fn info(call: &Call) -> Result<(), Error> {
         reply::null(ctx);
         return Ok(());
     };
-    if value.is_set() {
-        let state = value.state();
-        return info_set(ctx, state, now);
-    }
-    let (tat, stored) = (value.tat(), value.stored());
+    let read = value.read();
+    let state = read.state();
+    let (configured, source) = policy_of(state)?;
     let scale = scale_percent();
-    let resolved = match resolve(None, stored, default_policy, scale) {
-        Ok(r) => Some(r),
-        Err(Error::NoPolicy) => None,
-        Err(e) => return Err(e),
-    };
-    // The policy as configured (unscaled): the stored one, or the default.
-    let policy = match resolved.map(|r| r.source) {
-        Some(Source::Stored) => stored.map(|s| s.policy),
-        Some(_) => default_policy()?,
-        None => None,
-    };
-    reply::map(ctx, 9);
-    reply::name(ctx, c"source");
-    reply::bulk(ctx, resolved.map_or("none", |r| r.source.name()).as_bytes());
-    let optional = |name, value| reply::field(ctx, name, value);
-    optional(c"limit", policy.map(|p| p.limit()));
-    optional(c"window_ms", policy.map(|p| p.window_ms()));
-    optional(c"burst", policy.map(|p| p.burst()));
-    // A usage-only key under the default policy: no idle time of its own, never a shadow.
-    optional(c"idle_ms", policy.map(|_| stored.map_or(0, |s| s.idle_ms)));
-    optional(c"shadow", resolved.map(|r| u64::from(r.shadow)));
-    optional(c"scale_percent", Some(scale));
-    optional(
-        c"remaining",
-        resolved.map(|r| remaining(&r.policy, tat, now)),
+    let status = status(
+        state,
+        configured.map(|p| p.scaled(scale)).as_ref(),
+        now,
+        key.expiry(),
     );
-    optional(
-        c"reset_after_ms",
-        Some(tat.empty_at_ms().saturating_sub(now)),
-    );
-    Ok(())
-}
-
-fn info_set(ctx: Ctx, state: SetState, now: u64) -> Result<(), Error> {
-    let scale = scale_percent();
-    let resolved = match resolve_set(None, state.stored, default_policy, scale) {
-        Ok(r) => Some(r),
-        Err(Error::NoPolicy) => None,
-        Err(e) => return Err(e),
-    };
-    // The limits as configured (unscaled) and, under the scaled ones, the live numbers.
-    let configured = match resolved.map(|r| r.source) {
-        Some(Source::Stored) => state.stored.map(|s| s.limits),
-        Some(_) => default_policy()?.map(limits::Limits::single),
-        None => None,
-    };
-    let status = resolved.map(|r| limits::status(&r.limits, &state.usage, now));
-    let first = configured.and_then(|c| c.as_slice().first().copied());
-    reply::map(ctx, 11);
+    let compact = !value.is_general();
+    let first = configured.and_then(|p| p.limits().first().copied());
+    reply::map(ctx, if compact { 9 } else { 11 });
     reply::name(ctx, c"source");
-    reply::bulk(ctx, resolved.map_or("none", |r| r.source.name()).as_bytes());
+    reply::bulk(ctx, source.map_or("none", Source::name).as_bytes());
     let optional = |name, value| reply::field(ctx, name, value);
-    optional(c"limit", first.map(|l| limit_of(&l)));
-    optional(c"window_ms", first.map(|l| window_of(&l)));
+    optional(c"limit", first.map(|l| l.limit()));
+    optional(c"window_ms", first.map(|l| l.window_ms()));
     optional(c"burst", first.map(|l| l.capacity()));
+    let stored = state.stored;
+    optional(c"idle_ms", first.map(|_| stored.map_or(0, |s| s.idle_ms)));
     optional(
-        c"idle_ms",
-        configured.map(|_| state.stored.map_or(0, |s| s.idle_ms)),
+        c"shadow",
+        first.map(|_| u64::from(stored.is_some_and(|s| s.shadow))),
     );
-    optional(c"shadow", resolved.map(|r| u64::from(r.shadow)));
     optional(c"scale_percent", Some(scale));
-    optional(c"remaining", status.map(|s| s.remaining));
-    // A usage-only set has no limits of its own to time it by: its key expires when it is empty.
-    let empty_at = match &resolved {
-        Some(r) => limits::empty_at_ms(&r.limits, &state.usage, now),
-        None => now,
-    };
-    optional(c"reset_after_ms", Some(empty_at.saturating_sub(now)));
+    optional(c"remaining", status.numbers.map(|n| n.remaining));
+    optional(c"reset_after_ms", Some(status.reset_after_ms));
+    if compact {
+        return Ok(());
+    }
     reply::name(ctx, c"kind");
-    match first {
-        Some(l) => reply::bulk(ctx, kind_of(&l)),
+    let kind = match (stored, first) {
+        (Some(_), Some(l)) => Some(l.kind()),
+        _ => state.usages.first().map(Usage::kind),
+    };
+    match kind {
+        Some(k) => reply::bulk(ctx, k.label().as_bytes()),
         None => reply::null(ctx),
     }
     reply::name(ctx, c"limits");
-    let (Some(c), Some(status)) = (configured, status) else {
-        reply::null(ctx);
-        return Ok(());
-    };
-    reply::array(ctx, c.len());
-    for (i, l) in c.as_slice().iter().enumerate() {
-        reply::map(ctx, 6);
-        reply::name(ctx, c"kind");
-        reply::bulk(ctx, kind_of(l));
-        for (name, v) in [
-            (c"limit", limit_of(l)),
-            (c"window_ms", window_of(l)),
-            (c"burst", l.capacity()),
-            (c"remaining", status.each[i].remaining),
-            (c"reset_after_ms", status.each[i].reset_after_ms),
-        ] {
-            reply::name(ctx, name);
-            reply::count(ctx, v);
+    match (stored, status.numbers) {
+        (Some(s), Some(n)) => {
+            reply::array(ctx, s.policy.len());
+            for (l, each) in s.policy.limits().iter().zip(n.each) {
+                limit_map(ctx, l, Some((each.remaining, each.reset_after_ms)));
+            }
+        }
+        _ => {
+            reply::array(ctx, state.usages.len());
+            for u in state.usages {
+                usage_map(ctx, u, now, key.expiry());
+            }
         }
     }
     Ok(())
 }
 
-fn kind_of(l: &Limit) -> &'static [u8] {
-    match l {
-        Limit::Gcra(_) => b"gcra",
-        Limit::Sliding(_) => b"sliding",
+/// The policy `RL.INFO` reads a key under (as configured, unscaled) and where it comes from:
+/// the stored one, else the module default, else none.
+fn policy_of(state: StateRef<'_>) -> Result<(Option<Policy>, Option<Source>), Error> {
+    if let Some(s) = state.stored {
+        return Ok((Some(s.policy), Some(Source::Stored)));
+    }
+    Ok(match default_policy()? {
+        Some(p) => (Some(p), Some(Source::Default)),
+        None => (None, None),
+    })
+}
+
+/// The status `RL.INFO` shows (and `RL.RESET` replies) for a key's state at `now`.
+pub fn status_of(state: StateRef<'_>, key: &Key, now: u64) -> Result<Status, Error> {
+    let (policy, _) = policy_of(state)?;
+    let policy = policy.map(|p| p.scaled(scale_percent()));
+    Ok(status(state, policy.as_ref(), now, key.expiry()))
+}
+
+fn limit_map(ctx: Ctx, l: &Limit, numbers: Option<(u64, u64)>) {
+    reply::map(ctx, 6);
+    reply::name(ctx, c"kind");
+    reply::bulk(ctx, l.kind().label().as_bytes());
+    for (name, v) in [
+        (c"limit", Some(l.limit())),
+        (c"window_ms", Some(l.window_ms())),
+        (c"burst", Some(l.capacity())),
+        (c"remaining", numbers.map(|n| n.0)),
+        (c"reset_after_ms", numbers.map(|n| n.1)),
+    ] {
+        reply::field(ctx, name, v);
     }
 }
 
-fn limit_of(l: &Limit) -> u64 {
-    match l {
-        Limit::Gcra(p) => p.limit(),
-        Limit::Sliding(s) => s.limit(),
-    }
-}
-
-fn window_of(l: &Limit) -> u64 {
-    match l {
-        Limit::Gcra(p) => p.window_ms(),
-        Limit::Sliding(s) => s.window_ms(),
+/// A usage-only key's usage, as recorded.
+fn usage_map(ctx: Ctx, u: &Usage, now: u64, expire_at: Option<u64>) {
+    reply::map(ctx, 6);
+    reply::name(ctx, c"kind");
+    reply::bulk(ctx, u.kind().label().as_bytes());
+    let window = u.window_ms();
+    let empty_at = u.own_empty_at_ms(now).or(expire_at).unwrap_or(now);
+    for (name, v) in [
+        (c"limit", None),
+        (c"window_ms", window),
+        (c"burst", None),
+        (c"remaining", None),
+        (c"reset_after_ms", Some(empty_at.saturating_sub(now))),
+    ] {
+        reply::field(ctx, name, v);
     }
 }

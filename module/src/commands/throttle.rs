@@ -1,61 +1,75 @@
 //! `RL.THROTTLE` and `RL.PEEK`: a decision with the numbers a client needs for `Retry-After`
 //! and `RateLimit` headers.
 //!
-//! Reply, in RESP2 an array and in RESP3 a map with these names:
-//! `allowed` (1/0), `limit` (the burst capacity), `remaining` (cost-1 requests that would
-//! pass now), `retry_after_ms` (-1 when allowed, or when the request is heavier than the
-//! burst and can never pass), `reset_after_ms` (until the bucket is empty again).
-//! `RL.THROTTLE` decides and consumes exactly like `RL.ALLOW`; `RL.PEEK` answers for a
-//! hypothetical request and writes nothing, so it also runs on replicas.
+//! Reply, in RESP2 an array and in RESP3 a map with these names: `allowed` (1/0), `limit`
+//! (the binding limit's capacity), `remaining` (cost-1 requests that would pass now, the
+//! fewest of any limit), `retry_after_ms` (-1 when allowed, or when the request is heavier
+//! than some limit's capacity and can never pass), `reset_after_ms` (until every limit is
+//! empty again), and, under several limits, `binding` (the 0-based index of the limit that
+//! bound). With `WITHPOLICY`, always eight fields: those six (`binding` 0 for one limit),
+//! `source` (`stored`, `inline` or `default`) and `limits`, one `[kind, limit, window_ms,
+//! burst]` per limit as enforced (after `rl.scale-percent`); in RESP3 `limits` is a list of
+//! maps with those names.
 //!
-//! Under several limits the numbers are the binding limit's (`limit`, `reset_after_ms`),
-//! with the smallest `remaining` and the largest `retry_after_ms` of all, and a sixth field,
-//! `binding`: the 0-based index of the limit that bound, in the order the limits were given.
+//! `RL.THROTTLE` decides and consumes exactly like `RL.ALLOW`; `RL.PEEK` answers what
+//! `RL.THROTTLE` would answer at that instant, and writes nothing, so it also runs on replicas.
 
 use super::check::{check, Checked};
 use crate::entry::Call;
 use crate::ffi::{is_resp3, Ctx};
 use crate::reply;
+use rl_core::args::Command;
 use rl_core::error::Error;
 
 pub fn throttle(call: &Call) -> Result<(), Error> {
-    reply_verdict(call.ctx(), &check(call, true)?);
+    reply_verdict(call.ctx(), &check(call, Command::Throttle, true)?);
     Ok(())
 }
 
 pub fn peek(call: &Call) -> Result<(), Error> {
-    reply_verdict(call.ctx(), &check(call, false)?);
+    reply_verdict(call.ctx(), &check(call, Command::Throttle, false)?);
     Ok(())
 }
 
 fn reply_verdict(ctx: Ctx, checked: &Checked) {
-    let v = checked.numbers();
+    let Some(v) = checked.numbers else {
+        return reply::error(ctx, Error::Internal("no numbers for RL.THROTTLE"));
+    };
+    let several = checked.resolved.policy.len() > 1;
     let retry = v
         .retry_after_ms
         .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
-    let binding = v.binding.map(|b| i64::try_from(b).unwrap_or(0));
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let all = [
         (c"allowed", i64::from(checked.told.allowed)),
-        (c"limit", i64::try_from(v.limit).unwrap_or(i64::MAX)),
-        (c"remaining", i64::try_from(v.remaining).unwrap_or(i64::MAX)),
+        (c"limit", count(v.limit)),
+        (c"remaining", count(v.remaining)),
         (c"retry_after_ms", retry),
-        (
-            c"reset_after_ms",
-            i64::try_from(v.reset_after_ms).unwrap_or(i64::MAX),
-        ),
-        (c"binding", binding.unwrap_or(0)),
+        (c"reset_after_ms", count(v.reset_after_ms)),
+        (c"binding", count(v.binding as u64)),
     ];
-    let fields = &all[..if binding.is_some() { 6 } else { 5 }];
-    if is_resp3(ctx) {
-        reply::map(ctx, fields.len());
-        for &(name, value) in fields {
-            reply::name(ctx, name);
-            reply::integer(ctx, value);
-        }
+    let numbers = &all[..if several || checked.with_policy { 6 } else { 5 }];
+    let resp3 = is_resp3(ctx);
+    let len = numbers.len() + if checked.with_policy { 2 } else { 0 };
+    if resp3 {
+        reply::map(ctx, len);
     } else {
-        reply::array(ctx, fields.len());
-        for &(_, value) in fields {
-            reply::integer(ctx, value);
+        reply::array(ctx, len);
+    }
+    for &(name, value) in numbers {
+        if resp3 {
+            reply::name(ctx, name);
         }
+        reply::integer(ctx, value);
+    }
+    if checked.with_policy {
+        if resp3 {
+            reply::name(ctx, c"source");
+        }
+        reply::bulk(ctx, checked.resolved.source.name().as_bytes());
+        if resp3 {
+            reply::name(ctx, c"limits");
+        }
+        reply::limits(ctx, &checked.resolved.policy, resp3);
     }
 }

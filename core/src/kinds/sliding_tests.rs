@@ -3,6 +3,7 @@
 //! window" bound checked directly on the admitted requests.
 
 use super::*;
+use crate::kinds::KindRules;
 use proptest::prelude::*;
 
 fn sliding(limit: u64, window_ms: u64) -> Sliding {
@@ -12,12 +13,32 @@ fn sliding(limit: u64, window_ms: u64) -> Sliding {
 /// Sends one request as the commands do (repair a clock step, decide, record if allowed)
 /// and returns whether it passed.
 fn send(p: &Sliding, log: &mut Log, now_ms: u64, cost: u64) -> bool {
-    log.clamp_future(now_ms);
+    p.repair(log, now_ms);
     let ok = decide(p, log, now_ms, cost);
     if ok {
         log.record(p, now_ms, cost);
     }
     ok
+}
+
+fn decide(p: &Sliding, log: &Log, now_ms: u64, cost: u64) -> bool {
+    p.admit(log, now_ms, cost).is_some()
+}
+
+/// Requests in the window `p` reads `log` in, at `now_ms`.
+fn used(log: &Log, p: &Sliding, now_ms: u64) -> u64 {
+    log.used(p.counting_window(log), now_ms)
+}
+
+/// (remaining after, retry, reset after) for a request of `cost`, recorded if it fits.
+fn numbers(p: &Sliding, log: &Log, now_ms: u64, cost: u64) -> (u64, Option<u64>, u64) {
+    let admit = p.admit(log, now_ms, cost);
+    let (remaining, empty_at) = p.after(log, admit.as_ref(), now_ms, cost);
+    let retry = match admit {
+        Some(()) => None,
+        None => p.wait_ms(log, now_ms, cost),
+    };
+    (remaining, retry, empty_at - now_ms)
 }
 
 #[test]
@@ -40,8 +61,7 @@ fn the_eleventh_passes_exactly_one_window_after_the_first() {
     for i in 0..10 {
         assert!(send(&p, &mut log, 1000 + i * 1000, 1));
     }
-    let v = explain(&p, &log, &log, 20_000, 1, false);
-    assert_eq!(v.retry_after_ms, Some(61_000 - 20_000));
+    assert_eq!(numbers(&p, &log, 20_000, 1).1, Some(61_000 - 20_000));
     assert!(!send(&p, &mut log, 60_999, 1));
     assert!(send(&p, &mut log, 61_000, 1));
     assert!(!send(&p, &mut log, 61_000, 1));
@@ -70,13 +90,9 @@ fn a_denied_request_changes_nothing() {
 #[test]
 fn a_request_heavier_than_the_limit_never_passes_and_has_no_retry() {
     let p = sliding(5, 1000);
-    let mut log = Log::EMPTY;
-    let v = evaluate(&p, &mut log, 100, 6);
-    assert_eq!(
-        (v.allowed, v.remaining, v.retry_after_ms, v.reset_after_ms),
-        (false, 5, None, 0)
-    );
-    assert!(log.is_empty());
+    let log = Log::EMPTY;
+    assert!(!decide(&p, &log, 100, 6));
+    assert_eq!(numbers(&p, &log, 100, 6), (5, None, 0));
 }
 
 #[test]
@@ -87,8 +103,7 @@ fn costs_are_counted_by_weight() {
     assert!(!send(&p, &mut log, 1, 4));
     assert!(send(&p, &mut log, 1, 3));
     // 7 leave at 1000; then 7 fit again, not 8.
-    let v = explain(&p, &log, &log, 2, 7, false);
-    assert_eq!(v.retry_after_ms, Some(998));
+    assert_eq!(numbers(&p, &log, 2, 7).1, Some(998));
     assert!(send(&p, &mut log, 1000, 7));
 }
 
@@ -96,22 +111,13 @@ fn costs_are_counted_by_weight() {
 fn the_numbers_are_those_of_the_window() {
     let p = sliding(10, 60_000);
     let mut log = Log::EMPTY;
-    let v = evaluate(&p, &mut log, 5000, 1);
+    assert_eq!(numbers(&p, &log, 5000, 1), (9, None, 60_000));
+    assert!(send(&p, &mut log, 5000, 1));
+    assert_eq!(numbers(&p, &log, 6000, 3), (6, None, 60_000));
+    assert!(send(&p, &mut log, 6000, 3));
+    assert_eq!(p.after(&log, None, 6000, 0).1, 66_000);
     assert_eq!(
-        (
-            v.allowed,
-            v.limit,
-            v.remaining,
-            v.retry_after_ms,
-            v.reset_after_ms
-        ),
-        (true, 10, 9, None, 60_000)
-    );
-    let v = evaluate(&p, &mut log, 6000, 3);
-    assert_eq!((v.remaining, v.reset_after_ms), (6, 60_000));
-    assert_eq!(log.empty_at_ms(&p, 6000), 66_000);
-    assert_eq!(
-        log.empty_at_ms(&p, 66_000),
+        p.after(&log, None, 66_000, 0).1,
         66_000,
         "nothing live: empty now"
     );
@@ -128,16 +134,13 @@ fn a_clock_step_back_neither_panics_nor_locks_the_client_out() {
     // free again one window after the step, not an hour and a window later.
     let back = 1_000_000 - 3_600_000 / 1000;
     assert!(!send(&p, &mut log, back, 1));
-    assert_eq!(
-        explain(&p, &log, &log, back, 1, false).retry_after_ms,
-        Some(1000)
-    );
+    assert_eq!(numbers(&p, &log, back, 1).1, Some(1000));
     assert!(send(&p, &mut log, back + 1000, 1));
     // A step back to 0 and a huge clock do not panic either.
-    let _ = evaluate(&p, &mut log, 0, 1);
-    let _ = evaluate(&p, &mut log, u64::MAX, 1);
+    let _ = send(&p, &mut log, 0, 1);
+    let _ = numbers(&p, &log, u64::MAX, 1);
     assert!(send(&p, &mut log, MAX_TAT_MS, 1));
-    let _ = evaluate(&p, &mut log, u64::MAX, 1);
+    let _ = numbers(&p, &log, u64::MAX, 1);
     assert!(!send(&p, &mut log, MAX_TAT_MS + 1, 1));
 }
 
@@ -168,8 +171,19 @@ fn an_entry_takes_six_bytes() {
 
 #[test]
 fn stored_parts_are_validated() {
-    let good = Log::from_parts(100, &[(0, 2), (5, 1)]).unwrap();
+    let good = Log::from_parts(100, 60_000, &[(0, 2), (5, 1)]).unwrap();
     assert_eq!(good.parts().collect::<Vec<_>>(), [(0, 2), (5, 1)]);
+    assert_eq!(good.window_ms(), 60_000);
+    assert_eq!(
+        Log::from_parts(0, 5, &[]),
+        None,
+        "an empty log has no window"
+    );
+    assert_eq!(
+        Log::from_parts(0, 1 << 32, &[(0, 1)]),
+        None,
+        "a window fits u32"
+    );
     let bad: [(u64, &[(u64, u64)]); 8] = [
         (5, &[]),                        // an empty log has base 0
         (0, &[(1, 1)]),                  // the first entry is the base
@@ -181,7 +195,7 @@ fn stored_parts_are_validated() {
         (MAX_TAT_MS, &[(0, 1), (1, 1)]), // past the latest instant
     ];
     for (base, parts) in bad {
-        assert_eq!(Log::from_parts(base, parts), None, "{base} {parts:?}");
+        assert_eq!(Log::from_parts(base, 0, parts), None, "{base} {parts:?}");
     }
 }
 
@@ -230,7 +244,7 @@ proptest! {
         for (gap, cost) in trace {
             now += gap;
             prop_assert_eq!(send(&p, &mut log, now, cost), model.send(&p, now, cost));
-            prop_assert!(log.used(&p, now) <= p.limit());
+            prop_assert!(used(&log, &p, now) <= p.limit());
         }
     }
 
@@ -266,26 +280,28 @@ proptest! {
             send(&p, &mut log, now, c);
         }
         let allowed = decide(&p, &log, now, cost);
-        let v = explain(&p, &log, &log, now, cost, allowed);
-        if allowed {
-            prop_assert_eq!(v.retry_after_ms, None);
-        } else if cost > p.limit() {
-            prop_assert_eq!(v.retry_after_ms, None);
+        let (remaining, retry, reset) = numbers(&p, &log, now, cost);
+        if allowed || cost > p.limit() {
+            prop_assert_eq!(retry, None);
         } else {
-            let r = v.retry_after_ms.unwrap();
+            let r = retry.unwrap();
             prop_assert!(r >= 1);
             prop_assert!(decide(&p, &log, now + r, cost));
             prop_assert!(!decide(&p, &log, now + r - 1, cost));
         }
         let mut probe = log.clone();
-        for _ in 0..v.remaining {
+        if allowed {
+            send(&p, &mut probe, now, cost);
+        }
+        for _ in 0..remaining {
             prop_assert!(send(&p, &mut probe, now, 1));
         }
         prop_assert!(!decide(&p, &probe, now, 1));
         // reset_after_ms: from then on the window is empty, a ms earlier it is not.
-        if v.reset_after_ms > 0 {
-            prop_assert_eq!(log.used(&p, now + v.reset_after_ms), 0);
-            prop_assert!(log.used(&p, now + v.reset_after_ms - 1) > 0);
+        let after = if allowed { let mut a = log.clone(); send(&p, &mut a, now, cost); a } else { log.clone() };
+        if reset > 0 {
+            prop_assert_eq!(used(&after, &p, now + reset), 0);
+            prop_assert!(used(&after, &p, now + reset - 1) > 0);
         }
     }
 
@@ -296,10 +312,120 @@ proptest! {
         let mut log = Log::EMPTY;
         for (now, cost) in steps {
             send(&p, &mut log, now, cost);
-            prop_assert!(log.used(&p, now) <= p.limit());
+            prop_assert!(used(&log, &p, now) <= p.limit());
             let parts: Vec<_> = log.parts().collect();
-            prop_assert_eq!(Log::from_parts(log.base_ms(), &parts), Some(log.clone()));
-            prop_assert_eq!(log.used(&p, now + p.window_ms()), 0);
+            prop_assert_eq!(Log::from_parts(log.base_ms(), log.window_ms(), &parts), Some(log.clone()));
+            prop_assert_eq!(used(&log, &p, now + p.window_ms()), 0);
         }
     }
+}
+
+#[test]
+fn a_log_keeps_the_window_it_was_recorded_under() {
+    let p = sliding(1, 1000);
+    let mut log = Log::EMPTY;
+    assert!(send(&p, &mut log, 0, 1));
+    assert_eq!(log.window_ms(), 1000);
+    // Read under a longer window two seconds later, the request the old window forgot does
+    // not count again (it was not pruned: nothing wrote since).
+    let longer = sliding(1, 10_000);
+    assert_eq!(used(&log, &longer, 2000), 0);
+    assert!(decide(&longer, &log, 2000, 1));
+    // While it is live it counts, for as long as its own window holds it.
+    assert_eq!(used(&log, &longer, 999), 1);
+    // Without a limit, the log knows when it is empty (a usage-only key's expiry).
+    assert_eq!(
+        <Sliding as KindRules>::own_empty_at_ms(&log, 500),
+        Some(1000)
+    );
+    // Recording under the longer window keeps what counts, under that window from then on.
+    let mut l2 = Log::EMPTY;
+    assert!(send(&p, &mut l2, 0, 1));
+    l2.record(&sliding(5, 10_000), 500, 1);
+    assert_eq!(
+        (l2.window_ms(), used(&l2, &sliding(5, 10_000), 9_999)),
+        (10_000, 2)
+    );
+    // A log that does not know its window (written before logs kept it) is read with the
+    // reader's, and does not know when it is empty on its own.
+    let unknown = Log::from_parts(0, 0, &[(0, 1)]).unwrap();
+    assert_eq!(used(&unknown, &longer, 2000), 1);
+    assert_eq!(<Sliding as KindRules>::own_empty_at_ms(&unknown, 0), None);
+}
+
+#[test]
+fn carrying_keeps_what_the_old_window_held_under_the_new_one() {
+    let mut log = Log::EMPTY;
+    let old = sliding(10, 1000);
+    assert!(send(&old, &mut log, 0, 2));
+    assert!(send(&old, &mut log, 800, 3));
+    // At 1500 the first entry has left the old window; the second is carried.
+    let grown = sliding(10, 10_000);
+    let carried = grown.carry(&log, 1500);
+    assert_eq!(
+        (carried.window_ms(), used(&carried, &grown, 1500)),
+        (10_000, 3)
+    );
+    // ... and now counts for the new window.
+    assert_eq!(used(&carried, &grown, 10_799), 3);
+    // Shrinking: what the new window no longer holds is gone.
+    let shrunk = sliding(10, 100);
+    assert_eq!(used(&shrunk.carry(&log, 850), &shrunk, 850), 3);
+    assert!(shrunk.carry(&log, 950).is_empty());
+    // To another kind: the requests still inside the old window, at the change.
+    assert_eq!(
+        <Sliding as KindRules>::export(&log, 1500),
+        Carried::Requests(3)
+    );
+    assert_eq!(<Sliding as KindRules>::export(&log, 1800), Carried::Nothing);
+}
+
+#[test]
+fn a_gcra_backlog_is_counted_as_the_requests_this_limit_admits_in_it() {
+    // 500 ms owed, under 10 per 1000 ms: 5 requests, at the instant of the change.
+    let p = sliding(10, 1000);
+    let log = p.import(Carried::Until(Tat::new(10_500, 0, 1).unwrap()), 10_000);
+    assert_eq!(
+        (
+            log.base_ms(),
+            log.parts().collect::<Vec<_>>(),
+            log.window_ms()
+        ),
+        (10_000, vec![(0, 5)], 1000)
+    );
+    // Rounded up, at most the limit.
+    let log = p.import(Carried::Until(Tat::new(10_000, 1, 3).unwrap()), 10_000);
+    assert_eq!(log.parts().collect::<Vec<_>>(), [(0, 1)]);
+    let log = p.import(Carried::Until(Tat::new(99_000, 0, 1).unwrap()), 10_000);
+    assert_eq!(log.parts().collect::<Vec<_>>(), [(0, 10)]);
+    assert!(p
+        .import(Carried::Until(Tat::new(9_000, 0, 1).unwrap()), 10_000)
+        .is_empty());
+    assert_eq!(
+        p.import(Carried::Requests(4), 7)
+            .parts()
+            .collect::<Vec<_>>(),
+        [(0, 4)]
+    );
+}
+
+#[test]
+fn a_replica_records_what_the_master_recorded() {
+    let p = sliding(5, 1000);
+    let (mut master, mut replica) = (Log::EMPTY, Log::EMPTY);
+    for (at, cost) in [(0, 1), (10, 2), (1005, 1), (1500, 2)] {
+        assert!(send(&p, &mut master, at, cost));
+        assert!(replica.record_sent(at, cost, 1000));
+        assert_eq!(replica, master);
+    }
+    // A log written by an older master (no window) stays without one.
+    let mut old = Log::from_parts(0, 0, &[(0, 1)]).unwrap();
+    assert!(old.record_sent(500, 1, 1000));
+    assert_eq!((old.window_ms(), old.len()), (0, 2));
+    // Impossible records are refused.
+    assert!(!Log::EMPTY.clone().record_sent(0, 0, 1000));
+    assert!(!Log::EMPTY.clone().record_sent(0, 1, 0));
+    assert!(!Log::EMPTY.clone().record_sent(0, 1001, 1000));
+    let mut full = Log::from_parts(0, 1000, &[(0, 1000)]).unwrap();
+    assert!(!full.record_sent(1, 1, 1000), "over the bound");
 }

@@ -2,18 +2,29 @@
 //! independent reference model (an exact token bucket).
 
 use super::*;
-use crate::policy::{MAX_BURST, MAX_COST, MAX_LIMIT, MAX_WINDOW_MS};
+use crate::kinds::KindRules;
+use crate::policy::MAX_COST;
 use proptest::prelude::*;
 
-fn policy(limit: u64, window_ms: u64, burst: u64) -> Policy {
-    Policy::new(limit, window_ms, burst).unwrap()
+fn policy(limit: u64, window_ms: u64, burst: u64) -> Gcra {
+    Gcra::new(limit, window_ms, burst).unwrap()
+}
+
+fn decide(p: &Gcra, tat: Tat, now_ms: u64, cost: u64) -> Option<Tat> {
+    p.decide(tat, now_ms, cost)
+}
+
+/// The TAT a denial stores instead of `tat` (a repair), if any.
+fn repair(tat: Tat, p: &Gcra, now_ms: u64) -> Option<Tat> {
+    let mut t = tat;
+    KindRules::repair(p, &mut t, now_ms).then_some(t)
 }
 
 /// Sends `n` requests of cost 1 at `now_ms`, returns how many passed and the final TAT.
-fn burst_at(p: &Policy, mut tat: Tat, now_ms: u64, n: u32) -> (u32, Tat) {
+fn burst_at(p: &Gcra, mut tat: Tat, now_ms: u64, n: u32) -> (u32, Tat) {
     let mut passed = 0;
     for _ in 0..n {
-        if let Decision::Allowed(t) = decide(p, tat, now_ms, 1) {
+        if let Some(t) = decide(p, tat, now_ms, 1) {
             tat = t;
             passed += 1;
         }
@@ -29,11 +40,11 @@ fn the_brief_example_allows_ten_then_denies_five() {
     let mut replies = Vec::new();
     for _ in 0..15 {
         match decide(&p, tat, now, 1) {
-            Decision::Allowed(t) => {
+            Some(t) => {
                 tat = t;
                 replies.push(true);
             }
-            Decision::Denied => replies.push(false),
+            None => replies.push(false),
         }
     }
     assert_eq!(replies, [[true; 10].as_slice(), &[false; 5]].concat());
@@ -49,11 +60,11 @@ fn from_idle_exactly_burst_pass_then_one_per_interval() {
     let (passed, tat) = burst_at(&p, Tat::EMPTY, t0, 20);
     assert_eq!(passed, 5);
     // The next slot opens at t0 + T = t0 + 333.33.. ms, i.e. at the whole ms t0 + 334.
-    assert_eq!(decide(&p, tat, t0 + 333, 1), Decision::Denied);
-    let Decision::Allowed(tat) = decide(&p, tat, t0 + 334, 1) else {
+    assert_eq!(decide(&p, tat, t0 + 333, 1), None);
+    let Some(tat) = decide(&p, tat, t0 + 334, 1) else {
         panic!("a slot is open one interval later")
     };
-    assert_eq!(decide(&p, tat, t0 + 334, 1), Decision::Denied);
+    assert_eq!(decide(&p, tat, t0 + 334, 1), None);
     // Three intervals are exactly 1000 ms: no drift from the 1/3 ms fractions.
     let (passed, _) = burst_at(&p, tat, t0 + 1000, 10);
     assert_eq!(passed, 2);
@@ -62,33 +73,30 @@ fn from_idle_exactly_burst_pass_then_one_per_interval() {
 #[test]
 fn denied_request_changes_nothing() {
     let p = policy(1, 1000, 1);
-    let Decision::Allowed(tat) = decide(&p, Tat::EMPTY, 5000, 1) else {
+    let Some(tat) = decide(&p, Tat::EMPTY, 5000, 1) else {
         panic!()
     };
-    assert_eq!(decide(&p, tat, 5500, 1), Decision::Denied);
+    assert_eq!(decide(&p, tat, 5500, 1), None);
     // Still the same TAT, so it passes exactly at 6000.
-    assert!(matches!(decide(&p, tat, 6000, 1), Decision::Allowed(_)));
+    assert!(decide(&p, tat, 6000, 1).is_some());
 }
 
 #[test]
 fn rejects_request_larger_than_burst_even_when_idle() {
     let p = policy(10, 1000, 4);
-    assert_eq!(decide(&p, Tat::EMPTY, 1_000_000, 5), Decision::Denied);
-    assert!(matches!(
-        decide(&p, Tat::EMPTY, 1_000_000, 4),
-        Decision::Allowed(_)
-    ));
+    assert_eq!(decide(&p, Tat::EMPTY, 1_000_000, 5), None);
+    assert!(decide(&p, Tat::EMPTY, 1_000_000, 4).is_some());
 }
 
 #[test]
 fn cost_weighs_as_n_requests() {
     let p = policy(10, 1000, 10);
-    let Decision::Allowed(tat) = decide(&p, Tat::EMPTY, 0, 7) else {
+    let Some(tat) = decide(&p, Tat::EMPTY, 0, 7) else {
         panic!()
     };
     assert_eq!((tat.ms(), tat.frac()), (700, 0));
-    assert_eq!(decide(&p, tat, 0, 4), Decision::Denied);
-    assert!(matches!(decide(&p, tat, 0, 3), Decision::Allowed(_)));
+    assert_eq!(decide(&p, tat, 0, 4), None);
+    assert!(decide(&p, tat, 0, 3).is_some());
 }
 
 #[test]
@@ -106,17 +114,17 @@ fn reconfiguration_rounds_usage_up_never_down() {
     let tat = Tat::new(10_000, 1, 3).unwrap();
     let p = policy(2, 1, 1); // T = 0.5 ms, tolerance 0.5 ms
                              // At 10_000 the backlog is 0.5 ms (rounded up from 1/3): a request would need 1 ms.
-    assert_eq!(decide(&p, tat, 10_000, 1), Decision::Denied);
-    assert!(matches!(decide(&p, tat, 10_001, 1), Decision::Allowed(_)));
+    assert_eq!(decide(&p, tat, 10_000, 1), None);
+    assert!(decide(&p, tat, 10_001, 1).is_some());
 }
 
 #[test]
 fn clock_going_backwards_grants_nothing_extra() {
     let p = policy(1, 1000, 1);
-    let Decision::Allowed(tat) = decide(&p, Tat::EMPTY, 50_000, 1) else {
+    let Some(tat) = decide(&p, Tat::EMPTY, 50_000, 1) else {
         panic!()
     };
-    assert_eq!(decide(&p, tat, 10_000, 1), Decision::Denied);
+    assert_eq!(decide(&p, tat, 10_000, 1), None);
 }
 
 #[test]
@@ -130,32 +138,26 @@ fn a_clock_step_back_costs_at_most_one_full_drain() {
     assert_eq!(n, 10);
     // Back at t0 the TAT reads as one full bucket ahead: denied, and the caller stores the
     // clamped TAT (a repair), so the client drains from there.
-    assert_eq!(decide(&p, tat, t0, 1), Decision::Denied);
-    let repaired = tat.repair(&p, t0).unwrap();
+    assert_eq!(decide(&p, tat, t0, 1), None);
+    let repaired = repair(tat, &p, t0).unwrap();
     assert_eq!(repaired, Tat::new(t0 + 1000, 0, 1).unwrap());
-    assert_eq!(decide(&p, repaired, t0 + 99, 1), Decision::Denied);
-    assert!(matches!(
-        decide(&p, repaired, t0 + 100, 1),
-        Decision::Allowed(_)
-    ));
+    assert_eq!(decide(&p, repaired, t0 + 99, 1), None);
+    assert!(decide(&p, repaired, t0 + 100, 1).is_some());
     // A TAT within one full bucket of now is left alone.
     let near = Tat::new(t0 + 999, 3, 10).unwrap();
     assert_eq!(near.clamped(&p, t0), near);
-    assert_eq!(near.repair(&p, t0), None);
+    assert_eq!(repair(near, &p, t0), None);
 }
 
 #[test]
 fn extreme_inputs_are_denied_not_overflowed() {
     let p = policy(MAX_LIMIT, 1, MAX_BURST);
-    assert!(matches!(
-        decide(&p, Tat::EMPTY, 0, MAX_COST),
-        Decision::Allowed(_)
-    ));
-    assert_eq!(decide(&p, Tat::EMPTY, u64::MAX, 1), Decision::Denied);
-    assert_eq!(decide(&p, Tat::EMPTY, 0, u64::MAX), Decision::Denied);
+    assert!(decide(&p, Tat::EMPTY, 0, MAX_COST).is_some());
+    assert_eq!(decide(&p, Tat::EMPTY, u64::MAX, 1), None);
+    assert_eq!(decide(&p, Tat::EMPTY, 0, u64::MAX), None);
     let slow = policy(1, MAX_WINDOW_MS, 10);
     let far = Tat::new(MAX_TAT_MS, 0, 1).unwrap();
-    assert_eq!(decide(&slow, far, MAX_TAT_MS - 1, 1), Decision::Denied);
+    assert_eq!(decide(&slow, far, MAX_TAT_MS - 1, 1), None);
 }
 
 #[test]
@@ -186,7 +188,7 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn request(&mut self, p: &Policy, now_ms: u64, cost: u64) -> bool {
+    fn request(&mut self, p: &Gcra, now_ms: u64, cost: u64) -> bool {
         let cap = u128::from(p.burst()) * u128::from(p.window_ms());
         self.tokens = match self.last_ms {
             None => cap,
@@ -206,9 +208,9 @@ impl TokenBucket {
     }
 }
 
-fn arb_policy() -> impl Strategy<Value = Policy> {
+fn arb_policy() -> impl Strategy<Value = Gcra> {
     (1u64..=50, 1u64..=5000, 0u64..=60)
-        .prop_filter_map("valid", |(l, w, b)| Policy::new(l, w, b).ok())
+        .prop_filter_map("valid", |(l, w, b)| Gcra::new(l, w, b).ok())
 }
 
 /// A trace: gaps between requests (ms, often zero) and their costs.
@@ -235,7 +237,7 @@ proptest! {
     fn matches_the_token_bucket_model(p in arb_policy(), trace in arb_trace()) {
         let mut model = TokenBucket { tokens: 0, last_ms: None };
         replay(&p, 1_700_000_000_000, &trace, |now, cost, _, d| {
-            let got = matches!(d, Decision::Allowed(_));
+            let got = d.is_some();
             prop_assert_eq!(got, model.request(&p, now, cost), "at {} cost {}", now, cost);
             Ok(())
         })?;
@@ -245,7 +247,7 @@ proptest! {
     fn never_exceeds_burst_plus_rate_times_interval(p in arb_policy(), trace in arb_trace()) {
         let mut passed: Vec<(u64, u64)> = Vec::new();
         replay(&p, 0, &trace, |now, cost, _, d| {
-            if let Decision::Allowed(_) = d { passed.push((now, cost)); }
+            if d.is_some() { passed.push((now, cost)); }
             Ok::<(), TestCaseError>(())
         })?;
         // Over [t_i, t_j]: sum of costs <= burst + floor((t_j - t_i) / T).
@@ -266,7 +268,7 @@ proptest! {
         // Usage written under p, then read under q, is never less than the exact rational.
         let (tat, now) = replay(&p, 0, &trace, |_, _, _, _| Ok::<(), TestCaseError>(()))?;
         let at = now + probe;
-        if let Decision::Allowed(_) = decide(&q, tat, at, 1) {
+        if decide(&q, tat, at, 1).is_some() {
             // Exact: (tat - at) backlog plus one interval of q within q's tolerance.
             let backlog_num = (i128::from(tat.ms()) - i128::from(at)) * i128::from(tat.den()) + i128::from(tat.frac());
             let backlog = backlog_num.max(0); // in units of 1/den ms
