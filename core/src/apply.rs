@@ -32,7 +32,7 @@ use crate::kinds::{Limit, Usage};
 use crate::policy::{Policy, Stored, MAX_LIMITS};
 use crate::rdb::{compact, Compact};
 use crate::state::{State, StateRef, Usages};
-use crate::text::{Digits, Text};
+use crate::text::Text;
 
 /// Latest expiry `RL.APPLY` accepts, in Unix ms: any that Redis can hold (a configured key
 /// keeps a user's TTL, and whatever the master stores, its replicas and AOF must accept).
@@ -66,36 +66,46 @@ pub struct Apply {
     pub expire_at_ms: Option<u64>,
 }
 
-/// The text arguments of an `RL.APPLY` line (after the key). On the stack, by design: the
-/// variants differ in size, but a line lives for one write and is never moved in bulk.
-#[derive(Clone, Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Line {
-    /// Version 1: the state, and the policy's fields when the write sets it.
-    Single {
-        state: Text<64>,
-        policy: Option<[u64; 5]>,
-    },
-    /// The set form: the state, and the `LIMITS` text when the write sets the policy.
-    Set {
-        state: Text<256>,
-        limits: Option<Text<128>>,
-    },
+/// The text arguments of an `RL.APPLY` line (after the key), built on the stack: the state,
+/// and what follows it.
+#[derive(Clone, Debug, Default)]
+pub struct Line {
+    pub state: Text<128>,
+    pub extra: Extra,
 }
 
-/// The line for a write that leaves `state` with the key's expiry `expire_at_ms`.
-/// `set_policy`: the write sets the stored policy (it is sent with it). `records[i]`: the
-/// request recorded in log `i` of a key the replicas hold as a set, sent instead of the log.
+/// What follows the state on a line.
+#[derive(Clone, Debug, Default)]
+pub enum Extra {
+    #[default]
+    Nothing,
+    /// Version 1's `POLICY limit window_ms burst idle_ms flags`.
+    Policy([u64; 5]),
+    /// The set form's `LIMITS <limits>`.
+    Limits(Text<128>),
+}
+
+impl Line {
+    pub fn new() -> Line {
+        Line::default()
+    }
+}
+
+/// Writes into `line` the line for a write that leaves `state` with the key's expiry
+/// `expire_at_ms`. `set_policy`: the write sets the stored policy (it is sent with it).
+/// `records[i]`: the request recorded in log `i` of a key the replicas hold as a set, sent
+/// instead of the log.
 pub fn write_line(
     state: StateRef<'_>,
     expire_at_ms: Option<u64>,
     set_policy: bool,
     records: &[Option<Record>],
-) -> Line {
+    line: &mut Line,
+) {
+    let text = &mut line.state;
     if let Some(Compact { tat, stored }) = compact(state) {
-        let mut text = Text::new();
-        let ms = Digits::of(tat.ms());
-        text.extend(ms.as_bytes());
+        text.number(tat.ms());
+        let digits = text.len();
         if tat.frac() > 0 {
             text.push(b'+');
             text.number(tat.frac());
@@ -106,26 +116,22 @@ pub fn write_line(
             text.push(b'@');
             if at == tat.ms() {
                 // The common usage-only key: its expiry is its TAT's ms; the same digits.
-                text.extend(ms.as_bytes());
+                text.repeat(0..digits);
             } else {
                 text.number(at);
             }
         }
-        let policy = stored.filter(|_| set_policy).map(|c| {
-            [
+        if let Some(c) = stored.filter(|_| set_policy) {
+            line.extra = Extra::Policy([
                 c.gcra.limit(),
                 c.gcra.window_ms(),
                 c.gcra.burst(),
                 c.idle_ms,
                 c.flags,
-            ]
-        });
-        return Line::Single {
-            state: text,
-            policy,
-        };
+            ]);
+        }
+        return;
     }
-    let mut text = Text::new();
     let stored = state.stored;
     for (i, u) in state.usages.iter().enumerate() {
         if i > 0 {
@@ -141,7 +147,7 @@ pub fn write_line(
             continue;
         }
         match u {
-            Usage::Gcra(t) => write_tat(&mut text, *t),
+            Usage::Gcra(t) => write_tat(text, *t),
             Usage::Sliding(log) => {
                 text.push(b'S');
                 for (j, (offset, count)) in log.parts().enumerate() {
@@ -169,7 +175,7 @@ pub fn write_line(
         text.push(b'@');
         text.number(at);
     }
-    let limits = stored.filter(|_| set_policy).map(|s| {
+    if let Some(s) = stored.filter(|_| set_policy) {
         let mut p = Text::new();
         for (i, l) in s.policy.limits().iter().enumerate() {
             if i > 0 {
@@ -196,11 +202,7 @@ pub fn write_line(
         p.number(s.idle_ms);
         p.push(b';');
         p.number(s.flags());
-        p
-    });
-    Line::Set {
-        state: text,
-        limits,
+        line.extra = Extra::Limits(p);
     }
 }
 

@@ -21,24 +21,31 @@ fn parse(a: &[&str]) -> Result<Apply, Error> {
 
 /// The arguments of a written line, as a replica receives them.
 fn line_args(line: &Line) -> Vec<Vec<u8>> {
-    match line {
-        Line::Single { state, policy } => {
-            let mut v = vec![state.as_bytes().to_vec()];
-            if let Some(p) = policy {
-                v.push(b"POLICY".to_vec());
-                v.extend(p.iter().map(|f| f.to_string().into_bytes()));
-            }
-            v
+    let mut v = vec![line.state.as_bytes().to_vec()];
+    match &line.extra {
+        Extra::Nothing => {}
+        Extra::Policy(p) => {
+            v.push(b"POLICY".to_vec());
+            v.extend(p.iter().map(|f| f.to_string().into_bytes()));
         }
-        Line::Set { state, limits } => {
-            let mut v = vec![state.as_bytes().to_vec()];
-            if let Some(l) = limits {
-                v.push(b"LIMITS".to_vec());
-                v.push(l.as_bytes().to_vec());
-            }
-            v
+        Extra::Limits(l) => {
+            v.push(b"LIMITS".to_vec());
+            v.push(l.as_bytes().to_vec());
         }
     }
+    v
+}
+
+/// The line written for a state.
+fn write_line(
+    state: StateRef<'_>,
+    expire_at_ms: Option<u64>,
+    set_policy: bool,
+    records: &[Option<Record>],
+) -> Line {
+    let mut line = Line::new();
+    super::write_line(state, expire_at_ms, set_policy, records, &mut line);
+    line
 }
 
 fn received(line: &Line) -> Apply {

@@ -36,6 +36,13 @@ pub struct Request {
 /// ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, options in any order within a limit;
 /// `COST` (and `WITHPOLICY`) may stand in any of them, once.
 pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error> {
+    if args.is_empty() {
+        return Ok(Request {
+            cost: 1,
+            inline: None,
+            with_policy: false,
+        });
+    }
     let unknown_option = match command {
         Command::Allow => Error::UnknownAllowOption,
         Command::Throttle => Error::UnknownCheckOption,
@@ -48,44 +55,41 @@ pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error>
     let mut rest = args;
     while let [name, tail @ ..] = rest {
         rest = tail;
-        if name.eq_ignore_ascii_case(b"AND") {
-            found.push(current.complete_before_and()?)?;
-            found.room_for_one_more()?;
-            current = LimitArgs::default();
-            joined = true;
-            continue;
-        }
-        if let Some(kind) = Kind::from_keyword(name) {
-            current.set_kind(kind)?;
-            continue;
-        }
-        if command == Command::Throttle && name.eq_ignore_ascii_case(b"WITHPOLICY") {
-            if with_policy {
-                return Err(Error::RepeatedOption);
+        let word = Word::of(name);
+        match word {
+            Word::And => {
+                found.push(current.complete_before_and()?)?;
+                found.room_for_one_more()?;
+                current = LimitArgs::default();
+                joined = true;
+                continue;
             }
-            with_policy = true;
-            continue;
+            Word::Kind(kind) => {
+                current.set_kind(kind)?;
+                continue;
+            }
+            Word::WithPolicy if command == Command::Throttle => {
+                if with_policy {
+                    return Err(Error::RepeatedOption);
+                }
+                with_policy = true;
+                continue;
+            }
+            _ => {}
         }
         let [value, tail @ ..] = tail else {
-            return Err(
-                if is_option(name, &[b"COST", b"LIMIT", b"WINDOW", b"BURST"]) {
-                    Error::MissingValue
-                } else {
-                    unknown(name, unknown_option)
-                },
-            );
+            return Err(match word {
+                Word::Cost | Word::Limit | Word::Window | Word::Burst => Error::MissingValue,
+                _ => unknown(name, unknown_option),
+            });
         };
         rest = tail;
-        let (slot, range) = if name.eq_ignore_ascii_case(b"COST") {
-            (&mut cost, Error::CostRange)
-        } else if name.eq_ignore_ascii_case(b"LIMIT") {
-            (&mut current.limit, Error::LimitRange)
-        } else if name.eq_ignore_ascii_case(b"WINDOW") {
-            (&mut current.window, Error::WindowRange)
-        } else if name.eq_ignore_ascii_case(b"BURST") {
-            (&mut current.burst, Error::BurstRange)
-        } else {
-            return Err(unknown(name, unknown_option));
+        let (slot, range) = match word {
+            Word::Cost => (&mut cost, Error::CostRange),
+            Word::Limit => (&mut current.limit, Error::LimitRange),
+            Word::Window => (&mut current.window, Error::WindowRange),
+            Word::Burst => (&mut current.burst, Error::BurstRange),
+            _ => return Err(unknown(name, unknown_option)),
         };
         set_once(slot, positive(value, range)?)?;
     }
@@ -121,7 +125,7 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
                 Error::AndWithoutPolicy
             });
         };
-        if found.len > 0 && (is_option(limit, &[b"AND"]) || is_option(window, &[b"AND"])) {
+        if found.len > 0 && (Word::of(limit) == Word::And || Word::of(window) == Word::And) {
             return Err(Error::AndWithoutPolicy);
         }
         let mut current = LimitArgs {
@@ -133,35 +137,36 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
         let mut and_follows = false;
         while let [name, tail @ ..] = rest {
             rest = tail;
-            if name.eq_ignore_ascii_case(b"AND") {
-                and_follows = true;
-                break;
-            }
-            if name.eq_ignore_ascii_case(b"SHADOW") {
-                if shadow {
-                    return Err(Error::RepeatedOption);
+            let word = Word::of(name);
+            match word {
+                Word::And => {
+                    and_follows = true;
+                    break;
                 }
-                shadow = true;
-                continue;
-            }
-            if let Some(kind) = Kind::from_keyword(name) {
-                current.set_kind(kind)?;
-                continue;
+                Word::Shadow => {
+                    if shadow {
+                        return Err(Error::RepeatedOption);
+                    }
+                    shadow = true;
+                    continue;
+                }
+                Word::Kind(kind) => {
+                    current.set_kind(kind)?;
+                    continue;
+                }
+                _ => {}
             }
             let [value, tail @ ..] = tail else {
-                return Err(if is_option(name, &[b"BURST", b"IDLE"]) {
-                    Error::MissingValue
-                } else {
-                    unknown(name, Error::UnknownConfigOption)
+                return Err(match word {
+                    Word::Burst | Word::Idle => Error::MissingValue,
+                    _ => unknown(name, Error::UnknownConfigOption),
                 });
             };
             rest = tail;
-            let (slot, range) = if name.eq_ignore_ascii_case(b"BURST") {
-                (&mut current.burst, Error::BurstRange)
-            } else if name.eq_ignore_ascii_case(b"IDLE") {
-                (&mut idle, Error::IdleRange)
-            } else {
-                return Err(unknown(name, Error::UnknownConfigOption));
+            let (slot, range) = match word {
+                Word::Burst => (&mut current.burst, Error::BurstRange),
+                Word::Idle => (&mut idle, Error::IdleRange),
+                _ => return Err(unknown(name, Error::UnknownConfigOption)),
             };
             set_once(slot, positive(value, range)?)?;
         }
@@ -177,6 +182,85 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
     }
     let policy = found.policy()?.ok_or(Error::MissingValue)?;
     Stored::new(policy, idle_ms, shadow)
+}
+
+/// An argument that is a keyword of either parser, recognised with at most one
+/// case-insensitive comparison (by its length and first letter) plus the kinds' keywords.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Word {
+    And,
+    Cost,
+    Limit,
+    Window,
+    Burst,
+    Idle,
+    Shadow,
+    WithPolicy,
+    Kind(Kind),
+    Other,
+}
+
+impl Word {
+    #[inline]
+    fn of(name: &[u8]) -> Word {
+        const AND: u128 = folded_const(b"and");
+        const COST: u128 = folded_const(b"cost");
+        const LIMIT: u128 = folded_const(b"limit");
+        const WINDOW: u128 = folded_const(b"window");
+        const BURST: u128 = folded_const(b"burst");
+        const IDLE: u128 = folded_const(b"idle");
+        const SHADOW: u128 = folded_const(b"shadow");
+        const WITHPOLICY: u128 = folded_const(b"withpolicy");
+        let Some(f) = folded(name) else {
+            return Word::Other;
+        };
+        // At most two comparisons: by length first.
+        let word = match name.len() {
+            3 if f == AND => Word::And,
+            4 if f == COST => Word::Cost,
+            4 if f == IDLE => Word::Idle,
+            5 if f == LIMIT => Word::Limit,
+            5 if f == BURST => Word::Burst,
+            6 if f == WINDOW => Word::Window,
+            6 if f == SHADOW => Word::Shadow,
+            10 if f == WITHPOLICY => Word::WithPolicy,
+            _ => Word::Other,
+        };
+        match word {
+            Word::Other => Kind::from_folded(f).map_or(Word::Other, Word::Kind),
+            w => w,
+        }
+    }
+}
+
+/// A word of up to 15 bytes as one number, each byte with bit 5 set (which lowercases an
+/// ASCII letter and turns no other byte into one), and its length in the top byte: two words
+/// are equal case-insensitively, when one is a keyword (all letters), iff their numbers are.
+/// `None` for a longer word (no keyword is).
+#[inline]
+pub(crate) fn folded(name: &[u8]) -> Option<u128> {
+    const BIT_5: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
+    let len = name.len();
+    let mut buf = [0u8; 16];
+    buf.get_mut(..len)
+        .filter(|_| len < 16)?
+        .copy_from_slice(name);
+    buf[15] = len as u8; // < 16
+                         // Bit 5 of the first `len` bytes (none for an empty word: a shift of 128 is out of range).
+    let bit_5 = BIT_5.checked_shr(8 * (16 - len as u32)).unwrap_or(0);
+    Some(u128::from_le_bytes(buf) | bit_5)
+}
+
+/// [`folded`] of a keyword, at compile time.
+pub(crate) const fn folded_const(word: &[u8]) -> u128 {
+    let mut buf = [0u8; 16];
+    let mut i = 0;
+    while i < word.len() && i < 15 {
+        buf[i] = word[i] | 0x20;
+        i += 1;
+    }
+    buf[15] = word.len() as u8;
+    u128::from_le_bytes(buf)
 }
 
 /// The error for an unknown word: `UnknownKind` when it names a rate-limiting algorithm
@@ -270,10 +354,6 @@ impl Found {
         }
         Policy::new(all.get(..self.len).unwrap_or(&[])).map(Some)
     }
-}
-
-fn is_option(name: &[u8], options: &[&[u8]]) -> bool {
-    options.iter().any(|o| name.eq_ignore_ascii_case(o))
 }
 
 fn set_once(slot: &mut Option<u64>, value: u64) -> Result<(), Error> {

@@ -400,11 +400,15 @@ fn a_fifth_limit_is_refused_as_soon_as_it_is_joined() {
 /// The parsers as they were before several limits (issue 11): the reference every old call
 /// must still be answered by, exactly.
 mod before {
-    use super::super::{is_option, positive, set_once};
+    use super::super::{positive, set_once};
     use crate::error::Error;
     use crate::kinds::gcra::Gcra;
     use crate::kinds::Limit;
     use crate::policy::{Policy, Stored, MAX_COST, MAX_IDLE_MS};
+
+    fn is_option(name: &[u8], options: &[&[u8]]) -> bool {
+        options.iter().any(|o| name.eq_ignore_ascii_case(o))
+    }
 
     pub fn parse_allow(args: &[&[u8]]) -> Result<(u64, Option<Policy>), Error> {
         let (mut cost, mut limit, mut window, mut burst) = (None, None, None, None);
@@ -541,6 +545,56 @@ proptest! {
         }
         if let Ok(c) = parse_config(&v) {
             prop_assert!((1..=MAX_LIMITS).contains(&c.policy.len()));
+        }
+    }
+}
+
+const KEYWORDS: [&str; 10] = [
+    "and",
+    "cost",
+    "limit",
+    "window",
+    "burst",
+    "idle",
+    "shadow",
+    "withpolicy",
+    "gcra",
+    "sliding",
+];
+
+/// A keyword in random case, sometimes with one byte changed, cut or extended.
+fn near_keyword() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::sample::select(KEYWORDS.to_vec()),
+        prop::collection::vec(any::<bool>(), 10),
+        any::<u8>(),
+        0usize..12,
+        0u8..4,
+    )
+        .prop_map(|(k, upper, byte, at, change)| {
+            let mut w: Vec<u8> = k
+                .bytes()
+                .zip(upper)
+                .map(|(b, u)| if u { b.to_ascii_uppercase() } else { b })
+                .collect();
+            match change {
+                1 if at < w.len() => w[at] = byte,
+                2 => w.truncate(at),
+                3 => w.push(byte),
+                _ => {}
+            }
+            w
+        })
+}
+
+proptest! {
+    /// Folding a word for the keyword lookup is a case-insensitive comparison with every
+    /// keyword, whatever the bytes.
+    #[test]
+    fn folded_words_compare_as_case_insensitive_keywords(word in prop_oneof![near_keyword(), prop::collection::vec(any::<u8>(), 0..18)]) {
+        for keyword in KEYWORDS {
+            let same = word.eq_ignore_ascii_case(keyword.as_bytes());
+            prop_assert_eq!(folded(&word) == Some(folded_const(keyword.as_bytes())), same, "{:?} {}", word, keyword);
         }
     }
 }

@@ -72,11 +72,12 @@ impl Usages {
 
     /// One empty usage per limit of `policy`.
     pub fn empty_for(policy: &Policy) -> Usages {
-        let mut u = Usages::new();
-        for l in policy.limits() {
-            u.push(l.empty());
+        let l = policy.limits();
+        let slot = |i: usize| l.get(i).map_or(Usages::FILLER, Limit::empty);
+        Usages {
+            items: [slot(0), slot(1), slot(2), slot(3)],
+            len: u8::try_from(l.len()).unwrap_or(0),
         }
-        u
     }
 
     /// Adds a usage; `false` (and nothing added) when it already holds [`MAX_USAGES`].
@@ -105,6 +106,12 @@ impl Usages {
     /// Moves the usages out, leaving this empty (no allocation: a log's buffer moves with it).
     pub fn take(&mut self) -> Usages {
         std::mem::take(self)
+    }
+
+    /// The usages, by value, in order.
+    pub fn into_iter_owned(self) -> impl Iterator<Item = Usage> {
+        let len = usize::from(self.len);
+        self.items.into_iter().take(len)
     }
 }
 

@@ -49,10 +49,18 @@ impl<const N: usize> Text<N> {
         self.len() == 0
     }
 
+    #[inline]
     pub fn push(&mut self, b: u8) {
-        self.extend(&[b]);
+        match (&mut self.heap, self.inline.get_mut(self.len)) {
+            (None, Some(slot)) => {
+                *slot = b;
+                self.len += 1;
+            }
+            _ => self.extend(&[b]),
+        }
     }
 
+    #[inline]
     pub fn extend(&mut self, bytes: &[u8]) {
         if let Some(v) = &mut self.heap {
             v.extend_from_slice(bytes);
@@ -74,8 +82,24 @@ impl<const N: usize> Text<N> {
     }
 
     /// Appends `v` in decimal.
+    #[inline]
     pub fn number(&mut self, v: u64) {
         self.extend(Digits::of(v).as_bytes());
+    }
+
+    /// Appends a copy of the bytes at `range` of what is written so far.
+    pub fn repeat(&mut self, range: std::ops::Range<usize>) {
+        let end = self.len + range.len();
+        match (&mut self.heap, end <= N && range.end <= self.len) {
+            (None, true) => {
+                self.inline.copy_within(range, self.len);
+                self.len = end;
+            }
+            _ => {
+                let copy: Vec<u8> = self.as_bytes().get(range).unwrap_or(&[]).to_vec();
+                self.extend(&copy);
+            }
+        }
     }
 }
 
@@ -86,6 +110,7 @@ pub struct Digits {
 }
 
 impl Digits {
+    #[inline]
     pub fn of(v: u64) -> Digits {
         let mut buf = [0u8; 20];
         let start = write_decimal(v, &mut buf);

@@ -16,7 +16,7 @@ use redis_module::{native_types::RedisType, raw};
 use crate::ffi::api;
 use crate::propagate;
 use crate::value::Value;
-use rl_core::apply::write_line;
+use rl_core::apply::{write_line, Line};
 use rl_core::rdb;
 
 /// Bumped whenever the RDB layout changes; older versions stay loadable.
@@ -77,8 +77,8 @@ fn load_value(rdb: *mut raw::RedisModuleIO, encver: c_int) -> Option<Value> {
             _ => None,
         }
     };
-    let state = rdb::decode(u64::try_from(encver).ok()?, read)?;
-    Some(Value::new(state))
+    let mut state = rdb::decode(u64::try_from(encver).ok()?, read)?;
+    Some(Value::new(&mut state))
 }
 
 extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
@@ -103,7 +103,8 @@ extern "C" fn aof_rewrite(
         let Some(b) = (unsafe { bucket(value) }) else {
             return;
         };
-        let line = write_line(b.read().state(), None, true, &[]);
+        let mut line = Line::new();
+        write_line(b.read().state(), None, true, &[], &mut line);
         propagate::rewrite(aof, key, &line);
     })
 }

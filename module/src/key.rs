@@ -23,7 +23,7 @@ use redis_module::raw;
 use crate::ffi::{api, string_bytes, Ctx, Str};
 use crate::propagate;
 use crate::value::{Change, Value};
-use rl_core::apply::{write_line, Record};
+use rl_core::apply::{write_line, Line, Record};
 use rl_core::error::Error;
 use rl_core::policy::MAX_LIMITS;
 use rl_core::state::State;
@@ -50,13 +50,12 @@ pub enum Expiry {
     Exactly(Option<u64>),
 }
 
-/// What a write stores. (On the stack for one write; the sizes differ by design.)
-#[allow(clippy::large_enum_variant)]
-pub enum New {
+/// What a write stores.
+pub enum New<'s> {
     /// The value's own usages were updated in place (a general value, recorded into).
     InPlace,
-    /// This whole state.
-    State(State),
+    /// This whole state (its logs are moved into the value, not copied).
+    State(&'s mut State),
 }
 
 /// What a write sends to replicas and the AOF besides the state.
@@ -181,20 +180,26 @@ impl Key {
             Expiry::Own(Some(at)) | Expiry::Exactly(Some(at)) => Some(at),
             Expiry::Exactly(None) => None,
         };
-        let line = match (&new, &current) {
-            (New::State(s), _) => {
-                write_line(s.as_ref(), expire_at, effect.set_policy, &effect.records)
-            }
+        let mut line = Line::new();
+        match (&new, &current) {
+            (New::State(s), _) => write_line(
+                s.as_ref(),
+                expire_at,
+                effect.set_policy,
+                &effect.records,
+                &mut line,
+            ),
             (New::InPlace, Some(v)) => write_line(
                 v.read().state(),
                 expire_at,
                 effect.set_policy,
                 &effect.records,
+                &mut line,
             ),
             (New::InPlace, None) => {
                 return Err(Error::Internal("an in-place write on an empty key"))
             }
-        };
+        }
         match (new, current) {
             (New::InPlace, _) => {}
             (New::State(state), Some(mut v)) => {

@@ -13,7 +13,7 @@ use std::ffi::{c_char, c_longlong};
 use redis_module::raw;
 
 use crate::ffi::{Ctx, Str};
-use rl_core::apply::Line;
+use rl_core::apply::{Extra, Line};
 
 /// An integer argument for the `l` format; every field we send is far below `i64::MAX`.
 fn ll(v: u64) -> c_longlong {
@@ -25,31 +25,21 @@ macro_rules! send_line {
     ($send:expr, $target:expr, $name:expr, $line:expr) => {{
         let cmd = c"rl.apply".as_ptr();
         let buf = |b: &[u8]| (b.as_ptr().cast::<c_char>(), b.len());
-        match $line {
-            Line::Single { state, policy } => {
-                let (sp, sl) = buf(state.as_bytes());
-                match policy {
-                    None => $send($target, cmd, c"sb".as_ptr(), $name, sp, sl),
-                    Some(p) => {
-                        let [limit, window, burst, idle, flags] = p.map(ll);
-                        let fmt = c"sbclllll".as_ptr();
-                        let kw = c"POLICY".as_ptr();
-                        $send(
-                            $target, cmd, fmt, $name, sp, sl, kw, limit, window, burst, idle, flags,
-                        )
-                    }
-                }
+        let (sp, sl) = buf($line.state.as_bytes());
+        match &$line.extra {
+            Extra::Nothing => $send($target, cmd, c"sb".as_ptr(), $name, sp, sl),
+            Extra::Policy(p) => {
+                let [limit, window, burst, idle, flags] = p.map(ll);
+                let fmt = c"sbclllll".as_ptr();
+                let kw = c"POLICY".as_ptr();
+                $send(
+                    $target, cmd, fmt, $name, sp, sl, kw, limit, window, burst, idle, flags,
+                )
             }
-            Line::Set { state, limits } => {
-                let (sp, sl) = buf(state.as_bytes());
-                match limits {
-                    None => $send($target, cmd, c"sb".as_ptr(), $name, sp, sl),
-                    Some(l) => {
-                        let (lp, ll) = buf(l.as_bytes());
-                        let kw = c"LIMITS".as_ptr();
-                        $send($target, cmd, c"sbcb".as_ptr(), $name, sp, sl, kw, lp, ll)
-                    }
-                }
+            Extra::Limits(l) => {
+                let (lp, ll) = buf(l.as_bytes());
+                let kw = c"LIMITS".as_ptr();
+                $send($target, cmd, c"sbcb".as_ptr(), $name, sp, sl, kw, lp, ll)
             }
         }
     }};

@@ -12,17 +12,18 @@
 //! - **Usage** (16 bytes): such a TAT that does not fit inline.
 //! - **Configured** (48 bytes): one GCRA limit stored by `RL.CONFIG`: a `Usage` followed by
 //!   its policy. The top bit of the stored denominator (at most 10^9 < 2^30) marks it.
-//! - **General** (40 bytes, plus its usages, their logs and a stored policy): every other
-//!   state (several limits, SLIDING logs, a pending reconfiguration). A header marked by bit
-//!   30 of its denominator word, holding the pending instant; the usages as a boxed slice
-//!   updated in place (a log grows in its own buffer); the stored policy boxed, so the many
-//!   usage-only keys do not pay for it.
+//! - **General** (32 bytes and 40 per usage, in one allocation, plus the usages' logs and a
+//!   stored policy): every other state (several limits, SLIDING logs, a pending
+//!   reconfiguration). A header marked by bit 30 of its denominator word, holding the pending
+//!   instant, then the usages, updated in place (a log grows in its own buffer); the stored
+//!   policy boxed, so the many usage-only keys do not pay for it.
 //!
 //! TATs are stored in lowest terms, so a state has one representation on every server. Every
 //! value made here is counted in `live_buckets` (`INFO rl`) until freed. A [`Value`] is the
 //! word itself; heap layouts keep the pointer's full provenance, and only this file
 //! allocates, frees or casts it.
 
+use std::alloc::Layout;
 use std::ffi::c_void;
 use std::mem::size_of;
 use std::ptr::{self, NonNull};
@@ -75,14 +76,47 @@ pub struct Configured {
     stored: OneLimit,
 }
 
-/// Every other state.
+/// Every other state: this header, then `len` usages in the same allocation (one allocation
+/// per key whatever its number of limits; see [`General::layout`]).
 #[repr(C)]
 pub struct General {
     /// Marks the layout (`den_flags` has [`GENERAL`]); `ms` is the pending instant when
     /// `den_flags` has [`PENDING`].
     head: Usage,
-    usages: Box<[CoreUsage]>,
     stored: Option<Box<Stored>>,
+    len: usize,
+}
+
+impl General {
+    /// The allocation of a header with `len` usages after it (their alignment is the header's).
+    fn layout(len: usize) -> Option<Layout> {
+        let usages = Layout::array::<CoreUsage>(len).ok()?;
+        let (layout, offset) = Layout::new::<General>().extend(usages).ok()?;
+        (offset == size_of::<General>()).then(|| layout.pad_to_align())
+    }
+
+    /// The usages after the header.
+    fn usages(&self) -> &[CoreUsage] {
+        // SAFETY: `new_general` wrote `len` initialised usages right after the header, and
+        // they live as long as the header.
+        unsafe {
+            let first = ptr::from_ref(self).add(1).cast::<CoreUsage>();
+            std::slice::from_raw_parts(first, self.len)
+        }
+    }
+
+    fn usages_mut(&mut self) -> &mut [CoreUsage] {
+        // SAFETY: as in `usages`, and `&mut self` borrows the whole allocation.
+        unsafe {
+            let first = ptr::from_mut(self).add(1).cast::<CoreUsage>();
+            std::slice::from_raw_parts_mut(first, self.len)
+        }
+    }
+
+    fn set_pending(&mut self, pending_at_ms: Option<u64>) {
+        self.head.ms = pending_at_ms.unwrap_or(0);
+        self.head.den_flags = GENERAL | if pending_at_ms.is_some() { PENDING } else { 0 };
+    }
 }
 
 impl Usage {
@@ -169,7 +203,7 @@ impl Read<'_> {
     pub fn state(&self) -> StateRef<'_> {
         match self.general {
             Some(g) => StateRef {
-                usages: &g.usages,
+                usages: g.usages(),
                 stored: g.stored.as_deref(),
                 pending_at_ms: (g.head.den_flags & PENDING != 0).then_some(g.head.ms),
             },
@@ -183,8 +217,9 @@ impl Read<'_> {
 }
 
 impl Value {
-    /// A new value holding `state`, in the smallest layout that holds it.
-    pub fn new(state: State) -> Value {
+    /// A new value holding `state`, in the smallest layout that holds it (a general state's
+    /// logs are moved into it, leaving `state`'s usages empty).
+    pub fn new(state: &mut State) -> Value {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
         match compact(state.as_ref()) {
             Some(Compact { tat, stored: None }) => Value::usage(tat),
@@ -214,25 +249,39 @@ impl Value {
         Value(NonNull::from(Box::leak(Box::new(Usage::new(tat, 0)))).cast())
     }
 
-    fn general(state: State) -> Value {
-        let State {
-            mut usages,
-            stored,
-            pending_at_ms,
-        } = state;
-        let parts: Vec<CoreUsage> = (0..usages.len())
-            .map(|i| std::mem::replace(&mut usages[i], CoreUsage::Gcra(Tat::EMPTY)))
-            .collect();
-        let b = Box::new(General {
+    /// A general value holding `state` (its usages are moved in, leaving `state`'s empty).
+    fn general(state: &mut State) -> Value {
+        let usages = state.usages.take();
+        // At most four usages: the layout always exists (without it, none would be kept).
+        let (layout, len) = match General::layout(usages.len()) {
+            Some(layout) => (layout, usages.len()),
+            None => (Layout::new::<General>(), 0),
+        };
+        // SAFETY: the layout has a non-zero size (the header); an allocation failure aborts
+        // like any allocation in the module (Redis's allocator).
+        let raw = unsafe { std::alloc::alloc(layout) }.cast::<General>();
+        let Some(header) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        let mut general = General {
             head: Usage {
-                ms: pending_at_ms.unwrap_or(0),
+                ms: 0,
                 frac: 0,
-                den_flags: GENERAL | if pending_at_ms.is_some() { PENDING } else { 0 },
+                den_flags: GENERAL,
             },
-            usages: parts.into_boxed_slice(),
-            stored: stored.map(Box::new),
-        });
-        Value(NonNull::from(Box::leak(b)).cast())
+            stored: state.stored.map(Box::new),
+            len,
+        };
+        general.set_pending(state.pending_at_ms);
+        // SAFETY: the allocation holds the header and `len` usages after it (`General::layout`).
+        unsafe {
+            header.as_ptr().write(general);
+            let first = header.as_ptr().add(1).cast::<CoreUsage>();
+            for (i, u) in usages.into_iter_owned().take(len).enumerate() {
+                first.add(i).write(u);
+            }
+        }
+        Value(header.cast())
     }
 
     /// Adopts a word that Redis handed back; not owned: it is freed only through `free`.
@@ -301,7 +350,7 @@ impl Value {
     pub fn usages_mut(&mut self) -> Option<&mut [CoreUsage]> {
         match self.repr() {
             // SAFETY: repr() checked the layout; the borrow is tied to `self`.
-            Repr::General(mut g) => Some(unsafe { &mut g.as_mut().usages }),
+            Repr::General(mut g) => Some(unsafe { g.as_mut().usages_mut() }),
             _ => None,
         }
     }
@@ -314,7 +363,7 @@ impl Value {
     /// Makes this value hold `state`: in place when the layout allows; otherwise a new value
     /// for the caller to swap in (an inline value cannot change in place, a usage value moves
     /// to the smallest layout that fits, and the layout follows the state's shape).
-    pub fn put(&mut self, state: State) -> Change {
+    pub fn put(&mut self, state: &mut State) -> Change {
         match (self.repr(), compact(state.as_ref())) {
             (
                 Repr::Configured(mut c),
@@ -336,27 +385,18 @@ impl Value {
                 unsafe { *u.as_mut() = Usage::new(tat.reduced(), 0) };
                 Change::InPlace
             }
-            (Repr::General(mut g), None) => {
-                // SAFETY: repr() checked the layout.
+            (Repr::General(mut g), None) if unsafe { g.as_ref() }.len == state.usages.len() => {
+                // SAFETY: repr() checked the layout; same number of usages: swapped in place
+                // (the old ones go to `state`, which drops them).
                 let g = unsafe { g.as_mut() };
-                let State {
-                    mut usages,
-                    stored,
-                    pending_at_ms,
-                } = state;
-                if g.usages.len() == usages.len() {
-                    for (slot, u) in g.usages.iter_mut().zip(usages.iter_mut()) {
-                        std::mem::swap(slot, u);
-                    }
-                } else {
-                    g.usages = usages.take().iter().cloned().collect();
+                for (slot, u) in g.usages_mut().iter_mut().zip(state.usages.iter_mut()) {
+                    std::mem::swap(slot, u);
                 }
-                match (&mut g.stored, stored) {
+                match (&mut g.stored, state.stored) {
                     (Some(old), Some(new)) => **old = new,
                     (slot, new) => *slot = new.map(Box::new),
                 }
-                g.head.ms = pending_at_ms.unwrap_or(0);
-                g.head.den_flags = GENERAL | if pending_at_ms.is_some() { PENDING } else { 0 };
+                g.set_pending(state.pending_at_ms);
                 Change::InPlace
             }
             _ => Change::Replace(Value::new(state)),
@@ -377,9 +417,8 @@ impl Value {
             // SAFETY: repr() checked the layout.
             Repr::General(g) => unsafe {
                 let g = g.as_ref();
-                size_of::<General>()
-                    + g.usages.len() * size_of::<CoreUsage>()
-                    + g.usages.iter().map(CoreUsage::heap_bytes).sum::<usize>()
+                General::layout(g.len).map_or(0, |l| l.size())
+                    + g.usages().iter().map(CoreUsage::heap_bytes).sum::<usize>()
                     + g.stored.as_ref().map_or(0, |_| size_of::<Stored>())
             },
         }
@@ -387,7 +426,7 @@ impl Value {
 
     /// A deep copy, for `COPY`.
     pub fn duplicate(&self) -> Value {
-        Value::new(self.state())
+        Value::new(&mut self.state())
     }
 
     /// Frees the value.
@@ -400,7 +439,16 @@ impl Value {
             Repr::Inline(_) => {}
             Repr::Usage(u) => drop(Box::from_raw(u.as_ptr())),
             Repr::Configured(c) => drop(Box::from_raw(c.as_ptr())),
-            Repr::General(g) => drop(Box::from_raw(g.as_ptr())),
+            Repr::General(g) => {
+                let len = g.as_ref().len;
+                let usages = g.as_ptr().add(1).cast::<CoreUsage>();
+                for i in 0..len {
+                    ptr::drop_in_place(usages.add(i));
+                }
+                ptr::drop_in_place(g.as_ptr());
+                let layout = General::layout(len).unwrap_or(Layout::new::<General>());
+                std::alloc::dealloc(g.as_ptr().cast(), layout);
+            }
         }
     }
 }

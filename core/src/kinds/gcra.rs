@@ -276,14 +276,12 @@ impl Tat {
 
     /// The TAT in units of `1/limit` ms, rounded up when `limit` is not its own denominator.
     pub(crate) fn in_units(&self, limit: u64) -> u128 {
-        let same_unit = u64::from(self.den) == limit;
-        let limit = u128::from(limit);
-        let whole = u128::from(self.ms) * limit;
-        if same_unit {
+        let whole = u128::from(self.ms) * u128::from(limit);
+        if self.frac == 0 || u64::from(self.den) == limit {
             return whole + u128::from(self.frac);
         }
-        // ceil(frac * limit / den); den >= 1 by construction.
-        whole + (u128::from(self.frac) * limit).div_ceil(u128::from(self.den))
+        // ceil(frac * limit / den), den >= 1 by construction: in u64, as both are below 2^30.
+        whole + u128::from((u64::from(self.frac) * limit).div_ceil(u64::from(self.den)))
     }
 
     /// This TAT as a decision under `gcra` at `now_ms` reads it: never more than one full
@@ -299,10 +297,14 @@ impl Tat {
 
     /// A TAT from units of `1/limit` ms, or `None` past [`MAX_TAT_MS`].
     pub(crate) fn from_units(units: u128, limit: u64) -> Option<Tat> {
-        let l = u128::from(limit);
-        if l == 0 {
+        if limit == 0 {
             return None;
         }
+        // Most instants in most units fit 64 bits, where division is one instruction.
+        if let Ok(u) = u64::try_from(units) {
+            return Tat::new(u / limit, u % limit, limit);
+        }
+        let l = u128::from(limit);
         let ms = u64::try_from(units / l).ok()?;
         Tat::new(ms, u64::try_from(units % l).ok()?, limit)
     }

@@ -110,6 +110,14 @@ macro_rules! kinds {
                 match self { $(Kind::$name => $keyword),* }
             }
 
+            /// The kind whose keyword is `folded` (`args::folded` of a word), if any.
+            pub(crate) fn from_folded(folded: u128) -> Option<Kind> {
+                $(if folded == const { crate::args::folded_const($keyword) } {
+                    return Some(Kind::$name);
+                })*
+                None
+            }
+
             /// Its name in replies (`RL.INFO`, `WITHPOLICY`).
             pub fn label(self) -> &'static str {
                 match self { $(Kind::$name => $label),* }

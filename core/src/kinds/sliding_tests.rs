@@ -429,3 +429,9 @@ fn a_replica_records_what_the_master_recorded() {
     let mut full = Log::from_parts(0, 1000, &[(0, 1000)]).unwrap();
     assert!(!full.record_sent(1, 1, 1000), "over the bound");
 }
+
+#[test]
+fn a_usage_of_either_kind_takes_40_bytes() {
+    assert_eq!(std::mem::size_of::<Log>(), 40);
+    assert_eq!(std::mem::size_of::<crate::kinds::Usage>(), 40);
+}

@@ -14,7 +14,7 @@ use rl_core::args::Command;
 use rl_core::error::Error;
 
 pub fn allow(call: &Call) -> Result<(), Error> {
-    let checked = check(call, Command::Allow, true)?;
-    reply::boolean(call.ctx(), checked.told.allowed);
+    let told = check(call, Command::Allow, true, &mut None)?;
+    reply::boolean(call.ctx(), told.allowed);
     Ok(())
 }

@@ -23,7 +23,7 @@ pub fn apply(call: &Call) -> Result<(), Error> {
     let line = call.parse(parse_apply)?;
     let key = Key::open_write(call.ctx(), call.key());
     let value = key.value()?;
-    let state = {
+    let mut state = {
         let read = value.as_ref().map(|v| v.read());
         line.state(read.as_ref().map(|r| r.state()))
     }
@@ -40,7 +40,7 @@ pub fn apply(call: &Call) -> Result<(), Error> {
     }
     key.write(
         value,
-        New::State(state),
+        New::State(&mut state),
         Expiry::Exactly(line.expire_at_ms),
         &effect,
     )?;

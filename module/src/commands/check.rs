@@ -16,20 +16,25 @@ use rl_core::error::Error;
 use rl_core::kinds::{Limit, Usage};
 use rl_core::policy::{own_expiry, Policy, MAX_LIMITS};
 use rl_core::resolve::{resolve, tell, Resolved, Told};
-use rl_core::state::{view, State, StateRef};
+use rl_core::state::{is_native, view, State, StateRef, Usages};
 
-/// A decision, with the numbers when the command replies them.
-pub struct Checked {
-    pub told: Told,
+/// What `RL.THROTTLE` and `RL.PEEK` reply besides the decision (filled by [`check`] for
+/// them only: `RL.ALLOW` replies a boolean and computes none of it).
+pub struct Reply {
+    pub numbers: Numbers,
     pub resolved: Resolved,
-    /// `RL.THROTTLE`/`RL.PEEK`'s numbers (`None` for `RL.ALLOW`, which replies a boolean).
-    pub numbers: Option<Numbers>,
     /// `WITHPOLICY` was given.
     pub with_policy: bool,
 }
 
-/// Decides the request in `call`; with `consume`, counts it and writes the new state.
-pub fn check(call: &Call, command: Command, consume: bool) -> Result<Checked, Error> {
+/// Decides the request in `call`; with `consume`, counts it and writes the new state. For
+/// `Command::Throttle`, also sets `numbers`.
+pub fn check(
+    call: &Call,
+    command: Command,
+    consume: bool,
+    numbers_out: &mut Option<Reply>,
+) -> Result<Told, Error> {
     let request = call.parse(|args| parse_request(args, command))?;
     let (cost, now) = (request.cost, now_ms());
     let key = if consume {
@@ -47,66 +52,78 @@ pub fn check(call: &Call, command: Command, consume: bool) -> Result<Checked, Er
         default_policy,
         scale_percent(),
     )?;
-    let policy = resolved.policy;
-    let (usages, pending) = state.map_or((&[][..], None), |s| (s.usages, s.pending_at_ms));
-    let seen = view(&policy, usages, pending, now);
-    let decision = decide(&policy, seen.as_slice(), now, cost);
+    let policy = &resolved.policy;
+    // The usages the policy reads: a general value's own when it reads them as recorded
+    // (then a write updates them in place), else the state a write would store, built once
+    // (carried, copied from a compact layout, or empty for a new key).
+    let general = value.as_ref().is_some_and(|v| v.is_general());
+    let mut owned = match state {
+        Some(s) if general && s.pending_at_ms.is_none() && is_native(policy, s.usages) => None,
+        Some(s) => Some(State {
+            usages: view(policy, s.usages, s.pending_at_ms, now).into_usages(),
+            stored: s.stored.copied(),
+            pending_at_ms: None,
+        }),
+        None => Some(State {
+            usages: Usages::empty_for(policy),
+            stored: None,
+            pending_at_ms: None,
+        }),
+    };
+    let usages = match (&owned, state) {
+        (Some(o), _) => &o.usages[..],
+        (None, Some(s)) => s.usages,
+        (None, None) => &[][..],
+    };
+    let decision = decide(policy, usages, now, cost);
     let told = tell(&resolved, decision.allowed);
-    let numbers = (command == Command::Throttle).then(|| {
-        let mut n = numbers(&policy, seen.as_slice(), Some(&decision), now, cost);
+    if command == Command::Throttle {
+        let mut n = numbers(policy, usages, Some(&decision), now, cost);
         if told.shadow_denied {
             n.retry_after_ms = None;
         }
-        n
-    });
-    let checked = Checked {
-        told,
-        resolved,
-        numbers,
-        with_policy: request.with_policy,
-    };
+        *numbers_out = Some(Reply {
+            numbers: n,
+            resolved,
+            with_policy: request.with_policy,
+        });
+    }
     if !consume {
-        return Ok(checked);
+        return Ok(told);
     }
     metrics::record(resolved.source, told.allowed, told.shadow_denied);
     if !decision.allowed {
         denied(call, &key, told, now);
     }
     // A denial writes nothing, except the repair of state left ahead by a clock step.
-    if !decision.allowed && !decide::needs_repair(&policy, seen.as_slice(), now) {
-        return Ok(checked);
+    if !decision.allowed && !decide::needs_repair(policy, usages, now) {
+        return Ok(told);
     }
     let idle_ms = stored.map(|s| s.idle_ms);
-    let stored = stored.copied();
-    let in_place = !seen.is_carried() && value.as_ref().is_some_and(|v| v.is_general());
     let mut effect = Effect::default();
-    if in_place && decision.allowed {
-        effect.records = records(&policy, seen.as_slice(), now, cost);
+    if owned.is_none() && decision.allowed {
+        effect.records = records(policy, usages, now, cost);
     }
-    let mut owned = (!in_place).then(|| seen.into_usages());
     drop(read);
-    let new = match (&mut owned, value.as_mut().and_then(|v| v.usages_mut())) {
-        (None, Some(usages)) => {
-            update(&policy, usages, &decision, now, cost);
-            New::InPlace
+    match &mut owned {
+        Some(state) => {
+            update(policy, &mut state.usages, &decision, now, cost);
+            let expiry = expiry(policy, state.as_ref(), idle_ms, now);
+            key.write(value, New::State(state), expiry, &effect)?;
         }
-        (Some(usages), _) => {
-            update(&policy, usages, &decision, now, cost);
-            let usages = owned.take().unwrap_or_default();
-            New::State(State::new(usages, stored, None).ok_or(Error::Internal(
-                "a decision left a state that cannot be stored",
-            ))?)
+        None => {
+            let Some(usages) = value.as_mut().and_then(|v| v.usages_mut()) else {
+                return Err(Error::Internal("no usages to write in place"));
+            };
+            update(policy, usages, &decision, now, cost);
+            let expiry = match value.as_ref() {
+                Some(v) => expiry(policy, v.read().state(), idle_ms, now),
+                None => Expiry::Own(None),
+            };
+            key.write(value, New::InPlace, expiry, &effect)?;
         }
-        (None, None) => return Err(Error::Internal("no usages to write in place")),
-    };
-    let empty_at = match (&new, &value) {
-        (New::State(s), _) => empty_at(&policy, s.as_ref(), now),
-        (New::InPlace, Some(v)) => empty_at(&policy, v.read().state(), now),
-        (New::InPlace, None) => now,
-    };
-    let expiry = Expiry::Own(own_expiry(idle_ms, empty_at, now));
-    key.write(value, new, expiry, &effect)?;
-    Ok(checked)
+    }
+    Ok(told)
 }
 
 /// Records an allowed request, or stores the repair a denial reads.
@@ -136,19 +153,29 @@ fn records(policy: &Policy, usages: &[Usage], now: u64, cost: u64) -> [Option<Re
     out
 }
 
-/// Unix ms from which the written state is empty: as recorded for a usage-only key (its
-/// expiry), under the policy for a configured one (never expired before).
-fn empty_at(policy: &Policy, state: StateRef<'_>, now: u64) -> u64 {
-    let under_policy = policy
-        .limits()
-        .iter()
-        .zip(state.usages)
-        .map(|(l, u)| l.after(u, None, now, 0).1)
-        .fold(now, u64::max);
-    match state.stored {
-        None => state.own_empty_at_ms(now, under_policy),
-        Some(_) => under_policy,
-    }
+/// The expiry a written state calls for: a usage-only key's when its usage as recorded is
+/// empty; a configured key's with IDLE `idle_ms` from now, never before every limit is empty
+/// (computed only then); a configured key's without IDLE none of its own.
+fn expiry(policy: &Policy, state: StateRef<'_>, idle_ms: Option<u64>, now: u64) -> Expiry {
+    let under_policy = || {
+        policy
+            .limits()
+            .iter()
+            .zip(state.usages)
+            .map(|(l, u)| l.after(u, None, now, 0).1)
+            .fold(now, u64::max)
+    };
+    let empty_at = match idle_ms {
+        None => state
+            .usages
+            .iter()
+            .map(|u| u.own_empty_at_ms(now))
+            .try_fold(now, |at, own| own.map(|o| at.max(o)))
+            .unwrap_or_else(under_policy),
+        Some(0) => now,
+        Some(_) => under_policy(),
+    };
+    Expiry::Own(own_expiry(idle_ms, empty_at, now))
 }
 
 /// A denial is published (when the operator enabled module keyspace events) and, unless a

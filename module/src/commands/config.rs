@@ -24,7 +24,7 @@ pub fn config(call: &Call) -> Result<(), Error> {
     let now = now_ms();
     let key = Key::open_write(call.ctx(), call.key());
     let value = key.value()?;
-    let state = State::configure(value.as_ref().map(|v| v.state()), stored, now);
+    let mut state = State::configure(value.as_ref().map(|v| v.state()), stored, now);
     // Configuration is not usage: without IDLE the key has no expiry, whatever it had.
     let seen = state.view(&stored.policy, now);
     let empty_at = now + numbers(&stored.policy, seen.as_slice(), None, now, 0).reset_after_ms;
@@ -33,7 +33,7 @@ pub fn config(call: &Call) -> Result<(), Error> {
         set_policy: true,
         ..Effect::default()
     };
-    key.write(value, New::State(state), expiry, &effect)?;
+    key.write(value, New::State(&mut state), expiry, &effect)?;
     CONFIGS.incr();
     reply::ok(call.ctx());
     Ok(())

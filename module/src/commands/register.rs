@@ -152,8 +152,9 @@ fn end() -> raw::RedisModuleCommandArg {
 }
 
 /// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]] [GCRA|SLIDING] [AND LIMIT ...]`,
-/// after the key. (A kind may follow each limit; docs cannot nest a one-of in a block here.)
-fn request_args() -> Vec<raw::RedisModuleCommandArg> {
+/// after the key, and `[WITHPOLICY]` for `RL.THROTTLE` and `RL.PEEK` (`with_policy`). (A kind
+/// may follow each limit; docs cannot nest a one-of in a block here.)
+fn request_args(with_policy: bool) -> Vec<raw::RedisModuleCommandArg> {
     let required = |token: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
         token: token.as_ptr(),
         ..integer(name)
@@ -165,13 +166,24 @@ fn request_args() -> Vec<raw::RedisModuleCommandArg> {
             option(c"BURST", c"burst"),
         ]
     };
-    vec![
+    let mut args = vec![
         key(),
         option(c"COST", c"cost"),
         block(c"inline-policy", None, limit()),
         kind(),
         more_limits(limit()),
-    ]
+    ];
+    if with_policy {
+        args.push(raw::RedisModuleCommandArg {
+            token: c"WITHPOLICY".as_ptr(),
+            flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+            ..arg(
+                c"withpolicy",
+                raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+            )
+        });
+    }
+    args
 }
 
 const RW_ACCESS: u32 =
@@ -189,7 +201,7 @@ fn commands() -> Vec<Command> {
             summary: c"Decides one request against the client's rate limit: 1 (allowed, and counted) or 0 (denied, and not counted).",
             complexity: c"O(1)",
             key_flags: Some(RW_ACCESS),
-            args: request_args(),
+            args: request_args(false),
         },
         Command {
             name: c"rl.throttle",
@@ -197,10 +209,10 @@ fn commands() -> Vec<Command> {
             flags: c"write deny-oom fast",
             acl: c"write fast",
             arity: -2,
-            summary: c"Decides and counts one request like RL.ALLOW, and replies [allowed, limit, remaining, retry_after_ms, reset_after_ms] (a map in RESP3).",
+            summary: c"Decides and counts one request like RL.ALLOW, and replies [allowed, limit, remaining, retry_after_ms, reset_after_ms] (and binding under several limits; with WITHPOLICY also binding, source and the limits enforced; a map in RESP3).",
             complexity: c"O(1)",
             key_flags: Some(RW_ACCESS),
-            args: request_args(),
+            args: request_args(true),
         },
         Command {
             name: c"rl.peek",
@@ -208,10 +220,10 @@ fn commands() -> Vec<Command> {
             flags: c"readonly fast",
             acl: c"read fast",
             arity: -2,
-            summary: c"Replies like RL.THROTTLE for a hypothetical request, without counting or writing anything.",
+            summary: c"Replies what RL.THROTTLE would reply at this instant, for a hypothetical request, without counting or writing anything.",
             complexity: c"O(1)",
             key_flags: Some(RO_ACCESS),
-            args: request_args(),
+            args: request_args(true),
         },
         Command {
             name: c"rl.config",
@@ -289,9 +301,9 @@ fn commands() -> Vec<Command> {
             flags: c"write",
             acl: c"write slow",
             arity: -3,
-            summary: c"Internal: sets a key's bucket state as replicated by RL.ALLOW and RL.CONFIG. Accepted only from the master link or while loading the AOF.",
+            summary: c"Internal: sets a key's state as replicated by every write (RL.ALLOW, RL.THROTTLE, RL.CONFIG, RL.RESET): one GCRA limit with POLICY, anything else with LIMITS. Accepted only from the master link or while loading the AOF.",
             complexity: c"O(1)",
-            // Without POLICY it keeps the stored policy: a read-modify-write, like RL.CONFIG.
+            // Without POLICY or LIMITS it keeps the stored policy: a read-modify-write.
             key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
             args: vec![
                 key(),
@@ -301,6 +313,11 @@ fn commands() -> Vec<Command> {
                     Some(c"POLICY"),
                     FIELD_NAMES.into_iter().map(integer).collect(),
                 ),
+                raw::RedisModuleCommandArg {
+                    token: c"LIMITS".as_ptr(),
+                    flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+                    ..arg(c"limits", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING)
+                },
             ],
         },
     ]

@@ -38,7 +38,7 @@ pub fn reset(call: &Call) -> Result<(), Error> {
             let expiry = Expiry::Own(own_expiry(Some(s.idle_ms), now, now));
             key.write(
                 Some(value),
-                New::State(State::reset(s)),
+                New::State(&mut State::reset(s)),
                 expiry,
                 &Effect::default(),
             )?;

@@ -14,34 +14,41 @@
 //! `RL.THROTTLE` decides and consumes exactly like `RL.ALLOW`; `RL.PEEK` answers what
 //! `RL.THROTTLE` would answer at that instant, and writes nothing, so it also runs on replicas.
 
-use super::check::{check, Checked};
+use super::check::{check, Reply};
 use crate::entry::Call;
 use crate::ffi::{is_resp3, Ctx};
 use crate::reply;
 use rl_core::args::Command;
 use rl_core::error::Error;
+use rl_core::resolve::Told;
 
 pub fn throttle(call: &Call) -> Result<(), Error> {
-    reply_verdict(call.ctx(), &check(call, Command::Throttle, true)?);
-    Ok(())
+    tell(call, true)
 }
 
 pub fn peek(call: &Call) -> Result<(), Error> {
-    reply_verdict(call.ctx(), &check(call, Command::Throttle, false)?);
+    tell(call, false)
+}
+
+fn tell(call: &Call, consume: bool) -> Result<(), Error> {
+    let mut checked = None;
+    let told = check(call, Command::Throttle, consume, &mut checked)?;
+    let Some(checked) = checked else {
+        return Err(Error::Internal("no numbers for RL.THROTTLE"));
+    };
+    reply_verdict(call.ctx(), told, &checked);
     Ok(())
 }
 
-fn reply_verdict(ctx: Ctx, checked: &Checked) {
-    let Some(v) = checked.numbers else {
-        return reply::error(ctx, Error::Internal("no numbers for RL.THROTTLE"));
-    };
+fn reply_verdict(ctx: Ctx, told: Told, checked: &Reply) {
+    let v = checked.numbers;
     let several = checked.resolved.policy.len() > 1;
     let retry = v
         .retry_after_ms
         .map_or(-1, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let all = [
-        (c"allowed", i64::from(checked.told.allowed)),
+        (c"allowed", i64::from(told.allowed)),
         (c"limit", count(v.limit)),
         (c"remaining", count(v.remaining)),
         (c"retry_after_ms", retry),
