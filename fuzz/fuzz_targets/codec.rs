@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl_core::apply::{parse_apply, write_line, Line};
+use rl_core::apply::{parse_apply, write_line, Extra, Line};
 use rl_core::decide::{decide, numbers};
 use rl_core::kinds::gcra::Gcra;
 use rl_core::kinds::Limit;
@@ -34,24 +34,19 @@ fn fields(data: &[u8]) -> Vec<u64> {
 }
 
 fn args(line: &Line) -> Vec<Vec<u8>> {
-    match line {
-        Line::Single { state, policy } => {
-            let mut v = vec![state.as_bytes().to_vec()];
-            if let Some(p) = policy {
-                v.push(b"POLICY".to_vec());
-                v.extend(p.iter().map(|f| f.to_string().into_bytes()));
-            }
-            v
+    let mut v = vec![line.state.as_bytes().to_vec()];
+    match &line.extra {
+        Extra::Nothing => {}
+        Extra::Policy(p) => {
+            v.push(b"POLICY".to_vec());
+            v.extend(p.iter().map(|f| f.to_string().into_bytes()));
         }
-        Line::Set { state, limits } => {
-            let mut v = vec![state.as_bytes().to_vec()];
-            if let Some(l) = limits {
-                v.push(b"LIMITS".to_vec());
-                v.push(l.as_bytes().to_vec());
-            }
-            v
+        Extra::Limits(l) => {
+            v.push(b"LIMITS".to_vec());
+            v.push(l.as_bytes().to_vec());
         }
     }
+    v
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -67,7 +62,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(encode(state.as_ref()), all[..used].to_vec());
 
     // Its RL.APPLY text (with the policy) reads back as the same state.
-    let line = write_line(state.as_ref(), Some(1), true, &[]);
+    let mut line = Line::new();
+    write_line(state.as_ref(), Some(1), true, &[], &mut line);
     let a = args(&line);
     let refs: Vec<&[u8]> = a.iter().map(|x| x.as_slice()).collect();
     let back = parse_apply(&refs).expect("a written line reads back");
