@@ -214,3 +214,106 @@ def test_a_usage_only_key_read_under_another_kind(clock):
     at(30_000)
     # The GCRA backlog has drained: under SLIDING nothing is carried any more.
     assert peek(c, "k", *sliding)["remaining"] == 9
+
+
+# --- WITHPOLICY (for the clients' RateLimit-Policy headers, issue 18) -----------------------
+
+
+def test_withpolicy_tells_the_enforced_policy_in_resp2(r):
+    config(r, "k", 10, HOUR, "SLIDING", "AND", 100, 60_000, "BURST", 20)
+    # The stored policy beats the inline one the call brings, and the reply says so.
+    reply = r.execute_command("RL.THROTTLE", "k", "LIMIT", 5, "WINDOW", 1000, "WITHPOLICY")
+    assert len(reply) == 8
+    allowed, limit, remaining, retry, reset, binding, source, limits = reply
+    assert (allowed, retry, source) == (1, -1, b"stored")
+    assert limits == [[b"sliding", 10, HOUR, 10], [b"gcra", 100, 60_000, 20]]
+    assert (limit, remaining, binding) == (10, 9, 0)
+    # One limit: binding is there, 0. Inline and default sources.
+    reply = r.execute_command("RL.PEEK", "u", "LIMIT", 5, "WINDOW", 1000, "WITHPOLICY")
+    assert reply[5:] == [0, b"inline", [[b"gcra", 5, 1000, 5]]]
+    r.config_set("rl.default-limit", 7)
+    r.config_set("rl.default-window-ms", 2000)
+    assert r.execute_command("RL.PEEK", "d", "WITHPOLICY")[5:] == [0, b"default", [[b"gcra", 7, 2000, 7]]]
+    # As enforced: after rl.scale-percent.
+    r.config_set("rl.scale-percent", 50)
+    try:
+        assert r.execute_command("RL.PEEK", "d", "WITHPOLICY")[7] == [[b"gcra", 7, 4000, 3]]
+    finally:
+        r.config_set("rl.scale-percent", 100)
+    # Without WITHPOLICY the replies keep their shapes; RL.ALLOW does not take it.
+    assert len(r.execute_command("RL.PEEK", "u", "LIMIT", 5, "WINDOW", 1000)) == 5
+    with pytest.raises(redis.ResponseError, match="RL.ALLOW takes the options"):
+        r.execute_command("RL.ALLOW", "k", "WITHPOLICY")
+    with pytest.raises(redis.ResponseError, match="RL.THROTTLE and RL.PEEK take the options"):
+        r.execute_command("RL.PEEK", "k", "NOPE")
+
+
+def test_withpolicy_in_resp3_is_a_map_with_limit_maps(server):
+    c = server.client(protocol=3)
+    c.execute_command("FLUSHALL", "SYNC")
+    config(c, "k", 10, HOUR, "SLIDING", "AND", 100, 60_000, "BURST", 20)
+    got = c.execute_command("RL.THROTTLE", "k", "WITHPOLICY")
+    assert [k.decode() for k in got] == list(NAMES) + ["source", "limits"]
+    assert (got[b"allowed"], got[b"remaining"], got[b"binding"], got[b"source"]) == (1, 9, 0, b"stored")
+    assert [{k.decode(): v for k, v in m.items()} for m in got[b"limits"]] == [
+        {"kind": b"sliding", "limit": 10, "window_ms": HOUR, "burst": 10},
+        {"kind": b"gcra", "limit": 100, "window_ms": 60_000, "burst": 20},
+    ]
+    c.close()
+
+
+# --- replicas and the AOF after random workloads with reconfigurations -----------------------
+
+
+def test_replicas_and_aof_restarts_end_identical_after_random_reconfigurations(servers):
+    """A random workload of checks (inline and stored), reconfigurations between kinds and
+    numbers of limits (several within one MULTI: pending changes), resets and PERSIST on a
+    master with a replica and an AOF: the replica, and the master restarted from its AOF,
+    hold the same bytes (DEBUG DIGEST-VALUE) and expiries."""
+    import random
+    from helpers import replicated, snapshot
+    m, rep = start_pair_with_aof(servers)
+    mc = m.client()
+    rng = random.Random(17)
+    limits = [("10", "60000"), ("3", "1000", "SLIDING"), ("100", str(HOUR), "BURST", "20"),
+              ("5", str(HOUR), "SLIDING"), ("1", "500")]
+
+    def policy():
+        chosen = rng.sample(limits, rng.randint(1, 3))
+        return [a for i, l in enumerate(chosen) for a in (["AND"] if i else []) + list(l)]
+
+    def inline():
+        chosen = rng.sample(limits, rng.randint(1, 2))
+        out = []
+        for i, l in enumerate(chosen):
+            out += (["AND"] if i else []) + ["LIMIT", l[0], "WINDOW", l[1]] + list(l[2:])
+        return out
+
+    keys = [f"k{i}" for i in range(12)]
+    for _ in range(600):
+        k, roll = rng.choice(keys), rng.random()
+        if roll < 0.45:
+            mc.execute_command(rng.choice(["RL.ALLOW", "RL.THROTTLE"]), k, "COST", rng.randint(1, 3), *inline())
+        elif roll < 0.6:
+            try:
+                mc.execute_command("RL.CONFIG", k, *policy())
+            except redis.ResponseError:
+                pass  # a key holding a kind the new limit rejects the burst of, etc.
+        elif roll < 0.7:
+            at_once(mc, ("RL.CONFIG", k, *policy()), ("RL.CONFIG", k, *policy()))
+        elif roll < 0.75:
+            mc.execute_command("RL.RESET", k)
+        elif roll < 0.78:
+            mc.persist(k)
+        else:
+            mc.execute_command("RL.ALLOW", k, *inline())
+    replicated(mc)
+    want = snapshot(mc, keys)
+    assert snapshot(rep.client(), keys) == want
+    m.restart()
+    assert snapshot(m.client(), keys) == want
+
+
+def start_pair_with_aof(servers):
+    from helpers import start_pair
+    return start_pair(servers, master={"appendonly": "yes", "appendfsync": "always"})
