@@ -35,6 +35,7 @@ pub struct Request {
 /// Parses `[COST n] [WITHPOLICY] [LIMIT l WINDOW w [BURST b] [KIND]] [AND LIMIT l WINDOW w
 /// ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, options in any order within a limit;
 /// `COST` (and `WITHPOLICY`) may stand in any of them, once.
+#[inline]
 pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error> {
     if args.is_empty() {
         return Ok(Request {
@@ -43,23 +44,35 @@ pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error>
             with_policy: false,
         });
     }
-    let unknown_option = match command {
-        Command::Allow => Error::UnknownAllowOption,
-        Command::Throttle => Error::UnknownCheckOption,
+    parse_options(args, command)
+}
+
+/// [`parse_request`] of a call with options.
+fn parse_options(args: &[&[u8]], command: Command) -> Result<Request, Error> {
+    let mut request = Request {
+        cost: 1,
+        inline: None,
+        with_policy: false,
     };
-    let mut cost = None;
-    let mut with_policy = false;
-    let mut found = Found::default();
+    let mut cost = 0;
     let mut current = LimitArgs::default();
     let mut joined = false;
     let mut rest = args;
     while let [name, tail @ ..] = rest {
         rest = tail;
         let word = Word::of(name);
-        match word {
+        let slot = match word {
+            Word::Cost => &mut cost,
+            Word::Limit => &mut current.limit,
+            Word::Window => &mut current.window,
+            Word::Burst => &mut current.burst,
             Word::And => {
-                found.push(current.complete_before_and()?)?;
-                found.room_for_one_more()?;
+                push(&mut request.inline, current.complete_before_and()?)?;
+                if request.inline.is_some_and(|p| p.len() >= MAX_LIMITS) {
+                    // An `AND` after the last limit a key may hold is already one too many:
+                    // said at once, whatever follows (and however many arguments follow).
+                    return Err(Error::TooManyLimits);
+                }
                 current = LimitArgs::default();
                 joined = true;
                 continue;
@@ -69,68 +82,81 @@ pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error>
                 continue;
             }
             Word::WithPolicy if command == Command::Throttle => {
-                if with_policy {
+                if request.with_policy {
                     return Err(Error::RepeatedOption);
                 }
-                with_policy = true;
+                request.with_policy = true;
                 continue;
             }
-            _ => {}
-        }
+            _ => return Err(unknown(name, unknown_option(command))),
+        };
         let [value, tail @ ..] = tail else {
-            return Err(match word {
-                Word::Cost | Word::Limit | Word::Window | Word::Burst => Error::MissingValue,
-                _ => unknown(name, unknown_option),
-            });
+            return Err(Error::MissingValue);
         };
         rest = tail;
-        let (slot, range) = match word {
-            Word::Cost => (&mut cost, Error::CostRange),
-            Word::Limit => (&mut current.limit, Error::LimitRange),
-            Word::Window => (&mut current.window, Error::WindowRange),
-            Word::Burst => (&mut current.burst, Error::BurstRange),
-            _ => return Err(unknown(name, unknown_option)),
+        let range = match word {
+            Word::Cost => Error::CostRange,
+            Word::Limit => Error::LimitRange,
+            Word::Window => Error::WindowRange,
+            _ => Error::BurstRange,
         };
         set_once(slot, positive(value, range)?)?;
     }
-    let cost = cost.unwrap_or(1);
     if cost > MAX_COST {
         return Err(Error::CostRange);
     }
-    if joined {
-        found.push(current.complete_before_and()?)?;
-    } else if !current.is_empty() {
-        found.push(current.complete()?)?;
+    if cost > 0 {
+        request.cost = cost;
     }
-    Ok(Request {
-        cost,
-        inline: found.policy()?,
-        with_policy,
-    })
+    if joined {
+        push(&mut request.inline, current.complete_before_and()?)?;
+    } else if !current.is_empty() {
+        push(&mut request.inline, current.complete()?)?;
+    }
+    Ok(request)
+}
+
+/// The error for an unknown option of a request.
+fn unknown_option(command: Command) -> Error {
+    match command {
+        Command::Allow => Error::UnknownAllowOption,
+        Command::Throttle => Error::UnknownCheckOption,
+    }
+}
+
+/// Adds `limit` to the policy being read (the first limit starts it).
+fn push(policy: &mut Option<Policy>, limit: Limit) -> Result<(), Error> {
+    match policy {
+        Some(p) => p.push(limit),
+        None => {
+            *policy = Some(Policy::single(limit));
+            Ok(())
+        }
+    }
 }
 
 /// Parses `limit window_ms [BURST b] [KIND] [IDLE ms] [SHADOW] [AND limit window_ms [BURST b]
 /// [KIND] ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, each with its own burst and
 /// kind; `IDLE` and `SHADOW` are the key's and may stand after any limit, once.
 pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
-    let mut idle = None;
+    let mut idle = 0;
     let mut shadow = false;
-    let mut found = Found::default();
+    let mut policy: Option<Policy> = None;
     let mut rest = args;
     loop {
         let [limit, window, tail @ ..] = rest else {
-            return Err(if found.len == 0 {
+            return Err(if policy.is_none() {
                 Error::MissingValue
             } else {
                 Error::AndWithoutPolicy
             });
         };
-        if found.len > 0 && (Word::of(limit) == Word::And || Word::of(window) == Word::And) {
+        if policy.is_some() && (Word::of(limit) == Word::And || Word::of(window) == Word::And) {
             return Err(Error::AndWithoutPolicy);
         }
         let mut current = LimitArgs {
-            limit: Some(positive(limit, Error::LimitRange)?),
-            window: Some(positive(window, Error::WindowRange)?),
+            limit: positive(limit, Error::LimitRange)?,
+            window: positive(window, Error::WindowRange)?,
             ..LimitArgs::default()
         };
         rest = tail;
@@ -138,7 +164,9 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
         while let [name, tail @ ..] = rest {
             rest = tail;
             let word = Word::of(name);
-            match word {
+            let slot = match word {
+                Word::Burst => &mut current.burst,
+                Word::Idle => &mut idle,
                 Word::And => {
                     and_follows = true;
                     break;
@@ -154,34 +182,30 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
                     current.set_kind(kind)?;
                     continue;
                 }
-                _ => {}
-            }
+                _ => return Err(unknown(name, Error::UnknownConfigOption)),
+            };
             let [value, tail @ ..] = tail else {
-                return Err(match word {
-                    Word::Burst | Word::Idle => Error::MissingValue,
-                    _ => unknown(name, Error::UnknownConfigOption),
-                });
+                return Err(Error::MissingValue);
             };
             rest = tail;
-            let (slot, range) = match word {
-                Word::Burst => (&mut current.burst, Error::BurstRange),
-                Word::Idle => (&mut idle, Error::IdleRange),
-                _ => return Err(unknown(name, Error::UnknownConfigOption)),
+            let range = match word {
+                Word::Burst => Error::BurstRange,
+                _ => Error::IdleRange,
             };
             set_once(slot, positive(value, range)?)?;
         }
-        found.push(current.complete()?)?;
+        push(&mut policy, current.complete()?)?;
         if !and_follows {
             break;
         }
-        found.room_for_one_more()?;
+        if policy.is_some_and(|p| p.len() >= MAX_LIMITS) {
+            return Err(Error::TooManyLimits);
+        }
     }
-    let idle_ms = idle.unwrap_or(0);
-    if idle_ms > MAX_IDLE_MS {
+    if idle > MAX_IDLE_MS {
         return Err(Error::IdleRange);
     }
-    let policy = found.policy()?.ok_or(Error::MissingValue)?;
-    Stored::new(policy, idle_ms, shadow)
+    Stored::new(policy.ok_or(Error::MissingValue)?, idle, shadow)
 }
 
 /// An argument that is a keyword of either parser, recognised with at most one
@@ -241,14 +265,35 @@ impl Word {
 pub(crate) fn folded(name: &[u8]) -> Option<u128> {
     const BIT_5: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
     let len = name.len();
-    let mut buf = [0u8; 16];
-    buf.get_mut(..len)
-        .filter(|_| len < 16)?
-        .copy_from_slice(name);
-    buf[15] = len as u8; // < 16
-                         // Bit 5 of the first `len` bytes (none for an empty word: a shift of 128 is out of range).
-    let bit_5 = BIT_5.checked_shr(8 * (16 - len as u32)).unwrap_or(0);
-    Some(u128::from_le_bytes(buf) | bit_5)
+    // The bytes in order, zero-padded, read as at most two overlapping loads (no copy of a
+    // variable length): the last load's bytes already read by the first are shifted out.
+    let bytes = match len {
+        0 => 0,
+        1..=3 => name
+            .iter()
+            .rev()
+            .fold(0u128, |v, &b| (v << 8) | u128::from(b)),
+        4..=8 => {
+            let first = name
+                .first_chunk::<4>()
+                .map_or(0, |c| u32::from_le_bytes(*c));
+            let last = name.last_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c));
+            let tail = u64::from(last) >> (8 * (8 - len)); // bytes 4..len
+            u128::from(u64::from(first) | (tail << 32))
+        }
+        9..=15 => {
+            let first = name
+                .first_chunk::<8>()
+                .map_or(0, |c| u64::from_le_bytes(*c));
+            let last = name.last_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c));
+            let tail = last >> (8 * (16 - len)); // bytes 8..len
+            u128::from(first) | (u128::from(tail) << 64)
+        }
+        _ => return None,
+    };
+    // Bit 5 of the first `len` bytes (none for an empty word: a shift of 128 is out of range).
+    let bit_5 = BIT_5.checked_shr(8 * (16 - len as u32)).unwrap_or(0); // len < 16
+    Some(bytes | bit_5 | ((len as u128) << 120))
 }
 
 /// [`folded`] of a keyword, at compile time.
@@ -280,18 +325,18 @@ fn unknown(name: &[u8], otherwise: Error) -> Error {
     }
 }
 
-/// The options of one limit while it is being read.
+/// The options of one limit while it is being read; 0: not given (every value is positive).
 #[derive(Clone, Copy, Debug, Default)]
 struct LimitArgs {
-    limit: Option<u64>,
-    window: Option<u64>,
-    burst: Option<u64>,
+    limit: u64,
+    window: u64,
+    burst: u64,
     kind: Option<Kind>,
 }
 
 impl LimitArgs {
     fn is_empty(&self) -> bool {
-        self.limit.is_none() && self.window.is_none() && self.burst.is_none() && self.kind.is_none()
+        self.limit == 0 && self.window == 0 && self.burst == 0 && self.kind.is_none()
     }
 
     fn set_kind(&mut self, kind: Kind) -> Result<(), Error> {
@@ -303,12 +348,16 @@ impl LimitArgs {
 
     /// The limit, validated by its kind (GCRA when none is named).
     fn complete(self) -> Result<Limit, Error> {
-        let (limit, window) = match (self.limit, self.window, self.burst) {
-            (Some(l), Some(w), _) => (l, w),
-            (None, None, Some(_)) => return Err(Error::BurstWithoutLimit),
-            _ => return Err(Error::LimitWithoutWindow),
-        };
-        Limit::from_options(self.kind.unwrap_or(Kind::Gcra), limit, window, self.burst)
+        match (self.limit, self.window, self.burst) {
+            (0, 0, 1..) => Err(Error::BurstWithoutLimit),
+            (0, _, _) | (_, 0, _) => Err(Error::LimitWithoutWindow),
+            (limit, window, burst) => Limit::from_options(
+                self.kind.unwrap_or(Kind::Gcra),
+                limit,
+                window,
+                (burst > 0).then_some(burst),
+            ),
+        }
     }
 
     /// A limit that `AND` joins: one with nothing at all is the dangling `AND`'s error.
@@ -320,46 +369,12 @@ impl LimitArgs {
     }
 }
 
-/// The limits read so far, at most [`MAX_LIMITS`].
-#[derive(Default)]
-struct Found {
-    items: [Option<Limit>; MAX_LIMITS],
-    len: usize,
-}
-
-impl Found {
-    fn push(&mut self, limit: Limit) -> Result<(), Error> {
-        let slot = self.items.get_mut(self.len).ok_or(Error::TooManyLimits)?;
-        *slot = Some(limit);
-        self.len += 1;
-        Ok(())
-    }
-
-    /// An `AND` after the last limit a key may hold is already one too many: said at once,
-    /// whatever follows (and however many arguments follow).
-    fn room_for_one_more(&self) -> Result<(), Error> {
-        if self.len >= MAX_LIMITS {
-            return Err(Error::TooManyLimits);
-        }
-        Ok(())
-    }
-
-    fn policy(&self) -> Result<Option<Policy>, Error> {
-        let Some(&Some(first)) = self.items.first().filter(|_| self.len > 0) else {
-            return Ok(None);
-        };
-        let mut all = [first; MAX_LIMITS];
-        for (slot, item) in all.iter_mut().zip(self.items.iter().take(self.len)) {
-            *slot = item.ok_or(Error::MissingValue)?;
-        }
-        Policy::new(all.get(..self.len).unwrap_or(&[])).map(Some)
-    }
-}
-
-fn set_once(slot: &mut Option<u64>, value: u64) -> Result<(), Error> {
-    if slot.replace(value).is_some() {
+/// Sets an option given once (0: not yet given).
+fn set_once(slot: &mut u64, value: u64) -> Result<(), Error> {
+    if *slot != 0 {
         return Err(Error::RepeatedOption);
     }
+    *slot = value;
     Ok(())
 }
 

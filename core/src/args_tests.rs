@@ -400,11 +400,18 @@ fn a_fifth_limit_is_refused_as_soon_as_it_is_joined() {
 /// The parsers as they were before several limits (issue 11): the reference every old call
 /// must still be answered by, exactly.
 mod before {
-    use super::super::{positive, set_once};
+    use super::super::positive;
     use crate::error::Error;
     use crate::kinds::gcra::Gcra;
     use crate::kinds::Limit;
     use crate::policy::{Policy, Stored, MAX_COST, MAX_IDLE_MS};
+
+    fn set_once(slot: &mut Option<u64>, value: u64) -> Result<(), Error> {
+        if slot.replace(value).is_some() {
+            return Err(Error::RepeatedOption);
+        }
+        Ok(())
+    }
 
     fn is_option(name: &[u8], options: &[&[u8]]) -> bool {
         options.iter().any(|o| name.eq_ignore_ascii_case(o))
@@ -596,5 +603,23 @@ proptest! {
             let same = word.eq_ignore_ascii_case(keyword.as_bytes());
             prop_assert_eq!(folded(&word) == Some(folded_const(keyword.as_bytes())), same, "{:?} {}", word, keyword);
         }
+    }
+}
+
+proptest! {
+    /// The two overlapping loads of [`folded`] read a word exactly as copying it into a
+    /// zero-padded buffer does (what the folding is defined as).
+    #[test]
+    fn folded_reads_a_word_as_a_padded_buffer(word in prop::collection::vec(any::<u8>(), 0..18)) {
+        let want = (word.len() < 16).then(|| {
+            let mut buf = [0u8; 16];
+            buf[..word.len()].copy_from_slice(&word);
+            for b in &mut buf[..word.len()] {
+                *b |= 0x20;
+            }
+            buf[15] = word.len() as u8;
+            u128::from_le_bytes(buf)
+        });
+        prop_assert_eq!(folded(&word), want);
     }
 }

@@ -42,6 +42,7 @@ impl Decision {
 
 /// Decides a request of `cost` at `now_ms` on `usages`, one per limit of `policy`, each of
 /// its limit's kind (a usage that does not fit its limit denies). Changes nothing.
+#[inline]
 pub fn decide(policy: &Policy, usages: &[Usage], now_ms: u64, cost: u64) -> Decision {
     let mut admits = [None; MAX_LIMITS];
     let mut allowed = usages.len() == policy.len();
@@ -53,6 +54,7 @@ pub fn decide(policy: &Policy, usages: &[Usage], now_ms: u64, cost: u64) -> Deci
 }
 
 /// Records an allowed request in every limit's usage, in place (nothing when denied).
+#[inline]
 pub fn record(policy: &Policy, usages: &mut [Usage], decision: &Decision, now_ms: u64, cost: u64) {
     if !decision.allowed {
         return;
@@ -70,6 +72,7 @@ pub fn record(policy: &Policy, usages: &mut [Usage], decision: &Decision, now_ms
 }
 
 /// Whether [`repair`] would change anything: state ahead of now (a clock that stepped back).
+#[inline]
 pub fn needs_repair(policy: &Policy, usages: &[Usage], now_ms: u64) -> bool {
     policy
         .limits()
@@ -81,6 +84,7 @@ pub fn needs_repair(policy: &Policy, usages: &[Usage], now_ms: u64) -> bool {
 /// Stores what a decision reads when the server clock stepped back (a TAT more than a full
 /// bucket ahead, SLIDING entries in the future): the one write a denial makes. `true` if
 /// anything changed.
+#[inline]
 pub fn repair(policy: &Policy, usages: &mut [Usage], now_ms: u64) -> bool {
     let mut changed = false;
     for (limit, usage) in policy.limits().iter().zip(usages.iter_mut()) {

@@ -55,7 +55,20 @@ impl Policy {
         })
     }
 
+    /// Adds a limit after the others (a parser building a policy in place).
+    #[inline]
+    pub fn push(&mut self, limit: Limit) -> Result<(), Error> {
+        let slot = self
+            .items
+            .get_mut(usize::from(self.len))
+            .ok_or(Error::TooManyLimits)?;
+        *slot = limit;
+        self.len += 1;
+        Ok(())
+    }
+
     /// The policy of one limit.
+    #[inline]
     pub fn single(limit: Limit) -> Policy {
         Policy {
             items: [limit; MAX_LIMITS],
@@ -63,10 +76,12 @@ impl Policy {
         }
     }
 
+    #[inline]
     pub fn limits(&self) -> &[Limit] {
         self.items.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
@@ -76,6 +91,7 @@ impl Policy {
     }
 
     /// The one GCRA limit of a policy of one: the case with the compact value layouts.
+    #[inline]
     pub fn single_gcra(&self) -> Option<Gcra> {
         match self.limits() {
             [Limit::Gcra(g)] => Some(*g),
@@ -84,6 +100,7 @@ impl Policy {
     }
 
     /// Every limit under `rl.scale-percent`.
+    #[inline]
     pub fn scaled(&self, percent: u64) -> Policy {
         if percent == 100 {
             return *self;
@@ -152,6 +169,7 @@ pub const FIELD_NAMES: [&std::ffi::CStr; 5] =
 /// lives until its usage is empty; a configured one with IDLE until `idle_ms` after
 /// `now_ms`, but never before every limit is empty; a configured one without IDLE has none of
 /// its own.
+#[inline]
 pub fn own_expiry(idle_ms: Option<u64>, empty_at_ms: u64, now_ms: u64) -> Option<u64> {
     match idle_ms {
         None => Some(empty_at_ms),

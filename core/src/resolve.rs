@@ -50,6 +50,7 @@ pub struct Resolved {
 /// Picks the policy for a call: the key's `stored` one, this call's `inline` one, or the
 /// module's `default` (or its error when the `rl.default-*` combination is invalid; read
 /// only when needed), scaled by `scale_percent`.
+#[inline]
 pub fn resolve(
     stored: Option<&Stored>,
     inline: Option<&Policy>,
@@ -66,6 +67,7 @@ pub fn resolve(
 
 /// The precedence rule: `stored`, else `inline`, else `default` (read only when needed, so
 /// an invalid default is an error only for calls that use it), else `NoPolicy`.
+#[inline]
 pub fn choose(
     stored: Option<&Policy>,
     inline: Option<&Policy>,
@@ -87,6 +89,7 @@ pub struct Told {
     pub shadow_denied: bool,
 }
 
+#[inline]
 pub fn tell(resolved: &Resolved, allowed: bool) -> Told {
     Told {
         allowed: allowed || resolved.shadow,

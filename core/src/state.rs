@@ -58,6 +58,7 @@ impl Default for Usages {
 impl Usages {
     const FILLER: Usage = Usage::Gcra(crate::kinds::gcra::Tat::EMPTY);
 
+    #[inline]
     pub const fn new() -> Usages {
         Usages {
             items: [
@@ -71,6 +72,7 @@ impl Usages {
     }
 
     /// One empty usage per limit of `policy`.
+    #[inline]
     pub fn empty_for(policy: &Policy) -> Usages {
         let l = policy.limits();
         let slot = |i: usize| l.get(i).map_or(Usages::FILLER, Limit::empty);
@@ -81,6 +83,7 @@ impl Usages {
     }
 
     /// Adds a usage; `false` (and nothing added) when it already holds [`MAX_USAGES`].
+    #[inline]
     pub fn push(&mut self, u: Usage) -> bool {
         match self.items.get_mut(usize::from(self.len)) {
             Some(slot) => {
@@ -117,12 +120,14 @@ impl Usages {
 
 impl Deref for Usages {
     type Target = [Usage];
+    #[inline]
     fn deref(&self) -> &[Usage] {
         self.items.get(..usize::from(self.len)).unwrap_or(&[])
     }
 }
 
 impl DerefMut for Usages {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [Usage] {
         self.items
             .get_mut(..usize::from(self.len))
@@ -172,6 +177,7 @@ impl StateRef<'_> {
 }
 
 impl State {
+    #[inline]
     pub fn as_ref(&self) -> StateRef<'_> {
         StateRef {
             usages: &self.usages,
@@ -183,6 +189,7 @@ impl State {
     /// A state the commands can hold, or `None`: a usage-only key has 1 to [`MAX_USAGES`]
     /// usages and nothing pending; a configured key without a pending change has one usage of
     /// the matching kind per stored limit; a pending change belongs to a configured key.
+    #[inline]
     pub fn new(
         usages: Usages,
         stored: Option<Stored>,
@@ -238,6 +245,7 @@ impl State {
     }
 
     /// The usages as `policy` reads them at `now_ms` (see [`view`]).
+    #[inline]
     pub fn view(&self, policy: &Policy, now_ms: u64) -> View<'_> {
         view(policy, &self.usages, self.pending_at_ms, now_ms)
     }
@@ -252,6 +260,7 @@ impl State {
 
 /// Whether `usages` are one per limit of `policy`, each of its limit's kind: then the policy
 /// reads them as they are.
+#[inline]
 pub fn is_native(policy: &Policy, usages: &[Usage]) -> bool {
     usages.len() == policy.len() && policy.limits().iter().zip(usages).all(|(l, u)| l.fits(u))
 }
@@ -259,6 +268,7 @@ pub fn is_native(policy: &Policy, usages: &[Usage]) -> bool {
 /// The usages `policy` reads: the recorded ones when they are native and nothing is pending,
 /// else carried to it as of the pending change (a configured key) or `now_ms` (a usage-only
 /// key under a call's other limits).
+#[inline]
 pub fn view<'a>(
     policy: &Policy,
     usages: &'a [Usage],
@@ -291,6 +301,7 @@ impl View<'_> {
     }
 
     /// The usages, owned.
+    #[inline]
     pub fn into_usages(self) -> Usages {
         match self {
             View::Recorded(u) => Usages::from_slice(u).unwrap_or_default(),

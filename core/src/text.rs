@@ -81,9 +81,17 @@ impl<const N: usize> Text<N> {
         }
     }
 
-    /// Appends `v` in decimal.
+    /// Appends `v` in decimal: straight into the inline buffer when it has room for any
+    /// number (then the copy is of a fixed size).
     #[inline]
     pub fn number(&mut self, v: u64) {
+        if self.heap.is_none() {
+            let room = self.inline.get_mut(self.len..);
+            if let Some(dst) = room.and_then(|r| r.first_chunk_mut::<20>()) {
+                self.len += write_left(v, dst);
+                return;
+            }
+        }
         self.extend(Digits::of(v).as_bytes());
     }
 
@@ -123,35 +131,58 @@ impl Digits {
 }
 
 /// Writes `v` in decimal at the end of `out`; returns where the digits start.
-fn write_decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
-    let mut i = out.len();
-    // Eight digits at a time in 32-bit arithmetic, which divides faster than 64-bit.
-    while v >= 100_000_000 {
-        let mut low = (v % 100_000_000) as u32; // < 10^8: fits u32.
-        v /= 100_000_000;
-        for _ in 0..4 {
-            let pair = 2 * (low % 100) as usize;
-            low /= 100;
-            i -= 2;
-            out[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+fn write_decimal(v: u64, out: &mut [u8; 20]) -> usize {
+    let mut left = [0u8; 20];
+    let count = write_left(v, &mut left);
+    let start = out.len() - count; // count <= 20
+    if let (Some(dst), Some(src)) = (out.get_mut(start..), left.get(..count)) {
+        dst.copy_from_slice(src);
+    }
+    start
+}
+
+/// Writes `v` in decimal at the start of `out`; returns how many digits it has. Four digits
+/// per division, from the last: `v` has at most 20.
+#[inline]
+fn write_left(mut v: u64, out: &mut [u8; 20]) -> usize {
+    let count = v.checked_ilog10().map_or(1, |l| l as usize + 1).min(20); // ilog10 < 20
+    let pair = |p: u64| {
+        let at = 2 * (p as usize % 100);
+        [
+            PAIRS.get(at).copied().unwrap_or(b'0'),
+            PAIRS.get(at + 1).copied().unwrap_or(b'0'),
+        ]
+    };
+    let mut i = count;
+    while i >= 4 {
+        let rem = v % 10_000;
+        v /= 10_000;
+        let ([a, b], [c, d]) = (pair(rem / 100), pair(rem % 100));
+        if let Some(dst) = out.get_mut(i - 4..i) {
+            dst.copy_from_slice(&[a, b, c, d]);
         }
+        i -= 4;
     }
-    let mut v = v as u32; // < 10^8 here.
-    while v >= 100 {
-        let pair = 2 * (v % 100) as usize;
-        v /= 100;
-        i -= 2;
-        out[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    match i {
+        3 => {
+            let [b, c] = pair(v % 100);
+            if let Some(dst) = out.get_mut(..3) {
+                dst.copy_from_slice(&[b'0' + (v / 100) as u8, b, c]); // v < 1000
+            }
+        }
+        2 => {
+            if let Some(dst) = out.get_mut(..2) {
+                dst.copy_from_slice(&pair(v));
+            }
+        }
+        1 => {
+            if let Some(d) = out.first_mut() {
+                *d = b'0' + v as u8; // v < 10
+            }
+        }
+        _ => {}
     }
-    if v >= 10 {
-        let pair = 2 * v as usize;
-        i -= 2;
-        out[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        out[i] = b'0' + v as u8;
-    }
-    i
+    count
 }
 
 #[cfg(test)]
@@ -197,6 +228,20 @@ mod tests {
             let mut t = Text::<24>::new();
             t.number(v);
             let want = v.to_string();
+            prop_assert_eq!(t.as_bytes(), want.as_bytes());
+        }
+
+        /// Numbers written across the end of the inline buffer (where fewer than 20 bytes
+        /// are left, and past it) come out as `Display` writes them.
+        #[test]
+        fn numbers_across_the_inline_end_are_intact(vs in prop::collection::vec(any::<u64>(), 0..12)) {
+            let mut t = Text::<48>::new();
+            let mut want = String::new();
+            for v in vs {
+                t.number(v >> (v % 64));
+                t.push(b' ');
+                want.push_str(&format!("{} ", v >> (v % 64)));
+            }
             prop_assert_eq!(t.as_bytes(), want.as_bytes());
         }
     }

@@ -60,6 +60,7 @@ pub struct Gcra {
 
 impl Gcra {
     /// Validates a limit; `burst` 0 means "same as `limit`".
+    #[inline]
     pub fn new(limit: u64, window_ms: u64, burst: u64) -> Result<Gcra, Error> {
         if limit == 0 || limit > MAX_LIMIT {
             return Err(Error::LimitRange);
@@ -87,21 +88,25 @@ impl Gcra {
     }
 
     /// Requests per window.
+    #[inline]
     pub fn limit(&self) -> u64 {
         u64::from(self.limit)
     }
 
     /// Window length in ms.
+    #[inline]
     pub fn window_ms(&self) -> u64 {
         self.window_ms
     }
 
     /// Bucket size in requests: how many may pass at once from idle.
+    #[inline]
     pub fn burst(&self) -> u64 {
         u64::from(self.burst)
     }
 
     /// `burst * T` in units of `1/limit` ms.
+    #[inline]
     fn tolerance(&self) -> u128 {
         u128::from(self.burst) * u128::from(self.window_ms)
     }
@@ -109,6 +114,7 @@ impl Gcra {
     /// Decides a request of `cost` at `now_ms` against a bucket at `tat`: the new TAT if it
     /// fits, `None` if not. Total for every input: all arithmetic is in `u128`, and a TAT that
     /// would pass [`MAX_TAT_MS`] is denied rather than stored.
+    #[inline]
     pub fn decide(&self, tat: Tat, now_ms: u64, cost: u64) -> Option<Tat> {
         let limit = self.limit();
         let tolerance = self.tolerance();
@@ -151,6 +157,7 @@ impl Gcra {
     }
 
     /// Unix ms from which the bucket is empty, as this limit reads it (never before `now_ms`).
+    #[inline]
     pub fn empty_at_ms(&self, tat: Tat, now_ms: u64) -> u64 {
         tat.clamped(self, now_ms).empty_at_ms().max(now_ms)
     }
@@ -220,6 +227,7 @@ impl Tat {
 
     /// A TAT from its parts, or `None` if they are not a fraction within bounds. Used for
     /// every state that comes from outside (RDB, `RESTORE`, the replication link).
+    #[inline]
     pub fn new(ms: u64, frac: u64, den: u64) -> Option<Tat> {
         if ms > MAX_TAT_MS || den == 0 || den > MAX_LIMIT || frac >= den {
             return None;
@@ -232,16 +240,19 @@ impl Tat {
     }
 
     /// Whole milliseconds of the TAT.
+    #[inline]
     pub fn ms(&self) -> u64 {
         self.ms
     }
 
     /// Numerator of the sub-millisecond part.
+    #[inline]
     pub fn frac(&self) -> u64 {
         u64::from(self.frac)
     }
 
     /// Denominator of the sub-millisecond part: the limit of the policy that wrote it.
+    #[inline]
     pub fn den(&self) -> u64 {
         u64::from(self.den)
     }
@@ -250,6 +261,7 @@ impl Tat {
     /// stored in this form, so the same state has one representation everywhere (master,
     /// replica, RDB) and most TATs fit in a single machine word. Exact: a reduced denominator
     /// divides the original, so reading it back in the original units involves no rounding.
+    #[inline]
     pub fn reduced(&self) -> Tat {
         if self.frac == 0 {
             return Tat {
@@ -269,12 +281,14 @@ impl Tat {
 
     /// The first whole millisecond at or after the TAT: from then on the bucket is empty,
     /// so this is when a usage-only key may expire.
+    #[inline]
     pub fn empty_at_ms(&self) -> u64 {
         // ms <= 2^60: no overflow.
         self.ms + u64::from(self.frac > 0)
     }
 
     /// The TAT in units of `1/limit` ms, rounded up when `limit` is not its own denominator.
+    #[inline]
     pub(crate) fn in_units(&self, limit: u64) -> u128 {
         let whole = u128::from(self.ms) * u128::from(limit);
         if self.frac == 0 || u64::from(self.den) == limit {
@@ -286,6 +300,7 @@ impl Tat {
 
     /// This TAT as a decision under `gcra` at `now_ms` reads it: never more than one full
     /// bucket (`burst * T`) after `now_ms`.
+    #[inline]
     pub fn clamped(self, gcra: &Gcra, now_ms: u64) -> Tat {
         let limit = gcra.limit();
         let cap = u128::from(now_ms) * u128::from(limit) + gcra.tolerance();
@@ -296,6 +311,7 @@ impl Tat {
     }
 
     /// A TAT from units of `1/limit` ms, or `None` past [`MAX_TAT_MS`].
+    #[inline]
     pub(crate) fn from_units(units: u128, limit: u64) -> Option<Tat> {
         if limit == 0 {
             return None;
@@ -334,10 +350,12 @@ impl KindRules for Gcra {
         Gcra::new(limit, window_ms, burst.unwrap_or(0))
     }
 
+    #[inline]
     fn limit(&self) -> u64 {
         self.limit()
     }
 
+    #[inline]
     fn window_ms(&self) -> u64 {
         self.window_ms
     }
@@ -350,18 +368,22 @@ impl KindRules for Gcra {
         Gcra::scaled(self, percent)
     }
 
+    #[inline]
     fn empty() -> Tat {
         Tat::EMPTY
     }
 
+    #[inline]
     fn admit(&self, tat: &Tat, now_ms: u64, cost: u64) -> Option<Tat> {
         self.decide(*tat, now_ms, cost)
     }
 
+    #[inline]
     fn record(&self, tat: &mut Tat, next: Tat, _now_ms: u64, _cost: u64) {
         *tat = next.reduced();
     }
 
+    #[inline]
     fn repair(&self, tat: &mut Tat, now_ms: u64) -> bool {
         let clamped = tat.clamped(self, now_ms);
         if clamped == *tat {
@@ -371,6 +393,7 @@ impl KindRules for Gcra {
         true
     }
 
+    #[inline]
     fn needs_repair(&self, tat: &Tat, now_ms: u64) -> bool {
         tat.clamped(self, now_ms) != *tat
     }
@@ -384,6 +407,7 @@ impl KindRules for Gcra {
         Gcra::wait_ms(self, *tat, now_ms, cost)
     }
 
+    #[inline]
     fn own_empty_at_ms(tat: &Tat, _now_ms: u64) -> Option<u64> {
         Some(tat.empty_at_ms())
     }

@@ -142,37 +142,45 @@ macro_rules! kinds {
                 match kind { $(Kind::$name => <$params as KindRules>::from_options(limit, window_ms, burst).map(Limit::$name)),* }
             }
 
+            #[inline]
             pub fn kind(&self) -> Kind {
                 match self { $(Limit::$name(_) => Kind::$name),* }
             }
 
+            #[inline]
             pub fn limit(&self) -> u64 {
                 match self { $(Limit::$name(l) => KindRules::limit(l)),* }
             }
 
+            #[inline]
             pub fn window_ms(&self) -> u64 {
                 match self { $(Limit::$name(l) => KindRules::window_ms(l)),* }
             }
 
+            #[inline]
             pub fn capacity(&self) -> u64 {
                 match self { $(Limit::$name(l) => KindRules::capacity(l)),* }
             }
 
+            #[inline]
             pub fn scaled(&self, percent: u64) -> Limit {
                 match self { $(Limit::$name(l) => Limit::$name(KindRules::scaled(l, percent))),* }
             }
 
             /// The usage of a client that has made no request under this limit.
+            #[inline]
             pub fn empty(&self) -> Usage {
                 match self { $(Limit::$name(_) => Usage::$name(<$params as KindRules>::empty())),* }
             }
 
             /// Whether `u` is this limit's kind of usage.
+            #[inline]
             pub fn fits(&self, u: &Usage) -> bool {
                 self.kind() == u.kind()
             }
 
             /// Whether a request fits (`None` also for a usage of another kind).
+            #[inline]
             pub fn admit(&self, u: &Usage, now_ms: u64, cost: u64) -> Option<Admit> {
                 match (self, u) {
                     $((Limit::$name(l), Usage::$name(u)) => KindRules::admit(l, u, now_ms, cost).map(Admit::$name),)*
@@ -182,6 +190,7 @@ macro_rules! kinds {
             }
 
             /// Records an admitted request (nothing for a mismatched usage or admission).
+            #[inline]
             pub fn record(&self, u: &mut Usage, a: Admit, now_ms: u64, cost: u64) {
                 match (self, u, a) {
                     $((Limit::$name(l), Usage::$name(u), Admit::$name(a)) => KindRules::record(l, u, a, now_ms, cost),)*
@@ -190,6 +199,7 @@ macro_rules! kinds {
                 }
             }
 
+            #[inline]
             pub fn repair(&self, u: &mut Usage, now_ms: u64) -> bool {
                 match (self, u) {
                     $((Limit::$name(l), Usage::$name(u)) => KindRules::repair(l, u, now_ms),)*
@@ -198,6 +208,7 @@ macro_rules! kinds {
                 }
             }
 
+            #[inline]
             pub fn needs_repair(&self, u: &Usage, now_ms: u64) -> bool {
                 match (self, u) {
                     $((Limit::$name(l), Usage::$name(u)) => KindRules::needs_repair(l, u, now_ms),)*
@@ -246,10 +257,12 @@ macro_rules! kinds {
         }
 
         impl Usage {
+            #[inline]
             pub fn kind(&self) -> Kind {
                 match self { $(Usage::$name(_) => Kind::$name),* }
             }
 
+            #[inline]
             pub fn own_empty_at_ms(&self, now_ms: u64) -> Option<u64> {
                 match self { $(Usage::$name(u) => <$params as KindRules>::own_empty_at_ms(u, now_ms)),* }
             }
@@ -258,6 +271,7 @@ macro_rules! kinds {
                 match self { $(Usage::$name(u) => <$params as KindRules>::export(u, at_ms)),* }
             }
 
+            #[inline]
             pub fn window_ms(&self) -> Option<u64> {
                 match self { $(Usage::$name(u) => <$params as KindRules>::usage_window_ms(u)),* }
             }

@@ -328,6 +328,7 @@ impl Log {
     /// Records a request of `cost` at `now_ms` under `limit`, in place: drops what no longer
     /// counts, and adds the request. Call it only after [`Sliding::admit`] allowed the same
     /// request, so the log stays within its bounds.
+    #[inline]
     fn record(&mut self, limit: &Sliding, now_ms: u64, cost: u64) {
         let window = limit.counting_window(self);
         self.clamp_future(now_ms);
@@ -417,12 +418,14 @@ impl KindRules for Sliding {
         Sliding::scaled(self, percent)
     }
 
+    #[inline]
     fn empty() -> Log {
         Log::EMPTY
     }
 
     /// Whether a request of `cost` at `now_ms` fits: the requests in the window plus this one
     /// are at most `limit`. Like GCRA, a request after [`MAX_TAT_MS`] is denied.
+    #[inline]
     fn admit(&self, log: &Log, now_ms: u64, cost: u64) -> Option<()> {
         let fits = cost <= self.limit()
             && now_ms <= MAX_TAT_MS
@@ -430,14 +433,17 @@ impl KindRules for Sliding {
         fits.then_some(())
     }
 
+    #[inline]
     fn record(&self, log: &mut Log, _: (), now_ms: u64, cost: u64) {
         log.record(self, now_ms, cost);
     }
 
+    #[inline]
     fn repair(&self, log: &mut Log, now_ms: u64) -> bool {
         log.clamp_future(now_ms)
     }
 
+    #[inline]
     fn needs_repair(&self, log: &Log, now_ms: u64) -> bool {
         log.newest_ms().is_some_and(|t| t > now_ms)
     }
@@ -481,6 +487,7 @@ impl KindRules for Sliding {
         Some(window)
     }
 
+    #[inline]
     fn own_empty_at_ms(log: &Log, now_ms: u64) -> Option<u64> {
         match log.window_ms() {
             0 if !log.is_empty() => None,
