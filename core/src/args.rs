@@ -263,7 +263,6 @@ impl Word {
 /// `None` for a longer word (no keyword is).
 #[inline]
 pub(crate) fn folded(name: &[u8]) -> Option<u128> {
-    const BIT_5: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
     let len = name.len();
     // The bytes in order, zero-padded, read as at most two overlapping loads (no copy of a
     // variable length): the last load's bytes already read by the first are shifted out.
@@ -291,10 +290,21 @@ pub(crate) fn folded(name: &[u8]) -> Option<u128> {
         }
         _ => return None,
     };
-    // Bit 5 of the first `len` bytes (none for an empty word: a shift of 128 is out of range).
-    let bit_5 = BIT_5.checked_shr(8 * (16 - len as u32)).unwrap_or(0); // len < 16
-    Some(bytes | bit_5 | ((len as u128) << 120))
+    Some(bytes | FOLD.get(len).copied().unwrap_or(0))
 }
+
+/// Per word length: bit 5 of its bytes, and the length in the top byte (a table, so folding
+/// a word costs one load for both).
+const FOLD: [u128; 16] = {
+    const BIT_5: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
+    let mut table = [0u128; 16];
+    let mut len = 1;
+    while len < 16 {
+        table[len] = (BIT_5 >> (8 * (16 - len))) | ((len as u128) << 120);
+        len += 1;
+    }
+    table
+};
 
 /// [`folded`] of a keyword, at compile time.
 pub(crate) const fn folded_const(word: &[u8]) -> u128 {
@@ -406,12 +416,23 @@ pub fn parse_integer(bytes: &[u8]) -> Option<Integer> {
         [b'0', ..] => return None,
         _ => {}
     }
+    // Up to 19 digits cannot overflow u64; only a 20-digit number needs checked arithmetic.
     let mut n: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
+    if digits.len() <= 19 {
+        for &d in digits {
+            let d = d.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d)); // < 10^19: never wraps
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    } else {
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
     }
     Some(if negative {
         Integer::Negative

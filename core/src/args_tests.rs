@@ -170,6 +170,24 @@ proptest! {
     fn every_u64_round_trips(n in any::<u64>()) {
         prop_assert_eq!(parse_integer(n.to_string().as_bytes()), Some(Integer::Positive(n)));
     }
+
+    /// Strings of digits (and a stray byte) around the 19- and 20-digit boundary parse as
+    /// the standard library parses them, under Redis's stricter syntax.
+    #[test]
+    fn digit_strings_parse_as_the_standard_library_does(
+        digits in "-?[0-9]{1,21}[0-9a/:]?",
+    ) {
+        let strict = !digits.trim_start_matches('-').starts_with('0') || digits == "0";
+        let want = match digits.parse::<i128>() {
+            // A magnitude beyond u64 is refused whatever its sign.
+            Ok(v) if strict && v < 0 && !digits.starts_with("-0") => {
+                u64::try_from(-v).ok().map(|_| Integer::Negative)
+            }
+            Ok(v) if strict && v >= 0 && !digits.starts_with('-') => u64::try_from(v).ok().map(Integer::Positive),
+            _ => None,
+        };
+        prop_assert_eq!(parse_integer(digits.as_bytes()), want, "{:?}", digits);
+    }
 }
 
 #[test]
