@@ -149,6 +149,11 @@ fn decoding_refuses_what_no_command_writes() {
         ),
         (2, [&[0, 0, 1, 2, 0][..], &[0]].concat(), "no usage"),
         (
+            3,
+            vec![0, 0, 1, 3, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0],
+            "no usage, with a policy and a pending change (found by the codec fuzz target)",
+        ),
+        (
             2,
             [&[0, 0, 1, 2, 5][..], &log, &log, &log, &log, &log, &[0]].concat(),
             "five usages",
@@ -308,6 +313,20 @@ proptest! {
         if let Some(state) = decode(encver, || it.next()) {
             let used = fields.len() - it.count();
             prop_assert_eq!(encode(state.as_ref()), fields[..used].to_vec());
+        }
+    }
+}
+
+/// A TAT not in lowest terms is refused in version 1's forms too (found by the codec fuzz
+/// target): every module wrote TATs reduced, and another form of the same instant would
+/// digest differently on a replica, which receives the state as RL.APPLY text.
+#[test]
+fn a_version_1_tat_not_in_lowest_terms_is_refused() {
+    for (kind, rest) in [(0u64, vec![]), (1, vec![10, 1000, 10, 0, 0])] {
+        for (tat, accepted) in [([6, 0, 91], false), ([6, 20, 90], false), ([6, 2, 9], true)] {
+            let fields = [&tat[..], &[kind], &rest].concat();
+            let mut it = fields.iter().copied();
+            assert_eq!(decode(1, || it.next()).is_some(), accepted, "{fields:?}");
         }
     }
 }

@@ -195,12 +195,15 @@ impl State {
         stored: Option<Stored>,
         pending_at_ms: Option<u64>,
     ) -> Option<State> {
-        let valid = match (&stored, pending_at_ms) {
-            (None, None) => !usages.is_empty(),
-            (None, Some(_)) => false,
-            (Some(s), None) => is_native(&s.policy, &usages),
-            (Some(_), Some(at)) => at <= crate::kinds::gcra::MAX_TAT_MS,
-        };
+        // Every state the commands leave has a usage: one per limit, or (while a change is
+        // pending) the ones recorded under the previous limits or by a usage-only key.
+        let valid = !usages.is_empty()
+            && match (&stored, pending_at_ms) {
+                (None, None) => true,
+                (None, Some(_)) => false,
+                (Some(s), None) => is_native(&s.policy, &usages),
+                (Some(_), Some(at)) => at <= crate::kinds::gcra::MAX_TAT_MS,
+            };
         valid.then_some(State {
             usages,
             stored,
@@ -226,8 +229,10 @@ impl State {
             (_, Some(old)) => stamp_windows(&mut raw, &old.policy),
             (_, None) => {}
         }
+        // A clock past the last storable instant (about 36 million years from 1970) records
+        // that instant, so the state stays one that loads back.
         let pending = (!is_native(&new.policy, &raw) || carried(&new.policy, &raw, now_ms) != raw)
-            .then_some(now_ms);
+            .then_some(now_ms.min(crate::kinds::gcra::MAX_TAT_MS));
         State {
             usages: raw,
             stored: Some(new),

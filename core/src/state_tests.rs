@@ -327,3 +327,31 @@ proptest! {
         }
     }
 }
+
+/// Whatever the clock, a reconfiguration leaves a state that loads back (found by the codec
+/// fuzz target with a clock past the last storable instant).
+#[test]
+fn a_reconfiguration_at_any_clock_leaves_a_valid_state() {
+    let g = Limit::Gcra(Gcra::new(10, 1000, 0).unwrap());
+    let sl = Limit::Sliding(Sliding::new(10, 1000).unwrap());
+    for now in [
+        0,
+        1_700_000_000_000,
+        crate::kinds::gcra::MAX_TAT_MS,
+        u64::MAX,
+    ] {
+        let mut s = State::configure(None, Stored::new(Policy::single(sl), 0, false).unwrap(), 0);
+        request(&mut s, &Policy::single(sl), 0, 5);
+        // Another kind: the change is pending until the next write.
+        let s = State::configure(
+            Some(s),
+            Stored::new(Policy::single(g), 0, false).unwrap(),
+            now,
+        );
+        assert!(s.pending_at_ms.is_some());
+        assert!(
+            State::new(s.usages.clone(), s.stored, s.pending_at_ms).is_some(),
+            "{now}"
+        );
+    }
+}
