@@ -32,6 +32,8 @@
 //!
 //! PURE: no Redis types here.
 
+use std::num::NonZeroU32;
+
 use super::{Carried, Kind, KindRules};
 use crate::error::Error;
 
@@ -51,9 +53,13 @@ pub const MAX_TAT_MS: u64 = 1 << 60;
 /// A valid GCRA limit: `limit` requests per `window_ms` on average, bursts up to `burst`.
 /// Every field is within its bound, none is zero, and a full bucket drains within
 /// [`MAX_DRAIN_MS`].
+///
+/// `limit` is never zero, and says so in its type: a [`Limit`](crate::kinds::Limit) of any
+/// kind then fits in 16 bytes (the other kinds' data around that field), so a policy of four
+/// is 72 bytes, held inline and in a configured key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gcra {
-    limit: u32,
+    limit: NonZeroU32,
     burst: u32,
     window_ms: u64,
 }
@@ -77,8 +83,11 @@ impl Gcra {
         {
             return Err(Error::DrainTooLong);
         }
-        match (u32::try_from(limit), u32::try_from(burst)) {
-            (Ok(limit), Ok(burst)) => Ok(Gcra {
+        match (
+            u32::try_from(limit).ok().and_then(NonZeroU32::new),
+            u32::try_from(burst),
+        ) {
+            (Some(limit), Ok(burst)) => Ok(Gcra {
                 limit,
                 burst,
                 window_ms,
@@ -90,7 +99,7 @@ impl Gcra {
     /// Requests per window.
     #[inline]
     pub fn limit(&self) -> u64 {
-        u64::from(self.limit)
+        u64::from(self.limit.get())
     }
 
     /// Window length in ms.
@@ -183,7 +192,10 @@ impl Gcra {
         let window_ms = self.window_ms * den;
         if limit <= MAX_LIMIT && window_ms <= MAX_WINDOW_MS {
             return Gcra {
-                limit: u32::try_from(limit).unwrap_or(self.limit),
+                limit: u32::try_from(limit)
+                    .ok()
+                    .and_then(NonZeroU32::new)
+                    .unwrap_or(self.limit),
                 burst,
                 window_ms,
             };

@@ -334,17 +334,27 @@ impl Log {
         self.clamp_future(now_ms);
         self.drop_outside(window, now_ms);
         let count = u16::try_from(cost).unwrap_or(u16::MAX);
-        match self.entries.last_mut() {
-            Some(last) if self.base_ms + last.offset() == now_ms => last.add(cost),
-            Some(_) => {
-                // Every live entry is within window_ms <= u32::MAX of now_ms.
-                let offset = u32::try_from(now_ms - self.base_ms).unwrap_or(u32::MAX);
-                self.entries.push(Entry::new(offset, count));
+        let entry = match self.entries.last_mut() {
+            Some(last) if self.base_ms + last.offset() == now_ms => {
+                last.add(cost);
+                None
             }
+            // Every live entry is within window_ms <= u32::MAX of now_ms.
+            Some(_) => Some(Entry::new(
+                u32::try_from(now_ms - self.base_ms).unwrap_or(u32::MAX),
+                count,
+            )),
             None => {
                 self.base_ms = now_ms;
-                self.entries.push(Entry::new(0, count));
+                Some(Entry::new(0, count))
             }
+        };
+        if let Some(e) = entry {
+            // Room for exactly one more: a log costs what it holds (6 bytes a distinct ms,
+            // as before logs were updated in place), not a doubling's slack; the allocator
+            // grows it in place within its size class.
+            self.entries.reserve_exact(1);
+            self.entries.push(e);
         }
         self.window_ms = limit.window_ms;
     }

@@ -169,6 +169,18 @@ fn an_entry_takes_six_bytes() {
     assert_eq!(std::mem::size_of::<Entry>(), 6);
 }
 
+/// A log holds no slack: 6 bytes per distinct ms it holds, however it grew (no case of key
+/// grows over the version before logs were updated in place, issue 17).
+#[test]
+fn a_log_costs_six_bytes_per_distinct_ms() {
+    let p = sliding(100, 60_000);
+    let mut log = Log::EMPTY;
+    for (i, at) in [1_000u64, 1_000, 1_001, 1_005, 1_005, 2_000, 3_000].iter().enumerate() {
+        assert!(send(&p, &mut log, *at, 1), "{i}");
+    }
+    assert_eq!(log.heap_bytes(), 5 * 6);
+}
+
 #[test]
 fn stored_parts_are_validated() {
     let good = Log::from_parts(100, 60_000, &[(0, 2), (5, 1)]).unwrap();
