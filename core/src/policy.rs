@@ -105,6 +105,12 @@ impl Policy {
         if percent == 100 {
             return *self;
         }
+        self.scaled_by(percent)
+    }
+
+    /// [`Policy::scaled`] at another percentage than 100 (kept out of line: the common
+    /// case is a copy).
+    fn scaled_by(&self, percent: u64) -> Policy {
         let mut out = *self;
         for l in out.items.iter_mut().take(usize::from(self.len)) {
             *l = l.scaled(percent);

@@ -175,7 +175,10 @@ fn an_entry_takes_six_bytes() {
 fn a_log_costs_six_bytes_per_distinct_ms() {
     let p = sliding(100, 60_000);
     let mut log = Log::EMPTY;
-    for (i, at) in [1_000u64, 1_000, 1_001, 1_005, 1_005, 2_000, 3_000].iter().enumerate() {
+    for (i, at) in [1_000u64, 1_000, 1_001, 1_005, 1_005, 2_000, 3_000]
+        .iter()
+        .enumerate()
+    {
         assert!(send(&p, &mut log, *at, 1), "{i}");
     }
     assert_eq!(log.heap_bytes(), 5 * 6);

@@ -127,6 +127,7 @@ pub fn check(
 }
 
 /// Records an allowed request, or stores the repair a denial reads.
+#[inline]
 fn update(policy: &Policy, usages: &mut [Usage], d: &decide::Decision, now: u64, cost: u64) {
     if d.allowed {
         decide::record(policy, usages, d, now, cost);
