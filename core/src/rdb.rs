@@ -6,7 +6,6 @@
 //!
 //! ```text
 //! version 1   tat_ms frac den 0                                  one GCRA limit, usage only
-//!             (the TAT in lowest terms, as everywhere)
 //!             tat_ms frac den 1  limit window_ms burst idle flags     ... configured
 //! version 2   0 0 1 2  n usage*n  has_policy [limit*n idle flags]    several limits or SLIDING
 //! version 3   0 0 1 3  n usage*n  has_policy [m limit*m idle flags]  anything else: a log that
@@ -28,7 +27,8 @@
 //!
 //! Decoding accepts exactly what the commands write, through the constructors the commands
 //! use: an unknown version or kind, an impossible value, a non-canonical form or leftover
-//! fields are refused rather than trusted.
+//! fields are refused rather than trusted. The one exception is kept from version 1: its
+//! forms accept a TAT not in lowest terms, and load it reduced.
 //!
 //! PURE: no Redis types here.
 
@@ -197,13 +197,10 @@ pub fn decode(encver: u64, mut read: impl FnMut() -> Option<u64>) -> Option<Stat
     let head = [read()?, read()?, read()?, read()?];
     match head[3] {
         KIND_USAGE | KIND_CONFIGURED => {
-            // In lowest terms, as every version wrote it (a hand-made RESTORE payload can hold
-            // another form of the same instant, which would then digest differently on a
-            // replica that receives it as RL.APPLY text).
-            let tat = Tat::new(head[0], head[1], head[2])?;
-            if tat != tat.reduced() {
-                return None;
-            }
+            // Version 1's forms read as version-1 modules read them: a TAT not in lowest terms
+            // (which no module wrote, but a RESTORE payload can hold, and tests/ forge) loads
+            // in lowest terms, the one form it is then written, digested and sent in.
+            let tat = Tat::new(head[0], head[1], head[2])?.reduced();
             let stored = if head[3] == KIND_CONFIGURED {
                 let [limit, window, burst, idle, flags] =
                     [read()?, read()?, read()?, read()?, read()?];
