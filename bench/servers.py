@@ -177,6 +177,32 @@ def section(raw):
 
             out.append(f"| {s} | {cell('rl_allow')} | {cell('set_px')} | {ratio('rl_allow')} | "
                        f"{cell('gcra_lua')} | {ratio('gcra_lua')} |")
+        # Issue 17's cases, as ratios to SET PX on each server (one column per server).
+        names = {"rl_allow": label["rl_default"],
+                 "rl_allow_inline": label["rl_inline"],
+                 "rl_allow_sliding": "RL.ALLOW, SLIDING limit of 100 per 60000 ms (inline)",
+                 "rl_allow_and": "RL.ALLOW, two GCRA limits joined by AND (inline)",
+                 "floor_noop": "a module command that does nothing (bench/floor)",
+                 "floor_replicate": "a module command that only calls RedisModule_Replicate"}
+        present = [n for n in names if any(n in raw["profile"].get(s, {}) for s in servers)]
+        if present:
+            out += ["", "**× SET PX per case and server**", "",
+                    "| approach | " + " | ".join(servers) + " |", "| --- |" + " ---: |" * len(servers)]
+            for name in present:
+                cells = []
+                for s in servers:
+                    per = raw["profile"].get(s, {})
+                    cells.append(f"{per[name] / per['set_px']:.2f}" if name in per and per.get("set_px") else "-")
+                out.append(f"| {names[name]} | " + " | ".join(cells) + " |")
+            # Issue 17's target: each case's ratio on another server within 0.1 of the first server's.
+            base = raw["profile"].get(servers[0], {})
+            for s in servers[1:]:
+                other = raw["profile"].get(s, {})
+                gaps = [f"{names[n]}: {other[n] / other['set_px'] - base[n] / base['set_px']:+.2f}"
+                        for n in ("rl_allow", "rl_allow_sliding", "rl_allow_and")
+                        if n in base and n in other and base.get("set_px") and other.get("set_px")]
+                if gaps:
+                    out.append(f"- {s}'s ratio minus {servers[0]}'s (target: within 0.1): " + "; ".join(gaps) + ".")
     return "\n".join(out + [END]) + "\n"
 
 

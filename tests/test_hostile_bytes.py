@@ -194,10 +194,11 @@ def test_impossible_values_with_a_valid_checksum_are_refused(r, kinds, case):
     assert r.exists("forged") == 0 and r.ping()
 
 
-@pytest.mark.parametrize("encver", [0, 3, 1023])
+@pytest.mark.parametrize("encver", [0, 4, 1023])
 def test_unknown_encoding_versions_are_refused(r, kinds, encver):
-    """The module's encoding version (the low 10 bits of the module id) must be 1 or 2 (2
-    since issue 11; a version-1 payload still loads: test_policies.py)."""
+    """The module's encoding version (the low 10 bits of the module id) must be 1 to 3 (3
+    since issue 17; payloads of versions 1 and 2 still load: test_policies.py,
+    test_fixtures.py)."""
     for payload in kinds.values():
         module_id, fields, version = parse_dump(payload)
         with pytest.raises(redis.ResponseError, match="Bad data format"):

@@ -347,7 +347,8 @@ def test_command_info_gives_flags_arity_and_key_positions(r):
 
 def test_command_docs_describe_the_new_commands(r):
     """COMMAND DOCS: a summary, the module, and every argument: THROTTLE and PEEK take
-    RL.ALLOW's, INFO and RESET a key, TOP an optional count; RL.CONFIG lists SHADOW."""
+    RL.ALLOW's and WITHPOLICY, INFO and RESET a key, TOP an optional count; RL.CONFIG lists
+    SHADOW."""
     names = ("rl.throttle", "rl.peek", "rl.info", "rl.reset", "rl.top", "rl.config")
     docs = {k.decode(): pairs(v) for k, v in pairs(raw_command(r, "COMMAND", "DOCS", *names)).items()}
     assert set(docs) == set(names)
@@ -355,8 +356,10 @@ def test_command_docs_describe_the_new_commands(r):
         assert doc[b"summary"] and doc[b"module"] == b"rl" and doc[b"complexity"], name
     args = {n: [pairs(a) for a in d[b"arguments"]] for n, d in docs.items()}
     for name in ("rl.throttle", "rl.peek"):
-        # key, COST, the inline limit, its kind (GCRA|SLIDING), more limits after AND.
-        assert [a.get(b"token") for a in args[name]] == [None, b"COST", None, None, b"AND"]
+        # key, COST, the inline limit, its kind (GCRA|SLIDING), more limits after AND,
+        # WITHPOLICY (issue 17).
+        assert [a.get(b"token") for a in args[name]] == [None, b"COST", None, None, b"AND", b"WITHPOLICY"]
+        assert (args[name][5][b"type"], args[name][5][b"flags"]) == (b"pure-token", [b"optional"])
         inline = [pairs(a) for a in args[name][2][b"arguments"]]
         assert [a[b"token"] for a in inline] == [b"LIMIT", b"WINDOW", b"BURST"]
         kinds = [pairs(a)[b"token"] for a in args[name][3][b"arguments"]]
