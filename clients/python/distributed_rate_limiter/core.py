@@ -138,13 +138,13 @@ class LimiterCore:
         p = req.inline
         if p is not None and req.key not in self.policies:
             p.check_lua()
-        inline = [p.limit, p.window_ms, p.burst] if p is not None else ["", "", ""]
-        return self.lua_args(req.key, op, req.cost, *inline)
+        inline = ["gcra", p.limit, p.window_ms, p.burst] if p is not None else []
+        return self.lua_args(req.key, op, req.cost, "", *inline)
 
     @staticmethod
     def lua_config(policy, idle, shadow):
         policy.check_lua()
-        return ["config", policy.limit, policy.window_ms, policy.burst, idle, int(shadow)]
+        return ["config", idle, int(shadow), "gcra", policy.limit, policy.window_ms, policy.burst]
 
     # --- replies -------------------------------------------------------------------------
 

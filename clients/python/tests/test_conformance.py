@@ -61,11 +61,11 @@ def test_lua_equals_exact_integers_up_to_its_bound(make_server):
         policy = random_policy(rng)
         now = 1_750_000_000_000 + rng.randint(0, 10**6)
         key, tat = f"r{n}", EMPTY
-        r.evalsha(sha, 1, key, "config", now, policy.limit, policy.window_ms, policy.burst, 0, 0)
+        r.evalsha(sha, 1, key, "config", now, 0, 0, "gcra", policy.limit, policy.window_ms, policy.burst)
         for _ in range(30):
             cost = rng.choice([1, 1, 2, policy.burst, max(policy.burst - 1, 1), rng.randint(1, policy.burst + 1)])
             v = evaluate(policy, tat, now, cost)
-            got = r.evalsha(sha, 1, key, "check", now, cost, "", "", "")
+            got = r.evalsha(sha, 1, key, "check", now, cost, "")
             assert got == [int(v.allowed), policy.burst, v.remaining, v.retry_after_ms, v.reset_after_ms], \
                 (policy, now, cost)
             tat = v.tat
@@ -119,10 +119,10 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
     sha = r.script_load(LUA_SOURCE)
     for n, trace in enumerate(TRACES):
         start, p = BASE_MS + n * 10**9, trace["policy"]
-        r.evalsha(sha, 1, f"t{n}", "config", start, p["limit"], p["window_ms"], p["burst"], 0, 0)
+        r.evalsha(sha, 1, f"t{n}", "config", start, 0, 0, "gcra", p["limit"], p["window_ms"], p["burst"])
         for step in trace["steps"]:
             now = start + step["t_ms"]
-            a, _, rem, retry, reset = r.evalsha(sha, 1, f"t{n}", "check", now, step["cost"], "", "", "")
+            a, _, rem, retry, reset = r.evalsha(sha, 1, f"t{n}", "check", now, step["cost"], "")
             assert {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry,
                     "reset_after_ms": reset} == step["expect"], (trace["name"], step)
     limiter = DistributedRateLimiter(plain_client(server.port), timeout_ms=2000)
