@@ -1,92 +1,72 @@
 'use strict';
-// DistributedRateLimiter: the brief's API over the rl module, the Lua fallback when the
-// server has no module, and a failure policy when Redis does not answer in time.
+// DistributedRateLimiter: the API over the rl module, the Lua fallback when the server has
+// no module, and the failure policy when Redis does not answer in time.
 //
-// Path of one check: validate (typed error, nothing sent) -> breaker closed? -> the module
-// (RL.ALLOW / RL.THROTTLE / RL.PEEK), or the Lua script once the server said "unknown
-// command" -> on a timeout or a connection error, the failure policy: 'allow', 'deny' or
-// 'local' (the same GCRA in process, at `localShare` of each limit).
+// Path of one check: validate (InvalidArgument, nothing sent) -> the deny cache (a denial
+// still in force answers from memory) -> breaker closed? -> the module (RL.ALLOW /
+// RL.THROTTLE / RL.PEEK), or the Lua script once the server said "unknown command" -> on a
+// timeout, a connection error or a refusal to write, the failure policy: 'allow', 'deny' or
+// 'local' (the same limits in process, at `localShare` of each). Every step of one call
+// shares one deadline, `timeoutMs` from its start (the first call included).
 
 const { EventEmitter } = require('events');
 const policyOf = require('./policy');
 const replies = require('./replies');
 const script = require('./script');
+const errors = require('./errors');
+const { OPS, moduleArgs, luaArgs } = require('./operations');
 const { Breaker } = require('./breaker');
 const { LocalLimiter } = require('./local');
-const { wrap, cancellable } = require('./transport');
+const { DenyCache } = require('./denycache');
 const { Deadlines } = require('./deadline');
+const { cancellable, delay } = require('./drivers/base');
+const drivers = require('./drivers');
+const { resolve: resolveOptions } = require('./options');
 
-const ON_ERROR = ['allow', 'deny', 'local'];
+const { InvalidArgument, Unavailable, ConfigurationError, RateLimitError, NoRateLimit } = errors;
+
 /** The options of a check without options: no inline policy to parse. */
 const NO_OPTIONS = Object.freeze({});
-
-/** Server errors that say "not available right now" (the failure policy applies), not "wrong call". */
-const UNAVAILABLE = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|OOM|MOVED|ASK|NOREPLICAS)\b/;
-
-/** Redis did not answer within the call's timeout. */
-class RateLimitTimeoutError extends Error {
-  constructor(ms) {
-    super(`no answer from Redis within ${ms} ms`);
-    this.name = 'RateLimitTimeoutError';
-  }
-}
-
-/** An error reply from the server (ioredis ReplyError, node-redis ErrorReply and subclasses), not a transport failure. */
-function isServerError(err) {
-  for (let p = err && Object.getPrototypeOf(err); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
-    const name = p.constructor && p.constructor.name;
-    if (name === 'ReplyError' || name === 'ErrorReply') return true;
-  }
-  return false;
-}
-
-/**
- * ioredis, from this package's dependencies or else from the application's: `npm install
- * ./clients/node` links this directory, and a linked package resolves from its real path.
- */
-function loadIoRedis() {
-  const from = [__dirname, process.cwd(), ...(require.main ? require.main.paths : [])];
-  for (const dir of from) {
-    try {
-      return require(require.resolve('ioredis', { paths: [dir] }));
-    } catch {
-      // next place
-    }
-  }
-  throw new Error('DistributedRateLimiter(): install ioredis (npm install ioredis), or pass your own ioredis/node-redis client');
-}
-
-function defaultClient() {
-  const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-  const IoRedis = loadIoRedis();
-  // Fail fast while disconnected: no offline queue, no per-request retries; reconnects continue.
-  return new IoRedis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-}
+const NO_CHECK = Object.freeze({ cost: 1n, inline: null });
+/** How long a limiter trusts "no module here" before asking the module again, in ms. */
+const MODULE_RECHECK_MS = 60_000;
+/** While Redis has never answered, the warning that checks are decided without it, at most this often (ms). */
+const WARN_EVERY_MS = 60_000;
+/** waitUntilAllowed's default bound, in ms. */
+const WAIT_DEFAULT_MS = 10_000;
 
 class DistributedRateLimiter extends EventEmitter {
   /**
-   * new DistributedRateLimiter()                     REDIS_URL or 127.0.0.1:6379 (ioredis)
-   * new DistributedRateLimiter(client, options)      an ioredis Redis/Cluster or node-redis client/cluster
-   * new DistributedRateLimiter(options)              options.client, or the default connection
+   * new DistributedRateLimiter()                    REDIS_URL, else redis://127.0.0.1:6379
+   * new DistributedRateLimiter(url, options?)       redis://, rediss://, redis+cluster://
+   * new DistributedRateLimiter(options)             options.url or options.client
+   * new DistributedRateLimiter(client, options?)    an ioredis Redis/Cluster or node-redis client/cluster
    */
-  constructor(client, options) {
+  constructor(first, second) {
     super();
-    if (client && options === undefined && !looksLikeClient(client)) {
-      options = client;
-      client = options.client;
+    let given = second;
+    let positional = {};
+    if (typeof first === 'string') positional = { url: first };
+    else if (drivers.looksLikeClient(first)) positional = { client: first };
+    else if (first !== undefined && first !== null) {
+      if (second !== undefined) throw new ConfigurationError('DistributedRateLimiter(first, options): first must be a URL string or a Redis client', 'client');
+      given = first;
     }
-    const o = { ...DEFAULTS, ...(options || {}) };
-    if (!ON_ERROR.includes(o.onError)) throw new policyOf.RateLimitArgumentError(`onError must be one of ${ON_ERROR.join(', ')}`);
-    for (const f of ['timeoutMs', 'connectTimeoutMs', 'breakerFailures', 'breakerCooldownMs']) {
-      if (!Number.isSafeInteger(o[f]) || o[f] < 1) throw new policyOf.RateLimitArgumentError(`${f} must be a positive integer`);
+    const o = resolveOptions(given);
+    for (const [name, value] of Object.entries(positional)) {
+      if (o.url !== undefined || o.client !== undefined) throw new ConfigurationError(`${name} given twice (as an argument and in the options)`, name);
+      o[name] = value;
     }
     this.options = o;
     this.prefix = o.prefix;
-    this.ownsClient = !client;
-    this.transport = wrap(client || defaultClient());
-    if (this.ownsClient) this.transport.client.on('error', () => {}); // failures surface per call
+    this.ownsClient = o.client === undefined;
+    this.url = this.ownsClient ? o.url || process.env.REDIS_URL || 'redis://127.0.0.1:6379' : null;
+    this.transport = this.ownsClient ? drivers.fromUrl(this.url, o) : drivers.wrap(o.client);
+    this.connectionError = null;
+    if (this.ownsClient) this.transport.onError((err) => (this.connectionError = err));
     this.share = policyOf.share(o.localShare);
-    this.local = new LocalLimiter({ now: o.now ? () => BigInt(o.now()) : undefined });
+    this.local = new LocalLimiter({ now: o.now ? () => BigInt(o.now()) : undefined, maxKeys: o.localMaxKeys });
+    this.denied = new DenyCache({ maxMs: o.denyCacheMaxMs });
     this.breaker = new Breaker({
       threshold: o.breakerFailures,
       cooldownMs: o.breakerCooldownMs,
@@ -94,32 +74,79 @@ class DistributedRateLimiter extends EventEmitter {
       onChange: (from, to) => this.stateChanged(from, to),
     });
     this.deadlines = new Deadlines(timeoutError);
-    this.policies = new Map(); // key -> policy stored by configureRateLimit (for 'local' and headers)
+    this.policies = new Map(); // mapKey -> {policy, idleMs, shadow} configured here (LRU, maxPolicies)
     this.useLua = false;
     this.luaSince = 0;
-    this.counts = { redis: 0, lua: 0, local: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0 };
+    this.moduleWithPolicy = true; // until the module says it does not know WITHPOLICY
+    this.counts = { redis: 0, lua: 0, local: 0, cached: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0, reconfigured: 0 };
     this.lastError = null;
-    // A client not connected yet (ours, or one just created): the first call may wait for it.
-    this.answered = this.transport.connected();
+    this.everConnected = false;
+    this.lastAnswerAt = -Infinity;
+    this.warnedAt = -Infinity;
+    this.readyPromise = null;
     // Re-check for the module after every reconnect (the server may have changed).
     this.transport.onReady(() => {
       this.useLua = false;
     });
   }
 
-  /** Stores `clientId`'s policy (RL.CONFIG): {limit, windowMs, burst?, idleMs?, shadow?}. */
-  async configureRateLimit(clientId, p) {
-    const key = this.key(clientId);
-    const pol = policyOf.policy(p || {});
-    const idle = policyOf.idleMs(p.idleMs);
-    this.policies.set(mapKey(key), pol);
-    const args = ['RL.CONFIG', key, String(pol.limit), String(pol.windowMs), 'BURST', String(pol.burst)];
-    if (idle !== null) args.push('IDLE', String(idle));
-    if (p.shadow) args.push('SHADOW');
-    await this.remote(key, args, () => script.configArgs(luaRange(pol), idle, Boolean(p.shadow)));
+  /**
+   * Resolves once Redis has answered (a PING); rejects with Unavailable, the cause attached,
+   * when the first connection attempt fails or after connectTimeoutMs.
+   */
+  ready() {
+    if (this.everConnected) return Promise.resolve();
+    if (!this.readyPromise) {
+      this.readyPromise = this.probe().catch((err) => {
+        this.readyPromise = null; // a later ready() tries again
+        throw err;
+      });
+    }
+    return this.readyPromise;
   }
 
-  /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?}. */
+  async probe() {
+    const until = performance.now() + this.options.connectTimeoutMs;
+    const where = this.url ? `at ${drivers.redact(this.url)}` : '(the client given)';
+    let failure = null;
+    const onError = (err) => (failure = failure || err);
+    this.transport.onError(onError);
+    try {
+      const up = await this.transport.whenReady('', until);
+      if (!up) {
+        const cause = failure || this.connectionError;
+        throw new Unavailable(`Redis ${where} did not answer within ${this.options.connectTimeoutMs} ms${cause ? `: ${cause.message}` : ''}`, { cause });
+      }
+      const call = this.transport.start('', ['PING']);
+      const entry = this.deadlines.add(until, this.options.connectTimeoutMs, call);
+      try {
+        await call.promise;
+      } catch (err) {
+        throw new Unavailable(`Redis ${where} did not answer: ${err.message}`, { cause: err });
+      } finally {
+        this.deadlines.settle(entry);
+      }
+      this.answered();
+    } finally {
+      if (typeof this.transport.client.off === 'function') this.transport.client.off('error', onError);
+    }
+  }
+
+  /**
+   * Stores `clientId`'s policy (RL.CONFIG): {limit, windowMs, burst?, kind?, idleMs?, shadow?},
+   * a list of up to 4 limits, or {limits, idleMs?, shadow?}. The limiter remembers it: for
+   * the local fallback, for headers, and to store it again if Redis loses it.
+   */
+  async configureRateLimit(clientId, p) {
+    const key = this.key(clientId);
+    const config = policyOf.configOptions(p);
+    const mk = mapKey(key);
+    this.remember(mk, config);
+    this.denied.forget(mk);
+    await this.call({ op: 'configure', key, mk, config, check: false });
+  }
+
+  /** One call per request: true if allowed (and counted). Options: {cost?, limit?, windowMs?, burst?, kind?} or {cost?, limits}. */
   isAllowed(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'allow');
   }
@@ -129,39 +156,60 @@ class DistributedRateLimiter extends EventEmitter {
     return this.check(clientId, opts, 'throttle');
   }
 
-  /** The same reply for a hypothetical request: nothing is counted. */
+  /** The same decision for a hypothetical request: nothing is counted. */
   peek(clientId, opts = NO_OPTIONS) {
     return this.check(clientId, opts, 'peek');
+  }
+
+  /**
+   * Checks until allowed, sleeping exactly each denial's retryAfterMs, never past
+   * `timeoutMs` (default 10000): resolves the last decision (allowed, or the denial whose
+   * retry would pass the deadline, or one that can never pass).
+   */
+  async waitUntilAllowed(clientId, opts = {}) {
+    const { timeoutMs = WAIT_DEFAULT_MS, ...check } = opts || {};
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new InvalidArgument('timeoutMs must be an integer >= 0 (ms)');
+    const until = performance.now() + timeoutMs;
+    for (;;) {
+      const v = await this.throttle(clientId, check);
+      if (v.allowed || v.retryAfterMs < 0 || performance.now() + v.retryAfterMs > until) return v;
+      await delay(v.retryAfterMs);
+    }
   }
 
   /** Forgets the client's usage, keeps its stored policy; resolves the backlog forgotten, in ms. */
   async reset(clientId) {
     const key = this.key(clientId);
-    this.local.reset(mapKey(key));
-    return Number(await this.remote(key, ['RL.RESET', key], () => ['reset', '']));
+    const mk = mapKey(key);
+    this.local.reset(mk);
+    this.denied.forget(mk);
+    return this.call({ op: 'reset', key, mk, check: false });
   }
 
   /** The key's policy and state (RL.INFO), or null for an absent key. */
   async info(clientId) {
     const key = this.key(clientId);
-    return replies.info(await this.remote(key, ['RL.INFO', key], () => ['info', '']));
+    return this.call({ op: 'info', key, mk: mapKey(key), check: false });
   }
 
   /**
-   * Decisions by path (redis, lua, local, failedOpen, failedClosed), transport failures
-   * (errors, of which timeouts), the breaker's state ('closed', 'open', 'half_open').
+   * Decisions by path (redis, lua, local, cached, failedOpen, failedClosed), transport
+   * failures (errors; timeouts), policies stored again after Redis lost them (reconfigured),
+   * the breaker's state ('closed', 'open', 'half_open'), the backend ('module', 'lua',
+   * 'unknown' before Redis answered) and whether Redis ever answered (everConnected).
    */
   stats() {
     return {
       ...this.counts,
       state: this.breaker.state,
-      backend: this.useLua ? 'lua' : 'module',
+      backend: this.useLua ? 'lua' : this.everConnected ? 'module' : 'unknown',
+      everConnected: this.everConnected,
       localKeys: this.local.size,
       lastError: this.lastError ? this.lastError.message : null,
     };
   }
 
-  /** Closes the connection if this limiter opened it. */
+  /** Closes the connection if this limiter opened it (a program that keeps one open never exits). */
   async close() {
     if (this.ownsClient) await this.transport.quit().catch(() => {});
   }
@@ -173,140 +221,236 @@ class DistributedRateLimiter extends EventEmitter {
   }
 
   /**
-   * One check. Resolves a boolean for 'allow' (isAllowed), else the verdict. Written with
+   * One check. Resolves a boolean for 'allow' (isAllowed), else the decision. Written with
    * explicit promises, not async/await: each await is a microtask hop, and on loopback the
    * hops were most of what the client added to a call (bench/clients_node.js).
    */
-  check(clientId, opts, kind) {
-    let key;
-    let cost;
-    let inline;
+  check(clientId, opts, op) {
+    let req;
     try {
-      key = this.key(clientId);
-      cost = opts.cost === undefined ? 1n : policyOf.cost(opts.cost);
-      inline = opts === NO_OPTIONS ? null : policyOf.inlinePolicy(opts);
+      const key = this.key(clientId);
+      const { cost, inline } = opts === NO_OPTIONS ? NO_CHECK : policyOf.checkOptions(opts);
+      const mk = mapKey(key);
+      req = { op, key, mk, cost, inline, check: true, numbers: op !== 'allow' || this.denied.enabled, withPolicy: op !== 'allow' };
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!this.breaker.allow()) return Promise.resolve(this.fallback(key, cost, inline, kind));
-    const args = [kind === 'allow' ? 'RL.ALLOW' : kind === 'throttle' ? 'RL.THROTTLE' : 'RL.PEEK', key];
-    if (cost !== 1n) args.push('COST', String(cost));
-    if (inline) args.push('LIMIT', String(inline.limit), 'WINDOW', String(inline.windowMs), 'BURST', String(inline.burst));
-    const luaArgs = () => script.checkArgs(kind === 'peek' ? 'peek' : 'check', cost, inline && luaRange(inline));
-    return this.remote(key, args, luaArgs, (reply) => this.decided(reply, kind, key, inline), () => this.fallback(key, cost, inline, kind));
+    if (this.denied.keys.size > 0) {
+      const hit = this.denied.get(req.mk, policyId(req), req.cost);
+      if (hit) {
+        this.counts.cached += 1;
+        return Promise.resolve(op === 'allow' ? false : hit);
+      }
+    }
+    if (!this.breaker.allow()) return Promise.resolve(this.fallback(req));
+    return this.call(req);
   }
 
-  /** The policy this process knows for a key: configured through this limiter, else inline. */
-  known(key, inline) {
-    return this.policies.size === 0 ? inline : this.policies.get(mapKey(key)) || inline;
+  /** Sends a request within its deadline and resolves its value; failures go to recover(). */
+  call(req) {
+    const now = performance.now();
+    // Calls without a fallback may wait for a first connection; checks never wait past timeoutMs.
+    req.ms = req.check || this.everConnected ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
+    req.startedAt = now;
+    req.until = now + req.ms;
+    return this.attempt(req).then(
+      (reply) => this.decode(req, reply),
+      (err) => this.recover(err, req),
+    );
   }
 
-  decided(reply, kind, key, inline) {
-    const viaLua = reply instanceof LuaReply;
-    this.counts[viaLua ? 'lua' : 'redis'] += 1;
-    if (kind === 'allow') return viaLua ? replies.verdict(reply.reply).allowed : replies.allowed(reply);
-    const v = replies.verdict(viaLua ? reply.reply : reply);
-    v.headers = replies.headers(v, this.known(key, inline));
-    v.path = viaLua ? 'lua' : 'redis';
-    return v;
-  }
-
-  /**
-   * Sends a command (or, on a server without the module, the Lua script) within the timeout,
-   * and resolves with `answer(reply)` (reply: the raw reply, or a LuaReply when the script
-   * answered). A failure to reach Redis resolves with `unavailable()` when given (the failure
-   * policy) and is thrown otherwise. Server errors about the call itself are always thrown.
-   */
-  remote(key, args, luaArgv, answer = unwrap, unavailable = null) {
-    // Until the first answer or failure, a call may also wait for the first connection.
-    const ms = this.answered || this.counts.errors > 0 ? this.options.timeoutMs : Math.max(this.options.timeoutMs, this.options.connectTimeoutMs);
-    const call = this.start(key, args, luaArgv, ms);
-    const entry = this.deadlines.add(ms, call);
+  /** One send of `req` (module command or script) under its deadline: the raw reply, or a LuaReply. */
+  attempt(req) {
+    const t = this.transport;
+    if (this.useLua && performance.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
+    if (req.withPolicy && !this.useLua && !this.moduleWithPolicy) req.withPolicy = false;
+    let call;
+    if (!t.isReady(req.key)) call = cancellable(this.sendWhenReady(req));
+    else if (this.useLua || req.forceLua) call = cancellable(this.runScript(req));
+    else call = t.start(req.key, moduleArgs(req));
+    const entry = this.deadlines.add(req.until, req.ms, call);
     return call.promise.then(
       (reply) => {
         this.deadlines.settle(entry);
-        this.succeeded();
-        return answer(reply);
+        this.answered();
+        return reply;
       },
       (err) => {
         this.deadlines.settle(entry);
-        return this.remoteFailed(err, key, args, luaArgv, answer, unavailable);
+        if (t.isReply(err)) this.answered();
+        throw err;
       },
     );
   }
 
-  /** What a failed remote call becomes: the Lua path, an error for the caller, or the failure policy. */
-  remoteFailed(err, key, args, luaArgv, answer, unavailable) {
-    if (isServerError(err) && /unknown command/i.test(err.message) && !this.useLua) {
-      // No module on this server: the same GCRA as a script (a fresh deadline, once).
-      this.useLua = true;
-      this.luaSince = performance.now();
-      return this.remote(key, args, luaArgv, answer, unavailable);
+  async sendWhenReady(req) {
+    if (!(await this.transport.whenReady(req.key, req.until))) {
+      throw this.connectionError && !this.transport.isReady(req.key)
+        ? new Unavailable(`Redis is not connected: ${this.connectionError.message}`, { cause: this.connectionError })
+        : new Unavailable('Redis is not connected');
     }
-    if (err instanceof policyOf.RateLimitArgumentError || (isServerError(err) && !UNAVAILABLE.test(err.message))) {
-      this.succeeded(); // Redis answered: the call was wrong, not the server
-      throw err;
-    }
-    this.failed(err);
-    if (unavailable) return unavailable();
-    throw err;
+    if (this.useLua || req.forceLua) return this.runScript(req);
+    return this.transport.send(req.key, moduleArgs(req));
+  }
+
+  async runScript(req) {
+    const argv = luaArgs(req);
+    return new LuaReply(await script.run((k, a) => this.transport.send(k, a), req.key, argv));
+  }
+
+  /** A reply as the caller's value: a decision (a boolean for isAllowed) or the operation's value. */
+  decode(req, reply) {
+    const viaLua = reply instanceof LuaReply;
+    const raw = viaLua ? reply.reply : reply;
+    const op = OPS[req.op];
+    if (!op.check) return op.decode(raw);
+    this.counts[viaLua ? 'lua' : 'redis'] += 1;
+    if (req.op === 'allow' && !viaLua && !req.numbers) return replies.allowed(raw);
+    const r = replies.verdict(raw);
+    const v = {
+      allowed: r.allowed,
+      limit: r.limit,
+      remaining: r.remaining,
+      retryAfterMs: r.retryAfterMs,
+      resetAfterMs: r.resetAfterMs,
+      binding: r.binding,
+      headers: null,
+      path: viaLua ? 'lua' : 'redis',
+    };
+    v.headers = replies.headers(v, r.policy || this.knownLimits(req));
+    if (!v.allowed && this.denied.enabled) this.denied.put(req.mk, policyId(req), req.cost, { ...v, path: 'cached' });
+    return req.op === 'allow' ? v.allowed : v;
   }
 
   /**
-   * The hot path sends at once (an ioredis Command is its own cancellable call); a connection
-   * not ready yet, or the Lua path, go the long way. Returns {promise, reject(err)}.
+   * What a failed send becomes: the Lua path (no module), a retry without WITHPOLICY (an
+   * older module), the policy stored again (Redis lost it), an error for the caller (the
+   * server refused the call), or the failure policy (no answer, or a refusal to serve).
    */
-  start(key, args, luaArgv, ms) {
-    const t = this.transport;
-    if (this.useLua && performance.now() - this.luaSince > MODULE_RECHECK_MS) this.useLua = false;
-    if (!t.isReady(key)) return cancellable(this.sendWhenReady(key, args, luaArgv, ms));
-    if (this.useLua) return cancellable(this.runScript(key, luaArgv));
-    return t.start(key, args);
+  async recover(err, req) {
+    if (err instanceof RateLimitError && !(err instanceof Unavailable)) throw err; // ours, before sending
+    if (this.transport.classify(err) === 'unavailable') return this.unavailable(err, req);
+    const message = String(err.message);
+    if (!this.useLua && /unknown command/i.test(message)) {
+      this.useLua = true;
+      this.luaSince = performance.now();
+      return this.retry(req);
+    }
+    if (req.withPolicy && !this.useLua && /syntax error/i.test(message)) {
+      this.moduleWithPolicy = false;
+      req.withPolicy = false;
+      return this.retry(req);
+    }
+    if (!this.useLua && !req.migrated && /^WRONGTYPE/.test(message)) {
+      // Perhaps a key the Lua fallback created before the module was loaded: move it over.
+      req.migrated = true;
+      try {
+        await this.migrate(req);
+      } catch (e) {
+        return this.recover(e, req);
+      }
+      return this.retry(req);
+    }
+    const mapped = errors.commandError(err);
+    const known = req.check && !req.reconfigured && mapped instanceof NoRateLimit ? this.policies.get(req.mk) : undefined;
+    if (known) {
+      // Redis lost the policy this limiter stored (a restart without persistence, FLUSHALL,
+      // eviction): store it again, once, and check again, within the same deadline.
+      req.reconfigured = true;
+      try {
+        await this.attempt({ op: 'configure', key: req.key, mk: req.mk, config: known, check: false, ms: req.ms, until: req.until });
+      } catch (e) {
+        return this.recover(e, req);
+      }
+      this.counts.reconfigured += 1;
+      return this.retry(req);
+    }
+    throw mapped;
   }
 
-  async sendWhenReady(key, args, luaArgv, ms) {
-    if (!(await this.transport.whenReady(key, ms))) throw new Error('Redis connection not ready');
-    if (this.useLua) return this.runScript(key, luaArgv);
-    return this.transport.send(key, args);
+  /**
+   * A key the Lua fallback created, found by the module (WRONGTYPE): the script exports and
+   * deletes it (or refuses it with ForeignKey: it holds someone else's data), and a
+   * configured key is stored again with RL.CONFIG. Its usage is not carried over: at most
+   * one window of usage is forgotten, once.
+   */
+  async migrate(req) {
+    const step = (op, config) => ({ op, key: req.key, mk: req.mk, config, check: false, ms: req.ms, until: req.until });
+    const exportReq = step('export');
+    exportReq.forceLua = true;
+    const exported = await this.attempt(exportReq);
+    const e = exported instanceof LuaReply ? exported.reply : exported;
+    if (!Array.isArray(e) || replies.allowed(e[0]) === false) return; // absent, or usage only: starts again
+    const limits = replies.verdict([0, 0, 0, 0, 0, 0, 0, e[3]]).policy;
+    const policy = policyOf.policy(limits.map((l) => (l.kind === 'sliding' ? { kind: 'sliding', limit: l.limit, windowMs: l.windowMs } : { limit: l.limit, windowMs: l.windowMs, burst: l.burst })));
+    const idle = Number(e[1]);
+    await this.attempt(step('configure', { policy, idleMs: idle > 0 ? BigInt(idle) : null, shadow: replies.allowed(e[2]) }));
   }
 
-  async runScript(key, luaArgv) {
-    const t = this.transport;
-    return new LuaReply(await script.run((k, a) => t.send(k, a), key, luaArgv()));
+  retry(req) {
+    return this.attempt(req).then(
+      (reply) => this.decode(req, reply),
+      (err) => this.recover(err, req),
+    );
   }
 
-  succeeded() {
-    this.answered = true;
-    this.breaker.success();
-  }
-
-  failed(err) {
-    this.counts.errors += 1;
-    if (err instanceof RateLimitTimeoutError) this.counts.timeouts += 1;
+  /** No answer: a breaker failure (unless Redis answered other calls meanwhile), then the failure policy. */
+  unavailable(err, req) {
+    const timedOut = err instanceof Unavailable && err.timeout;
+    if (timedOut) this.counts.timeouts += 1;
     this.lastError = err;
-    this.breaker.failure();
+    // Many calls in flight on a healthy Redis are an overload, not an outage: it answered
+    // other calls while this one waited, so the breaker is not told.
+    if (!(timedOut && this.lastAnswerAt > req.startedAt)) {
+      this.counts.errors += 1;
+      this.breaker.failure();
+    }
+    if (req.check) return this.fallback(req);
+    throw err instanceof Unavailable ? err : new Unavailable(`Redis did not answer: ${err.message}`, { cause: err });
+  }
+
+  answered() {
+    this.lastAnswerAt = performance.now();
+    this.everConnected = true;
+    this.breaker.success();
   }
 
   /** 'degraded' when the circuit opens, 'recovered' when a probe succeeds (and onStateChange). */
   stateChanged(from, to) {
     let event = null;
     if (to === 'open' && from === 'closed') event = 'degraded';
-    if (to === 'closed') {
-      event = 'recovered';
-      this.local.clear(); // Redis holds the truth again
-    }
+    if (to === 'closed') event = 'recovered';
     if (!event) return;
     if (this.options.onStateChange) this.options.onStateChange(event, this.stats());
     this.emit(event, { error: this.lastError, stats: this.stats() });
   }
 
-  /** The failure policy's decision for a check Redis did not answer (a boolean for 'allow'). */
-  fallback(key, cost, inline, kind) {
-    const known = this.known(key, inline);
+  /** The policy this process knows for a request's key: configured through this limiter (stored beats inline), else inline. */
+  knownPolicy(req) {
+    const configured = this.policies.size === 0 ? undefined : this.policies.get(req.mk);
+    return configured ? configured.policy : req.inline;
+  }
+
+  /** The known policy's limits as [{limit, windowMs}] for headers, or null. */
+  knownLimits(req) {
+    const p = this.knownPolicy(req);
+    return p ? p.limits : null;
+  }
+
+  remember(mk, config) {
+    this.policies.delete(mk);
+    this.policies.set(mk, config);
+    if (this.policies.size > this.options.maxPolicies) this.policies.delete(this.policies.keys().next().value);
+  }
+
+  /** The failure policy's decision for a check Redis did not answer (a boolean for isAllowed). */
+  fallback(req) {
+    this.warnWithoutRedis();
+    const known = this.knownPolicy(req);
+    const onError = this.options.onError;
     let v;
-    if (this.options.onError === 'local' && known) {
-      const pol = policyOf.scaled(known, this.share);
-      const r = this.local.check(mapKey(key), pol, cost, kind === 'peek');
+    if (onError === 'local' && known) {
+      const r = this.local.check(req.mk, policyOf.scaled(known, this.share), req.cost, req.op === 'peek');
       this.counts.local += 1;
       v = {
         allowed: r.allowed,
@@ -314,21 +458,36 @@ class DistributedRateLimiter extends EventEmitter {
         remaining: Number(r.remaining),
         retryAfterMs: Number(r.retryAfterMs),
         resetAfterMs: Number(r.resetAfterMs),
+        binding: r.binding,
         path: 'local',
       };
-    } else if (this.options.onError === 'deny') {
+    } else if (onError === 'deny') {
       this.counts.failedClosed += 1;
       const retry = Math.max(this.breaker.retryInMs(), 1);
-      v = { allowed: false, limit: known ? Number(known.burst) : 0, remaining: 0, retryAfterMs: retry, resetAfterMs: retry, path: 'failedClosed' };
+      v = { allowed: false, limit: known ? Number(known.limits[0].burst) : 0, remaining: 0, retryAfterMs: retry, resetAfterMs: retry, binding: 0, path: 'failed_closed' };
     } else {
       // 'allow', or 'local' for a key whose policy this process does not know.
       this.counts.failedOpen += 1;
-      const burst = known ? Number(known.burst) : 0;
-      v = { allowed: true, limit: burst, remaining: burst, retryAfterMs: -1, resetAfterMs: 0, path: 'failedOpen' };
+      const burst = known ? Number(known.limits[0].burst) : 0;
+      v = { allowed: true, limit: burst, remaining: burst, retryAfterMs: -1, resetAfterMs: 0, binding: 0, path: 'failed_open' };
     }
-    if (kind === 'allow') return v.allowed;
-    v.headers = replies.headers(v, known);
+    if (req.op === 'allow') return v.allowed;
+    v.headers = replies.headers(v, known ? known.limits : null);
     return v;
+  }
+
+  /** Until Redis has answered once, a warning (at most once a minute) that checks are decided without it. */
+  warnWithoutRedis() {
+    if (this.everConnected) return;
+    const now = performance.now();
+    if (now - this.warnedAt < WARN_EVERY_MS) return;
+    this.warnedAt = now;
+    const where = this.url ? `at ${drivers.redact(this.url)}` : '(the client given)';
+    const cause = this.lastError || this.connectionError;
+    this.options.logger.warn(
+      `distributed-rate-limiter: Redis ${where} has not answered yet${cause ? ` (${cause.message})` : ''}; ` +
+        `checks are decided without it (onError '${this.options.onError}') until it does. Check the URL and that Redis is running; await limiter.ready() to fail fast.`,
+    );
   }
 }
 
@@ -339,39 +498,15 @@ class LuaReply {
   }
 }
 
-function unwrap(reply) {
-  return reply instanceof LuaReply ? reply.reply : reply;
-}
-
 function timeoutError(ms) {
-  return new RateLimitTimeoutError(ms);
+  const err = new Unavailable(`no answer from Redis within ${ms} ms`);
+  err.timeout = true;
+  return err;
 }
 
-/** How long a limiter trusts "no module here" before asking the module again, in ms. */
-const MODULE_RECHECK_MS = 60_000;
-
-const DEFAULTS = {
-  prefix: '',
-  onError: 'local',
-  timeoutMs: 50,
-  connectTimeoutMs: 1000,
-  breakerFailures: 3,
-  breakerCooldownMs: 1000,
-  localShare: 1,
-  now: undefined,
-  onStateChange: undefined,
-};
-
-/** Lua numbers are doubles: the script is exact only within this range (clients/README.md). */
-const LUA_MAX_LIMIT = 2n ** 26n;
-const LUA_MAX_TOLERANCE = 2n ** 51n;
-const LUA_RANGE =
-  "policy out of the Lua fallback's exact range (limit <= 67108864 and burst * window_ms <= 2251799813685248): load the rl module for it";
-
-/** The policy, if the Lua script can hold it exactly; else the typed error, before sending. */
-function luaRange(pol) {
-  if (pol.limit > LUA_MAX_LIMIT || pol.burst * pol.windowMs > LUA_MAX_TOLERANCE) throw new policyOf.RateLimitArgumentError(LUA_RANGE);
-  return pol;
+/** The deny cache's policy part of a request: the inline policy, or '' (the stored one). */
+function policyId(req) {
+  return req.inline ? req.inline.id : '';
 }
 
 /** A Map key for a Redis key: Buffers compare by identity, so binary keys become strings. */
@@ -379,8 +514,4 @@ function mapKey(key) {
   return typeof key === 'string' ? key : `\0buf:${key.toString('latin1')}`;
 }
 
-function looksLikeClient(x) {
-  return typeof x.call === 'function' || typeof x.sendCommand === 'function';
-}
-
-module.exports = { DistributedRateLimiter, RateLimitTimeoutError, DEFAULTS };
+module.exports = { DistributedRateLimiter, mapKey };

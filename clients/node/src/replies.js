@@ -1,13 +1,14 @@
 'use strict';
 // One shape for every reply, whatever the protocol and the client library:
-//   RESP2 arrays [allowed, limit, remaining, retry_after_ms, reset_after_ms];
+//   RESP2 arrays [allowed, limit, remaining, retry_after_ms, reset_after_ms, binding?,
+//   source?, limits?] (binding for a set of limits; source and limits with WITHPOLICY);
 //   RESP3 maps as plain objects (node-redis, ioredis replyMapping 'resp3') or Map instances;
 //   RESP3 maps flattened into [name, value, ...] arrays (ioredis 6's default 'legacy' mapping);
 //   booleans (RESP3 true/false) or integers 1/0; Buffers or strings for names.
 //
 // PURE: no I/O.
 
-const VERDICT_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_after_ms'];
+const VERDICT_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_after_ms', 'binding', 'source', 'limits'];
 
 function text(v) {
   return Buffer.isBuffer(v) ? v.toString() : String(v);
@@ -37,7 +38,20 @@ function toObject(reply) {
   return reply;
 }
 
-/** A verdict reply (RL.THROTTLE, RL.PEEK, the Lua script) as {allowed, limit, remaining, retryAfterMs, resetAfterMs}. */
+/** WITHPOLICY's `limits`: one [kind, limit, window_ms, burst] (or a map of those) per limit. */
+function limitsOf(v) {
+  if (!Array.isArray(v)) return null;
+  return v.map((l) => {
+    const o = Array.isArray(l) && l.length === 4 && text(l[0]) !== 'kind' ? { kind: l[0], limit: l[1], window_ms: l[2], burst: l[3] } : toObject(l);
+    return { kind: text(o.kind).toLowerCase(), limit: num(o.limit), windowMs: num(o.window_ms), burst: num(o.burst) };
+  });
+}
+
+/**
+ * A verdict reply (RL.THROTTLE, RL.PEEK, the Lua script) as {allowed, limit, remaining,
+ * retryAfterMs, resetAfterMs, binding, source, policy} (source and policy null unless the
+ * reply carried them).
+ */
 function verdict(reply) {
   let values;
   // Positional (RESP2) when the first element is a number; named (a flattened map) otherwise.
@@ -46,21 +60,25 @@ function verdict(reply) {
     const o = toObject(reply);
     values = VERDICT_FIELDS.map((f) => o[f]);
   }
+  const binding = num(values[5]);
   return {
     allowed: num(values[0]) === 1,
     limit: num(values[1]),
     remaining: num(values[2]),
     retryAfterMs: num(values[3]),
     resetAfterMs: num(values[4]),
+    binding: binding === null ? 0 : binding,
+    source: values[6] === undefined || values[6] === null ? null : text(values[6]),
+    policy: limitsOf(values[7]),
   };
 }
 
-/** RL.INFO's reply as {source, limit, windowMs, burst, idleMs, shadow, scalePercent, remaining, resetAfterMs}, or null. */
+/** RL.INFO's reply as {source, limit, windowMs, burst, idleMs, shadow, scalePercent, remaining, resetAfterMs, kind?, limits?}, or null. */
 function info(reply) {
   const o = toObject(reply);
   if (o === null) return null;
   const shadow = num(o.shadow);
-  return {
+  const out = {
     source: o.source === null || o.source === undefined ? null : text(o.source),
     limit: num(o.limit),
     windowMs: num(o.window_ms),
@@ -71,6 +89,14 @@ function info(reply) {
     remaining: num(o.remaining),
     resetAfterMs: num(o.reset_after_ms),
   };
+  if (o.kind !== undefined && o.kind !== null) out.kind = text(o.kind);
+  if (Array.isArray(o.limits)) {
+    out.limits = o.limits.map((l) => {
+      const m = toObject(l);
+      return { kind: text(m.kind), limit: num(m.limit), windowMs: num(m.window_ms), burst: num(m.burst), remaining: num(m.remaining), resetAfterMs: num(m.reset_after_ms) };
+    });
+  }
+  return out;
 }
 
 /** RL.ALLOW's reply: 1/0 or RESP3 true/false. */
@@ -79,19 +105,30 @@ function allowed(reply) {
 }
 
 function ceilSeconds(ms) {
-  return Math.ceil(ms / 1000);
+  return Math.ceil(Number(ms) / 1000);
+}
+
+/** The name of limit `i` of `n` in the headers: `default` for one limit, `l0`, `l1`, ... for several. */
+function limitName(i, n) {
+  return n > 1 ? `l${i}` : 'default';
 }
 
 /**
- * Ready-to-send header values for a verdict (README "HTTP headers from RL.THROTTLE"):
- * RateLimit and RateLimit-Policy always (w= only when the policy's window is known here),
- * Retry-After when the request was denied and can pass later.
+ * Ready-to-send header values for a decision (clients/README.md, "Headers"):
+ * `RateLimit-Policy` has one item per limit of `limits` (the enforced policy, [{limit,
+ * windowMs}], or null when unknown: then one item with the reply's limit and no w=);
+ * `RateLimit` describes the binding limit; `Retry-After` when denied and the request can
+ * pass later.
  */
-function headers(v, policy) {
-  const h = { RateLimit: `"default";r=${v.remaining};t=${ceilSeconds(v.resetAfterMs)}` };
-  h['RateLimit-Policy'] = policy ? `"default";q=${policy.limit};w=${ceilSeconds(Number(policy.windowMs))}` : `"default";q=${v.limit}`;
+function headers(v, limits) {
+  const n = limits ? limits.length : 1;
+  const binding = limits && v.binding < n ? v.binding : 0;
+  const h = { RateLimit: `"${limitName(binding, n)}";r=${v.remaining};t=${ceilSeconds(v.resetAfterMs)}` };
+  h['RateLimit-Policy'] = limits
+    ? limits.map((l, i) => `"${limitName(i, n)}";q=${l.limit};w=${ceilSeconds(l.windowMs)}`).join(', ')
+    : `"default";q=${v.limit}`;
   if (!v.allowed && v.retryAfterMs >= 0) h['Retry-After'] = String(ceilSeconds(v.retryAfterMs));
   return h;
 }
 
-module.exports = { verdict, info, allowed, headers, toObject, text };
+module.exports = { verdict, info, allowed, headers, toObject, text, limitName };

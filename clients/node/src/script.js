@@ -1,11 +1,12 @@
 'use strict';
-// The no-module fallback: the shared GCRA script clients/lua/ratelimit.lua (its header holds
-// the ARGV layout and the bounds of Lua's exact range), run with EVALSHA and reloaded with
-// EVAL when the server answers NOSCRIPT (a restart, SCRIPT FLUSH, another cluster node).
+// The no-module fallback: the shared script clients/lua/ratelimit.lua (its header documents
+// KEYS and ARGV), run with EVALSHA and reloaded with EVAL when the server answers NOSCRIPT (a
+// restart, SCRIPT FLUSH, another cluster node).
 
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
+const { InvalidArgument } = require('./errors');
 
 // A packed copy (npm pack copies it next to src/) first, then the repository's shared file.
 const CANDIDATES = [path.join(__dirname, '..', 'lua', 'ratelimit.lua'), path.join(__dirname, '..', '..', 'lua', 'ratelimit.lua')];
@@ -18,23 +19,49 @@ function load() {
   const file = CANDIDATES.find((f) => fs.existsSync(f));
   if (!file) throw new Error(`ratelimit.lua not found (looked in ${CANDIDATES.join(', ')})`);
   const source = fs.readFileSync(file, 'utf8');
-  cached = { source, sha: crypto.createHash('sha1').update(source).digest('hex') };
+  cached = { source, sha: crypto.createHash('sha1').update(source).digest('hex'), file };
   return cached;
 }
 
-/** ARGV for a check or peek: op, now ("" = server clock), cost, inline limit/window/burst or "". */
-function checkArgs(op, cost, inline) {
-  if (!inline) return [op, '', String(cost), '', '', ''];
-  return [op, '', String(cost), String(inline.limit), String(inline.windowMs), String(inline.burst)];
+/** Lua numbers are doubles: the script is exact only within this range (clients/README.md). */
+const LUA_MAX_LIMIT = 2n ** 26n;
+const LUA_MAX_TOLERANCE = 2n ** 51n;
+const LUA_RANGE =
+  "policy out of the Lua fallback's exact range (limit <= 67108864 and burst * windowMs <= 2251799813685248): load the rl module for it";
+
+/** The policy, if the Lua script can hold it exactly; else InvalidArgument, before sending. */
+function inRange(pol) {
+  for (const l of pol.limits) {
+    if (l.kind === 'gcra' && (l.limit > LUA_MAX_LIMIT || l.burst * l.windowMs > LUA_MAX_TOLERANCE)) throw new InvalidArgument(LUA_RANGE);
+  }
+  return pol;
 }
 
+/** A policy as the script's LIMITs: kind, limit, window_ms, burst ("" for SLIDING), per limit. */
+function limitArgs(pol) {
+  const args = [];
+  for (const l of inRange(pol).limits) args.push(l.kind, String(l.limit), String(l.windowMs), l.kind === 'sliding' ? '' : String(l.burst));
+  return args;
+}
+
+/** ARGV for a check or peek: op, now ("" = server clock), cost, "withpolicy" or "", the inline policy (none: nothing). */
+function checkArgs(op, cost, inline, withPolicy) {
+  const args = [op, '', String(cost), withPolicy ? 'withpolicy' : ''];
+  if (inline) args.push(...limitArgs(inline));
+  return args;
+}
+
+/** ARGV for config: idle_ms ("0": none), shadow, the policy. */
 function configArgs(pol, idleMs, shadow) {
-  return ['config', '', String(pol.limit), String(pol.windowMs), String(pol.burst), idleMs === null ? '0' : String(idleMs), shadow ? '1' : '0'];
+  return ['config', '', idleMs === null ? '0' : String(idleMs), shadow ? '1' : '0', ...limitArgs(pol)];
 }
 
-/**
- * Runs the script for `key` through `send(key, args)`: EVALSHA, then EVAL on NOSCRIPT.
- */
+/** ARGV of an operation without arguments (reset, info, export). */
+function plainArgs(op) {
+  return [op, ''];
+}
+
+/** Runs the script for `key` through `send(key, args)`: EVALSHA, then EVAL on NOSCRIPT. */
 async function run(send, key, argv) {
   const { source, sha } = load();
   try {
@@ -45,4 +72,4 @@ async function run(send, key, argv) {
   }
 }
 
-module.exports = { load, run, checkArgs, configArgs };
+module.exports = { load, run, checkArgs, configArgs, plainArgs, inRange, LUA_RANGE };
