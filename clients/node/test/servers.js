@@ -81,13 +81,15 @@ function frozenClock() {
 }
 
 class Server {
-  /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[]}} opts */
+  /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[], dir?: string}} opts */
   constructor(opts = {}) {
     this.module = opts.module !== false;
     this.frozen = Boolean(opts.frozen);
     this.port = opts.port;
     this.args = opts.args || [];
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-'));
+    // A given dir (a restart that keeps the data files) belongs to the caller.
+    this.ownsDir = !opts.dir;
+    this.dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-'));
     this.clockFile = path.join(this.dir, 'clock');
     this.proc = null;
   }
@@ -114,6 +116,11 @@ class Server {
     const log = fs.existsSync(path.join(this.dir, 'redis.log')) ? fs.readFileSync(path.join(this.dir, 'redis.log'), 'utf8') : '';
     await this.stop();
     throw new Error(`redis-server on ${this.port} did not start:\n${log.slice(-2000)}`);
+  }
+
+  /** Runs redis-cli against this server; its output, trimmed. */
+  cli(...args) {
+    return execFileSync('redis-cli', ['-p', String(this.port), ...args.map(String)]).toString().trim();
   }
 
   /** Freezes the server's wall clock at `ms` (Unix ms); needs {frozen: true}. */
@@ -144,7 +151,7 @@ class Server {
       this.proc.kill('SIGKILL');
       await this.exited;
     }
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
