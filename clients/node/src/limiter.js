@@ -277,7 +277,11 @@ class DistributedRateLimiter extends EventEmitter {
       },
       (err) => {
         this.deadlines.settle(entry);
-        if (t.isReply(err)) this.answered();
+        if (t.isReply(err)) {
+          // Redis is there (the breaker hears about it once recover() has read the error).
+          this.lastAnswerAt = performance.now();
+          this.everConnected = true;
+        }
         throw err;
       },
     );
@@ -330,6 +334,7 @@ class DistributedRateLimiter extends EventEmitter {
   async recover(err, req) {
     if (err instanceof RateLimitError && !(err instanceof Unavailable)) throw err; // ours, before sending
     if (this.transport.classify(err) === 'unavailable') return this.unavailable(err, req);
+    this.breaker.success(); // an answer: the call was wrong, not the server
     const message = String(err.message);
     if (!this.useLua && /unknown command/i.test(message)) {
       this.useLua = true;
