@@ -1,11 +1,13 @@
-"""The in-process limiter behind `on_error='local'`: the module's exact GCRA (gcra.py) over a
-bounded table of buckets, with an injectable clock (Unix ms) for tests."""
+"""The in-process limiter behind `on_error='local'`: the module's exact decisions (limits.py)
+over a bounded table of usages, with an injectable clock (Unix ms) for tests. It keeps its
+state across outages: a client that used its share in one outage does not get it again in
+the next one within the window."""
 
 import threading
 import time
 from collections import OrderedDict
 
-from .gcra import EMPTY, evaluate
+from . import limits
 
 
 def wall_clock_ms():
@@ -13,33 +15,32 @@ def wall_clock_ms():
 
 
 class LocalLimiter:
-    """Buckets by key, least recently used dropped past `max_keys` (a dropped client starts
-    from an empty bucket: bounded memory during a long outage, at the price of a fresh burst
-    for the oldest clients). Thread-safe."""
+    """Usages by key, least recently used dropped past `max_keys` (a dropped client starts
+    from empty: bounded memory during a long outage, at the price of a fresh burst for the
+    oldest clients). Thread-safe."""
 
     def __init__(self, clock=wall_clock_ms, max_keys=100_000):
         self.clock = clock
         self.max_keys = max_keys
-        self._tats = OrderedDict()
+        self._usage = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, key, policy, cost=1, consume=True, shadow=False):
-        """The Verdict for `cost` on `key` under `policy` (already scaled to this instance's
-        share); counts it when allowed and `consume`."""
+    def check(self, key, policy, cost=1, consume=True):
+        """The limits.Outcome of `cost` on `key` under `policy` (a tuple of Limits, already
+        scaled to this instance's share); counts it when allowed and `consume`."""
         now = self.clock()
         with self._lock:
-            tat = self._tats.get(key, EMPTY)
-            v = evaluate(policy, tat, now, cost, shadow)
-            if consume and v.tat is not tat:
-                self._tats[key] = v.tat
-                self._tats.move_to_end(key)
-                if len(self._tats) > self.max_keys:
-                    self._tats.popitem(last=False)
-            return v
+            o = limits.decide(policy, self._usage.get(key), now, cost, consume)
+            if o.usage is not None:
+                self._usage[key] = o.usage
+                self._usage.move_to_end(key)
+                if len(self._usage) > self.max_keys:
+                    self._usage.popitem(last=False)
+            return o
 
     def reset(self, key):
         with self._lock:
-            self._tats.pop(key, None)
+            self._usage.pop(key, None)
 
     def __len__(self):
-        return len(self._tats)
+        return len(self._usage)

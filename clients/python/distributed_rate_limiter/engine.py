@@ -1,0 +1,335 @@
+"""The limiter as sans-IO logic: every operation is a generator that yields what it needs
+done (`Send` a command to the key's owner, `Sleep`) and gets back the raw reply, or the
+exception, from a driver (client.py: one sync, one asyncio). Everything else is here, once:
+module or Lua, NOSCRIPT, WITHPOLICY on an older module, re-configuring a policy Redis lost,
+moving a Lua key to the module, the breaker, the failure policy, the deny cache and stats.
+
+One check is one `Send` on the hot path; the others happen once per event (a lost policy, a
+migration, the first call after a restart) and share the check's deadline."""
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import NamedTuple
+
+from . import operations as ops
+from .decision import Decision
+from .denycache import DenyCache
+from .errors import ForeignKey, InvalidArgument, NoRateLimit, Unavailable
+from .failure import Breaker, Stats
+from .local import LocalLimiter
+from .operations import Request
+from .policy import MAX_COST, MAX_IDLE_MS, Stored, check_int, policy_of
+from .redispy import ANSWER, BUSY, NOSCRIPT, TIMEOUTS, UNAVAILABLE, UNKNOWN_COMMAND, as_answer, classify
+
+log = logging.getLogger("distributed_rate_limiter")
+WARN_EVERY_S = 60
+
+
+class Send(NamedTuple):
+    key: bytes
+    args: list
+    timeout_s: float
+
+
+class Sleep(NamedTuple):
+    seconds: float
+
+
+class _Unreachable(Exception):
+    """Redis was not asked (circuit open) or did not answer: the failure policy decides."""
+
+    def __init__(self, cause=None, outage=True):
+        super().__init__(cause)
+        self.cause = cause
+        self.outage = outage  # False: overload (a pool wait), not a Redis failure
+
+
+class _WrongType(Exception):
+    """The module found a key of another type: maybe one the Lua script wrote."""
+
+
+class Engine:
+    def __init__(self, options):
+        self.o = options
+        self.prefix = options.prefix.encode("utf-8", "surrogateescape") if isinstance(options.prefix, str) \
+            else bytes(options.prefix)
+        self.timeout_s = options.timeout_ms / 1000
+        self.admin_timeout_s = max(options.timeout_ms, options.connect_timeout_ms) / 1000
+        self.breaker = Breaker(options.breaker_failures, options.breaker_cooldown_ms, self._state_changed)
+        self.stats_ = Stats()
+        self.local = LocalLimiter(options.clock, options.max_local_keys)
+        self.deny = DenyCache(options.deny_cache_max_ms, options.max_local_keys)
+        self.policies = OrderedDict()  # key -> Stored, configured through this limiter (LRU)
+        self._policies_lock = threading.Lock()
+        self.backend = None  # None: not known (or a reconnect since); "module" or "lua"
+        self.withpolicy = None  # does the module take WITHPOLICY? None: not known yet
+        self.ever_connected = False
+        self._warned_at = None
+
+    # --- requests ------------------------------------------------------------------------
+
+    def key(self, client_id):
+        if isinstance(client_id, str):
+            client_id = client_id.encode()
+        if not isinstance(client_id, (bytes, bytearray)) or not client_id:
+            raise InvalidArgument("client id must be a non-empty string")
+        return self.prefix + bytes(client_id)
+
+    def check_request(self, client_id, cost=1, limit=None, window_ms=None, burst=None, kind=None):
+        check_int("cost", cost, MAX_COST)
+        return Request(self.key(client_id), cost, policy_of(limit, window_ms, burst, kind))
+
+    def config_request(self, client_id, limit=None, window_ms=None, burst=None, kind=None, idle_ms=None, shadow=False):
+        policy = policy_of(limit, window_ms, burst, kind, required=True)
+        idle = check_int("idle_ms", idle_ms, MAX_IDLE_MS, allow_none=True) or 0
+        return Request(self.key(client_id), stored=Stored(policy, idle, bool(shadow)))
+
+    def known_policy(self, req):
+        """(policy, shadow) as this process knows it: configured here, else inline, else None."""
+        stored = self.policies.get(req.key)
+        if stored is not None:
+            return stored.policy, stored.shadow
+        return req.inline, False
+
+    def remember(self, key, stored):
+        with self._policies_lock:
+            self.policies[key] = stored
+            self.policies.move_to_end(key)
+            if len(self.policies) > self.o.max_policies:
+                self.policies.popitem(last=False)
+
+    # --- operations (generators run by a driver) --------------------------------------------
+
+    def check(self, op, req):
+        """throttle / peek: a Decision, whatever happens to Redis."""
+        ident = (req.key, req.inline, req.cost)
+        now = self.o.clock()
+        hit = self.deny.get(ident, now)
+        if hit is not None:
+            (d, policy), elapsed = hit
+            self.stats_.count("cached")
+            retry = max(d.retry_after_ms - elapsed, 1) if d.retry_after_ms >= 0 else -1
+            return Decision.of(False, d.limit, d.remaining, retry, max(d.reset_after_ms - elapsed, 0), "cached",
+                               d.binding, policy)
+        try:
+            raw, path = yield from self._call(op, req, self.timeout_s)
+        except _Unreachable as u:
+            return self._fallback(req, op.consume, u.cause)
+        r = ops.check_reply(raw)
+        policy = r.policy or self.known_policy(req)[0]
+        d = Decision.of(r.allowed, r.limit, r.remaining, r.retry_after_ms, r.reset_after_ms, path, r.binding,
+                        policy)
+        self.stats_.count(path)
+        if not d.allowed:
+            self.deny.put(ident, (d, policy), d.retry_after_ms, now)
+        return d
+
+    def configure(self, req):
+        self.remember(req.key, req.stored)
+        self.deny.forget(req.key)
+        yield from self._required(ops.CONFIGURE, req)
+
+    def reset(self, req):
+        self.local.reset(req.key)
+        self.deny.forget(req.key)
+        return int((yield from self._required(ops.RESET, req)))
+
+    def info(self, req):
+        return ops.pairs((yield from self._required(ops.INFO, req)))
+
+    def wait_until_allowed(self, req, timeout_ms):
+        """Checks, sleeps exactly retry_after_ms, checks again; never past the deadline."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            d = yield from self.check(ops.THROTTLE, req)
+            if d.allowed or d.retry_after_ms < 0 or time.monotonic() + d.retry_after_ms / 1000 > deadline:
+                return d
+            yield Sleep(d.retry_after_ms / 1000)
+
+    def ready(self, timeout_ms=None):
+        """Resolves once Redis answers a PING; raises Unavailable (with the cause) if not."""
+        timeout_s = (timeout_ms or self.o.connect_timeout_ms) / 1000
+        try:
+            yield Send(self.prefix, ["PING"], timeout_s)
+        except Exception as e:
+            if classify(e) is None:
+                raise
+            raise Unavailable(f"Redis did not answer within {timeout_s * 1000:.0f} ms: {e}") from e
+        self._answered()
+        return True
+
+    # --- the flow --------------------------------------------------------------------------
+
+    def _required(self, op, req):
+        """An operation with no fallback: its reply, or Unavailable."""
+        try:
+            raw, _ = yield from self._call(op, req, self.admin_timeout_s)
+        except _Unreachable as u:
+            cause = u.cause or "the circuit is open: Redis is not asked during the cool-down"
+            raise Unavailable(f"{op.name}: {cause}") from u.cause
+        return raw
+
+    def _call(self, op, req, timeout_s):
+        """(raw reply, path) through the breaker; _Unreachable when Redis cannot answer."""
+        if not self.breaker.admit():
+            raise _Unreachable()
+        deadline = time.monotonic() + timeout_s
+        try:
+            return (yield from self._ask(op, req, deadline))
+        except _Unreachable as u:
+            if u.outage:
+                self.breaker.failure()
+                self.backend = None  # re-detect the module after a reconnect
+                self.stats_.count("errors")
+            else:
+                self.breaker.abort()
+            if u.cause is not None and (isinstance(u.cause, TIMEOUTS) or not u.outage):
+                self.stats_.count("timeouts")
+            raise
+        except BaseException:
+            self.breaker.abort()  # a no-op after an answer (the breaker closed on it)
+            raise
+
+    def _ask(self, op, req, deadline):
+        """The operation's reply, re-configuring a policy Redis lost (once) and moving a key
+        the Lua script wrote to the module (once)."""
+        stored = self.policies.get(req.key) if op.check else None
+        if stored is not None and req.inline is not None:
+            req = req._replace(inline=None)  # its stored policy is known: losing it must show
+        reconfigured = migrated = False
+        while True:
+            try:
+                raw, path, sent_withpolicy = yield from self._send(op, req, deadline)
+            except NoRateLimit:
+                if stored is None or reconfigured:
+                    raise
+            except _WrongType:
+                if migrated:
+                    raise ForeignKey("key holds a value of another type") from None
+                migrated = True
+                yield from self._migrate(req.key, deadline)
+                continue
+            else:
+                lost = sent_withpolicy and stored is not None and ops.check_reply(raw).source != "stored"
+                if not lost or reconfigured:
+                    return raw, path
+            # Redis lost this limiter's policy (a restart without persistence, FLUSHALL, an
+            # eviction, the module gone): configure it again and repeat the check, once.
+            reconfigured = True
+            yield from self._send(ops.CONFIGURE, Request(req.key, stored=stored), deadline)
+            self.stats_.count("reconfigured")
+
+    def _migrate(self, key, deadline):
+        """The module is loaded and `key` holds a hash the Lua script wrote: the script hands
+        over its policy and deletes it, and RL.CONFIG stores the policy (usage is not carried:
+        at most one window of it is forgotten). A key the script did not write: ForeignKey."""
+        raw, _, _ = yield from self._send(ops.EXPORT, Request(key), deadline, lua=True)
+        stored = ops.export_reply(raw)
+        if stored is not None:
+            yield from self._send(ops.CONFIGURE, Request(key, stored=stored), deadline)
+
+    def _send(self, op, req, deadline, lua=False):
+        """(raw, path, withpolicy sent) for one operation: module, or the Lua script when the
+        server has no module; NOSCRIPT and an older module's refusal of WITHPOLICY handled."""
+        source = False
+        while True:
+            use_lua = lua or self.backend == "lua"
+            withpolicy = op.withpolicy and (use_lua or self.withpolicy is not False)
+            if use_lua:
+                args = ops.lua_command(req, op.lua_args(req, withpolicy), source)
+            else:
+                args = op.module_args(req, withpolicy)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Unreachable(TimeoutError(f"{op.name}: out of time"))
+            try:
+                raw = yield Send(req.key, args, left)
+            except Exception as e:
+                kind = classify(e)
+                if kind is None:
+                    raise
+                if kind in (UNAVAILABLE, BUSY):
+                    raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+                self._answered()
+                if kind == UNKNOWN_COMMAND and not use_lua:
+                    self.backend = "lua"
+                    continue
+                if kind == NOSCRIPT and not source:
+                    source = True
+                    continue
+                if kind == ANSWER and not use_lua:
+                    text = str(e)
+                    if withpolicy and text.startswith("syntax error"):
+                        self.withpolicy = False  # a module older than WITHPOLICY
+                        continue
+                    if text.startswith("WRONGTYPE"):
+                        raise _WrongType() from None
+                raise as_answer(e) from None
+            self._answered()
+            if not use_lua:
+                self.backend = "module"
+                if withpolicy:
+                    self.withpolicy = True
+            return raw, "lua" if use_lua else "redis", withpolicy
+
+    def _answered(self):
+        self.ever_connected = True
+        self.breaker.success()
+
+    # --- without Redis -----------------------------------------------------------------------
+
+    def _fallback(self, req, consume, cause, warn=True):
+        """The decision when Redis cannot be asked, by on_error; counted in stats."""
+        if warn:
+            self._warn(cause)
+        policy, shadow = self.known_policy(req)
+        if self.o.on_error == "local" and policy is not None:
+            share = tuple(lim.share(self.o.local_share) for lim in policy)
+            v = self.local.check(req.key, share, req.cost, consume)
+            self.stats_.count("local")
+            allowed = v.allowed or shadow
+            retry = -1 if allowed else v.retry_after_ms
+            return Decision.of(allowed, v.limit, v.remaining, retry, v.reset_after_ms, "local", v.binding, share)
+        # Without Redis the numbers are a guess: denied until the next probe, or allowed with
+        # the whole bucket. Headers go out either way.
+        limit = policy[0].burst if policy else 0
+        if self.o.on_error == "deny":
+            self.stats_.count("failed_closed")
+            retry = max(self.breaker.retry_after_ms(), 1)
+            return Decision.of(False, limit, 0, retry, retry, "failed_closed", 0, policy)
+        self.stats_.count("failed_open")  # 'allow', or 'local' for a key whose policy is unknown
+        return Decision.of(True, limit, limit, -1, 0, "failed_open", 0, policy)
+
+    def unkeyed_decision(self):
+        """The failure policy for a request that cannot be keyed (middleware whose key function
+        returned None, or whose check failed): 'deny' refuses it, 'allow' and 'local' (which has
+        no key to count under) let it through."""
+        return self._fallback(Request(b""), False, None, warn=False)
+
+    def _warn(self, cause):
+        """Until Redis has answered once, one warning a minute at most: a wrong URL must not
+        go unnoticed while every check is decided without Redis."""
+        if self.ever_connected:
+            return
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY_S:
+            return
+        self._warned_at = now
+        log.warning("distributed_rate_limiter: Redis has not answered yet (%s); checks are decided by "
+                    "on_error=%r without it", cause or "circuit open", self.o.on_error)
+
+    def _state_changed(self, event):
+        if event == "degraded":
+            log.warning("distributed_rate_limiter: Redis is failing; checks are decided by on_error=%r",
+                        self.o.on_error)
+        else:
+            log.info("distributed_rate_limiter: Redis answers again")
+        if self.o.on_state_change is not None:
+            self.o.on_state_change(event)
+
+    def stats(self):
+        s = self.stats_.snapshot()
+        s.update(state=self.breaker.state, backend=self.backend or "unknown", ever_connected=self.ever_connected)
+        return s
