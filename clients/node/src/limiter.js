@@ -78,6 +78,7 @@ class DistributedRateLimiter extends EventEmitter {
     this.useLua = false;
     this.luaSince = 0;
     this.moduleWithPolicy = true; // until the module says it does not know WITHPOLICY
+    this.scriptLoads = new Map(); // key -> a SCRIPT LOAD in flight (script.run)
     this.counts = { redis: 0, lua: 0, local: 0, cached: 0, failedOpen: 0, failedClosed: 0, errors: 0, timeouts: 0, reconfigured: 0 };
     this.lastError = null;
     this.everConnected = false;
@@ -299,7 +300,7 @@ class DistributedRateLimiter extends EventEmitter {
 
   async runScript(req) {
     const argv = luaArgs(req);
-    return new LuaReply(await script.run((k, a) => this.transport.send(k, a), req.key, argv));
+    return new LuaReply(await script.run((k, a) => this.transport.send(k, a), req.key, argv, this.scriptLoads, this.transport.nodeOf(req.key)));
   }
 
   /** A reply as the caller's value: a decision (a boolean for isAllowed) or the operation's value. */

@@ -61,15 +61,28 @@ function plainArgs(op) {
   return [op, ''];
 }
 
-/** Runs the script for `key` through `send(key, args)`: EVALSHA, then EVAL on NOSCRIPT. */
-async function run(send, key, argv) {
+/**
+ * Runs the script for `key` through `send(key, args)`: EVALSHA, and on NOSCRIPT one SCRIPT
+ * LOAD shared by every call to the same node that got NOSCRIPT meanwhile (`loads`: a Map, so
+ * a burst of checks on a fresh server sends the source once, not once per check), then
+ * EVALSHA again.
+ */
+async function run(send, key, argv, loads, node = '') {
   const { source, sha } = load();
+  const args = ['EVALSHA', sha, '1', key, ...argv];
   try {
-    return await send(key, ['EVALSHA', sha, '1', key, ...argv]);
+    return await send(key, args);
   } catch (err) {
     if (!/^NOSCRIPT/.test(err && err.message)) throw err;
-    return send(key, ['EVAL', source, '1', key, ...argv]);
   }
+  // In a cluster each node needs the script: one load at a time per node (`node`).
+  let loading = loads.get(node);
+  if (!loading) {
+    loading = Promise.resolve(send(key, ['SCRIPT', 'LOAD', source])).finally(() => loads.delete(node));
+    loads.set(node, loading);
+  }
+  await loading;
+  return send(key, args);
 }
 
 module.exports = { load, run, checkArgs, configArgs, plainArgs, inRange, LUA_RANGE };

@@ -85,6 +85,11 @@ class Transport {
     return REFUSALS.test(String(err.message)) ? 'unavailable' : 'answer';
   }
 
+  /** Which server `key` goes to, as a Map key (standalone: one server). */
+  nodeOf(_key) {
+    return '';
+  }
+
   /** Sends `args` (command name first) for `key`; resolves with the raw reply. */
   send(_key, _args) {
     throw new Error('not implemented');

@@ -61,6 +61,10 @@ class IoRedisCluster extends Transport {
     this.refreshedAt = -Infinity;
   }
 
+  nodeOf(key) {
+    return keySlot(key);
+  }
+
   connected() {
     return this.client.status === 'ready';
   }

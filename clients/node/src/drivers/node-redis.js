@@ -43,6 +43,10 @@ class NodeRedisCluster extends NodeRedis {
     this.refreshedAt = -Infinity;
   }
 
+  nodeOf(key) {
+    return keySlot(key);
+  }
+
   /** Asks node-redis to rediscover the topology (internal API, used only when present). */
   refresh() {
     const now = performance.now();
