@@ -252,7 +252,9 @@ class Engine:
                     raise
                 if kind in (UNAVAILABLE, BUSY):
                     raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
-                self._answered()
+                # Redis answered; but only the operation's final answer closes the breaker (a
+                # refusal to write on the Lua path follows an 'unknown command' every time).
+                self.ever_connected = True
                 if kind == UNKNOWN_COMMAND and not use_lua:
                     self.backend = "lua"
                     continue
@@ -266,6 +268,7 @@ class Engine:
                         continue
                     if text.startswith("WRONGTYPE"):
                         raise _WrongType() from None
+                self._answered()
                 raise as_answer(e) from None
             self._answered()
             if not use_lua:
