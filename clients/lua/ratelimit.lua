@@ -66,8 +66,9 @@ fraction. So a GCRA limit must have
 (1,000 per second with burst 1,000 is 10^6; a million per day is 8.64*10^13); the script
 refuses others before any decision. SLIDING limits (<= 1000 per window <= 2^32-1 ms) always fit.
 Functions used: redis.call, redis.pcall, redis.error_reply, pcall, error, type, tonumber,
-tostring, unpack, ipairs, string.format/match/gmatch/sub/lower, math.floor/max/min,
-table.insert; commands: HMGET, EXISTS, HSET, HDEL, DEL, PEXPIREAT, PERSIST, PEXPIRETIME (Redis 7.0+), TIME.
+ipairs, unpack (table.unpack as a fallback), string.format, and the string methods match,
+gmatch, sub and lower, table.concat, math.floor/max/min. Commands: HMGET, EXISTS, HSET, DEL,
+PEXPIREAT, PERSIST, PEXPIRETIME (Redis 7.0+), TIME.
 --]]
 
 local MAX_LIMIT, MAX_WINDOW, MAX_BURST, MAX_COST = 1e9, 1e12, 1e9, 1e9
