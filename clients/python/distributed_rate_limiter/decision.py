@@ -1,6 +1,8 @@
 """What every check returns, whatever path decided it, and the HTTP headers it implies."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Optional
 
 # Which path took a decision (counted by stats()).
 PATHS = ("redis", "lua", "local", "cached", "failed_open", "failed_closed")
@@ -35,7 +37,7 @@ class Decision:
     limit); `retry_after_ms` is -1 when allowed or when the request can never pass;
     `binding` the 0-based index of the limit that decided (0 for one limit); `path` says who
     decided: redis (the module), lua, local, cached (the deny cache), failed_open,
-    failed_closed."""
+    failed_closed; `policy` the enforced limits when known (a tuple of Limit), else None."""
 
     allowed: bool
     limit: int
@@ -43,14 +45,19 @@ class Decision:
     retry_after_ms: int
     reset_after_ms: int
     path: str = "redis"
-    headers: dict = field(default_factory=dict)
     binding: int = 0
+    policy: Optional[tuple] = None
 
     def __bool__(self):
         return self.allowed
 
+    @cached_property
+    def headers(self):
+        """RateLimit-Policy, RateLimit and (when denied) Retry-After, built on first use (a
+        plain is_allowed never pays for them)."""
+        return headers_for(self.allowed, self.limit, self.remaining, self.retry_after_ms, self.reset_after_ms,
+                           self.binding, self.policy)
+
     @classmethod
     def of(cls, allowed, limit, remaining, retry_after_ms, reset_after_ms, path, binding=0, policy=None):
-        allowed = bool(allowed)
-        return cls(allowed, limit, remaining, retry_after_ms, reset_after_ms, path,
-                   headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, binding, policy), binding)
+        return cls(bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, path, binding, policy)
