@@ -151,3 +151,86 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
     limiter.configure_rate_limit("user123", 10, 60_000)
     assert [limiter.is_allowed("user123") for _ in range(15)] == [True] * 10 + [False] * 5
     assert limiter.stats()["lua"] + limiter.stats()["cached"] == 15
+
+
+def random_limits(rng):
+    out = []
+    for _ in range(rng.choice([1, 1, 2, 3, 4])):
+        if rng.random() < 0.5:
+            out.append(("sliding", rng.choice([1, 2, 3, 5, 10, 1000]), rng.choice([1, 7, 100, 1000, 60_000]), None))
+        else:
+            limit = rng.choice([1, 2, 3, 7, 10, 1000])
+            out.append(("gcra", limit, rng.choice([1, 3, 100, 1000, 60_000]), rng.choice([None, 1, 2, limit + 3])))
+    return out
+
+
+def module_limits(limits, inline):
+    args = []
+    for i, (kind, limit, window, burst) in enumerate(limits):
+        args += (["AND"] if i else []) + (["LIMIT", limit, "WINDOW", window] if inline else [limit, window])
+        args += (["BURST", burst] if burst else []) + (["SLIDING"] if kind == "sliding" else [])
+    return args
+
+
+def lua_limits(limits):
+    return [x for kind, limit, window, burst in limits for x in (kind, limit, window, burst or "")]
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["configured", "inline"])
+def test_lua_equals_the_module_on_random_sets_reconfigurations_and_clock_steps(make_server, frozen_clock, inline):
+    """Both servers under one frozen clock, the same calls: RL.THROTTLE/RL.PEEK/RL.INFO/RL.RESET
+    against the script's check/peek/info/reset, on random sets of GCRA and SLIDING limits,
+    with reconfigurations (configured keys: a limit changing kind carries usage over) or with
+    the inline policy changing between calls and the clock stepping back (inline keys)."""
+    servers = [make_server(module=m, frozen_clock=frozen_clock) for m in (True, False)]
+    mod, lua = (plain_client(s.port) for s in servers)
+    sha = lua.script_load(LUA_SOURCE)
+    rng = random.Random(11 if inline else 12)
+    mismatches = []
+    for n in range(40):
+        now = BASE_MS + n * 10**9
+        key, limits = f"d{n}", random_limits(rng)
+
+        def at(t):
+            for s in servers:
+                s.set_clock(t)
+
+        def configure():
+            at(now)
+            mod.execute_command("RL.CONFIG", key, *module_limits(limits, False))
+            lua.evalsha(sha, 1, key, "config", "", "", "0", *lua_limits(limits))
+
+        if not inline:
+            configure()
+        for step in range(30):
+            r = rng.random()
+            if r < 0.08:
+                limits = random_limits(rng)
+                if not inline:
+                    configure()
+                continue
+            if inline and r < 0.12:
+                now -= rng.randint(0, 100_000)  # the clock steps back
+                continue
+            at(now)
+            cost = rng.choice([1, 1, 1, 2, 3, rng.randint(1, 12)])
+            op = rng.choice(["throttle"] * 4 + ["peek", "info"])
+            if op == "info":
+                a, b = mod.execute_command("RL.INFO", key), lua.evalsha(sha, 1, key, "info", "")
+            else:
+                extra = module_limits(limits, True) if inline else []
+                a = mod.execute_command(f"RL.{op.upper()}", key, "COST", cost, *extra)
+                b = lua.evalsha(sha, 1, key, "check" if op == "throttle" else "peek", "", cost, "",
+                                *(lua_limits(limits) if inline else []))
+            if a != b:
+                mismatches.append((n, step, limits, op, cost, a, b))
+            if op == "throttle" and a[3] > 0 and rng.random() < 0.5:
+                now += a[3] - rng.choice([0, 1])
+            else:
+                now += rng.choice([0, 0, 1, rng.randint(0, 50), rng.randint(0, 2000), rng.randint(0, 70_000)])
+        if rng.random() < 0.3:
+            at(now)
+            a, b = mod.execute_command("RL.RESET", key), lua.evalsha(sha, 1, key, "reset", "")
+            if a != b:
+                mismatches.append((n, "reset", a, b))
+    assert mismatches == []
