@@ -66,6 +66,8 @@ class Engine:
         self.backend = None  # None: not known (or a reconnect since); "module" or "lua"
         self.withpolicy = None  # does the module take WITHPOLICY? None: not known yet
         self.ever_connected = False
+        self._last_reply = 0.0  # monotonic s of the latest reply of any call
+        self._script_loading = 0.0  # monotonic s until which a SCRIPT LOAD is in flight
         self._warned_at = None
 
     # --- requests ------------------------------------------------------------------------
@@ -175,10 +177,15 @@ class Engine:
         """(raw reply, path) through the breaker; _Unreachable when Redis cannot answer."""
         if not self.breaker.admit():
             raise _Unreachable()
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         try:
             return (yield from self._ask(op, req, deadline))
         except _Unreachable as u:
+            if u.outage and isinstance(u.cause, TIMEOUTS) and self._last_reply > started:
+                # Many calls in flight on a healthy Redis: it answered others while this one
+                # waited. Overload, not an outage: the breaker is not told.
+                u.outage = False
             if u.outage:
                 self.breaker.failure()
                 self.backend = None  # re-detect the module after a reconnect
@@ -233,12 +240,11 @@ class Engine:
     def _send(self, op, req, deadline, lua=False):
         """(raw, path, withpolicy sent) for one operation: module, or the Lua script when the
         server has no module; NOSCRIPT and an older module's refusal of WITHPOLICY handled."""
-        source = False
         while True:
             use_lua = lua or self.backend == "lua"
             withpolicy = op.withpolicy and (use_lua or self.withpolicy is not False)
             if use_lua:
-                args = ops.lua_command(req, op.lua_args(req, withpolicy), source)
+                args = ops.lua_command(req, op.lua_args(req, withpolicy))
             else:
                 args = op.module_args(req, withpolicy)
             left = deadline - time.monotonic()
@@ -254,12 +260,12 @@ class Engine:
                     raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
                 # Redis answered; but only the operation's final answer closes the breaker (a
                 # refusal to write on the Lua path follows an 'unknown command' every time).
-                self.ever_connected = True
+                self.ever_connected, self._last_reply = True, time.monotonic()
                 if kind == UNKNOWN_COMMAND and not use_lua:
                     self.backend = "lua"
                     continue
-                if kind == NOSCRIPT and not source:
-                    source = True
+                if kind == NOSCRIPT:
+                    yield from self._load_script(req.key, deadline)
                     continue
                 if kind == ANSWER and not use_lua:
                     text = str(e)
@@ -277,8 +283,28 @@ class Engine:
                     self.withpolicy = True
             return raw, "lua" if use_lua else "redis", withpolicy
 
+    def _load_script(self, key, deadline):
+        """After NOSCRIPT (a restart, SCRIPT FLUSH, another cluster node): one SCRIPT LOAD at
+        a time, on the key's node; a burst of calls waits for it in 1 ms steps rather than
+        sending the 24 KB source each (then retries EVALSHA, and loads it itself if that node
+        still lacks it)."""
+        now = time.monotonic()
+        if now < self._script_loading:
+            yield Sleep(min(0.001, max(deadline - now, 0)))
+            return
+        self._script_loading = deadline
+        try:
+            yield Send(key, ["SCRIPT", "LOAD", ops.LUA_SOURCE], max(deadline - now, 0.0001))
+        except Exception as e:
+            kind = classify(e)
+            if kind in (UNAVAILABLE, BUSY):
+                raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+            raise
+        finally:
+            self._script_loading = 0.0
+
     def _answered(self):
-        self.ever_connected = True
+        self.ever_connected, self._last_reply = True, time.monotonic()
         self.breaker.success()
 
     # --- without Redis -----------------------------------------------------------------------

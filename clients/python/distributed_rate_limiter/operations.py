@@ -96,9 +96,9 @@ EXPORT = Operation("export", "", "export", False, False, False, None, lambda req
 OPERATIONS = {op.name: op for op in (THROTTLE, PEEK, CONFIGURE, RESET, INFO, EXPORT)}
 
 
-def lua_command(req, argv, source=False):
-    """EVALSHA (or EVAL with the source, after NOSCRIPT) of the shared script on req.key."""
-    return (["EVAL", LUA_SOURCE] if source else ["EVALSHA", LUA_SHA]) + [1, req.key] + argv
+def lua_command(req, argv):
+    """EVALSHA of the shared script on req.key (the engine loads it on NOSCRIPT)."""
+    return ["EVALSHA", LUA_SHA, 1, req.key] + argv
 
 
 # --- replies ---------------------------------------------------------------------------------

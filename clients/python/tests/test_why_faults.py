@@ -132,3 +132,25 @@ def test_item9_the_local_limiter_keeps_its_state_across_outages(make_server):
             assert time.monotonic() < deadline
             time.sleep(0.02)
     assert admitted == 5
+
+
+def test_a_burst_that_meets_noscript_loads_the_script_once(make_server):
+    """500 concurrent checks on a server that lost its scripts: one SCRIPT LOAD, not 500
+    copies of the 24 KB source, and exactly the limit admitted."""
+    server = make_server(module=False)
+
+    async def main():
+        client = redis.asyncio.Redis(host="127.0.0.1", port=server.port)
+        rl = AsyncDistributedRateLimiter(client, timeout_ms=PATIENT_MS)
+        await rl.is_allowed("warm", limit=1, window_ms=1000)
+        await client.script_flush()
+        await client.config_resetstat()
+        results = await asyncio.gather(*[rl.is_allowed("k", limit=LIMIT, window_ms=60_000)
+                                         for _ in range(CONCURRENT)])
+        stats = await client.info("commandstats")
+        await client.aclose()
+        return results, stats
+
+    results, stats = asyncio.run(main())
+    assert sum(results) == LIMIT
+    assert stats["cmdstat_script|load"]["calls"] <= 2 and "cmdstat_eval" not in stats
