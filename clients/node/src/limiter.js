@@ -212,7 +212,7 @@ class DistributedRateLimiter extends EventEmitter {
 
   /** Closes the connection if this limiter opened it (a program that keeps one open never exits). */
   async close() {
-    if (this.ownsClient) await this.transport.quit().catch(() => {});
+    if (this.ownsClient) await this.transport.quit(this.options.connectTimeoutMs).catch(() => {});
   }
 
   key(clientId) {

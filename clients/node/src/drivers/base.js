@@ -103,8 +103,30 @@ class Transport {
     return cancellable(this.send(key, args));
   }
 
-  async quit() {
-    await this.client.quit();
+  /**
+   * Closes a connection the limiter opened: QUIT when connected (bounded by `ms`: a frozen
+   * server never answers it), then drop the socket and stop reconnecting, so the process can
+   * exit whatever state the connection is in.
+   */
+  async quit(ms = 1000) {
+    if (this.connected()) {
+      let timer;
+      const bound = new Promise((resolve) => {
+        timer = setTimeout(resolve, ms);
+      });
+      await Promise.race([Promise.resolve(this.gracefulQuit()).catch(() => {}), bound]);
+      clearTimeout(timer);
+    }
+    this.drop();
+  }
+
+  gracefulQuit() {
+    return this.client.quit();
+  }
+
+  /** Closes at once, without waiting for the server. */
+  drop() {
+    if (typeof this.client.disconnect === 'function') this.client.disconnect();
   }
 }
 

@@ -28,8 +28,14 @@ class NodeRedis extends Transport {
     return this.client.sendCommand(args);
   }
 
-  async quit() {
-    await (this.client.close ? this.client.close() : this.client.quit());
+  gracefulQuit() {
+    return this.client.close ? this.client.close() : this.client.quit();
+  }
+
+  drop() {
+    if (!this.client.isOpen) return;
+    if (typeof this.client.destroy === 'function') this.client.destroy();
+    else this.client.disconnect().catch(() => {});
   }
 }
 
