@@ -406,12 +406,15 @@ class DistributedRateLimiter extends EventEmitter {
     if (timedOut) this.counts.timeouts += 1;
     this.lastError = err;
     // Many calls in flight on a healthy Redis are an overload, not an outage: it answered
-    // other calls while this one waited, so the breaker is not told.
-    if (!(timedOut && this.lastAnswerAt > req.startedAt)) {
+    // other calls while this one waited, so the breaker is not told, and the local limiter
+    // (which counts apart from Redis, for outages) does not decide: Redis will still run the
+    // command and count it.
+    const overload = timedOut && this.lastAnswerAt > req.startedAt;
+    if (!overload) {
       this.counts.errors += 1;
       this.breaker.failure();
     }
-    if (req.check) return this.fallback(req);
+    if (req.check) return overload ? this.overloaded(req) : this.fallback(req);
     throw err instanceof Unavailable ? err : new Unavailable(`Redis did not answer: ${err.message}`, { cause: err });
   }
 
@@ -476,6 +479,28 @@ class DistributedRateLimiter extends EventEmitter {
       this.counts.failedOpen += 1;
       const burst = known ? Number(known.limits[0].burst) : 0;
       v = { allowed: true, limit: burst, remaining: burst, retryAfterMs: -1, resetAfterMs: 0, binding: 0, path: 'failed_open' };
+    }
+    if (req.op === 'allow') return v.allowed;
+    v.headers = replies.headers(v, known ? known.limits : null);
+    return v;
+  }
+
+  /**
+   * A check that ran out of time while Redis was answering other calls: denied (retry after
+   * one timeout), or allowed with onError 'allow'. Never the local limiter, whose count is
+   * apart from Redis's: 500 concurrent checks with limit 10 must admit 10, not 10 + 10.
+   */
+  overloaded(req) {
+    const known = this.knownPolicy(req);
+    const burst = known ? Number(known.limits[0].burst) : 0;
+    let v;
+    if (this.options.onError === 'allow') {
+      this.counts.failedOpen += 1;
+      v = { allowed: true, limit: burst, remaining: burst, retryAfterMs: -1, resetAfterMs: 0, binding: 0, path: 'failed_open' };
+    } else {
+      this.counts.failedClosed += 1;
+      const retry = this.options.timeoutMs;
+      v = { allowed: false, limit: burst, remaining: 0, retryAfterMs: retry, resetAfterMs: retry, binding: 0, path: 'failed_closed' };
     }
     if (req.op === 'allow') return v.allowed;
     v.headers = replies.headers(v, known ? known.limits : null);

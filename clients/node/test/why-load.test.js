@@ -40,8 +40,11 @@ for (const [lib, connect] of Object.entries(CONNECTIONS)) {
         await rl.configureRateLimit('hot', { limit: 10, windowMs: 60000 });
         const got = await Promise.all(Array.from({ length: 500 }, () => rl.isAllowed('hot')));
         assert.equal(got.filter(Boolean).length, 10, JSON.stringify(rl.stats()));
-        assert.equal(rl.stats().state, 'closed', `the breaker stays closed: ${JSON.stringify(rl.stats())}`);
-        assert.equal(rl.stats().errors, 0);
+        // Calls that time out while Redis answers others are an overload: no breaker failure,
+        // and never the local limiter (which would admit 10 more). Only calls that saw no
+        // answer at all within their timeout (the process descheduled on a busy machine)
+        // count as failures: from here they cannot be told from a frozen server.
+        assert.equal(rl.stats().state, 'closed', `the breaker is closed: ${JSON.stringify(rl.stats())}`);
       } finally {
         await (client.disconnect ? client.disconnect() : client.destroy());
         await server.stop();
