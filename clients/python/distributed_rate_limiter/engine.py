@@ -316,7 +316,7 @@ class Engine:
         policy, shadow = self.known_policy(req)
         if self.o.on_error == "local" and policy is not None:
             share = tuple(lim.share(self.o.local_share) for lim in policy)
-            v = self.local.check(req.key, share, req.cost, consume)
+            v = self.local.check(req.key, share, req.cost, "throttle" if consume else "peek")
             self.stats_.count("local")
             allowed = v.allowed or shadow
             retry = -1 if allowed else v.retry_after_ms

@@ -64,3 +64,52 @@ def retry_after_ms(lim, tat, now_ms, cost):
     needed = max(clamped(lim, tat, now_ms).in_units(lim.limit) + cost * lim.window_ms
                  - lim.burst * lim.window_ms, 0)
     return max(-(-needed // lim.limit) - now_ms, 1)
+
+
+# The interface every kind offers to limits.py (its registry), in units of this kind.
+
+def repair(lim, tat, now_ms):
+    """(the TAT as decisions read it, whether that differs from the stored one)."""
+    c = clamped(lim, tat, now_ms)
+    return c, c != tat
+
+
+def fits(lim, tat, now_ms, cost):
+    return admits(lim, tat, now_ms, cost) is not None
+
+
+def counted(lim, tat, now_ms, cost, lease_id=None):
+    """The TAT after admitting `cost` (call only when it fits)."""
+    return admits(lim, tat, now_ms, cost)
+
+
+def reset_after_ms(lim, tat, now_ms):
+    return max(tat.empty_at_ms() - now_ms, 0)
+
+
+def empty_at_ms(lim, tat, now_ms):
+    return tat.empty_at_ms()
+
+
+def _backlog(lim, tat, now_ms):
+    """The backlog at now_ms in 1/limit-ms units (0 for an empty bucket), read as a decision
+    reads it (at most one full bucket)."""
+    return max(clamped(lim, tat, now_ms).in_units(lim.limit) - now_ms * lim.limit, 0)
+
+
+def refund(lim, tat, now_ms, n, at_ms=None):
+    """(TAT, units given back) after giving back `n` units: TAT := max(now, TAT - n*T), and
+    given back min(n, ceil((TAT - now) / T)). Never makes room beyond an empty bucket."""
+    backlog = _backlog(lim, tat, now_ms)
+    if backlog == 0:
+        return tat, 0
+    given = min(n, -(-backlog // lim.window_ms))
+    return Tat.from_units(now_ms * lim.limit + max(backlog - n * lim.window_ms, 0), lim.limit), given
+
+
+def charge(lim, tat, now_ms, units):
+    """The TAT after charging `units` whatever it does to admission (a settle above its
+    estimate): TAT := min(max(TAT, now) + units*T, now + burst*T), so a debt is at most one
+    full bucket beyond now."""
+    backlog = min(_backlog(lim, tat, now_ms) + units * lim.window_ms, lim.burst * lim.window_ms)
+    return Tat.from_units(now_ms * lim.limit + backlog, lim.limit)

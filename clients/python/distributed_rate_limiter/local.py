@@ -1,13 +1,15 @@
-"""The in-process limiter behind `on_error='local'`: the module's exact decisions (limits.py)
-over a bounded table of usages, with an injectable clock (Unix ms) for tests. It keeps its
-state across outages: a client that used its share in one outage does not get it again in
-the next one within the window."""
+"""The in-process limiter behind `on_error='local'`: the module's exact decisions (keystate.py
+over limits.py: rate limits, leases, reservations, penalties) over a bounded table of key
+states, with an injectable clock (Unix ms) for tests. It keeps its state across outages: a
+client that used its share in one outage does not get it again in the next one within the
+window, and a lease or reservation taken locally is released or settled locally."""
 
 import threading
 import time
 from collections import OrderedDict
 
-from . import limits
+from . import keystate
+from .policy import DEFAULT_HOLD_MS
 
 
 def wall_clock_ms():
@@ -15,32 +17,61 @@ def wall_clock_ms():
 
 
 class LocalLimiter:
-    """Usages by key, least recently used dropped past `max_keys` (a dropped client starts
+    """Key states by key, least recently used dropped past `max_keys` (a dropped client starts
     from empty: bounded memory during a long outage, at the price of a fresh burst for the
-    oldest clients). Thread-safe."""
+    oldest clients). Thread-safe. Policies are tuples of Limits (already scaled to this
+    instance's share); replies are keystate's (a Grant for a check)."""
 
     def __init__(self, clock=wall_clock_ms, max_keys=100_000):
         self.clock = clock
         self.max_keys = max_keys
-        self._usage = OrderedDict()
+        self._states = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, key, policy, cost=1, consume=True):
-        """The limits.Outcome of `cost` on `key` under `policy` (a tuple of Limits, already
-        scaled to this instance's share); counts it when allowed and `consume`."""
+    def _apply(self, key, op):
+        """op(state, now) -> (reply, new state or None), under the lock."""
         now = self.clock()
         with self._lock:
-            o = limits.decide(policy, self._usage.get(key), now, cost, consume)
-            if o.usage is not None:
-                self._usage[key] = o.usage
-                self._usage.move_to_end(key)
-                if len(self._usage) > self.max_keys:
-                    self._usage.popitem(last=False)
-            return o
+            reply, new = op(self._states.get(key, keystate.EMPTY), now)
+            if new is not None:
+                self._states[key] = new
+                self._states.move_to_end(key)
+                if len(self._states) > self.max_keys:
+                    self._states.popitem(last=False)
+            return reply
+
+    def check(self, key, policy, cost=1, mode="throttle", penalty=None, shadow=False, hold_ms=DEFAULT_HOLD_MS):
+        """A keystate.Grant for `cost` on `key` under `policy`: mode 'throttle' (counts when
+        allowed), 'peek' (counts nothing), 'reserve' (cost = the estimate; the Grant's id is
+        the reservation) or 'acquire' (the id is the lease)."""
+        return self._apply(key, lambda s, now: keystate.check(policy, s, now, cost, mode, penalty, shadow, hold_ms))
+
+    def refund(self, key, policy, n):
+        return self._apply(key, lambda s, now: keystate.refund(policy, s, now, n))
+
+    def settle(self, key, rid, actual):
+        """Under the policy the reservation was decided with (the key's last write)."""
+        return self._apply(key, lambda s, now: keystate.settle(s.policy, s, now, rid, actual))
+
+    def release(self, key, lease_id):
+        return self._apply(key, lambda s, now: keystate.release(s, now, lease_id))
+
+    def renew(self, key, lease_id, ms):
+        return self._apply(key, lambda s, now: keystate.renew(s, now, lease_id, ms))
+
+    def block(self, key, ms):
+        return self._apply(key, lambda s, now: ("OK", keystate.block(s, now, ms)))
+
+    def unblock(self, key):
+        return self._apply(key, keystate.unblock)
+
+    def summary(self, key):
+        """RL.INFO's fields of issues 19 and 20 for `key`."""
+        return self._apply(key, lambda s, now: (keystate.summary(s, now), None))
 
     def reset(self, key):
         with self._lock:
-            self._usage.pop(key, None)
+            self._states.pop(key, None)
 
     def __len__(self):
-        return len(self._usage)
+        return len(self._states)

@@ -64,3 +64,60 @@ def retry_after_ms(lim, log, now_ms, cost):
         if rest + cost <= lim.limit:
             return max(at + lim.window_ms - now_ms, 1)
     return 1  # unreachable for a denied request of cost <= limit
+
+
+# The interface every kind offers to limits.py (its registry).
+
+def repair(lim, log, now_ms):
+    return clamp_future(log, now_ms)
+
+
+fits = admits
+
+
+def counted(lim, log, now_ms, cost, lease_id=None):
+    return record(lim, log, now_ms, cost)
+
+
+def remaining(lim, log, now_ms):
+    return max(lim.limit - used(lim, log, now_ms), 0)
+
+
+def reset_after_ms(lim, log, now_ms):
+    return empty_at_ms(lim, log, now_ms) - now_ms
+
+
+def _without_empty(entries):
+    return _merged((at, c) for at, c in entries if c > 0)
+
+
+def refund(lim, log, now_ms, n, at_ms=None):
+    """(log, units given back) after removing `n` units from the most recent live entries
+    first; with `at_ms` (a settle), only from the entry recorded at that instant, if live."""
+    entries = [list(e) for e in _merged(live(lim, log, now_ms))]
+    given = 0
+    for e in reversed(entries):
+        if given == n:
+            break
+        if at_ms is not None and e[0] != min(at_ms, now_ms):
+            continue
+        take = min(n - given, e[1])
+        e[1] -= take
+        given += take
+    if given == 0:
+        return log, 0
+    return _without_empty(entries), given
+
+
+def charge(lim, log, now_ms, units):
+    """The log after recording `units` at now whatever it does to admission, keeping at most
+    `limit` units live (the oldest excess dropped): a debt of at most one full window."""
+    entries = [list(e) for e in record(lim, log, now_ms, units)]
+    excess = sum(c for _, c in entries) - lim.limit
+    for e in entries:
+        if excess <= 0:
+            break
+        take = min(excess, e[1])
+        e[1] -= take
+        excess -= take
+    return _without_empty(entries)

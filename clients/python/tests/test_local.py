@@ -58,7 +58,7 @@ def make_engine(**options):
     (lambda e: e.check_request("k", limit=1), "limit and window_ms must be given together"),
     (lambda e: e.check_request("k", burst=3), "burst and kind need limit and window_ms"),
     (lambda e: e.check_request("k", limit=1, window_ms=10**12, burst=1000), "burst * window_ms / limit is too large"),
-    (lambda e: e.check_request("k", limit=1, window_ms=1000, kind="fixed"), "kind must be 'gcra' or 'sliding'"),
+    (lambda e: e.check_request("k", limit=1, window_ms=1000, kind="fixed"), "kind must be 'gcra', 'sliding' or 'concurrency'"),
     (lambda e: e.check_request("k", limit=1001, window_ms=1000, kind="sliding"), "a SLIDING limit must be"),
     (lambda e: e.check_request("k", limit=10, window_ms=2**32, kind="sliding"), "a SLIDING window_ms must be"),
     (lambda e: e.check_request("k", limit=10, window_ms=1000, burst=5, kind="sliding"),
