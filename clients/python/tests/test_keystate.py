@@ -53,7 +53,7 @@ def burst_at_once(policy, state, now):
 
 # --- issue 19: refunds ---------------------------------------------------------------------
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(lim=rate_limits, history=st.lists(st.tuples(gaps, st.integers(1, 4)), max_size=20),
        n=st.integers(1, 30), later=gaps)
 def test_refunds_never_exceed_what_was_consumed_nor_make_room_beyond_an_empty_bucket(lim, history, n, later):
@@ -93,7 +93,7 @@ def test_a_refund_skips_concurrency_limits_and_an_absent_key_gives_back_nothing(
 
 # --- issue 19: reservations ------------------------------------------------------------------
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(lim=rate_limits, history=st.lists(st.tuples(gaps, st.integers(1, 3)), max_size=12),
        estimate=st.integers(1, 8), actual=st.integers(0, 8), pause=gaps)
 def test_a_reserve_then_its_settle_equals_one_check_at_the_actual_cost(lim, history, estimate, actual, pause):
@@ -112,7 +112,7 @@ def test_a_reserve_then_its_settle_equals_one_check_at_the_actual_cost(lim, hist
     assert settled.holds == ()
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, database=None)
 @given(lim=rate_limits, steps=st.lists(st.tuples(gaps, st.integers(1, 6), st.integers(0, 9),
                                                  st.sampled_from(["settle", "settle", "forget"])), max_size=25),
        hold_ms=st.sampled_from([1, 100, 5000]))
@@ -226,7 +226,7 @@ def test_a_settle_without_a_policy_raises_no_rate_limit_unless_it_changes_nothin
 
 # --- issue 19: penalties and blocks ----------------------------------------------------------
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(ms=st.integers(1, 5000), factor=st.integers(1, 100), denials=st.integers(1, 12))
 def test_penalties_double_within_one_window_of_the_last_block_and_stop_at_max(ms, factor, denials):
     window = 10**9  # one request per window: every denial below is within a window of the last block
@@ -296,7 +296,7 @@ lease_ops = st.lists(st.tuples(gaps, st.sampled_from(["acquire", "acquire", "rel
                                st.integers(1, 3), st.integers(0, 10)), max_size=40)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(lim=conc_limits, ops=lease_ops)
 def test_never_more_than_limit_live_and_releases_of_expired_or_foreign_ids_free_nothing(lim, ops):
     """Against a model: a dict of lease -> (cost, expires_at)."""
@@ -330,7 +330,7 @@ def test_never_more_than_limit_live_and_releases_of_expired_or_foreign_ids_free_
         assert held == sum(c for c, e in model.values() if e > now) <= lim.limit
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(rate=st.lists(rate_limits, min_size=1, max_size=2), lim=conc_limits,
        ops=st.lists(st.tuples(gaps, st.integers(1, 3), st.booleans()), max_size=30))
 def test_acquire_is_all_or_nothing_with_gcra_and_sliding_limits(rate, lim, ops):
