@@ -101,4 +101,64 @@ function evaluate(policy, tat, nowMs, cost) {
   return explain(policy, tat, nowMs, cost, decide(policy, tat, nowMs, cost));
 }
 
-module.exports = { EMPTY, decide, explain, evaluate, remaining, emptyAtMs, inUnits, fromUnits, clamped };
+/** The backlog at `nowMs` in 1/limit-ms units, as a decision reads it (at most one full bucket; 0 when empty). */
+function backlog(policy, tat, nowMs) {
+  const b = inUnits(clamped(policy, tat, nowMs), policy.limit) - nowMs * policy.limit;
+  return b > 0n ? b : 0n;
+}
+
+/**
+ * Gives back `n` units (RL.REFUND): TAT := max(now, TAT - n*T), given back min(n, ceil((TAT -
+ * now) / T)). Never makes room beyond an empty bucket. Returns {tat, given}.
+ */
+function refund(policy, tat, nowMs, n) {
+  const b = backlog(policy, tat, nowMs);
+  if (b === 0n) return { tat, given: 0n };
+  const owed = ceilDiv(b, policy.windowMs);
+  const left = b - n * policy.windowMs;
+  return { tat: fromUnits(nowMs * policy.limit + (left > 0n ? left : 0n), policy.limit), given: n < owed ? n : owed };
+}
+
+/**
+ * Charges `units` whatever it does to admission (a settle above its estimate): TAT :=
+ * min(max(TAT, now) + units*T, now + burst*T), a debt of at most one full bucket beyond now.
+ */
+function charge(policy, tat, nowMs, units) {
+  const full = policy.burst * policy.windowMs;
+  const b = backlog(policy, tat, nowMs) + units * policy.windowMs;
+  return fromUnits(nowMs * policy.limit + (b < full ? b : full), policy.limit);
+}
+
+/** Ms until a denied request of `cost` passes: the first whole ms t with TAT + cost*T - t <= burst*T; -1 never. */
+function retryAfterMs(policy, tat, nowMs, cost) {
+  if (cost > policy.burst) return -1n;
+  const needed = inUnits(clamped(policy, tat, nowMs), policy.limit) + cost * policy.windowMs - policy.burst * policy.windowMs;
+  const wait = (needed > 0n ? ceilDiv(needed, policy.limit) : 0n) - nowMs;
+  return wait > 1n ? wait : 1n;
+}
+
+// The interface every kind offers to limits.js, on a usage {kind: 'gcra', tat}.
+const usage = (tat) => ({ kind: 'gcra', tat });
+const KIND = {
+  EMPTY: Object.freeze(usage(EMPTY)),
+  repair: (l, u, nowMs) => {
+    const c = clamped(l, u.tat, nowMs);
+    return c === u.tat ? u : usage(c);
+  },
+  fits: (l, u, nowMs, cost) => decide(l, u.tat, nowMs, cost) !== null,
+  counted: (l, u, nowMs, cost) => usage(decide(l, u.tat, nowMs, cost)),
+  remaining: (l, u, nowMs) => remaining(l, u.tat, nowMs),
+  emptyAtMs: (_l, u) => emptyAtMs(u.tat),
+  resetAfterMs: (_l, u, nowMs) => {
+    const e = emptyAtMs(u.tat);
+    return e > nowMs ? e - nowMs : 0n;
+  },
+  retryAfterMs: (l, u, nowMs, cost) => retryAfterMs(l, u.tat, nowMs, cost),
+  refund: (l, u, nowMs, n) => {
+    const r = refund(l, u.tat, nowMs, n);
+    return { usage: r.given === 0n ? u : usage(r.tat), given: r.given };
+  },
+  charge: (l, u, nowMs, units) => usage(charge(l, u.tat, nowMs, units)),
+};
+
+module.exports = { EMPTY, KIND, decide, explain, evaluate, remaining, emptyAtMs, inUnits, fromUnits, clamped, refund, charge, retryAfterMs };

@@ -5,24 +5,31 @@
 // longest (the first on a tie), or one the cost can never pass; when allowed, the one with
 // the fewest requests left (the first on a tie). `remaining` is the smallest of all.
 //
-// A usage is {kind: 'gcra', tat} or {kind: 'sliding', log}; `usage` is an array, one per
-// limit by position. PURE: no I/O, no clock (`nowMs` is a BigInt parameter).
+// A usage is {kind: 'gcra', tat}, {kind: 'sliding', log} or {kind: 'concurrency', leases};
+// `usage` is an array, one per limit by position. Each kind is one module offering the same
+// functions (KINDS): nothing here asks which kind it holds but the carry-over between kinds.
+// PURE: no I/O, no clock (`nowMs` is a BigInt parameter).
 
 const gcra = require('./gcra');
 const sliding = require('./sliding');
+const concurrency = require('./concurrency');
+
+const KINDS = { gcra: gcra.KIND, sliding: sliding.KIND, concurrency: concurrency.KIND };
 
 function emptyFor(limit) {
-  return limit.kind === 'sliding' ? { kind: 'sliding', log: sliding.EMPTY } : { kind: 'gcra', tat: gcra.EMPTY };
+  return KINDS[limit.kind].EMPTY;
 }
 
 /**
  * A usage carried over to a limit of the other kind, never into more room than the time
  * still owed: SLIDING -> GCRA replays the live requests into the bucket; GCRA -> SLIDING
  * turns the backlog into the same share of the window's limit (rounded up, at most the
- * limit), one entry that leaves the window when the bucket would have been empty.
+ * limit), one entry that leaves the window when the bucket would have been empty. A change
+ * to or from CONCURRENCY starts empty: leases are not requests (a new contract).
  */
 function carriedTo(usage, limit, nowMs) {
   if (usage.kind === limit.kind) return usage;
+  if (usage.kind === 'concurrency' || limit.kind === 'concurrency') return emptyFor(limit);
   if (limit.kind === 'gcra') {
     let units = 0n;
     for (const [t, c] of usage.log) {
@@ -48,32 +55,30 @@ function align(limits, usage, nowMs) {
 
 /**
  * Decides a request of `cost` at `nowMs` against `limits` ({kind, limit, windowMs, burst},
- * BigInt). Returns {allowed, binding, limit, remaining, retryAfterMs (-1: allowed or never),
- * resetAfterMs, emptyAtMs, usage (the usage to store; the repaired one when denied)}.
+ * BigInt); when allowed, every CONCURRENCY limit records a lease `leaseId`. Returns {allowed,
+ * binding, limit, remaining, retryAfterMs (-1: allowed or never), resetAfterMs, emptyAtMs,
+ * usage (after an admission; else the repaired one), repaired (whether a denial changed the
+ * stored usage: a clock repair)}.
  */
-function decide(limits, usage, nowMs, cost) {
+function decide(limits, usage, nowMs, cost, leaseId) {
+  // A denial stores only a clock repair; carrying usage over to new kinds waits for an admission.
+  let repaired = false;
+  const same = usage.length === limits.length && limits.every((l, i) => usage[i].kind === l.kind);
   const u = align(limits, usage, nowMs).map((x, i) => {
-    if (x.kind === 'sliding') return { kind: 'sliding', log: sliding.clampFuture(x.log, nowMs) };
-    return { kind: 'gcra', tat: gcra.clamped(limits[i], x.tat, nowMs) };
+    const r = KINDS[limits[i].kind].repair(limits[i], x, nowMs);
+    if (same && r !== x) repaired = true;
+    return r;
   });
-  const next = limits.map((l, i) => (l.kind === 'gcra' ? gcra.decide(l, u[i].tat, nowMs, cost) : null));
-  const admits = limits.map((l, i) => (l.kind === 'gcra' ? next[i] !== null : sliding.decide(l, u[i].log, nowMs, cost)));
+  const admits = limits.map((l, i) => KINDS[l.kind].fits(l, u[i], nowMs, cost));
   const allowed = admits.every(Boolean);
   let emptyAt = nowMs;
   const each = limits.map((l, i) => {
-    let v;
-    if (l.kind === 'gcra') {
-      v = gcra.explain(l, u[i].tat, nowMs, cost, allowed ? next[i] : null);
-      if (allowed) u[i] = { kind: 'gcra', tat: next[i] };
-      const e = gcra.emptyAtMs(u[i].tat);
-      if (e > emptyAt) emptyAt = e;
-    } else {
-      if (allowed) u[i] = { kind: 'sliding', log: sliding.record(l, u[i].log, nowMs, cost) };
-      v = sliding.explain(l, u[i].log, u[i].log, nowMs, cost, admits[i]);
-      const e = sliding.emptyAtMs(l, u[i].log, nowMs);
-      if (e > emptyAt) emptyAt = e;
-    }
-    return { limit: v.limit, remaining: v.remaining, retryAfterMs: admits[i] ? -1n : v.retryAfterMs, resetAfterMs: v.resetAfterMs };
+    const k = KINDS[l.kind];
+    const retryAfterMs = admits[i] ? -1n : k.retryAfterMs(l, u[i], nowMs, cost);
+    if (allowed) u[i] = k.counted(l, u[i], nowMs, cost, leaseId);
+    const e = k.emptyAtMs(l, u[i], nowMs);
+    if (e > emptyAt) emptyAt = e;
+    return { remaining: k.remaining(l, u[i], nowMs), retryAfterMs, resetAfterMs: k.resetAfterMs(l, u[i], nowMs) };
   });
   const never = limits.findIndex((l) => cost > l.burst);
   let binding = 0;
@@ -93,13 +98,48 @@ function decide(limits, usage, nowMs, cost) {
   return {
     allowed,
     binding,
-    limit: each[binding].limit,
+    limit: limits[binding].burst,
     remaining,
     retryAfterMs: allowed || never >= 0 ? -1n : each[binding].retryAfterMs,
     resetAfterMs: each[binding].resetAfterMs,
     emptyAtMs: emptyAt,
     usage: u,
+    repaired,
   };
 }
 
-module.exports = { decide, align, carriedTo, emptyFor };
+/**
+ * Gives back `n` on every rate limit (RL.REFUND; with `atMs`, a settle below its estimate:
+ * a SLIDING limit gives back only from the entry recorded at that instant). CONCURRENCY
+ * limits give nothing back. Returns {usage, given: the most units any limit gave back}.
+ */
+function refund(limits, usage, nowMs, n, atMs) {
+  let given = 0n;
+  const out = align(limits, usage, nowMs).map((x, i) => {
+    const l = limits[i];
+    const r = KINDS[l.kind].refund(l, KINDS[l.kind].repair(l, x, nowMs), nowMs, n, atMs);
+    if (r.given > given) given = r.given;
+    return r.usage;
+  });
+  return { usage: out, given };
+}
+
+/** The usage after charging `units` on every rate limit whatever it does to admission (a settle above its estimate). */
+function charge(limits, usage, nowMs, units) {
+  return align(limits, usage, nowMs).map((x, i) => {
+    const l = limits[i];
+    return KINDS[l.kind].charge(l, KINDS[l.kind].repair(l, x, nowMs), nowMs, units);
+  });
+}
+
+/** The first ms from which every limit is empty (every lease expired). */
+function emptyAtMs(limits, usage, nowMs) {
+  let at = nowMs;
+  align(limits, usage, nowMs).forEach((x, i) => {
+    const e = KINDS[limits[i].kind].emptyAtMs(limits[i], x, nowMs);
+    if (e > at) at = e;
+  });
+  return at;
+}
+
+module.exports = { KINDS, decide, refund, charge, emptyAtMs, align, carriedTo, emptyFor };

@@ -4,9 +4,10 @@
 // `windowMs`, not the module's `window_ms`.
 //
 // A policy is one limit or a list of 1 to 4, decided all-or-nothing:
-//   {limit, windowMs, burst?, kind?: 'gcra' | 'sliding'}
-// and becomes a frozen {limits: [{kind, limit, windowMs, burst}], id} of BigInts, where
-// `id` is a canonical text (equal policies, equal ids) for maps and caches.
+//   {limit, windowMs, burst?, kind?: 'gcra' | 'sliding' | 'concurrency'}
+// plus the key-level penalty {penaltyMs, penaltyMaxMs?} (issue 19), and becomes a frozen
+// {limits: [{kind, limit, windowMs, burst}], penalty: {ms, maxMs} | null, id} of BigInts,
+// where `id` is a canonical text (equal policies, equal ids) for maps and caches.
 //
 // PURE: no I/O.
 
@@ -19,12 +20,24 @@ const MAX_COST = 1_000_000_000n;
 const MAX_IDLE_MS = MAX_WINDOW_MS;
 /** A full GCRA bucket must drain within this many ms (about 317 years). */
 const MAX_DRAIN_MS = 10_000_000_000_000n;
-/** SLIDING keeps a log of up to `limit` entries: at most 1000 per window, windows up to 2^32-1 ms. */
+/**
+ * SLIDING keeps a log of up to `limit` entries, CONCURRENCY up to `limit` leases: at most
+ * 1000, windows (a lease's life) up to 2^32-1 ms.
+ */
 const MAX_SLIDING_LIMIT = 1000n;
 const MAX_SLIDING_WINDOW_MS = 4_294_967_295n;
 /** Most limits one key holds. */
 const MAX_LIMITS = 4;
-const KINDS = ['gcra', 'sliding'];
+const KINDS = ['gcra', 'sliding', 'concurrency'];
+/** Kinds whose capacity is a count, not a bucket: no burst, limit <= 1000, windowMs < 2^32. */
+const COUNTED = ['sliding', 'concurrency'];
+/** Issue 19's bounds: a penalty or block up to 10^12 ms, a hold 1 ms to 1 day (default 5 min). */
+const MAX_PENALTY_MS = 1_000_000_000_000n;
+const MAX_BLOCK_MS = MAX_PENALTY_MS;
+const MAX_HOLD_MS = 86_400_000n;
+const DEFAULT_HOLD_MS = 300_000n;
+/** RL.RENEW's bound, as a CONCURRENCY window's. */
+const MAX_LEASE_MS = MAX_SLIDING_WINDOW_MS;
 
 const MESSAGES = {
   limit: 'limit must be an integer from 1 to 1000000000',
@@ -33,10 +46,23 @@ const MESSAGES = {
   cost: 'cost must be an integer from 1 to 1000000000',
   idleMs: 'idleMs must be an integer from 1 to 1000000000000',
   drain: 'burst * windowMs / limit is too large: a full bucket must drain within 10000000000000 ms',
-  kind: "kind must be 'gcra' or 'sliding'",
+  kind: "kind must be 'gcra', 'sliding' or 'concurrency'",
   slidingLimit: "a 'sliding' limit must be an integer from 1 to 1000 (use 'gcra' for more requests per window)",
+  concurrencyLimit: "a 'concurrency' limit must be an integer from 1 to 1000 (leases held at once)",
   slidingWindow: "a 'sliding' windowMs must be an integer from 1 to 4294967295 (about 49 days)",
+  concurrencyWindow: "a 'concurrency' windowMs (a lease's life) must be an integer from 1 to 4294967295 (about 49 days)",
   slidingBurst: "burst applies to 'gcra' limits only: a 'sliding' limit's burst is its limit",
+  concurrencyBurst: "burst applies to 'gcra' limits only: a 'concurrency' limit's burst is its limit",
+  penaltyMs: 'penaltyMs must be an integer from 1 to 1000000000000',
+  penaltyMaxMs: 'penaltyMaxMs must be an integer from penaltyMs to 1000000000000',
+  penaltyMaxWithout: 'penaltyMaxMs needs penaltyMs',
+  penaltyWithoutLimit: 'penaltyMs goes with an inline policy (limit and windowMs, or limits); a stored policy takes it from configureRateLimit',
+  holdMs: 'holdMs must be an integer from 1 to 86400000 (1 day)',
+  blockMs: 'ms must be an integer from 1 to 1000000000000',
+  leaseMs: 'ms must be an integer from 1 to 4294967295',
+  refund: 'n must be an integer from 1 to 1000000000',
+  estimate: 'estimate must be an integer from 1 to 1000000000',
+  actual: 'actual must be an integer from 0 to 1000000000',
   count: 'a policy is one limit or a list of 1 to 4 limits',
   limitWithoutWindow: 'limit and windowMs must be given together',
   burstWithoutLimit: 'burst and kind need limit and windowMs',
@@ -45,17 +71,18 @@ const MESSAGES = {
 
 /** The fields of one limit, of a check's options, and of configureRateLimit's policy. */
 const LIMIT_FIELDS = ['limit', 'windowMs', 'burst', 'kind'];
-const CHECK_FIELDS = ['cost', 'limits', ...LIMIT_FIELDS];
-const CONFIG_FIELDS = ['limits', 'idleMs', 'shadow', ...LIMIT_FIELDS];
+const PENALTY_FIELDS = ['penaltyMs', 'penaltyMaxMs'];
+const CHECK_FIELDS = ['cost', 'limits', ...LIMIT_FIELDS, ...PENALTY_FIELDS];
+const CONFIG_FIELDS = ['limits', 'idleMs', 'shadow', ...LIMIT_FIELDS, ...PENALTY_FIELDS];
 
-/** An integer field within 1..max as a BigInt (Numbers must be safe integers). */
-function integer(value, max, message) {
+/** An integer field within min..max (default 1..max) as a BigInt (Numbers must be safe integers). */
+function integer(value, max, message, min = 1n) {
   let v;
   if (typeof value === 'bigint') v = value;
   else if (typeof value === 'number' && Number.isSafeInteger(value)) v = BigInt(value);
   else if (typeof value === 'string' && /^[0-9]{1,20}$/.test(value)) v = BigInt(value);
   else throw new InvalidArgument(message);
-  if (v < 1n || v > max) throw new InvalidArgument(message);
+  if (v < min || v > max) throw new InvalidArgument(message);
   return v;
 }
 
@@ -106,12 +133,13 @@ function oneLimit(p, where) {
   if (!KINDS.includes(kind)) throw new InvalidArgument(at(MESSAGES.kind));
   if (p.limit === undefined || p.windowMs === undefined) throw new InvalidArgument(at(MESSAGES.limitWithoutWindow));
   const hasBurst = p.burst !== undefined && p.burst !== null;
-  if (kind === 'sliding') {
-    if (hasBurst) throw new InvalidArgument(at(MESSAGES.slidingBurst));
+  if (COUNTED.includes(kind)) {
+    const sliding = kind === 'sliding';
+    if (hasBurst) throw new InvalidArgument(at(sliding ? MESSAGES.slidingBurst : MESSAGES.concurrencyBurst));
     const limit = integer(p.limit, MAX_LIMIT, at(MESSAGES.limit));
-    if (limit > MAX_SLIDING_LIMIT) throw new InvalidArgument(at(MESSAGES.slidingLimit));
+    if (limit > MAX_SLIDING_LIMIT) throw new InvalidArgument(at(sliding ? MESSAGES.slidingLimit : MESSAGES.concurrencyLimit));
     const windowMs = integer(p.windowMs, MAX_WINDOW_MS, at(MESSAGES.windowMs));
-    if (windowMs > MAX_SLIDING_WINDOW_MS) throw new InvalidArgument(at(MESSAGES.slidingWindow));
+    if (windowMs > MAX_SLIDING_WINDOW_MS) throw new InvalidArgument(at(sliding ? MESSAGES.slidingWindow : MESSAGES.concurrencyWindow));
     return Object.freeze({ kind, limit, windowMs, burst: limit });
   }
   const limit = integer(p.limit, MAX_LIMIT, at(MESSAGES.limit));
@@ -121,13 +149,50 @@ function oneLimit(p, where) {
   return Object.freeze({ kind, limit, windowMs, burst });
 }
 
-/** The canonical text of a list of limits: `g:limit:windowMs:burst` or `s:limit:windowMs`, joined by `,`. */
-function idOf(limits) {
-  return limits.map((l) => (l.kind === 'sliding' ? `s:${l.limit}:${l.windowMs}` : `g:${l.limit}:${l.windowMs}:${l.burst}`)).join(',');
+/**
+ * The canonical text of a policy: `g:limit:windowMs:burst`, `s:limit:windowMs` or
+ * `c:limit:windowMs` per limit, joined by `,`, then `;p:ms:maxMs` for a penalty.
+ */
+function idOf(limits, penalty) {
+  const text = limits.map((l) => (l.kind === 'gcra' ? `g:${l.limit}:${l.windowMs}:${l.burst}` : `${l.kind[0]}:${l.limit}:${l.windowMs}`)).join(',');
+  return penalty ? `${text};p:${penalty.ms}:${penalty.maxMs}` : text;
 }
 
-function fromLimits(limits) {
-  return Object.freeze({ limits: Object.freeze(limits), id: idOf(limits) });
+function fromLimits(limits, penalty = null) {
+  return Object.freeze({ limits: Object.freeze(limits), penalty, id: idOf(limits, penalty) });
+}
+
+/** {penaltyMs, penaltyMaxMs?} as {ms, maxMs} (BigInt; maxMs defaults to ms: no escalation), or null. */
+function penaltyOf(o) {
+  const ms = o.penaltyMs;
+  const max = o.penaltyMaxMs;
+  if (ms === undefined || ms === null) {
+    if (max !== undefined && max !== null) throw new InvalidArgument(MESSAGES.penaltyMaxWithout);
+    return null;
+  }
+  const v = integer(ms, MAX_PENALTY_MS, MESSAGES.penaltyMs);
+  const m = max === undefined || max === null ? v : integer(max, MAX_PENALTY_MS, MESSAGES.penaltyMaxMs, v);
+  return Object.freeze({ ms: v, maxMs: m });
+}
+
+/** The block a penalty at `level` imposes: ms * 2^level, at most maxMs. */
+function penaltyLengthMs(penalty, level) {
+  const shift = level < 64 ? BigInt(level) : 64n;
+  const d = penalty.ms << shift;
+  return d < penalty.maxMs ? d : penalty.maxMs;
+}
+
+/** Whether a policy has a CONCURRENCY limit (checks must take a lease: acquire). */
+function hasConcurrency(pol) {
+  return Boolean(pol) && pol.limits.some((l) => l.kind === 'concurrency');
+}
+
+/** The longest window of a policy, in ms (a penalty escalates within it). */
+function longestWindowMs(pol) {
+  if (pol.longestMs !== undefined) return pol.longestMs;
+  let w = 0n;
+  for (const l of pol.limits) if (l.windowMs > w) w = l.windowMs;
+  return w;
 }
 
 /**
@@ -153,23 +218,30 @@ function checkOptions(opts) {
   const unknown = unknownFields(opts, CHECK_FIELDS, 'option');
   if (unknown) throw new InvalidArgument(unknown);
   const c = opts.cost === undefined ? 1n : cost(opts.cost);
-  if (opts.limits !== undefined) return { cost: c, inline: policy(opts.limits) };
+  const penalty = penaltyOf(opts);
+  if (opts.limits !== undefined) return { cost: c, inline: withPenalty(policy(opts.limits), penalty) };
   const hasLimit = opts.limit !== undefined;
   if (hasLimit !== (opts.windowMs !== undefined)) throw new InvalidArgument(MESSAGES.limitWithoutWindow);
   if (!hasLimit) {
     if (opts.burst !== undefined || opts.kind !== undefined) throw new InvalidArgument(MESSAGES.burstWithoutLimit);
+    if (penalty) throw new InvalidArgument(MESSAGES.penaltyWithoutLimit);
     return { cost: c, inline: null };
   }
-  return { cost: c, inline: fromLimits([oneLimit({ limit: opts.limit, windowMs: opts.windowMs, burst: opts.burst, kind: opts.kind }, '')]) };
+  return { cost: c, inline: fromLimits([oneLimit({ limit: opts.limit, windowMs: opts.windowMs, burst: opts.burst, kind: opts.kind }, '')], penalty) };
 }
 
-/** configureRateLimit's argument: a policy plus {idleMs?, shadow?} (on the object form). */
+function withPenalty(pol, penalty) {
+  return penalty ? fromLimits(pol.limits, penalty) : pol;
+}
+
+/** configureRateLimit's argument: a policy plus {idleMs?, shadow?, penaltyMs?, penaltyMaxMs?} (on the object form). */
 function configOptions(p) {
   if (p && typeof p === 'object' && !Array.isArray(p)) {
     const unknown = unknownFields(p, CONFIG_FIELDS, 'field');
     if (unknown) throw new InvalidArgument(unknown);
-    const { idleMs: idle, shadow, ...rest } = p;
-    return { policy: policy(rest.limits !== undefined ? rest.limits : rest), idleMs: idleMs(idle), shadow: Boolean(shadow) };
+    const { idleMs: idle, shadow, penaltyMs, penaltyMaxMs, ...rest } = p;
+    const pol = withPenalty(policy(rest.limits !== undefined ? rest.limits : rest), penaltyOf({ penaltyMs, penaltyMaxMs }));
+    return { policy: pol, idleMs: idleMs(idle), shadow: Boolean(shadow) };
   }
   return { policy: policy(p), idleMs: null, shadow: false };
 }
@@ -182,27 +254,41 @@ function idleMs(value) {
   return value === undefined || value === null ? null : integer(value, MAX_IDLE_MS, MESSAGES.idleMs);
 }
 
-/** One limit as the module's inline words: LIMIT l WINDOW w [BURST b] [SLIDING]. */
+/** reserve()'s holdMs: 1..86400000, default 300000 (5 minutes). */
+function holdMs(value) {
+  return value === undefined || value === null ? DEFAULT_HOLD_MS : integer(value, MAX_HOLD_MS, MESSAGES.holdMs);
+}
+
+/** A limit's kind word after its numbers: BURST b (GCRA), SLIDING or CONCURRENCY. */
+function kindArgs(l) {
+  return l.kind === 'gcra' ? ['BURST', String(l.burst)] : [l.kind.toUpperCase()];
+}
+
+/** PENALTY ms [MAX max_ms] (MAX only when it escalates). */
+function penaltyArgs(pol) {
+  const p = pol.penalty;
+  if (!p) return [];
+  return p.maxMs === p.ms ? ['PENALTY', String(p.ms)] : ['PENALTY', String(p.ms), 'MAX', String(p.maxMs)];
+}
+
+/** A policy as the module's inline words: LIMIT l WINDOW w [BURST b | SLIDING | CONCURRENCY] [AND ...] [PENALTY ms [MAX m]]. */
 function inlineArgs(pol) {
   const args = [];
   pol.limits.forEach((l, i) => {
     if (i > 0) args.push('AND');
-    args.push('LIMIT', String(l.limit), 'WINDOW', String(l.windowMs));
-    if (l.kind === 'sliding') args.push('SLIDING');
-    else args.push('BURST', String(l.burst));
+    args.push('LIMIT', String(l.limit), 'WINDOW', String(l.windowMs), ...kindArgs(l));
   });
-  return args;
+  return [...args, ...penaltyArgs(pol)];
 }
 
-/** RL.CONFIG's arguments after the key: l w [BURST b] [SLIDING] [AND l w ...] [IDLE i] [SHADOW]. */
+/** RL.CONFIG's arguments after the key: l w [BURST b | SLIDING | CONCURRENCY] [AND l w ...] [PENALTY ms [MAX m]] [IDLE i] [SHADOW]. */
 function configArgs(pol, idle, shadow) {
   const args = [];
   pol.limits.forEach((l, i) => {
     if (i > 0) args.push('AND');
-    args.push(String(l.limit), String(l.windowMs));
-    if (l.kind === 'sliding') args.push('SLIDING');
-    else args.push('BURST', String(l.burst));
+    args.push(String(l.limit), String(l.windowMs), ...kindArgs(l));
   });
+  args.push(...penaltyArgs(pol));
   if (idle !== null) args.push('IDLE', String(idle));
   if (shadow) args.push('SHADOW');
   return args;
@@ -211,21 +297,22 @@ function configArgs(pol, idle, shadow) {
 /**
  * The local share of a policy: `share` (0 < share <= 1, e.g. 1 / number of app instances)
  * of each limit. GCRA: the rate limit/windowMs times p/q exactly, (limit*p)/(windowMs*q),
- * and the burst rounded down, at least 1. SLIDING: the count rounded down, at least 1, the
- * window unchanged.
+ * and the burst rounded down, at least 1. SLIDING and CONCURRENCY: the count rounded down, at
+ * least 1, the window unchanged. The penalty is kept, and escalates within the unscaled
+ * policy's longest window (`longestMs`).
  */
 function scaled(pol, share) {
   if (share.p === share.q) return pol;
   const limits = pol.limits.map((l) => {
-    if (l.kind === 'sliding') {
+    if (COUNTED.includes(l.kind)) {
       const limit = (l.limit * share.p) / share.q;
       const n = limit < 1n ? 1n : limit;
-      return Object.freeze({ kind: 'sliding', limit: n, windowMs: l.windowMs, burst: n });
+      return Object.freeze({ kind: l.kind, limit: n, windowMs: l.windowMs, burst: n });
     }
     const burst = (l.burst * share.p) / share.q;
     return Object.freeze({ kind: 'gcra', limit: l.limit * share.p, windowMs: l.windowMs * share.q, burst: burst < 1n ? 1n : burst });
   });
-  return fromLimits(limits);
+  return Object.freeze({ ...fromLimits(limits, pol.penalty), longestMs: longestWindowMs(pol) });
 }
 
 /** A share in (0, 1] as an exact fraction {p, q} with q = 10^6 before reduction. */
@@ -247,10 +334,20 @@ module.exports = {
   MAX_COST,
   MAX_LIMITS,
   MAX_SLIDING_LIMIT,
+  MAX_BLOCK_MS,
+  MAX_LEASE_MS,
+  MAX_HOLD_MS,
+  DEFAULT_HOLD_MS,
   MESSAGES,
+  integer,
   clientId,
   policy,
   fromLimits,
+  penaltyOf,
+  penaltyLengthMs,
+  hasConcurrency,
+  longestWindowMs,
+  holdMs,
   checkOptions,
   configOptions,
   cost,

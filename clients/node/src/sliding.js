@@ -88,4 +88,70 @@ function explain(limit, before, after, nowMs, cost, allowed) {
   };
 }
 
-module.exports = { EMPTY, live, used, emptyAtMs, clampFuture, decide, record, explain };
+/** Ms until a denied request of `cost` passes (explain's rule alone); -1 when it never can. */
+function retryAfterMs(limit, log, nowMs, cost) {
+  return cost > limit.limit ? -1n : explain(limit, log, log, nowMs, cost, false).retryAfterMs;
+}
+
+/**
+ * Gives back up to `n` units from the most recent live entries first (RL.REFUND); with
+ * `atMs` (a settle below its estimate) only from the entry recorded at that instant, if it
+ * is still live: never more than the hold. Returns {log, given}.
+ */
+function refund(limit, log, nowMs, n, atMs) {
+  const entries = live(limit, log, nowMs);
+  const at = atMs === undefined || atMs === null ? null : atMs < nowMs ? atMs : nowMs;
+  let given = 0n;
+  for (let i = entries.length - 1; i >= 0 && given < n; i--) {
+    const [t, c] = entries[i];
+    if (at !== null && t !== at) continue;
+    const take = n - given < c ? n - given : c;
+    entries[i] = [t, c - take];
+    given += take;
+  }
+  if (given === 0n) return { log, given };
+  return { log: merge(entries.filter(([, c]) => c > 0n)), given };
+}
+
+/**
+ * Records `units` at now whatever it does to admission (a settle above its estimate), then
+ * keeps at most `limit` units live, dropping the oldest excess: a debt of one full window.
+ */
+function charge(limit, log, nowMs, units) {
+  const entries = record(limit, log, nowMs, units).map(([t, c]) => [t, c]);
+  let excess = -limit.limit;
+  for (const [, c] of entries) excess += c;
+  for (const e of entries) {
+    if (excess <= 0n) break;
+    const take = excess < e[1] ? excess : e[1];
+    e[1] -= take;
+    excess -= take;
+  }
+  return merge(entries.filter(([, c]) => c > 0n));
+}
+
+// The interface every kind offers to limits.js, on a usage {kind: 'sliding', log}.
+const usage = (log) => ({ kind: 'sliding', log });
+const KIND = {
+  EMPTY: Object.freeze(usage(EMPTY)),
+  repair: (_l, u, nowMs) => {
+    const c = clampFuture(u.log, nowMs);
+    return c === u.log ? u : usage(c);
+  },
+  fits: (l, u, nowMs, cost) => decide(l, u.log, nowMs, cost),
+  counted: (l, u, nowMs, cost) => usage(record(l, u.log, nowMs, cost)),
+  remaining: (l, u, nowMs) => {
+    const n = used(l, u.log, nowMs);
+    return l.limit > n ? l.limit - n : 0n;
+  },
+  emptyAtMs: (l, u, nowMs) => emptyAtMs(l, u.log, nowMs),
+  resetAfterMs: (l, u, nowMs) => emptyAtMs(l, u.log, nowMs) - nowMs,
+  retryAfterMs: (l, u, nowMs, cost) => retryAfterMs(l, u.log, nowMs, cost),
+  refund: (l, u, nowMs, n, atMs) => {
+    const r = refund(l, u.log, nowMs, n, atMs);
+    return { usage: r.given === 0n ? u : usage(r.log), given: r.given };
+  },
+  charge: (l, u, nowMs, units) => usage(charge(l, u.log, nowMs, units)),
+};
+
+module.exports = { EMPTY, KIND, live, used, emptyAtMs, clampFuture, decide, record, explain, refund, charge, retryAfterMs };
