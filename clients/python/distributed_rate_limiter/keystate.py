@@ -183,11 +183,15 @@ def reset(state):
     return KeyState(last_id=state.last_id)
 
 
+def live_lease_ids(state, now_ms):
+    return {x.id for u in state.usage if isinstance(u, Leases) for x in concurrency.live(u, now_ms)}
+
+
 def summary(state, now_ms):
     """RL.INFO's key-level fields of issues 19 and 20."""
     holds = open_holds(state, now_ms)
     until = blocked_until(state, now_ms)
-    lease_ids = {x.id for u in state.usage if isinstance(u, Leases) for x in concurrency.live(u, now_ms)}
+    lease_ids = live_lease_ids(state, now_ms)
     return {"blocked_ms": until - now_ms if until is not None else 0,
             "penalty_level": state.block.level if state.block else 0,
             "holds": len(holds), "held": sum(h.estimate for h in holds),

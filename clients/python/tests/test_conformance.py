@@ -153,6 +153,23 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
     assert limiter.stats()["lua"] + limiter.stats()["cached"] == 15
 
 
+NEW_INFO = {b"blocked_ms": 0, b"penalty_level": 0, b"holds": 0, b"held": 0, b"next_hold_expiry_ms": None,
+            b"leases": 0}
+
+
+def same_info(module, lua):
+    """RL.INFO from the module and the script agree. A module older than issues 19 and 20 has
+    none of their fields: then the script must show them empty (this trace takes no holds,
+    leases or blocks) and everything else must be equal."""
+    if module is None or lua is None:
+        return module == lua
+    m, s = dict(zip(module[::2], module[1::2])), dict(zip(lua[::2], lua[1::2]))
+    if b"holds" not in m:
+        if {k: s.pop(k, "absent") for k in NEW_INFO} != NEW_INFO:
+            return False
+    return m == s
+
+
 def random_limits(rng):
     out = []
     for _ in range(rng.choice([1, 1, 2, 3, 4])):
@@ -217,6 +234,8 @@ def test_lua_equals_the_module_on_random_sets_reconfigurations_and_clock_steps(m
             op = rng.choice(["throttle"] * 4 + ["peek", "info"])
             if op == "info":
                 a, b = mod.execute_command("RL.INFO", key), lua.evalsha(sha, 1, key, "info", "")
+                if same_info(a, b):
+                    a = b
             else:
                 extra = module_limits(limits, True) if inline else []
                 a = mod.execute_command(f"RL.{op.upper()}", key, "COST", cost, *extra)
