@@ -1,5 +1,5 @@
 // Types for distributed-rate-limiter/express.
-import { DistributedRateLimiter, CheckOptions, Decision, Limit } from './index';
+import { DistributedRateLimiter, CheckOptions, Decision, Limit, Int } from './index';
 
 export interface RateLimitInfo {
   limit: number;
@@ -24,12 +24,16 @@ export interface MiddlewareOptions {
   statusCode?: number;
   /** Body when denied. */
   message?: string;
+  /** true: hold a lease (acquire) for the request's length, released on the response's finish or close (a key with a CONCURRENCY limit). */
+  lease?: boolean;
   cost?: number;
   limit?: Limit['limit'];
   windowMs?: Limit['windowMs'];
   burst?: Limit['burst'];
   kind?: Limit['kind'];
   limits?: Limit[];
+  penaltyMs?: Int;
+  penaltyMaxMs?: Int;
 }
 
 /** Express middleware: RateLimit headers on every response, 429 (+ Retry-After) when denied; sets req.rateLimit. */

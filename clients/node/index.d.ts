@@ -4,21 +4,33 @@ import { EventEmitter } from 'events';
 /** An integer: a safe-integer Number, a BigInt, or a string of digits. */
 export type Int = number | bigint | string;
 
-/** One limit. GCRA (the default): `limit` per `windowMs` on average, bursts up to `burst`. SLIDING: at most `limit` in any `windowMs`. */
+/**
+ * One limit. GCRA (the default): `limit` per `windowMs` on average, bursts up to `burst`.
+ * SLIDING: at most `limit` in any `windowMs`. CONCURRENCY: at most `limit` leases held at
+ * once (by cost), each living `windowMs` unless released or renewed (acquire/release).
+ */
 export interface Limit {
-  /** Requests per window, 1..10^9 (SLIDING: 1..1000). */
+  /** Requests per window, 1..10^9 (SLIDING, CONCURRENCY: 1..1000). */
   limit: Int;
-  /** The window in ms, 1..10^12 (SLIDING: up to 4294967295). */
+  /** The window in ms, 1..10^12 (SLIDING, CONCURRENCY: up to 4294967295; CONCURRENCY: a lease's life). */
   windowMs: Int;
   /** GCRA only: the bucket's capacity, 1..10^9 (default: limit). */
   burst?: Int;
-  kind?: 'gcra' | 'sliding';
+  kind?: 'gcra' | 'sliding' | 'concurrency';
 }
 
 /** One limit, or 1 to 4 decided all-or-nothing. */
 export type Policy = Limit | Limit[];
 
-export interface ConfigureOptions {
+/** Opt-in penalties: a denial blocks the key for penaltyMs, doubling within a window of the last block, up to penaltyMaxMs. */
+export interface PenaltyOptions {
+  /** 1..10^12 ms. */
+  penaltyMs?: Int;
+  /** penaltyMs..10^12 ms (default penaltyMs: no escalation). */
+  penaltyMaxMs?: Int;
+}
+
+export interface ConfigureOptions extends PenaltyOptions {
   /** Forget the key after this many ms without an allowed request (default: never). */
   idleMs?: Int;
   /** Observe only: would-be denials are allowed and counted by the module. */
@@ -27,8 +39,20 @@ export interface ConfigureOptions {
 
 export type ConfigurePolicy = (Limit & ConfigureOptions) | Limit[] | ({ limits: Limit[] } & ConfigureOptions);
 
-/** A check's options: an inline policy (for keys without a stored one) and a cost. */
-export type CheckOptions = ({ cost?: Int } & Partial<Limit>) | { cost?: Int; limits: Limit[] } | Limit[];
+/** An inline policy (for keys without a stored one). */
+export type InlinePolicy = (Partial<Limit> & PenaltyOptions) | ({ limits: Limit[] } & PenaltyOptions);
+
+/** A check's options: an inline policy and a cost. */
+export type CheckOptions = ({ cost?: Int } & InlinePolicy) | Limit[];
+
+/** reserve()'s options: the hold's life (1..86400000 ms, default 300000) and an inline policy. */
+export type ReserveOptions = { holdMs?: Int } & InlinePolicy;
+
+/** withLease()'s options: acquire's, and whether a denial rejects (with Denied) instead of resolving. */
+export type LeaseOptions = ({ cost?: Int } & InlinePolicy) & { rejectOnDeny?: boolean };
+
+/** A reservation or lease id: a Number from Redis, or 'L<n>' from the local limiter. */
+export type GrantId = number | string;
 
 /** Who decided. */
 export type Path = 'redis' | 'lua' | 'local' | 'cached' | 'failed_open' | 'failed_closed';
@@ -56,6 +80,16 @@ export interface Decision {
   path: Path;
 }
 
+/** reserve()'s decision: `reservation` is the id to settle(), null when denied (or when no reservation could be taken). */
+export interface ReserveDecision extends Decision {
+  reservation: GrantId | null;
+}
+
+/** acquire()'s decision: `lease` is the id to release(), null when denied (or when no lease could be taken). */
+export interface LeaseDecision extends Decision {
+  lease: GrantId | null;
+}
+
 /** @deprecated the 0.1 name of Decision. */
 export type Verdict = Decision;
 
@@ -69,8 +103,18 @@ export interface Info {
   scalePercent: number;
   remaining: number | null;
   resetAfterMs: number;
-  kind?: 'gcra' | 'sliding';
-  limits?: { kind: 'gcra' | 'sliding'; limit: number; windowMs: number; burst: number; remaining: number; resetAfterMs: number }[];
+  kind?: 'gcra' | 'sliding' | 'concurrency';
+  limits?: { kind: 'gcra' | 'sliding' | 'concurrency'; limit: number; windowMs: number; burst: number; remaining: number; resetAfterMs: number; held?: number; nextExpiryMs?: number | null }[];
+  /** Ms to the block's end (0: not blocked); a server older than issue 19 does not tell. */
+  blockedMs?: number;
+  penaltyLevel?: number;
+  /** Open holds, and the sum of their estimates. */
+  holds?: number;
+  held?: number;
+  /** Ms until the earliest open hold expires, null if none. */
+  nextHoldExpiryMs?: number | null;
+  /** Leases held (issue 20). */
+  leases?: number;
 }
 
 export interface Stats {
@@ -157,6 +201,24 @@ export declare class DistributedRateLimiter extends EventEmitter {
   /** Resolves the backlog forgotten, in ms. */
   reset(clientId: string | Buffer): Promise<number>;
   info(clientId: string | Buffer): Promise<Info | null>;
+  /** Gives back n units (1..10^9) on every rate limit; resolves the most any limit gave back. */
+  refund(clientId: string | Buffer, n: Int, options?: InlinePolicy): Promise<number>;
+  /** Decided like throttle at cost `estimate`; when allowed, holds it until settled or holdMs passes. */
+  reserve(clientId: string | Buffer, estimate: Int, options?: ReserveOptions): Promise<ReserveDecision>;
+  /** Settles to the actual cost (0..10^9): resolves units charged (> 0) or refunded (< 0); 0 for a null reservation. */
+  settle(clientId: string | Buffer, reservation: GrantId | null, actual: Int): Promise<number>;
+  /** Blocks the key for ms (1..10^12): every check is denied until then. */
+  block(clientId: string | Buffer, ms: Int): Promise<void>;
+  /** Ends the block and its penalty level: true if the key was blocked. */
+  unblock(clientId: string | Buffer): Promise<boolean>;
+  /** Takes a lease on a key with a CONCURRENCY limit (all or nothing with its other limits). */
+  acquire(clientId: string | Buffer, options?: CheckOptions): Promise<LeaseDecision>;
+  /** Gives a lease back: true if it was held (false: expired, released, never issued, or null). */
+  release(clientId: string | Buffer, lease: GrantId | null): Promise<boolean>;
+  /** A held lease then expires ms (1..4294967295) from now: true if it was held. */
+  renew(clientId: string | Buffer, lease: GrantId | null, ms: Int): Promise<boolean>;
+  /** Runs fn under a lease, always released: fn's value, or the denied decision (Denied with rejectOnDeny). */
+  withLease<T>(clientId: string | Buffer, fn: (decision: LeaseDecision) => T | Promise<T>, options?: LeaseOptions): Promise<T | LeaseDecision>;
   stats(): Stats;
   /** Closes the connection if the limiter opened it. */
   close(): Promise<void>;
@@ -177,6 +239,11 @@ export declare class NoRateLimit extends CommandError {}
 export declare class ForeignKey extends CommandError {}
 /** No answer in time, or the circuit is open (calls without a fallback; ready()). */
 export declare class Unavailable extends RateLimitError {}
+/** A denial raised as an error where asked for (withLease's rejectOnDeny). */
+export declare class Denied extends RateLimitError {
+  constructor(decision: Decision);
+  decision: Decision;
+}
 /** @deprecated use InvalidArgument. */
 export declare const RateLimitArgumentError: typeof InvalidArgument;
 /** @deprecated use Unavailable. */
@@ -189,19 +256,30 @@ export interface LocalDecision {
   remaining: bigint;
   retryAfterMs: bigint;
   resetAfterMs: bigint;
+  /** The reservation or lease taken (mode 'reserve' or 'acquire'), else null. */
+  id: bigint | null;
 }
 
 export interface LocalLimit {
-  kind: 'gcra' | 'sliding';
+  kind: 'gcra' | 'sliding' | 'concurrency';
   limit: bigint;
   windowMs: bigint;
   burst: bigint;
 }
 
-/** The in-process limiter (exact integers): GCRA, SLIDING and sets, as the module decides. */
+export type LocalPolicy = { limits: readonly LocalLimit[]; penalty?: { ms: bigint; maxMs: bigint } | null } | { limit: bigint; windowMs: bigint; burst: bigint };
+
+/** The in-process limiter (exact integers): GCRA, SLIDING, CONCURRENCY and sets, refunds, reservations and penalties, as the module decides. */
 export declare class LocalLimiter {
   constructor(options?: { now?: () => bigint; maxKeys?: number });
-  check(key: string, policy: { limits: readonly LocalLimit[] } | { limit: bigint; windowMs: bigint; burst: bigint }, cost: bigint, peek?: boolean): LocalDecision;
+  /** mode: 'throttle' (or false), 'peek' (or true), 'reserve' (cost = the estimate) or 'acquire'. */
+  check(key: string, policy: LocalPolicy, cost: bigint, mode?: boolean | 'throttle' | 'peek' | 'reserve' | 'acquire', options?: { shadow?: boolean; holdMs?: bigint }): LocalDecision;
+  refund(key: string, policy: LocalPolicy, n: bigint): bigint;
+  settle(key: string, id: bigint, actual: bigint): bigint;
+  release(key: string, id: bigint): bigint;
+  renew(key: string, id: bigint, ms: bigint): bigint;
+  block(key: string, ms: bigint): void;
+  unblock(key: string): bigint;
   reset(key: string): bigint;
   clear(): void;
   readonly size: number;

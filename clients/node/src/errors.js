@@ -7,8 +7,10 @@
 //   ├── CommandError         the server refused the call
 //   │   ├── NoRateLimit      no stored, inline or default policy for the key
 //   │   └── ForeignKey       the key holds data this client did not create
-//   └── Unavailable          no answer in time, or the circuit is open, for a call with no
-//                            fallback (configure, reset, info) and for ready()'s rejection
+//   ├── Unavailable          no answer in time, or the circuit is open, for a call with no
+//   │                        fallback (configure, reset, info, refund, block, unblock; settle,
+//   │                        release, renew after one retry) and for ready()'s rejection
+//   └── Denied               withLease(..., {rejectOnDeny: true}) was denied; `decision` says why
 //
 // PURE: no I/O.
 
@@ -39,6 +41,15 @@ class ForeignKey extends CommandError {}
 /** Redis did not answer in time (or the circuit is open); `cause` says why when known. */
 class Unavailable extends RateLimitError {}
 
+/** A denial raised as an error, where the caller asked for one (withLease's rejectOnDeny). */
+class Denied extends RateLimitError {
+  /** @param {object} decision the denied decision (retryAfterMs says when to try again) */
+  constructor(decision) {
+    super(`denied: retry after ${decision.retryAfterMs} ms (path ${decision.path})`);
+    this.decision = decision;
+  }
+}
+
 /** The Lua script's refusal of a key it did not create (clients/lua/ratelimit.lua). */
 const FOREIGN_KEY = /key is not a rate limit of this client/;
 const NO_RATE_LIMIT = /^(ERR )?no rate limit for key/;
@@ -62,6 +73,7 @@ module.exports = {
   NoRateLimit,
   ForeignKey,
   Unavailable,
+  Denied,
   commandError,
   // Deprecated names of 0.1 (clients/node/README.md, "Changes").
   RateLimitArgumentError: InvalidArgument,

@@ -1,7 +1,9 @@
 'use strict';
 // Express middleware (`distributed-rate-limiter/express`), with express-rate-limit's
 // conventions: `skip`, `handler`, `req.rateLimit`. One throttle per request, `RateLimit` and
-// `RateLimit-Policy` headers on every response, 429 with `Retry-After` when denied.
+// `RateLimit-Policy` headers on every response, 429 with `Retry-After` when denied. With
+// `lease: true` (a key with a CONCURRENCY limit) it acquires a lease instead and holds it
+// for the request's length: released once, on the response's `finish` or `close`.
 //
 // Each middleware has its own namespace, so two routes never share a bucket unless given the
 // same `name`: the key is `<prefix><name>:<client key>`, with `name` the explicit option,
@@ -15,7 +17,8 @@ const { ipKey } = require('./ip');
 const { InvalidArgument, ConfigurationError } = require('./errors');
 const { unknownFields } = require('./policy');
 
-const OPTIONS = ['name', 'key', 'skip', 'handler', 'statusCode', 'message', 'cost', 'limit', 'windowMs', 'burst', 'kind', 'limits'];
+const POLICY = ['cost', 'limit', 'windowMs', 'burst', 'kind', 'limits', 'penaltyMs', 'penaltyMaxMs'];
+const OPTIONS = ['name', 'key', 'skip', 'handler', 'statusCode', 'message', 'lease', ...POLICY];
 
 function defaultKey(req) {
   return ipKey(req.ip || (req.socket && req.socket.remoteAddress));
@@ -33,8 +36,9 @@ function defaultHandler(req, res, _next, options) {
 }
 
 /**
- * rateLimit(limiter, {name?, key?, skip?, handler?, statusCode?, message?, cost?, limit?,
- * windowMs?, burst?, kind?, limits?}).
+ * rateLimit(limiter, {name?, key?, skip?, handler?, statusCode?, message?, lease?, cost?,
+ * limit?, windowMs?, burst?, kind?, limits?, penaltyMs?, penaltyMaxMs?}).
+ * lease: true to hold a lease (acquire) for the request's length instead of a throttle.
  * key(req): the client id (may be async; default: the client IP, IPv6 grouped by /64).
  * skip(req, res): true to let the request through uncounted (may be async).
  * handler(req, res, next, options): answers a denied request (default: statusCode and message).
@@ -46,7 +50,8 @@ function rateLimit(limiter, options = {}) {
   const o = { statusCode: 429, message: 'Too Many Requests\n', handler: defaultHandler, ...options };
   const key = o.key || defaultKey;
   const check = {};
-  for (const f of ['cost', 'limit', 'windowMs', 'burst', 'kind', 'limits']) if (o[f] !== undefined) check[f] = o[f];
+  for (const f of POLICY) if (o[f] !== undefined) check[f] = o[f];
+  if (o.lease !== undefined && typeof o.lease !== 'boolean') throw new ConfigurationError('rateLimit(): lease must be true or false', 'lease');
   const logged = new Set();
   const logOnce = (what, message) => {
     if (logged.has(what)) return;
@@ -72,7 +77,7 @@ function rateLimit(limiter, options = {}) {
         return failurePolicy() ? next() : o.handler(req, res, next, o);
       }
       id = `${o.name || routeName(req)}:${clientKey}`;
-      v = await limiter.throttle(id, check);
+      v = await (o.lease ? limiter.acquire(id, check) : limiter.throttle(id, check));
     } catch (err) {
       logOnce(err instanceof InvalidArgument ? 'argument' : `error:${err.name}`, `a check failed, and requests take the failure policy (onError '${limiter.options.onError}'): ${err.message}`);
       return failurePolicy() ? next() : o.handler(req, res, next, o);
@@ -86,9 +91,23 @@ function rateLimit(limiter, options = {}) {
       key: id,
       decision: v,
     };
+    if (o.lease && v.allowed) holdFor(limiter, res, id, v.lease);
     if (v.allowed) return next();
     return o.handler(req, res, next, o);
   };
+}
+
+/** Releases `lease` once the response ends (`finish`) or its connection closes first (`close`). */
+function holdFor(limiter, res, id, lease) {
+  if (lease === null || lease === undefined) return;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    limiter.releaseOrLog(id, lease);
+  };
+  res.once('finish', release);
+  res.once('close', release);
 }
 
 module.exports = { rateLimit, routeName };

@@ -17,6 +17,7 @@ module.exports = {
   NoRateLimit: errors.NoRateLimit,
   ForeignKey: errors.ForeignKey,
   Unavailable: errors.Unavailable,
+  Denied: errors.Denied,
   RateLimitArgumentError: errors.RateLimitArgumentError,
   RateLimitTimeoutError: errors.RateLimitTimeoutError,
 };

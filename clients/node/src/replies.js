@@ -73,7 +73,40 @@ function verdict(reply) {
   };
 }
 
-/** RL.INFO's reply as {source, limit, windowMs, burst, idleMs, shadow, scalePercent, remaining, resetAfterMs, kind?, limits?}, or null. */
+const GRANT_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_after_ms', 'binding'];
+
+/**
+ * RL.RESERVE's or RL.ACQUIRE's reply (7 fields: RESP2 an array, RESP3 a map whose 7th is
+ * named `name`, 'reservation' or 'lease') as {allowed, limit, remaining, retryAfterMs,
+ * resetAfterMs, binding, id}; `id` a Number (ids stay below 2^53 until the year 2255) or null.
+ */
+function grant(reply, name) {
+  let values;
+  if (Array.isArray(reply) && (typeof reply[0] === 'number' || typeof reply[0] === 'bigint')) values = reply;
+  else {
+    const o = toObject(reply);
+    values = [...GRANT_FIELDS, name].map((f) => o[f]);
+  }
+  const binding = num(values[5]);
+  return {
+    allowed: num(values[0]) === 1,
+    limit: num(values[1]),
+    remaining: num(values[2]),
+    retryAfterMs: num(values[3]),
+    resetAfterMs: num(values[4]),
+    binding: binding === null ? 0 : binding,
+    id: values[6] === null || values[6] === undefined ? null : num(values[6]),
+  };
+}
+
+/** Issue 19/20's key-level fields of RL.INFO, by their names in the reply. */
+const INFO_FIELDS = { blocked_ms: 'blockedMs', penalty_level: 'penaltyLevel', holds: 'holds', held: 'held', next_hold_expiry_ms: 'nextHoldExpiryMs', leases: 'leases' };
+
+/**
+ * RL.INFO's reply as {source, limit, windowMs, burst, idleMs, shadow, scalePercent, remaining,
+ * resetAfterMs, kind?, limits?, blockedMs?, penaltyLevel?, holds?, held?, nextHoldExpiryMs?,
+ * leases?}, or null (the newer fields when the server tells them).
+ */
 function info(reply) {
   const o = toObject(reply);
   if (o === null) return null;
@@ -93,9 +126,13 @@ function info(reply) {
   if (Array.isArray(o.limits)) {
     out.limits = o.limits.map((l) => {
       const m = toObject(l);
-      return { kind: text(m.kind), limit: num(m.limit), windowMs: num(m.window_ms), burst: num(m.burst), remaining: num(m.remaining), resetAfterMs: num(m.reset_after_ms) };
+      const one = { kind: text(m.kind), limit: num(m.limit), windowMs: num(m.window_ms), burst: num(m.burst), remaining: num(m.remaining), resetAfterMs: num(m.reset_after_ms) };
+      if (m.held !== undefined) one.held = num(m.held);
+      if (m.next_expiry_ms !== undefined) one.nextExpiryMs = num(m.next_expiry_ms);
+      return one;
     });
   }
+  for (const [name, field] of Object.entries(INFO_FIELDS)) if (o[name] !== undefined) out[field] = num(o[name]);
   return out;
 }
 
@@ -131,4 +168,4 @@ function headers(v, limits) {
   return h;
 }
 
-module.exports = { verdict, info, allowed, headers, toObject, text, limitName };
+module.exports = { verdict, grant, info, allowed, headers, toObject, text, limitName };

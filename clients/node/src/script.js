@@ -37,10 +37,14 @@ function inRange(pol) {
   return pol;
 }
 
-/** A policy as the script's LIMITs: kind, limit, window_ms, burst ("" for SLIDING), per limit. */
+/**
+ * A policy as the script's LIMITs: kind, limit, window_ms, burst ("" for SLIDING and
+ * CONCURRENCY), per limit; then its penalty as one more group of 4: "penalty", ms, max_ms, "".
+ */
 function limitArgs(pol) {
   const args = [];
-  for (const l of inRange(pol).limits) args.push(l.kind, String(l.limit), String(l.windowMs), l.kind === 'sliding' ? '' : String(l.burst));
+  for (const l of inRange(pol).limits) args.push(l.kind, String(l.limit), String(l.windowMs), l.kind === 'gcra' ? String(l.burst) : '');
+  if (pol.penalty) args.push('penalty', String(pol.penalty.ms), String(pol.penalty.maxMs), '');
   return args;
 }
 
@@ -59,6 +63,13 @@ function configArgs(pol, idleMs, shadow) {
 /** ARGV of an operation without arguments (reset, info, export). */
 function plainArgs(op) {
   return [op, ''];
+}
+
+/** ARGV of any other operation: op, now (""), its arguments, then the inline policy if any. */
+function opArgs(op, args, inline) {
+  const out = [op, '', ...args];
+  if (inline) out.push(...limitArgs(inline));
+  return out;
 }
 
 /**
@@ -85,4 +96,4 @@ async function run(send, key, argv, loads, node = '') {
   return send(key, args);
 }
 
-module.exports = { load, run, checkArgs, configArgs, plainArgs, inRange, LUA_RANGE };
+module.exports = { load, run, checkArgs, configArgs, plainArgs, opArgs, inRange, LUA_RANGE };

@@ -1,7 +1,8 @@
 'use strict';
 // Throwaway redis-servers for the tests: a free loopback port, a temporary directory, the rl
 // module (RL_MODULE, default target/release/librl.so) or none (the Lua path), optionally a
-// frozen wall clock (clients/conformance/frozenclock.c); always stopped by PID.
+// frozen wall clock (clients/conformance/frozenclock.c); always stopped by PID. REDIS_SERVER
+// names another server binary (Valkey 9: REDIS_SERVER=/path/to/valkey-server npm test).
 
 const { spawn, execFileSync } = require('child_process');
 const fs = require('fs');
@@ -11,6 +12,7 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const MODULE = path.resolve(process.env.RL_MODULE || path.join(ROOT, 'target', 'release', 'librl.so'));
+const SERVER = process.env.REDIS_SERVER || 'redis-server';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -104,7 +106,7 @@ class Server {
       env.LD_PRELOAD = frozenClock();
       env.RL_FROZEN_CLOCK_FILE = this.clockFile;
     }
-    this.proc = spawn('redis-server', args, { cwd: this.dir, env, stdio: 'ignore' });
+    this.proc = spawn(SERVER, args, { cwd: this.dir, env, stdio: 'ignore' });
     const exited = new Promise((resolve) => this.proc.once('exit', resolve));
     this.exited = exited;
     const until = Date.now() + 15000;
@@ -155,7 +157,7 @@ class Server {
   }
 }
 
-module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, ROOT };
+module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, SERVER, ROOT };
 
 /**
  * A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports; slots

@@ -1,5 +1,5 @@
 // Compiled (not run) by test/types.test.js: the shipped index.d.ts describes the API as used.
-import { DistributedRateLimiter, InvalidArgument, ForeignKey, Decision, Stats, LocalLimiter, keySlot, ipKey } from 'distributed-rate-limiter';
+import { DistributedRateLimiter, InvalidArgument, ForeignKey, Decision, Stats, LocalLimiter, keySlot, ipKey, ReserveDecision, LeaseDecision, Denied } from 'distributed-rate-limiter';
 import { rateLimit } from 'distributed-rate-limiter/express';
 import IoRedis from 'ioredis';
 
@@ -20,6 +20,20 @@ async function main(): Promise<void> {
   const local = new LocalLimiter({ now: () => 0n });
   const lv = local.check('k', { limit: 1n, windowMs: 1000n, burst: 1n }, 1n);
   const slot: number = keySlot('{user}:x');
+  await rateLimiter.configureRateLimit('login', { limit: 5, windowMs: 60000, penaltyMs: 1000, penaltyMaxMs: 60000 });
+  await rateLimiter.configureRateLimit('tenant', [{ limit: 100, windowMs: 60000 }, { limit: 2, windowMs: 30000, kind: 'concurrency' }]);
+  const r: ReserveDecision = await rateLimiter.reserve('tokens', 500, { holdMs: 60000, limit: 10000, windowMs: 60000 });
+  const charged: number = await rateLimiter.settle('tokens', r.reservation, 420);
+  const given: number = await rateLimiter.refund('user123', 1);
+  await rateLimiter.block('login', 60000);
+  const wasBlocked: boolean = await rateLimiter.unblock('login');
+  const l: LeaseDecision = await rateLimiter.acquire('tenant', { cost: 1 });
+  const renewed: boolean = await rateLimiter.renew('tenant', l.lease, 30000);
+  const released: boolean = await rateLimiter.release('tenant', l.lease);
+  const out: number | LeaseDecision = await rateLimiter.withLease('tenant', async (d) => d.remaining, { rejectOnDeny: false });
+  const leased = rateLimit(rateLimiter, { name: 'jobs', lease: true });
+  const lr = local.check('k', { limits: [{ kind: 'concurrency', limit: 2n, windowMs: 1000n, burst: 2n }] }, 1n, 'acquire');
+  console.log(charged, given, wasBlocked, renewed, released, out, leased, lr.id, new Denied(l).decision.allowed);
   console.log(ok, w.path, binding, header, s.failedOpen, s.everConnected, mw, lv.allowed, slot, ipKey('::1'), new InvalidArgument('x').message, ForeignKey.name);
   // @ts-expect-error onError takes one of three words
   new DistributedRateLimiter({ onError: 'maybe' });
