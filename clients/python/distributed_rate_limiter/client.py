@@ -21,6 +21,7 @@ from . import operations as ops
 from .aio import AsyncTransport
 from .engine import Engine, Sleep
 from .errors import ConfigurationError
+from .lease import Lease
 from .options import options_of
 from .redispy import client_from_url
 from .transport import Transport
@@ -63,40 +64,92 @@ class _Limiter:
     # --- the API (each returns an awaitable in AsyncDistributedRateLimiter) -------------------
 
     def configure_rate_limit(self, client_id, limit=None, window_ms=None, *, burst=None, kind=None, idle_ms=None,
-                             shadow=False):
+                             shadow=False, penalty_ms=None, penalty_max_ms=None):
         """Stores the client's policy (RL.CONFIG): `limit` requests per `window_ms` (GCRA by
-        default, kind='sliding' for at most `limit` in any window), or a list of up to 4
-        limits decided all-or-nothing. Remembered, and sent again if Redis loses it."""
+        default, kind='sliding' for at most `limit` in any window, kind='concurrency' for at
+        most `limit` leases held at once, each living `window_ms`), or a list of up to 4
+        limits decided all-or-nothing. `penalty_ms` (opt-in): a denial blocks the key that
+        long, doubling up to `penalty_max_ms` when denials come back within a window.
+        Remembered, and sent again if Redis loses it."""
         e = self._engine
         return self._run(_lazy(lambda: e.configure(
-            e.config_request(client_id, limit, window_ms, burst, kind, idle_ms, shadow))))
+            e.config_request(client_id, limit, window_ms, burst, kind, idle_ms, shadow, penalty_ms, penalty_max_ms))))
 
-    def throttle(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None, kind=None):
+    def throttle(self, client_id, *, cost=1, **policy):
         """Decides and counts a request: a Decision with the numbers and headers. The inline
-        policy (same shapes as configure_rate_limit) applies to keys nobody configured."""
+        policy (`limit`, `window_ms`, `burst`, `kind`, `penalty_ms`, `penalty_max_ms`, the
+        shapes of configure_rate_limit) applies to keys nobody configured."""
         e = self._engine
-        return self._run(_lazy(lambda: e.check(ops.THROTTLE, e.check_request(client_id, cost, limit, window_ms,
-                                                                               burst, kind))))
+        return self._run(_lazy(lambda: e.check(ops.THROTTLE, e.check_request(client_id, cost, **policy))))
 
-    def is_allowed(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None, kind=None):
+    def is_allowed(self, client_id, *, cost=1, **policy):
         """True if the request passes (and is counted)."""
         e = self._engine
-        return self._run(_then(_lazy(lambda: e.check(ops.THROTTLE, e.check_request(
-            client_id, cost, limit, window_ms, burst, kind))), lambda d: d.allowed))
+        return self._run(_then(_lazy(lambda: e.check(ops.THROTTLE, e.check_request(client_id, cost, **policy))),
+                               lambda d: d.allowed))
 
-    def peek(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None, kind=None):
-        """The Decision a request would get now; counts nothing."""
+    def peek(self, client_id, *, cost=1, **policy):
+        """The Decision a request (on a key with a CONCURRENCY limit: an acquire) would get
+        now; counts nothing."""
         e = self._engine
-        return self._run(_lazy(lambda: e.check(ops.PEEK, e.check_request(client_id, cost, limit, window_ms,
-                                                                           burst, kind))))
+        return self._run(_lazy(lambda: e.check(ops.PEEK, e.check_request(client_id, cost, **policy))))
 
-    def wait_until_allowed(self, client_id, *, timeout_ms, cost=1, limit=None, window_ms=None, burst=None,
-                           kind=None):
+    def wait_until_allowed(self, client_id, *, timeout_ms, cost=1, **policy):
         """Checks; when denied, sleeps exactly retry_after_ms and checks again, never past
         timeout_ms. Returns the last Decision (allowed, or the denial that would outlast it)."""
         e = self._engine
-        return self._run(_lazy(lambda: e.wait_until_allowed(
-            e.check_request(client_id, cost, limit, window_ms, burst, kind), timeout_ms)))
+        return self._run(_lazy(lambda: e.wait_until_allowed(e.check_request(client_id, cost, **policy), timeout_ms)))
+
+    def refund(self, client_id, n, **policy):
+        """Gives back `n` units on every rate limit of the key (RL.REFUND), never making room
+        beyond an empty bucket; returns the most units any limit gave back (0: nothing)."""
+        return self._run(self._engine.refund(client_id, n, **policy))
+
+    def reserve(self, client_id, estimate, hold_ms=None, **policy):
+        """Decided and counted like throttle(cost=estimate); when allowed the Decision's
+        `reservation` holds it until settle() (or for `hold_ms`, default 5 minutes, after which
+        it stays charged at the estimate)."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.check(ops.RESERVE, e.reserve_request(client_id, estimate, hold_ms,
+                                                                               **policy))))
+
+    def settle(self, client_id, reservation, actual):
+        """Settles a reservation at the `actual` cost: gives back the difference below the
+        estimate (never more than the hold), charges the excess above it even into debt (at
+        most one full bucket). Returns the units charged (> 0) or given back (< 0). A
+        reservation of None does nothing (returns 0)."""
+        return self._run(self._engine.settle(client_id, reservation, actual))
+
+    def block(self, client_id, ms):
+        """Blocks the key for `ms` (RL.BLOCK): every check is denied until then."""
+        return self._run(self._engine.block(client_id, ms))
+
+    def unblock(self, client_id):
+        """Ends the key's block and forgets its penalty level; True if it was blocked."""
+        return self._run(self._engine.unblock(client_id))
+
+    def acquire(self, client_id, cost=1, **policy):
+        """Takes a lease of `cost` on the key's CONCURRENCY limits (counting the request on
+        its rate limits, all or nothing): a Decision whose `lease` is to be released (None
+        when denied). The lease ends by itself after the limit's window_ms unless renewed."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.check(ops.ACQUIRE, e.check_request(client_id, cost, **policy))))
+
+    def release(self, client_id, lease):
+        """Gives a lease back: True if it was held (False: it had expired or was released). A
+        lease of None does nothing."""
+        return self._run(self._engine.release(client_id, lease))
+
+    def renew(self, client_id, lease, ms):
+        """Keeps a held lease for `ms` more from now; True if it was held."""
+        return self._run(self._engine.renew(client_id, lease, ms))
+
+    def lease(self, client_id, cost=1, *, raise_on_deny=False, **policy):
+        """`with limiter.lease(id, ...) as decision:` (`async with` on the asyncio limiter):
+        acquires, runs the body and always releases, also when the body raises. A denied
+        acquire is a Decision the body sees (`decision.allowed` False), unless
+        raise_on_deny=True: then Denied is raised and the body does not run."""
+        return Lease(self, client_id, cost, raise_on_deny, policy)
 
     def reset(self, client_id):
         """Forgets the client's usage, keeps its policy; returns the backlog forgotten (ms)."""

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional
+from typing import Optional, Union
 
 # Which path took a decision (counted by stats()).
 PATHS = ("redis", "lua", "local", "cached", "failed_open", "failed_closed")
@@ -16,11 +16,13 @@ def headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, bindi
     """RateLimit-Policy, RateLimit (draft-ietf-httpapi-ratelimit-headers) and Retry-After
     (RFC 9110, whole seconds rounded up). `policy`: the enforced limits (a tuple of Limit),
     one policy item each (`default` for one limit, `l0`, `l1`, ... for several), with
-    `q=<limit>;w=<window in s>`; None when the client does not know it: then one item,
-    `q=<limit>` of the reply and no `w=`."""
+    `q=<limit>;w=<window in s>` (a CONCURRENCY limit has no window of requests, only a
+    lease's lifetime: `q=<leases>` alone); None when the client does not know it: then one
+    item, `q=<limit>` of the reply and no `w=`."""
     if policy:
         names = ["default"] if len(policy) == 1 else [f"l{i}" for i in range(len(policy))]
-        items = [f'"{n}";q={lim.limit};w={_ceil_s(lim.window_ms)}' for n, lim in zip(names, policy)]
+        items = [f'"{n}";q={lim.limit}' + ("" if lim.kind == "concurrency" else f";w={_ceil_s(lim.window_ms)}")
+                 for n, lim in zip(names, policy)]
         name = names[binding] if binding < len(names) else names[0]
     else:
         items, name = [f'"default";q={limit}'], "default"
@@ -37,7 +39,9 @@ class Decision:
     limit); `retry_after_ms` is -1 when allowed or when the request can never pass;
     `binding` the 0-based index of the limit that decided (0 for one limit); `path` says who
     decided: redis (the module), lua, local, cached (the deny cache), failed_open,
-    failed_closed; `policy` the enforced limits when known (a tuple of Limit), else None."""
+    failed_closed; `policy` the enforced limits when known (a tuple of Limit), else None.
+    `reservation` (reserve) and `lease` (acquire): the id to settle or release, None when
+    nothing was taken; an int from Redis, or a string 'L<n>' from the local limiter."""
 
     allowed: bool
     limit: int
@@ -47,6 +51,8 @@ class Decision:
     path: str = "redis"
     binding: int = 0
     policy: Optional[tuple] = None
+    reservation: Union[int, str, None] = None
+    lease: Union[int, str, None] = None
 
     def __bool__(self):
         return self.allowed
@@ -59,5 +65,7 @@ class Decision:
                            self.binding, self.policy)
 
     @classmethod
-    def of(cls, allowed, limit, remaining, retry_after_ms, reset_after_ms, path, binding=0, policy=None):
-        return cls(bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, path, binding, policy)
+    def of(cls, allowed, limit, remaining, retry_after_ms, reset_after_ms, path, binding=0, policy=None,
+           reservation=None, lease=None):
+        return cls(bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, path, binding, policy,
+                   reservation, lease)

@@ -2,7 +2,8 @@
 done (`Send` a command to the key's owner, `Sleep`) and gets back the raw reply, or the
 exception, from a driver (client.py: one sync, one asyncio). Everything else is here, once:
 module or Lua, NOSCRIPT, WITHPOLICY on an older module, re-configuring a policy Redis lost,
-moving a Lua key to the module, the breaker, the failure policy, the deny cache and stats.
+moving a Lua key to the module, the breaker, the failure policy (local ids for reservations
+and leases taken locally), the deny cache and stats.
 
 One check is one `Send` on the hot path; the others happen once per event (a lost policy, a
 migration, the first call after a restart) and share the check's deadline."""
@@ -11,16 +12,17 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from . import operations as ops
 from .decision import Decision
 from .denycache import DenyCache
-from .errors import ForeignKey, InvalidArgument, NoRateLimit, Unavailable
+from .errors import CommandError, ForeignKey, InvalidArgument, NoRateLimit, Unavailable
 from .failure import Breaker, Stats
 from .local import LocalLimiter
 from .operations import Request
-from .policy import MAX_COST, MAX_IDLE_MS, Stored, check_int, policy_of
+from .policy import (DEFAULT_HOLD_MS, MAX_BLOCK_MS, MAX_COST, MAX_HOLD_MS, MAX_IDLE_MS, MAX_LEASE_MS, Penalty,
+                     Stored, check_int, penalty_of, policy_of)
 from .redispy import ANSWER, BUSY, NOSCRIPT, TIMEOUTS, UNAVAILABLE, UNKNOWN_COMMAND, as_answer, classify
 
 log = logging.getLogger("distributed_rate_limiter")
@@ -48,6 +50,24 @@ class _Unreachable(Exception):
 
 class _WrongType(Exception):
     """The module found a key of another type: maybe one the Lua script wrote."""
+
+
+class Known(NamedTuple):
+    """A key's policy as this process knows it."""
+
+    policy: Optional[tuple]
+    shadow: bool = False
+    penalty: Optional[Penalty] = None
+
+
+POLICY_WORDS = ("limit", "window_ms", "burst", "kind", "penalty_ms", "penalty_max_ms")
+ID_NAMES = {"reserve": "reservation", "acquire": "lease"}  # the id a decision carries
+MAX_ID = 2**63 - 1
+
+
+def local_id(n):
+    """A reservation or lease the local limiter issued: a string, never mistaken for Redis's."""
+    return f"L{n}"
 
 
 class Engine:
@@ -79,21 +99,32 @@ class Engine:
             raise InvalidArgument("client id must be a non-empty string")
         return self.prefix + bytes(client_id)
 
-    def check_request(self, client_id, cost=1, limit=None, window_ms=None, burst=None, kind=None):
-        check_int("cost", cost, MAX_COST)
-        return Request(self.key(client_id), cost, policy_of(limit, window_ms, burst, kind))
+    def check_request(self, client_id, cost=1, name="cost", **policy):
+        """A call with an amount (`name`: cost, estimate, n) and an inline policy, given as the
+        keywords limit, window_ms, burst, kind (or limit=[...]), penalty_ms, penalty_max_ms."""
+        unknown = [k for k in policy if k not in POLICY_WORDS]
+        if unknown:
+            raise InvalidArgument(f"unknown argument {unknown[0]!r}: a policy takes {', '.join(POLICY_WORDS)}")
+        check_int(name, cost, MAX_COST)
+        inline = policy_of(policy.get("limit"), policy.get("window_ms"), policy.get("burst"), policy.get("kind"))
+        penalty = penalty_of(policy.get("penalty_ms"), policy.get("penalty_max_ms"))
+        if penalty is not None and inline is None:
+            raise InvalidArgument("penalty_ms needs limit and window_ms (or configure it with the policy)")
+        return Request(self.key(client_id), cost, inline, penalty=penalty)
 
-    def config_request(self, client_id, limit=None, window_ms=None, burst=None, kind=None, idle_ms=None, shadow=False):
+    def config_request(self, client_id, limit=None, window_ms=None, burst=None, kind=None, idle_ms=None, shadow=False,
+                       penalty_ms=None, penalty_max_ms=None):
         policy = policy_of(limit, window_ms, burst, kind, required=True)
         idle = check_int("idle_ms", idle_ms, MAX_IDLE_MS, allow_none=True) or 0
-        return Request(self.key(client_id), stored=Stored(policy, idle, bool(shadow)))
+        stored = Stored(policy, idle, bool(shadow), penalty_of(penalty_ms, penalty_max_ms))
+        return Request(self.key(client_id), stored=stored)
 
     def known_policy(self, req):
-        """(policy, shadow) as this process knows it: configured here, else inline, else None."""
+        """The policy as this process knows it: configured here, else inline, else None."""
         stored = self.policies.get(req.key)
         if stored is not None:
-            return stored.policy, stored.shadow
-        return req.inline, False
+            return Known(stored.policy, stored.shadow, stored.penalty)
+        return Known(req.inline, False, req.penalty)
 
     def remember(self, key, stored):
         with self._policies_lock:
@@ -105,10 +136,14 @@ class Engine:
     # --- operations (generators run by a driver) --------------------------------------------
 
     def check(self, op, req):
-        """throttle / peek: a Decision, whatever happens to Redis."""
-        ident = (req.key, req.inline, req.cost)
+        """throttle, peek, reserve, acquire: a Decision, whatever happens to Redis. Only
+        throttle and peek use the deny cache: a reservation or lease must come from the
+        store that will settle or release it, and a release elsewhere frees a slot long
+        before a denied acquire's retry_after_ms."""
+        cached = op.reply == "decision"
+        ident = (req.key, req.inline, req.penalty, req.cost)
         now = self.o.clock()
-        hit = self.deny.get(ident, now)
+        hit = self.deny.get(ident, now) if cached else None
         if hit is not None:
             (d, policy), elapsed = hit
             self.stats_.count("cached")
@@ -118,15 +153,84 @@ class Engine:
         try:
             raw, path = yield from self._call(op, req, self.timeout_s)
         except _Unreachable as u:
-            return self._fallback(req, op.consume, u.cause)
-        r = ops.check_reply(raw)
-        policy = r.policy or self.known_policy(req)[0]
+            return self._fallback(req, op, u.cause)
+        issued = {}
+        if op.reply == "grant":
+            r, ident_ = ops.grant_reply(raw, ID_NAMES[op.name])
+            issued[ID_NAMES[op.name]] = ident_
+        else:
+            r = ops.check_reply(raw)
+        policy = r.policy or self.known_policy(req).policy
         d = Decision.of(r.allowed, r.limit, r.remaining, r.retry_after_ms, r.reset_after_ms, path, r.binding,
-                        policy)
+                        policy, **issued)
         self.stats_.count(path)
-        if not d.allowed:
+        if cached and not d.allowed:
             self.deny.put(ident, (d, policy), d.retry_after_ms, now)
         return d
+
+    def reserve_request(self, client_id, estimate, hold_ms=None, **policy):
+        req = self.check_request(client_id, estimate, "estimate", **policy)
+        return req._replace(ms=check_int("hold_ms", hold_ms, MAX_HOLD_MS, allow_none=True))
+
+    def refund(self, client_id, n, **policy):
+        req = self.check_request(client_id, n, "n", **policy)
+        self.deny.forget(req.key)
+        return int((yield from self._required(ops.REFUND, req)))
+
+    def block(self, client_id, ms):
+        req = Request(self.key(client_id), ms=check_int("ms", ms, MAX_BLOCK_MS))
+        yield from self._required(ops.BLOCK, req)
+
+    def unblock(self, client_id):
+        req = Request(self.key(client_id))
+        self.deny.forget(req.key)
+        return bool(int((yield from self._required(ops.UNBLOCK, req))))
+
+    def settle(self, client_id, reservation, actual):
+        """Units charged (> 0) or given back (< 0); 0 for a reservation of None (nothing was
+        held: decided without Redis under 'allow', or a shadow key's)."""
+        check_int("actual", actual, MAX_COST, lo=0)
+        req = Request(self.key(client_id), actual=actual)
+        return int((yield from self._by_id(ops.SETTLE, req, "reservation", reservation,
+                                           lambda n: self.local.settle(req.key, n, actual))) or 0)
+
+    def release(self, client_id, lease):
+        req = Request(self.key(client_id))
+        return bool((yield from self._by_id(ops.RELEASE, req, "lease", lease,
+                                            lambda n: self.local.release(req.key, n))))
+
+    def renew(self, client_id, lease, ms):
+        req = Request(self.key(client_id), ms=check_int("ms", ms, MAX_LEASE_MS))
+        return bool((yield from self._by_id(ops.RENEW, req, "lease", lease,
+                                            lambda n: self.local.renew(req.key, n, ms))))
+
+    def _by_id(self, op, req, what, ref, local):
+        """settle, release, renew of what reserve()/acquire() returned: None does nothing, a
+        local id ('L<n>') goes to the local limiter that issued it, one Redis issued goes to
+        Redis, sent once more if Redis does not answer, and then Unavailable (never dropped
+        in silence; a settle retried after its first attempt did land answers 'unknown
+        reservation')."""
+        if ref is None:
+            return None
+        if isinstance(ref, str) and ref[:1] == "L" and ref[1:].isdigit():
+            if op is not ops.RENEW:
+                self.deny.forget(req.key)
+            return local(int(ref[1:]))
+        if isinstance(ref, bool) or not isinstance(ref, int) or not 1 <= ref <= MAX_ID:
+            raise InvalidArgument(f"{what} must be what the call that took it returned: an integer id, or "
+                                  f"'L<n>' for one decided locally, not {ref!r}")
+        req = req._replace(ident=ref)
+        if op is not ops.RENEW:
+            self.deny.forget(req.key)
+        cause = None
+        for _ in range(2):
+            try:
+                raw, _ = yield from self._call(op, req, self.admin_timeout_s)
+                return raw
+            except _Unreachable as u:
+                cause = u.cause or cause
+        raise Unavailable(f"{op.name} of {what} {ref}: Redis did not answer, twice "
+                          f"({cause or 'the circuit is open'})") from cause
 
     def configure(self, req):
         self.remember(req.key, req.stored)
@@ -202,7 +306,7 @@ class Engine:
     def _ask(self, op, req, deadline):
         """The operation's reply, re-configuring a policy Redis lost (once) and moving a key
         the Lua script wrote to the module (once)."""
-        stored = self.policies.get(req.key) if op.check else None
+        stored = self.policies.get(req.key) if op.policy else None
         if stored is not None and req.inline is not None:
             req = req._replace(inline=None)  # its stored policy is known: losing it must show
         reconfigured = migrated = False
@@ -262,6 +366,10 @@ class Engine:
                 # refusal to write on the Lua path follows an 'unknown command' every time).
                 self.ever_connected, self._last_reply = True, time.monotonic()
                 if kind == UNKNOWN_COMMAND and not use_lua:
+                    if op.since is not None and (yield from self._module_loaded(req.key, deadline)):
+                        self._answered()
+                        raise CommandError(f"{op.module} is unknown to the rl module on this server: it predates "
+                                           f"issue {op.since}; upgrade the module") from None
                     self.backend = "lua"
                     continue
                 if kind == NOSCRIPT:
@@ -282,6 +390,22 @@ class Engine:
                 if withpolicy:
                     self.withpolicy = True
             return raw, "lua" if use_lua else "redis", withpolicy
+
+    def _module_loaded(self, key, deadline):
+        """After 'unknown command' for a command newer than the rest: is the module there
+        (older), or no module at all (the Lua script takes over)? RL.INFO tells."""
+        try:
+            yield Send(key, ["RL.INFO", key], max(deadline - time.monotonic(), 0.0001))
+        except Exception as e:
+            kind = classify(e)
+            if kind is None:
+                raise
+            if kind in (UNAVAILABLE, BUSY):
+                raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+            if kind == UNKNOWN_COMMAND:
+                return False
+        self.backend = "module"
+        return True
 
     def _load_script(self, key, deadline):
         """After NOSCRIPT (a restart, SCRIPT FLUSH, another cluster node): one SCRIPT LOAD at
@@ -309,18 +433,19 @@ class Engine:
 
     # --- without Redis -----------------------------------------------------------------------
 
-    def _fallback(self, req, consume, cause, warn=True):
-        """The decision when Redis cannot be asked, by on_error; counted in stats."""
+    def _fallback(self, req, op, cause, warn=True):
+        """The decision when Redis cannot be asked, by on_error; counted in stats. Under
+        'local', a reservation or lease is taken by the local limiter, with a local id."""
         if warn:
             self._warn(cause)
-        policy, shadow = self.known_policy(req)
+        policy, shadow, penalty = self.known_policy(req)
         if self.o.on_error == "local" and policy is not None:
             share = tuple(lim.share(self.o.local_share) for lim in policy)
-            v = self.local.check(req.key, share, req.cost, "throttle" if consume else "peek")
+            g = self.local.check(req.key, share, req.cost, op.mode, penalty, shadow, req.ms or DEFAULT_HOLD_MS)
             self.stats_.count("local")
-            allowed = v.allowed or shadow
-            retry = -1 if allowed else v.retry_after_ms
-            return Decision.of(allowed, v.limit, v.remaining, retry, v.reset_after_ms, "local", v.binding, share)
+            issued = {ID_NAMES[op.name]: local_id(g.id)} if g.id is not None else {}
+            return Decision.of(g.allowed, g.limit, g.remaining, g.retry_after_ms, g.reset_after_ms, "local",
+                               g.binding, share, **issued)
         # Without Redis the numbers are a guess: denied until the next probe, or allowed with
         # the whole bucket. Headers go out either way.
         limit = policy[0].burst if policy else 0
@@ -335,7 +460,7 @@ class Engine:
         """The failure policy for a request that cannot be keyed (middleware whose key function
         returned None, or whose check failed): 'deny' refuses it, 'allow' and 'local' (which has
         no key to count under) let it through."""
-        return self._fallback(Request(b""), False, None, warn=False)
+        return self._fallback(Request(b""), ops.PEEK, None, warn=False)
 
     def _warn(self, cause):
         """Until Redis has answered once, one warning a minute at most: a wrong URL must not

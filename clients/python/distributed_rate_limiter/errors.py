@@ -6,10 +6,13 @@
     ├── CommandError         the server refused the call
     │   ├── NoRateLimit      the key has no stored policy and the call gave none
     │   └── ForeignKey       the key holds data this limiter did not create
-    └── Unavailable          no answer in time, or the circuit is open, for a call with no
-                             fallback (configure, reset, info, ready)
+    ├── Unavailable          no answer in time, or the circuit is open, for a call with no
+    │                        fallback (configure, reset, info, ready, refund, block, unblock;
+    │                        settle, release and renew after one retry)
+    └── Denied               lease(raise_on_deny=True) was denied (`.decision` says why)
 
-Checks never raise Unavailable: the failure policy (`on_error`) decides them."""
+Checks (throttle, peek, reserve, acquire) never raise Unavailable: the failure policy
+(`on_error`) decides them."""
 
 
 class RateLimitError(Exception):
@@ -41,6 +44,14 @@ class Unavailable(RateLimitError):
     """Redis did not answer in time (or the circuit is open) and the call has no fallback."""
 
 
+class Denied(RateLimitError):
+    """A lease asked for with raise_on_deny=True was denied; `decision` has the numbers."""
+
+    def __init__(self, decision):
+        super().__init__(f"denied: retry after {decision.retry_after_ms} ms")
+        self.decision = decision
+
+
 FOREIGN_KEY_REPLY = "key is not a rate limit of this client"
 
 
@@ -51,6 +62,8 @@ def answer_error(text):
     if text.startswith(FOREIGN_KEY_REPLY) or text.startswith("WRONGTYPE"):
         return ForeignKey(text)
     if text.startswith(("policy out of the Lua", "limit must", "window_ms must", "burst must", "cost must",
-                        "idle_ms must", "burst * window_ms", "a SLIDING", "BURST applies", "too many limits")):
+                        "idle_ms must", "burst * window_ms", "a SLIDING", "a CONCURRENCY", "BURST applies",
+                        "too many limits", "estimate must", "n must", "actual must", "ms must", "HOLD must",
+                        "PENALTY", "reservation must", "lease must")):
         return InvalidArgument(text)
     return CommandError(text)

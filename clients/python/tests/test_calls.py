@@ -234,12 +234,13 @@ def test_stored_policy_beats_inline(make_limiter, server):
 
 
 def test_local_fallback_also_prefers_the_stored_policy():
+    from distributed_rate_limiter import operations as ops
     from distributed_rate_limiter.engine import Engine
     from distributed_rate_limiter.options import options_of
     e = Engine(options_of({"on_error": "local"}))
     e.remember(*_one(e.config_request("u", 1, 60_000)))
     req = e.check_request("u", limit=100, window_ms=60_000)
-    assert [e._fallback(req, True, None).allowed for _ in range(3)] == [True, False, False]
+    assert [e._fallback(req, ops.THROTTLE, None).allowed for _ in range(3)] == [True, False, False]
 
 
 def _one(req):
