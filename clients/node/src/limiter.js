@@ -197,7 +197,9 @@ class DistributedRateLimiter extends Engine {
    * Runs `fn(decision)` under a lease and always releases it, also when `fn` throws: resolves
    * what `fn` resolves. A denied lease calls nothing and resolves the denied decision, or
    * rejects with Denied under `rejectOnDeny`. `opts`: {rejectOnDeny?, cost?, ...an inline
-   * policy}. A release that fails is logged, not thrown: the lease frees itself when it expires.
+   * policy}. A release that cannot reach Redis (retried once) rejects with Unavailable after
+   * an `fn` that succeeded; after one that threw, `fn`'s error goes on and the failed release
+   * is logged. Either way the lease ends by itself after its windowMs.
    */
   async withLease(clientId, fn, opts = {}) {
     if (typeof fn !== 'function') throw new InvalidArgument('withLease(id, fn, options): fn must be a function');
@@ -207,19 +209,23 @@ class DistributedRateLimiter extends Engine {
       if (rejectOnDeny) throw new Denied(d);
       return d;
     }
+    let out;
     try {
-      return await fn(d);
-    } finally {
+      out = await fn(d);
+    } catch (err) {
       await this.releaseOrLog(clientId, d.lease);
+      throw err;
     }
+    await this.release(clientId, d.lease);
+    return out;
   }
 
-  /** release(), reporting a failure through the logger instead of throwing it (withLease, the middleware). */
+  /** release(), reporting a failure through the logger instead of throwing it (withLease after fn threw, the middleware). */
   async releaseOrLog(clientId, lease) {
     try {
       await this.release(clientId, lease);
     } catch (err) {
-      this.options.logger.warn(`distributed-rate-limiter: lease ${lease} of ${clientId} was not released (${err.message}); it frees itself when it expires`);
+      this.options.logger.warn(`distributed-rate-limiter: lease ${lease} of ${clientId} was not released (${err.message}); it ends by itself after its windowMs`);
     }
   }
 

@@ -152,7 +152,7 @@ function limitName(i, n) {
 
 /**
  * Ready-to-send header values for a decision (clients/README.md, "Headers"):
- * `RateLimit-Policy` has one item per limit of `limits` (the enforced policy, [{limit,
+ * `RateLimit-Policy` has one item per limit of `limits` (the enforced policy, [{kind, limit,
  * windowMs}], or null when unknown: then one item with the reply's limit and no w=);
  * `RateLimit` describes the binding limit; `Retry-After` when denied and the request can
  * pass later.
@@ -161,8 +161,9 @@ function headers(v, limits) {
   const n = limits ? limits.length : 1;
   const binding = limits && v.binding < n ? v.binding : 0;
   const h = { RateLimit: `"${limitName(binding, n)}";r=${v.remaining};t=${ceilSeconds(v.resetAfterMs)}` };
+  // A CONCURRENCY limit has no window of requests, only a lease's life: `q=` alone.
   h['RateLimit-Policy'] = limits
-    ? limits.map((l, i) => `"${limitName(i, n)}";q=${l.limit};w=${ceilSeconds(l.windowMs)}`).join(', ')
+    ? limits.map((l, i) => `"${limitName(i, n)}";q=${l.limit}${l.kind === 'concurrency' ? '' : `;w=${ceilSeconds(l.windowMs)}`}`).join(', ')
     : `"default";q=${v.limit}`;
   if (!v.allowed && v.retryAfterMs >= 0) h['Retry-After'] = String(ceilSeconds(v.retryAfterMs));
   return h;

@@ -86,6 +86,33 @@ test('withLease releases after the work, also when it throws; a denial calls not
   });
 });
 
+test('withLease: a release that cannot reach Redis rejects after work that succeeded, and is logged after work that threw', async () => {
+  const warnings = [];
+  const b = await open('lua', { frozen: false, timeoutMs: 200, logger: { warn: (m) => warnings.push(m), error() {} } });
+  try {
+    const { rl } = b;
+    await rl.configureRateLimit('f', { kind: 'concurrency', limit: 5, windowMs: 60000 });
+    const send = rl.transport.send.bind(rl.transport);
+    let releases = 0;
+    rl.transport.send = (key, args) => {
+      if (args.includes('release')) {
+        releases += 1;
+        return Promise.reject(new Error('connection lost'));
+      }
+      return send(key, args);
+    };
+    await assert.rejects(rl.withLease('f', () => 'worked'), { name: 'Unavailable' });
+    assert.equal(releases, 2); // tried, retried, reported
+    await assert.rejects(rl.withLease('f', () => {
+      throw new Error('the work failed');
+    }), /the work failed/);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /was not released .*ends by itself after its windowMs/);
+  } finally {
+    await b.stop();
+  }
+});
+
 test('50 concurrent workers under a limit of 2 never hold more than 2 leases', async (t) => {
   for (const name of BACKENDS.filter((n) => n !== 'local')) {
     await t.test(name, async (st) => {

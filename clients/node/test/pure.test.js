@@ -111,6 +111,11 @@ test('headers: RateLimit always, RateLimit-Policy always (w= when the window is 
   });
 });
 
+test('headers: a CONCURRENCY limit is q=<leases> alone (no window of requests)', () => {
+  const p = policyOf.policy([{ limit: 100, windowMs: 60000 }, { kind: 'concurrency', limit: 2, windowMs: 30000 }]).limits;
+  assert.equal(replies.headers({ allowed: true, remaining: 1, retryAfterMs: -1, resetAfterMs: 30000, binding: 1 }, p)['RateLimit-Policy'], '"l0";q=100;w=60, "l1";q=2');
+});
+
 test('client IP keys: IPv4 as is, IPv4-mapped as IPv4, IPv6 grouped by /64', () => {
   assert.equal(ipKey('203.0.113.7'), 'ip:203.0.113.7');
   assert.equal(ipKey('::ffff:203.0.113.7'), 'ip:203.0.113.7');
