@@ -178,6 +178,7 @@ class DistributedRateLimiter extends Engine {
     const mk = mapKey(key);
     const id = idOf(lease, 'lease');
     if (id === null) return false;
+    this.denied.forget(mk); // a peek's cached denial may be over now
     if (id.local !== undefined) return this.local.release(mk, id.local) === 1n;
     return this.retried({ op: 'release', key, mk, id: id.redis, check: false });
   }

@@ -8,6 +8,8 @@ const { LocalLimiter, InvalidArgument, ConfigurationError, DistributedRateLimite
 const policyOf = require('../src/policy');
 const replies = require('../src/replies');
 const { Breaker } = require('../src/breaker');
+const failure = require('../src/failure');
+const { LocalLimiter: Local } = require('../src/local');
 
 function clock(start = 1_700_000_000_000n) {
   const c = { t: start, now: () => c.t };
@@ -159,4 +161,22 @@ test('options are validated; a client object is recognised by duck typing', () =
   assert.throws(() => new DistributedRateLimiter({ call() {}, status: 'ready' }, { onError: 'maybe' }), { name: 'ConfigurationError', option: 'onError' });
   assert.throws(() => new DistributedRateLimiter({ call() {}, status: 'ready' }, { timeoutMs: 0 }), ConfigurationError);
   assert.throws(() => new DistributedRateLimiter({ client: {} }), { name: 'ConfigurationError', option: 'client' });
+});
+
+test('an overloaded reserve or acquire is never decided locally: denied with no id (allowed under allow)', () => {
+  const known = policyOf.policy({ limit: 10, windowMs: 1000 });
+  const engine = (onError) => ({
+    options: { onError, timeoutMs: 50 },
+    counts: { failedOpen: 0, failedClosed: 0, local: 0 },
+    local: new Local(),
+    knownConfig: () => ({ policy: known, shadow: false }),
+  });
+  for (const [op, field] of [['reserve', 'reservation'], ['acquire', 'lease']]) {
+    const e = engine('local');
+    const v = failure.overloaded(e, { op, mk: 'k', cost: 1n, holdMs: null });
+    assert.deepEqual([v.allowed, v[field], v.path, v.retryAfterMs, v.limit], [false, null, 'failed_closed', 50, 10]);
+    assert.equal(e.local.size, 0);
+    const a = failure.overloaded(engine('allow'), { op, mk: 'k', cost: 1n, holdMs: null });
+    assert.deepEqual([a.allowed, a[field], a.path], [true, null, 'failed_open']);
+  }
 });
