@@ -21,8 +21,9 @@ from starlette.routing import Route  # noqa: E402
 import redis.asyncio  # noqa: E402
 
 from conftest import plain_client  # noqa: E402
-from distributed_rate_limiter import AsyncDistributedRateLimiter  # noqa: E402
+from distributed_rate_limiter import AsyncDistributedRateLimiter, DistributedRateLimiter  # noqa: E402
 from distributed_rate_limiter.middleware import RateLimitMiddleware  # noqa: E402
+from test_ops import module_has  # noqa: E402
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
@@ -34,16 +35,25 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
 class App:
     """uvicorn serving a Starlette app with the middleware, on its own thread and loop."""
 
-    def __init__(self, redis_port, host="127.0.0.1", debug=False, limiter_options=None, **middleware):
+    def __init__(self, redis_port, host="127.0.0.1", debug=False, limiter_options=None, gate=None, **middleware):
         async def hello(request):
             d = getattr(request.state, "rate_limit", None)  # None: skipped
             return PlainTextResponse(f"hello {d.remaining if d else '-'}", headers={"X-App": "1"})
+
+        async def slow(request):  # answers once the test opens the gate
+            while not gate.is_set():
+                await asyncio.sleep(0.01)
+            return await hello(request)
+
+        async def boom(request):
+            raise RuntimeError("the app failed")
 
         options = {"prefix": f"t{uuid4().hex[:8]}:", **(limiter_options or {})}  # a namespace per test
         self.limiter = AsyncDistributedRateLimiter(redis.asyncio.Redis(port=redis_port, protocol=3),
                                                    timeout_ms=2000, **options)
         app = Starlette(debug=debug, routes=[Route("/", hello), Route("/login", hello, methods=["POST"]),
-                                             Route("/api", hello), Route("/users/{uid}", hello)])
+                                             Route("/api", hello), Route("/users/{uid}", hello),
+                                             Route("/slow", slow), Route("/boom", boom)])
         app.add_middleware(RateLimitMiddleware, limiter=self.limiter, **middleware)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.host, self.port = host, free_port(family, host)
@@ -165,3 +175,42 @@ def test_no_error_detail_reaches_a_response_even_in_debug_mode(server, caplog):
     assert any("ForeignKey" in r.getMessage() for r in caplog.records)
     assert plain_client(server.port).hgetall("app:GET /:ip:127.0.0.1") == {b"name": b"alice"}  # untouched
     assert plain_client(server.port).ttl("app:GET /:ip:127.0.0.1") == -1
+
+
+def test_the_lease_option_holds_a_lease_for_each_request_and_gives_it_back_when_it_ends(server):
+    """Issue 20: 'a middleware option that holds a lease for the length of an HTTP request'.
+    Two slow requests hold both slots, a third is refused with Retry-After, and the slots come
+    back as soon as the requests end (not when the leases would expire), also after an error."""
+    if server.path == "redis" and not module_has(server.port, 20):
+        pytest.skip("this module lacks RL.ACQUIRE (issue 20)")
+    gate = threading.Event()
+    policy = [{"limit": 100, "window_ms": 60_000}, {"limit": 2, "window_ms": 30_000, "kind": "concurrency"}]
+    with App(server.port, gate=gate, name="api", lease=True, limit=policy) as app:
+        probe = DistributedRateLimiter(plain_client(server.port), prefix=app.limiter._engine.o.prefix)
+        key = "api:ip:127.0.0.1"
+        slow = [threading.Thread(target=app.get, args=("/slow",)) for _ in range(2)]
+        for t in slow:
+            t.start()
+        deadline = time.monotonic() + 10
+        while (probe.info(key) or {}).get("leases") != 2:
+            assert time.monotonic() < deadline, "the two slow requests never held their leases"
+            time.sleep(0.01)
+        status, h, _ = app.get("/")
+        assert status == 429 and 25 <= int(h["retry-after"]) <= 30
+        assert h["ratelimit"].startswith('"l1";r=0;') and h["ratelimit-policy"] == '"l0";q=100;w=60, "l1";q=2'
+        gate.set()
+        for t in slow:
+            t.join(10)
+        wait_for_no_leases(probe, key)  # released just after each response went out
+        status, h, _ = app.get("/")
+        assert status == 200 and h["ratelimit"].startswith('"l1";r=1;')  # the response's own lease is held
+        assert app.get("/boom")[0] == 500
+        wait_for_no_leases(probe, key)  # released though the app raised
+
+
+def wait_for_no_leases(probe, key):
+    """Seconds at most, never the 30 s a lease would live."""
+    deadline = time.monotonic() + 5
+    while probe.info(key)["leases"]:
+        assert time.monotonic() < deadline, "a lease outlived its request"
+        time.sleep(0.01)
