@@ -10,6 +10,13 @@ Run from the repository root after building the module (or with RL_MODULE set):
     python3 clients/conformance/generate.py
 Every policy stays inside the Lua script's bounds (clients/lua/ratelimit.lua), so the same
 file is replayed on the module, the Lua fallback and each client's local limiter.
+
+traces-ops.json (issues 19 and 20) is written the other way round: its steps were written by
+hand, with the expectations spec-19-20.md gives ("source": "spec"). When the module has the
+commands, this script replays those steps on it (driving it through the Python client, whose
+module commands test_engine_ops.py pins) and writes the module's answers as the
+expectations ("source": "module"); review the diff: every difference is a place where an
+implementation read the spec differently. Without the commands it leaves the file as it is.
 """
 
 import json
@@ -20,6 +27,8 @@ import tempfile
 import redis
 
 from harness import HERE, Server, build_frozen_clock
+
+OPS_FILE = HERE / "traces-ops.json"
 
 BASE_MS = 1_700_000_000_000  # any instant: decisions depend only on offsets from it
 
@@ -199,6 +208,45 @@ def dump(traces):
     return "[\n" + ",\n".join(parts) + "\n]\n"
 
 
+def module_has_ops(client):
+    """Whether the module has the commands of issues 19 (RL.UNBLOCK) and 20 (RL.RELEASE)."""
+    for probe in (["RL.UNBLOCK", "probe"], ["RL.RELEASE", "probe", 1]):
+        try:
+            client.execute_command(*probe)
+        except redis.ResponseError as e:
+            if "unknown command" in str(e).lower():
+                return False
+    return True
+
+
+def regenerate_ops(server, traces, backend="module"):
+    """traces-ops.json's steps replayed on the module: its answers become the expectations.
+    (`backend`: what must have answered; the tests run this on the Lua script too.)"""
+    sys.path.insert(0, str(HERE.parent / "python"))
+    from distributed_rate_limiter import DistributedRateLimiter
+
+    import ops_runner
+    rl = DistributedRateLimiter(redis.Redis(port=server.port, protocol=2), timeout_ms=5000, deny_cache_max_ms=0)
+    out = []
+    for n, trace in enumerate(traces):
+        observed = ops_runner.replay(trace, rl, f"ops:{n}", server.set_clock, BASE_MS + n * 10**9)
+        steps = [{**step, "expect": got} for step, got in observed]
+        out.append({**trace, "source": backend, "steps": steps})
+    if rl.stats()["backend"] != backend:
+        sys.exit(f"generate.py: the ops traces did not run on the {backend}")
+    return out
+
+
+def dump_ops(traces):
+    """traces-ops.json in the same one-step-per-line layout."""
+    parts = []
+    for t in traces:
+        head = json.dumps({k: v for k, v in t.items() if k != "steps"})[:-1]
+        steps = ",\n".join("    " + json.dumps(s) for s in t["steps"])
+        parts.append(f'  {head}, "steps": [\n{steps}\n  ]}}')
+    return "[\n" + ",\n".join(parts) + "\n]\n"
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         lib = build_frozen_clock(d)
@@ -210,11 +258,18 @@ def main():
         try:
             client = redis.Redis(port=server.port, protocol=2)
             traces = generate(server, client)
+            ops = json.loads(OPS_FILE.read_text())
+            ops = regenerate_ops(server, ops) if module_has_ops(client) else None
         finally:
             server.cleanup()
     out = HERE / "traces.json"
     out.write_text(dump(traces))
     print(f"{out}: {len(traces)} traces, {sum(len(t['steps']) for t in traces)} steps")
+    if ops is None:
+        print(f"{OPS_FILE}: left as written from the spec (this module lacks RL.RESERVE/RL.ACQUIRE)")
+    else:
+        OPS_FILE.write_text(dump_ops(ops))
+        print(f"{OPS_FILE}: {len(ops)} traces regenerated from the module")
 
 
 if __name__ == "__main__":

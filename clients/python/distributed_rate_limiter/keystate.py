@@ -178,9 +178,12 @@ def renew(state, now_ms, lease_id, ms):
     return _leases(state, now_ms, lambda u: concurrency.renew(u, now_ms, lease_id, ms))
 
 
-def reset(state):
-    """RL.RESET: usage, holds, leases and the block forgotten; the id sequence kept."""
-    return KeyState(last_id=state.last_id)
+def reset(state, now_ms, policy=None):
+    """RL.RESET: (ms of backlog forgotten: until every limit of `policy` would have been
+    empty; the state with usage, holds, leases and the block forgotten, the id sequence kept)."""
+    policy = policy or state.policy
+    forgotten = limits.empty_at_ms(policy, limits.align(policy, state.usage, now_ms), now_ms) - now_ms if policy else 0
+    return forgotten, KeyState(last_id=state.last_id)
 
 
 def live_lease_ids(state, now_ms):

@@ -70,8 +70,9 @@ class LocalLimiter:
         return self._apply(key, lambda s, now: (keystate.summary(s, now), None))
 
     def reset(self, key):
-        with self._lock:
-            self._states.pop(key, None)
+        """Usage, holds, leases and the block forgotten, the id sequence kept (RL.RESET);
+        returns the ms of backlog forgotten."""
+        return self._apply(key, lambda s, now: keystate.reset(s, now) if s is not keystate.EMPTY else (0, None))
 
     def __len__(self):
         return len(self._states)

@@ -213,7 +213,7 @@ def test_ids_are_now_times_1000_then_strictly_increasing_across_reservations_and
     c, s = run(p, s, T0 - 5, 1, "acquire")  # the clock stepped back
     d, s = run(p, s, T0 + 1, 1, "acquire")
     assert [a.id, b.id, c.id, d.id] == [T0 * 1000, T0 * 1000 + 1, T0 * 1000 + 2, (T0 + 1) * 1000]
-    assert ks.reset(s).last_id == d.id
+    assert ks.reset(s, T0 + 1)[1].last_id == d.id
 
 
 def test_a_settle_without_a_policy_raises_no_rate_limit_unless_it_changes_nothing():

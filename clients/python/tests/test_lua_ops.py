@@ -171,7 +171,7 @@ def test_the_script_follows_the_rules_on_random_operations(lua, configured):
             elif op == "reset":
                 lua(key, "reset", now)
                 got = want = None
-                new = ks.reset(state) if configured else ks.EMPTY
+                new = ks.reset(state, now)[1] if configured else ks.EMPTY
                 state = new
             else:  # info
                 got = summary_of(lua(key, "info", now))
