@@ -104,7 +104,8 @@ fraction. So a GCRA limit must have
 (1,000 per second with burst 1,000 is 10^6; a million per day is 8.64*10^13); the script
 refuses others before any decision. SLIDING and CONCURRENCY limits (<= 1000 per window <=
 2^32-1 ms) always fit. Ids are now_ms * 1000 and up: below 2^53 until the year 2255.
-Functions used: see clients/README.md ("What the script relies on").
+The Lua functions and Redis commands it calls are listed in clients/README.md ("What it
+relies on"); tests/test_lua_fallback_env.py checks the list against this file.
 --]]
 
 local MAX_LIMIT, MAX_WINDOW, MAX_BURST, MAX_COST = 1e9, 1e12, 1e9, 1e9
@@ -591,10 +592,10 @@ local function decide(limits, usage, now, cost, lease_id)
   end
   local each, new = {}, {}
   for i, p in ipairs(limits) do
-    local k, n = K[p.k], usage[i]
-    if allowed then n = k.counted(p, n, now, cost, lease_id) end
-    each[i] = {limit = p.b, remaining = k.remaining(p, n, now), reset = k.reset(p, n, now)}
-    if not admits[i] and cost <= p.b then each[i].retry = k.retry(p, usage[i], now, cost) end
+    local n = usage[i]
+    if allowed then n = K[p.k].counted(p, n, now, cost, lease_id) end
+    each[i] = {limit = p.b, remaining = K[p.k].remaining(p, n, now), reset = K[p.k].reset(p, n, now)}
+    if not admits[i] and cost <= p.b then each[i].retry = K[p.k].retry(p, usage[i], now, cost) end
     new[i] = n
   end
   local binding, never = 1, nil
@@ -870,13 +871,33 @@ local function settle(key, now)
   return reply
 end
 
--- release and renew: `change(usage)` on every CONCURRENCY limit's leases -> whether it held one.
-local function leases_op(key, now, change)
+-- release and renew, on one CONCURRENCY limit's leases: whether the lease was held there.
+local LEASE_CHANGES = {
+  release = function(u, now, id)
+    local keep, found = {}, false
+    for _, x in ipairs(live_leases(u, now)) do
+      if x[1] == id then found = true else keep[#keep + 1] = x end
+    end
+    u.leases = keep
+    return found
+  end,
+  renew = function(u, now, id, ms)
+    local found = false
+    u.leases = live_leases(u, now)
+    for _, x in ipairs(u.leases) do
+      if x[1] == id then x[3], found = now + ms, true end
+    end
+    return found
+  end,
+}
+
+-- 1 if the lease was held by some CONCURRENCY limit (and is changed in every one), else 0.
+local function leases_op(key, now, what, id, ms)
   local st = load(key)
   if st == nil then return 0 end
   local hit = false
   for _, u in ipairs(st.usage) do
-    if u.k == 'c' and change(u) then hit = true end
+    if u.k == 'c' and LEASE_CHANGES[what](u, now, id, ms) then hit = true end
   end
   if not hit then return 0 end
   save(key, st, nil, now)
@@ -884,28 +905,12 @@ local function leases_op(key, now, change)
 end
 
 local function release(key, now)
-  local id = id_arg(ARGV[3], 'lease')
-  return leases_op(key, now, function(u)
-    local keep, found = {}, false
-    for _, x in ipairs(live_leases(u, now)) do
-      if x[1] == id then found = true else keep[#keep + 1] = x end
-    end
-    u.leases = keep
-    return found
-  end)
+  return leases_op(key, now, 'release', id_arg(ARGV[3], 'lease'))
 end
 
 local function renew(key, now)
   local id = id_arg(ARGV[3], 'lease')
-  local ms = int(ARGV[4], 1, MAX_COUNTED_WINDOW, 'ERR ms must be an integer from 1 to 4294967295')
-  return leases_op(key, now, function(u)
-    local found = false
-    u.leases = live_leases(u, now)
-    for _, x in ipairs(u.leases) do
-      if x[1] == id then x[3], found = now + ms, true end
-    end
-    return found
-  end)
+  return leases_op(key, now, 'renew', id, int(ARGV[4], 1, MAX_COUNTED_WINDOW, 'ERR ms must be an integer from 1 to 4294967295'))
 end
 
 local function block(key, now)
@@ -1052,9 +1057,8 @@ local OPS = {
 }
 
 local function main()
-  local op = OPS[ARGV[1]]
-  if op == nil then fail('ERR ratelimit.lua: unknown operation') end
-  return op(KEYS[1], now_ms(ARGV[2]))
+  if OPS[ARGV[1]] == nil then fail('ERR ratelimit.lua: unknown operation') end
+  return OPS[ARGV[1]](KEYS[1], now_ms(ARGV[2]))
 end
 
 -- Errors go back as plain error replies with the module's wording (error() would append the
