@@ -48,6 +48,12 @@ class _Unreachable(Exception):
         self.outage = outage  # False: overload (a pool wait), not a Redis failure
 
 
+def _unreachable(e, kind):
+    """A transport failure (`kind` UNAVAILABLE or BUSY, from classify) as _Unreachable: BUSY
+    (a pool wait that ran out) is overload, not an outage."""
+    return _Unreachable(e, outage=kind == UNAVAILABLE)
+
+
 class _WrongType(Exception):
     """The module found a key of another type: maybe one the Lua script wrote."""
 
@@ -361,7 +367,7 @@ class Engine:
                 if kind is None:
                     raise
                 if kind in (UNAVAILABLE, BUSY):
-                    raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+                    raise _unreachable(e, kind) from None
                 # Redis answered; but only the operation's final answer closes the breaker (a
                 # refusal to write on the Lua path follows an 'unknown command' every time).
                 self.ever_connected, self._last_reply = True, time.monotonic()
@@ -401,9 +407,10 @@ class Engine:
             if kind is None:
                 raise
             if kind in (UNAVAILABLE, BUSY):
-                raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+                raise _unreachable(e, kind) from None
             if kind == UNKNOWN_COMMAND:
                 return False
+            # any other answer (WRONGTYPE, a syntax error): the module is there
         self.backend = "module"
         return True
 
@@ -422,7 +429,7 @@ class Engine:
         except Exception as e:
             kind = classify(e)
             if kind in (UNAVAILABLE, BUSY):
-                raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+                raise _unreachable(e, kind) from None
             raise
         finally:
             self._script_loading = 0.0

@@ -6,12 +6,14 @@ under 'allow'/'deny', settle/release/renew retried once then Unavailable, refund
 Unavailable. No module has these commands yet: a fake server answers as the spec says, so the
 module path is tested now and against the real module once it exists (test_ops.py)."""
 
+from types import SimpleNamespace
+
 import pytest
 import redis
 
-from distributed_rate_limiter import CommandError, InvalidArgument, Limit, Unavailable
+from distributed_rate_limiter import CommandError, DistributedRateLimiter, InvalidArgument, Limit, Unavailable
 from distributed_rate_limiter import operations as ops
-from distributed_rate_limiter.engine import Engine, Send
+from distributed_rate_limiter.engine import Engine
 from distributed_rate_limiter.options import options_of
 
 GRANT = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms", "binding")
@@ -19,28 +21,23 @@ GRANT = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms", "b
 
 class Fake:
     """A server that answers each command with `answers[name](args)` (a value or an exception
-    to raise), recording what it was sent."""
+    to raise), recording what it was sent; an engine generator runs against it through the
+    sync limiter's own driver."""
 
     def __init__(self, **answers):
         self.answers = answers
         self.sent = []
 
+    def call(self, key, args, timeout_s):
+        self.sent.append(args)
+        answer = self.answers.get(args[0], redis.ResponseError("ERR unknown command"))
+        answer = answer(args) if callable(answer) else answer
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     def run(self, gen):
-        reply = err = None
-        while True:
-            try:
-                step = gen.send(reply) if err is None else gen.throw(err)
-            except StopIteration as stop:
-                return stop.value
-            reply = err = None
-            if isinstance(step, Send):
-                self.sent.append(step.args)
-                answer = self.answers.get(step.args[0], redis.ResponseError("ERR unknown command"))
-                answer = answer(step.args) if callable(answer) else answer
-                if isinstance(answer, Exception):
-                    err = answer
-                else:
-                    reply = answer
+        return DistributedRateLimiter._run(SimpleNamespace(_transport=self), gen)
 
 
 def grant(values, id_name, resp3):
@@ -104,6 +101,9 @@ def test_the_other_calls_send_what_the_spec_names_and_read_integers():
 
 
 def test_a_module_that_predates_the_commands_is_told_apart_from_no_module():
+    typed = Fake(**{"RL.INFO": redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")})
+    with pytest.raises(CommandError, match="predates issue 20"):  # a key of another type: still the module
+        typed.run(engine().release("u", 5))
     old = Fake(**{"RL.INFO": None})  # RL.RESERVE unknown, RL.INFO known: an older module
     e = engine()
     with pytest.raises(CommandError, match="RL.REFUND is unknown to the rl module on this server: it predates "

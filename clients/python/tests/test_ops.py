@@ -255,3 +255,22 @@ def test_at_most_64_open_reservations_then_an_error_that_says_so(ops_server):
     with pytest.raises(CommandError, match="too many open reservations: a key holds at most 64"):
         rl.reserve("k", 1, limit=1000, window_ms=1000)
     assert rl.info("k")["holds"] == 64
+
+
+@pytest.mark.issue(19)
+def test_an_acl_user_allowed_checks_only_cannot_refund_or_unblock(ops_server):
+    """Whoever may send RL.REFUND or RL.UNBLOCK can lift its own limit: an application user
+    with the check commands only is refused them (NOPERM, a CommandError). The Lua path
+    cannot be split this way (one EVALSHA), as clients/README.md says."""
+    if ops_server.path != "redis":
+        pytest.skip("ACL tells commands apart on the module path only")
+    admin = plain_client(ops_server.port)
+    user = f"app{uuid4().hex[:8]}"
+    admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "+ping", "+rl.throttle", "+rl.peek")
+    rl = DistributedRateLimiter(plain_client(ops_server.port, username=user, password="pw"), timeout_ms=2000,
+                                prefix=f"acl:{uuid4().hex}:")
+    assert rl.throttle("k", limit=1, window_ms=60_000).allowed
+    assert not rl.throttle("k", limit=1, window_ms=60_000).allowed
+    for call in (lambda: rl.refund("k", 1, limit=1, window_ms=60_000), lambda: rl.unblock("k")):
+        with pytest.raises(CommandError, match="no permissions"):
+            call()
