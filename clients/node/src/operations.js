@@ -30,12 +30,14 @@ const OPS = {
   allow: { check: true, inline: true, cached: true, mode: 'throttle', command: (req) => (req.numbers ? 'RL.THROTTLE' : 'RL.ALLOW'), lua: 'check' },
   throttle: { check: true, withPolicy: true, inline: true, cached: true, mode: 'throttle', command: () => 'RL.THROTTLE', lua: 'check' },
   peek: { check: true, withPolicy: true, inline: true, cached: true, mode: 'peek', command: () => 'RL.PEEK', lua: 'peek' },
-  /** RL.RESERVE key estimate [HOLD ms] [inline]: a throttle at the estimate that records a hold. */
+  /**
+   * RL.RESERVE key estimate [HOLD ms] [inline]: a throttle at the estimate that records a hold.
+   * Not cached (as in the Python client): a reservation comes from the store that settles it.
+   */
   reserve: {
     newer: true,
     check: true,
     inline: true,
-    cached: true,
     grant: 'reservation',
     mode: 'reserve',
     command: () => 'RL.RESERVE',
