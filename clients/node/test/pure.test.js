@@ -100,6 +100,31 @@ test('replies: RESP2 arrays, RESP3 maps, Map objects and flattened maps give one
   assert.equal(replies.info(null), null);
 });
 
+test('RL.RESERVE/RL.ACQUIRE replies: 7 fields in RESP2, maps in RESP3, the id nil when denied', () => {
+  const id = 1_764_000_000_000_000;
+  const want = { allowed: true, limit: 10, remaining: 6, retryAfterMs: -1, resetAfterMs: 24000, binding: 0, id };
+  const forms = [
+    [1, 10, 6, -1, 24000, 0, id],
+    { allowed: true, limit: 10, remaining: 6, retry_after_ms: -1, reset_after_ms: 24000, binding: 0, reservation: id },
+    new Map(Object.entries({ allowed: 1, limit: 10, remaining: 6, retry_after_ms: -1, reset_after_ms: 24000, binding: 0, reservation: id })),
+    ['allowed', 1, 'limit', 10, 'remaining', 6, 'retry_after_ms', -1, 'reset_after_ms', 24000, 'binding', 0, 'reservation', id],
+  ];
+  for (const f of forms) assert.deepEqual(replies.grant(f, 'reservation'), want);
+  assert.equal(replies.grant([0, 2, 0, 800, 900, 1, null], 'lease').id, null);
+  assert.equal(replies.grant({ allowed: false, limit: 2, remaining: 0, retry_after_ms: 800, reset_after_ms: 900, binding: 1, lease: null }, 'lease').id, null);
+  assert.equal(replies.grant(['allowed', 1, 'limit', 2, 'remaining', 1, 'retry_after_ms', -1, 'reset_after_ms', 30000, 'binding', 0, 'lease', String(id)], 'lease').id, id);
+});
+
+test("RL.INFO's fields of issues 19 and 20, flat (RESP2) and nested (RESP3)", () => {
+  const flat = ['source', 'stored', 'limit', 2, 'window_ms', 30000, 'burst', 2, 'kind', 'concurrency', 'blocked_ms', 0, 'penalty_level', 1, 'holds', 2, 'held', 7, 'next_hold_expiry_ms', null, 'leases', 1,
+    'limits', [['kind', 'concurrency', 'limit', 2, 'window_ms', 30000, 'burst', 2, 'remaining', 1, 'reset_after_ms', 30000, 'held', 1, 'next_expiry_ms', 30000]]];
+  const i = replies.info(flat);
+  assert.deepEqual([i.kind, i.blockedMs, i.penaltyLevel, i.holds, i.held, i.nextHoldExpiryMs, i.leases], ['concurrency', 0, 1, 2, 7, null, 1]);
+  assert.deepEqual([i.limits[0].held, i.limits[0].nextExpiryMs], [1, 30000]);
+  const old = replies.info(['source', 'stored', 'limit', 10, 'window_ms', 1000, 'burst', 10]);
+  assert.equal('blockedMs' in old, false); // an older server tells nothing: nothing is made up
+});
+
 test('headers: RateLimit always, RateLimit-Policy always (w= when the window is known), Retry-After when denied', () => {
   const p = policyOf.policy({ limit: 10, windowMs: 60000 }).limits;
   assert.deepEqual(replies.headers({ allowed: false, remaining: 0, retryAfterMs: 5001, resetAfterMs: 59000 }, p), {
