@@ -8,7 +8,9 @@
 //
 // PURE: no I/O.
 
-const VERDICT_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_after_ms', 'binding', 'source', 'limits'];
+/** The six numbers every decision reply starts with, by their names in a RESP3 map. */
+const DECISION_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_after_ms', 'binding'];
+const VERDICT_FIELDS = [...DECISION_FIELDS, 'source', 'limits'];
 
 function text(v) {
   return Buffer.isBuffer(v) ? v.toString() : String(v);
@@ -47,19 +49,15 @@ function limitsOf(v) {
   });
 }
 
-/**
- * A verdict reply (RL.THROTTLE, RL.PEEK, the Lua script) as {allowed, limit, remaining,
- * retryAfterMs, resetAfterMs, binding, source, policy} (source and policy null unless the
- * reply carried them).
- */
-function verdict(reply) {
-  let values;
-  // Positional (RESP2) when the first element is a number; named (a flattened map) otherwise.
-  if (Array.isArray(reply) && (typeof reply[0] === 'number' || typeof reply[0] === 'bigint')) values = reply;
-  else {
-    const o = toObject(reply);
-    values = VERDICT_FIELDS.map((f) => o[f]);
-  }
+/** A reply's values in the order of `names`: positional (RESP2) when its first element is a number, named (a map, or a flattened one) otherwise. */
+function valuesOf(reply, names) {
+  if (Array.isArray(reply) && (typeof reply[0] === 'number' || typeof reply[0] === 'bigint')) return reply;
+  const o = toObject(reply);
+  return names.map((f) => o[f]);
+}
+
+/** {allowed, limit, remaining, retryAfterMs, resetAfterMs, binding} from a reply's values. */
+function decisionOf(values) {
   const binding = num(values[5]);
   return {
     allowed: num(values[0]) === 1,
@@ -68,12 +66,21 @@ function verdict(reply) {
     retryAfterMs: num(values[3]),
     resetAfterMs: num(values[4]),
     binding: binding === null ? 0 : binding,
-    source: values[6] === undefined || values[6] === null ? null : text(values[6]),
-    policy: limitsOf(values[7]),
   };
 }
 
-const GRANT_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_after_ms', 'binding'];
+/**
+ * A verdict reply (RL.THROTTLE, RL.PEEK, the Lua script) as {allowed, limit, remaining,
+ * retryAfterMs, resetAfterMs, binding, source, policy} (source and policy null unless the
+ * reply carried them).
+ */
+function verdict(reply) {
+  const values = valuesOf(reply, VERDICT_FIELDS);
+  const d = decisionOf(values);
+  d.source = values[6] === undefined || values[6] === null ? null : text(values[6]);
+  d.policy = limitsOf(values[7]);
+  return d;
+}
 
 /**
  * RL.RESERVE's or RL.ACQUIRE's reply (7 fields: RESP2 an array, RESP3 a map whose 7th is
@@ -81,22 +88,10 @@ const GRANT_FIELDS = ['allowed', 'limit', 'remaining', 'retry_after_ms', 'reset_
  * resetAfterMs, binding, id}; `id` a Number (ids stay below 2^53 until the year 2255) or null.
  */
 function grant(reply, name) {
-  let values;
-  if (Array.isArray(reply) && (typeof reply[0] === 'number' || typeof reply[0] === 'bigint')) values = reply;
-  else {
-    const o = toObject(reply);
-    values = [...GRANT_FIELDS, name].map((f) => o[f]);
-  }
-  const binding = num(values[5]);
-  return {
-    allowed: num(values[0]) === 1,
-    limit: num(values[1]),
-    remaining: num(values[2]),
-    retryAfterMs: num(values[3]),
-    resetAfterMs: num(values[4]),
-    binding: binding === null ? 0 : binding,
-    id: values[6] === null || values[6] === undefined ? null : num(values[6]),
-  };
+  const values = valuesOf(reply, [...DECISION_FIELDS, name]);
+  const d = decisionOf(values);
+  d.id = values[6] === null || values[6] === undefined ? null : num(values[6]);
+  return d;
 }
 
 /** Issue 19/20's key-level fields of RL.INFO, by their names in the reply. */

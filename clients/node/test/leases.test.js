@@ -114,80 +114,64 @@ test('withLease: a release that cannot reach Redis rejects after work that succe
 });
 
 test('50 concurrent workers under a limit of 2 never hold more than 2 leases', async (t) => {
-  for (const name of BACKENDS.filter((n) => n !== 'local')) {
-    await t.test(name, async (st) => {
-      const b = await open(name, { frozen: false });
-      try {
-        const why = b.missing('RL.ACQUIRE', 'RL.RELEASE');
-        if (why) return st.skip(why);
-        await b.rl.configureRateLimit('pool', { kind: 'concurrency', limit: 2, windowMs: 60000 });
-        let inside = 0;
-        let most = 0;
-        let ran = 0;
-        const work = async () => {
-          for (;;) {
-            const out = await b.rl.withLease('pool', async () => {
-              inside += 1;
-              most = Math.max(most, inside);
-              await sleep(2);
-              inside -= 1;
-              ran += 1;
-              return 'done';
-            });
-            if (out === 'done') return;
-            await sleep(1);
-          }
-        };
-        await Promise.all(Array.from({ length: 50 }, work));
-        assert.equal(ran, 50);
-        assert.equal(most, 2);
-        assert.equal((await b.rl.info('pool')).leases, 0);
-      } finally {
-        await b.stop();
+  const servers = BACKENDS.filter((n) => n !== 'local');
+  await onEach(t, ['RL.ACQUIRE', 'RL.RELEASE'], async (b) => {
+    await b.rl.configureRateLimit('pool', { kind: 'concurrency', limit: 2, windowMs: 60000 });
+    let inside = 0;
+    let most = 0;
+    let ran = 0;
+    const work = async () => {
+      for (;;) {
+        const out = await b.rl.withLease('pool', async () => {
+          inside += 1;
+          most = Math.max(most, inside);
+          await sleep(2);
+          inside -= 1;
+          ran += 1;
+          return 'done';
+        });
+        if (out === 'done') return;
+        await sleep(1);
       }
-    });
-  }
+    };
+    await Promise.all(Array.from({ length: 50 }, work));
+    assert.equal(ran, 50);
+    assert.equal(most, 2);
+    assert.equal((await b.rl.info('pool')).leases, 0);
+  }, servers, { frozen: false });
 });
 
 test('a worker killed while holding leases gives them back once they expire', async (t) => {
-  for (const name of BACKENDS.filter((n) => n !== 'local')) {
-    await t.test(name, async (st) => {
-      const b = await open(name, { frozen: false });
-      try {
-        const why = b.missing('RL.ACQUIRE');
-        if (why) return st.skip(why);
-        const leaseMs = 1500;
-        await b.rl.configureRateLimit('job', { kind: 'concurrency', limit: 2, windowMs: leaseMs });
-        const worker = spawn(process.execPath, ['-e', `
-          const { DistributedRateLimiter } = require(${JSON.stringify(path.join(__dirname, '..', 'src'))});
-          const rl = new DistributedRateLimiter('redis://127.0.0.1:${b.server.port}', { timeoutMs: 5000 });
-          (async () => {
-            for (let i = 0; i < 2; i++) if (!(await rl.acquire('job')).allowed) process.exit(3);
-            console.log('holding');
-            setInterval(() => {}, 1000);
-          })();`], { stdio: ['ignore', 'pipe', 'inherit'] });
-        await new Promise((resolve, reject) => {
-          worker.stdout.once('data', resolve);
-          worker.once('exit', (code) => reject(new Error(`worker exited ${code}`)));
-        });
-        const killedAt = Date.now();
-        worker.kill('SIGKILL');
-        const denied = await b.rl.acquire('job');
-        assert.equal(denied.allowed, false);
-        assert.ok(denied.retryAfterMs > 0 && denied.retryAfterMs <= leaseMs);
-        await sleep(denied.retryAfterMs);
-        let d = await b.rl.acquire('job');
-        while (!d.allowed && Date.now() - killedAt < leaseMs + 5000) {
-          await sleep(Math.max(d.retryAfterMs, 1));
-          d = await b.rl.acquire('job');
-        }
-        assert.equal(d.allowed, true, 'the dead worker\'s slots came back');
-        assert.ok(Date.now() - killedAt >= denied.retryAfterMs - 5);
-      } finally {
-        await b.stop();
-      }
+  const servers = BACKENDS.filter((n) => n !== 'local');
+  await onEach(t, ['RL.ACQUIRE'], async (b) => {
+    const leaseMs = 1500;
+    await b.rl.configureRateLimit('job', { kind: 'concurrency', limit: 2, windowMs: leaseMs });
+    const worker = spawn(process.execPath, ['-e', `
+      const { DistributedRateLimiter } = require(${JSON.stringify(path.join(__dirname, '..', 'src'))});
+      const rl = new DistributedRateLimiter('redis://127.0.0.1:${b.server.port}', { timeoutMs: 5000 });
+      (async () => {
+        for (let i = 0; i < 2; i++) if (!(await rl.acquire('job')).allowed) process.exit(3);
+        console.log('holding');
+        setInterval(() => {}, 1000);
+      })();`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((resolve, reject) => {
+      worker.stdout.once('data', resolve);
+      worker.once('exit', (code) => reject(new Error(`worker exited ${code}`)));
     });
-  }
+    const killedAt = Date.now();
+    worker.kill('SIGKILL');
+    const denied = await b.rl.acquire('job');
+    assert.equal(denied.allowed, false);
+    assert.ok(denied.retryAfterMs > 0 && denied.retryAfterMs <= leaseMs);
+    await sleep(denied.retryAfterMs);
+    let d = await b.rl.acquire('job');
+    while (!d.allowed && Date.now() - killedAt < leaseMs + 5000) {
+      await sleep(Math.max(d.retryAfterMs, 1));
+      d = await b.rl.acquire('job');
+    }
+    assert.equal(d.allowed, true, "the dead worker's slots came back");
+    assert.ok(Date.now() - killedAt >= denied.retryAfterMs - 5);
+  }, servers, { frozen: false });
 });
 
 test("failure policy: 'local' takes local leases and releases them locally; 'allow' takes none", async () => {
