@@ -6,6 +6,11 @@
 // Each gives {name, rl, path, setClock(ms), configure(id, policy), stop(), server?}. A path
 // that lacks what a test needs (a module older than issues 19 and 20, a script without the
 // operation) is reported by `missing(...)` so the test is skipped, never passed blindly.
+//
+// Valkey 9 under frozenclock.c now and then decides on the instant of an earlier command (it
+// does not read the clock afresh for every one), so there the script gets each instant through
+// its test-only now_ms argument (ARGV[2]) written into every EVALSHA, as the Python tests do,
+// and the module's frozen-clock tests are skipped (no argument carries a module's clock).
 
 const fs = require('fs');
 const path = require('path');
@@ -52,15 +57,22 @@ async function open(name, { frozen = true, ...options } = {}) {
   const server = await new Server({ module: name === 'module', frozen }).start();
   if (frozen) server.setClock(START_MS);
   const rl = new DistributedRateLimiter(`redis://127.0.0.1:${server.port}`, { timeoutMs: 5000, denyCacheMaxMs: 0, logger: QUIET, ...options });
+  const clock = { ms: START_MS };
+  const valkey = isValkey(server);
+  if (frozen && valkey && name === 'lua') atInstants(rl, clock);
   return {
     name,
     rl,
     server,
     path: PATHS[name],
-    setClock: (ms) => server.setClock(ms),
+    setClock: (ms) => {
+      clock.ms = ms;
+      server.setClock(ms);
+    },
     configure: (id, p) => rl.configureRateLimit(id, p),
     /** Why this backend cannot run a test needing `commands` (e.g. 'RL.ACQUIRE'), or null. */
     missing: (...commands) => {
+      if (frozen && valkey && name === 'module') return "Valkey's clock cannot be frozen for a module's commands (frozenclock.c): the module's frozen-instant tests run on Redis";
       for (const c of commands) {
         if (name === 'module' && !server.cli('COMMAND', 'INFO', c).toLowerCase().includes(c.toLowerCase())) return `the module (${process.env.RL_MODULE || 'target/release/librl.so'}) has no ${c}`;
         const op = c.replace(/^RL\./, '').toLowerCase();
@@ -73,6 +85,17 @@ async function open(name, { frozen = true, ...options } = {}) {
       await server.stop();
     },
   };
+}
+
+/** Whether a started server is Valkey (INFO server's server_name, Valkey 8 and later). */
+function isValkey(server) {
+  return /server_name:valkey/.test(server.cli('INFO', 'server'));
+}
+
+/** Every EVALSHA `rl` sends decides at `clock.ms` (the script's test-only ARGV[2]), not at the server's clock. */
+function atInstants(rl, clock) {
+  const send = rl.transport.send.bind(rl.transport);
+  rl.transport.send = (key, args) => send(key, args[0] === 'EVALSHA' ? [...args.slice(0, 5), String(clock.ms), ...args.slice(6)] : args);
 }
 
 /**
@@ -97,4 +120,4 @@ async function onEach(t, commands, body, names = BACKENDS, options = {}) {
   }
 }
 
-module.exports = { open, onEach, START_MS, BACKENDS, PATHS, QUIET };
+module.exports = { open, onEach, isValkey, atInstants, START_MS, BACKENDS, PATHS, QUIET };

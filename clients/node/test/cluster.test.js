@@ -55,6 +55,7 @@ for (const backend of ['module', 'lua']) {
     const nodes = cluster.ports.map((port) => new IoRedis({ port, protocol: 2 }));
     try {
       const bySlot = await owners(nodes[0]);
+      const hasLeases = (await nodes[0].call('COMMAND', 'INFO', 'RL.ACQUIRE'))[0] !== null;
       const variants = backend === 'module' ? Object.entries(CLUSTER) : Object.entries(CLUSTER).filter(([n]) => n.endsWith('RESP2'));
       for (const [name, make] of variants) {
         await t.test(name, async () => {
@@ -85,6 +86,20 @@ for (const backend of ['module', 'lua']) {
               }
             }
             assert.deepEqual([rl.stats().errors, rl.stats()[backend === 'module' ? 'redis' : 'lua']], [0, KEYS.length + HOT_CALLS + 15]);
+
+            if (backend === 'lua' || hasLeases) {
+              // Issues 19 and 20's calls go to the key's owner like checks (keys on every node).
+              const lease = [{ kind: 'concurrency', limit: 1, windowMs: 60000 }];
+              for (const k of KEYS.slice(0, 30)) {
+                const a = await rl.acquire(`${name}:lease:${k}`, lease);
+                assert.equal(a.allowed, true);
+                assert.equal((await rl.acquire(`${name}:lease:${k}`, lease)).allowed, false);
+                assert.equal(await rl.release(`${name}:lease:${k}`, a.lease), true);
+                const r = await rl.reserve(`${name}:tokens:${k}`, 5, { limit: 10, windowMs: 1000 });
+                assert.equal(await rl.settle(`${name}:tokens:${k}`, r.reservation, 2), -3);
+              }
+              assert.equal(rl.stats().errors, 0);
+            }
 
             if (name.startsWith('ioredis')) {
               // A stale slot map (as after a resharding): the node answers MOVED, the client
