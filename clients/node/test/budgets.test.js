@@ -183,3 +183,20 @@ test('a settle that cannot reach Redis is retried once, then Unavailable; never 
     await b.stop();
   }
 });
+
+test('a module older than these commands is a clear error, never a switch to the Lua script', async (t) => {
+  const b = await open('module', { frozen: false });
+  try {
+    if (!b.missing('RL.RESERVE')) return t.skip('the module has RL.RESERVE');
+    const { rl } = b;
+    await rl.configureRateLimit('old', { limit: 10, windowMs: 60000 });
+    // The script would write a hash that the module's commands then meet (WRONGTYPE).
+    await assert.rejects(rl.reserve('old', 1), { name: 'CommandError', message: /the rl module on this server has no RL.RESERVE: load a newer module/ });
+    await assert.rejects(rl.acquire('old'), /has no RL.ACQUIRE/);
+    assert.equal(await rl.isAllowed('old'), true); // checks still go to the module
+    assert.deepEqual([rl.stats().backend, rl.stats().lua, rl.stats().errors], ['module', 0, 0]);
+    assert.equal(b.server.cli('TYPE', 'rl:old'), 'ratelimit');
+  } finally {
+    await b.stop();
+  }
+});
