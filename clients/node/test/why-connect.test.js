@@ -25,7 +25,9 @@ function recorder() {
 
 test('1: a URL is used, not ignored; misspelt options are refused, naming the option', async () => {
   const server = await new Server().start();
-  const rl = new DistributedRateLimiter(`redis://127.0.0.1:${server.port}`);
+  // A generous timeout: this is about where calls go, and on a busy machine the first check
+  // (WITHPOLICY refused by an older module, then sent again) can outlast the default 50 ms.
+  const rl = new DistributedRateLimiter(`redis://127.0.0.1:${server.port}`, { timeoutMs: 5000 });
   try {
     await rl.ready();
     const v = await rl.throttle('u', { limit: 5, windowMs: 60000 });
