@@ -144,7 +144,9 @@ end
 
 local function cdiv(a, b) return -fdiv(-a, b) end
 
-local function str(n) return string.format('%.0f', n) end
+-- An integer as text: `%d` formats a C long, exact for every integer below 2^53 (and far
+-- cheaper than `%.0f`, which goes through the floating-point printer).
+local function str(n) return string.format('%d', n) end
 
 -- Policies ------------------------------------------------------------------------------
 
@@ -160,6 +162,7 @@ local KIND_OF = {gcra = 'g', g = 'g', sliding = 's', s = 's', concurrency = 'c',
 -- One limit from (kind, limit, window_ms, burst) strings, validated with the module's words.
 local function limit_of(kind, l, w, b)
   local k = KIND_OF[type(kind) == 'string' and kind:lower() or '']
+  local lt, wt = l, w  -- the digits as given: p's text for this limit (encode_limits)
   if k == nil then
     fail('ERR unknown limit kind: a limit is GCRA (the default), SLIDING or CONCURRENCY')
   end
@@ -180,7 +183,7 @@ local function limit_of(kind, l, w, b)
     if b ~= nil and b ~= '' and b ~= str(l) then
       fail('ERR BURST applies to GCRA limits only: a ' .. name .. ' limit\'s burst is its limit')
     end
-    return {k = k, l = l, w = w, b = l}
+    return {k = k, l = l, w = w, b = l, text = k .. ':' .. lt .. ':' .. wt}
   end
   l = int(l, 1, MAX_LIMIT, RANGE.limit)
   w = int(w, 1, MAX_WINDOW, RANGE.window)
@@ -193,13 +196,7 @@ local function limit_of(kind, l, w, b)
   if l > LUA_MAX_LIMIT or b * w > LUA_MAX_TOLERANCE then
     fail('ERR policy out of the Lua fallback\'s exact range (limit <= 67108864 and burst * window_ms <= 2251799813685248): load the rl module for it')
   end
-  return {k = 'g', l = l, w = w, b = b}
-end
-
-local function penalty_of(ms, max)
-  ms = int(ms, 1, MAX_PENALTY_MS, 'ERR PENALTY ms must be an integer from 1 to 1000000000000')
-  if max == nil or max == '' then return {ms = ms, max = ms} end
-  return {ms = ms, max = int(max, ms, MAX_PENALTY_MS, 'ERR PENALTY MAX must be an integer from ms to 1000000000000')}
+  return {k = 'g', l = l, w = w, b = b, text = 'g:' .. lt .. ':' .. wt .. ':' .. str(b)}
 end
 
 -- The limits (and PENALTY) given as ARGV[first..], 4 arguments each; nil when there are none.
@@ -211,7 +208,12 @@ local function limits_from_argv(first)
   for i = first, #ARGV, 4 do
     if ARGV[i] == 'penalty' then
       if #out == 0 or penalty ~= nil then fail('ERR syntax error: one PENALTY, after a limit') end
-      penalty = penalty_of(ARGV[i + 1], ARGV[i + 2])
+      local ms = int(ARGV[i + 1], 1, MAX_PENALTY_MS, 'ERR PENALTY ms must be an integer from 1 to 1000000000000')
+      local max = ms
+      if ARGV[i + 2] ~= '' then
+        max = int(ARGV[i + 2], ms, MAX_PENALTY_MS, 'ERR PENALTY MAX must be an integer from ms to 1000000000000')
+      end
+      penalty = {ms = ms, max = max}
     else
       if #out == MAX_LIMITS then fail('ERR too many limits: a key holds at most 4 (joined by AND)') end
       out[#out + 1] = limit_of(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3])
@@ -222,9 +224,7 @@ end
 
 local function encode_limits(limits)
   local parts = {}
-  for i, p in ipairs(limits) do
-    parts[i] = p.k .. ':' .. str(p.l) .. ':' .. str(p.w) .. (p.k == 'g' and (':' .. str(p.b)) or '')
-  end
+  for i, p in ipairs(limits) do parts[i] = p.text end
   return table.concat(parts, '|')
 end
 
@@ -243,12 +243,6 @@ local function has_leases(limits)
     if p.k == 'c' then return true end
   end
   return false
-end
-
-local function longest_window(limits)
-  local w = 0
-  for _, p in ipairs(limits) do w = math.max(w, p.w) end
-  return w
 end
 
 -- Usage: a GCRA TAT {t, f, d}, a SLIDING log {{at, count}, ...} or leases {{id, cost, exp}, ...}
@@ -302,8 +296,11 @@ local function decode_usage(text)
 end
 
 -- Each kind offers the same functions to decide (limits.rs; the Python client's limits.py):
--- repair, fits, counted, remaining, reset, retry, empty_at, refund, charge.
-local K = {}
+-- repair, fits, counted, remaining, reset, retry, empty_at, refund, charge. Redis runs the
+-- whole script on every call, and each function it defines costs about 1,200 instructions
+-- (a closure made and collected), so a kind's functions are made only when a limit of that
+-- kind is met: kind(k).
+local BUILD = {}
 
 -- GCRA (gcra.rs, verdict.rs) -------------------------------------------------------------
 
@@ -340,7 +337,7 @@ local function gcra_empty_at(u)
   return u.t
 end
 
-K.g = {
+BUILD.g = function() return {
   repair = function(p, u, now)
     local b, clamped = backlog(p, u, now)
     if clamped then return tat_at(p, now, b), true end
@@ -371,10 +368,11 @@ K.g = {
     if units >= p.b then return tat_at(p, now, tol) end
     return tat_at(p, now, math.min(backlog(p, u, now) + units * p.w, tol))
   end,
-}
+} end
 
 -- SLIDING (sliding.rs) --------------------------------------------------------------------
 
+BUILD.s = function()
 -- Entries as seen at now, future ones read as now, those still in (now - w, now].
 local function live(p, log, now)
   local out = {}
@@ -428,7 +426,7 @@ local function record(p, log, now, cost)
   return merged(l)
 end
 
-K.s = {
+return {
   repair = function(p, u, now)
     local log, moved = clamp_future(u.log, now)
     return {k = 's', log = log}, moved
@@ -476,10 +474,11 @@ K.s = {
     end
     return {k = 's', log = merged(entries)}
   end,
-}
+} end
 
 -- CONCURRENCY: leases {id, cost, expires_at_ms}, live while now < expires_at_ms ----------
 
+BUILD.c = function()
 local function live_leases(u, now)
   local out = {}
   for _, x in ipairs(u.leases) do
@@ -494,7 +493,9 @@ local function held(u, now)
   return n
 end
 
-K.c = {
+return {
+  live = live_leases,
+  held = held,
   repair = function(p, u) return u, false end,
   fits = function(p, u, now, cost) return cost <= p.l and held(u, now) + cost <= p.l end,
   counted = function(p, u, now, cost, id)
@@ -526,7 +527,18 @@ K.c = {
   end,
   refund = function(p, u) return u, 0 end,  -- a lease is given back by release
   charge = function(p, u) return u end,     -- a settle charges rate limits only
-}
+} end
+
+local KINDS = {}
+
+local function kind(k)
+  local t = KINDS[k]
+  if t == nil then
+    t = BUILD[k]()
+    KINDS[k] = t
+  end
+  return t
+end
 
 -- Changing a limit's kind keeps usage as time (limits.rs, Usage::carried_to) ---------------
 
@@ -569,7 +581,7 @@ end
 
 local function empty_at_all(limits, usage, now)
   local at = now
-  for i, p in ipairs(limits) do at = math.max(at, K[p.k].empty_at(p, usage[i], now)) end
+  for i, p in ipairs(limits) do at = math.max(at, kind(p.k).empty_at(p, usage[i], now)) end
   return at
 end
 
@@ -582,20 +594,20 @@ local function decide(limits, usage, now, cost, lease_id)
   usage = align(limits, usage, now)
   local repaired = false
   for i, p in ipairs(limits) do
-    local u, moved = K[p.k].repair(p, usage[i], now)
+    local u, moved = kind(p.k).repair(p, usage[i], now)
     usage[i], repaired = u, repaired or moved
   end
   local admits, allowed = {}, true
   for i, p in ipairs(limits) do
-    admits[i] = K[p.k].fits(p, usage[i], now, cost)
+    admits[i] = kind(p.k).fits(p, usage[i], now, cost)
     allowed = allowed and admits[i]
   end
   local each, new = {}, {}
   for i, p in ipairs(limits) do
     local n = usage[i]
-    if allowed then n = K[p.k].counted(p, n, now, cost, lease_id) end
-    each[i] = {limit = p.b, remaining = K[p.k].remaining(p, n, now), reset = K[p.k].reset(p, n, now)}
-    if not admits[i] and cost <= p.b then each[i].retry = K[p.k].retry(p, usage[i], now, cost) end
+    if allowed then n = kind(p.k).counted(p, n, now, cost, lease_id) end
+    each[i] = {limit = p.b, remaining = kind(p.k).remaining(p, n, now), reset = kind(p.k).reset(p, n, now)}
+    if not admits[i] and cost <= p.b then each[i].retry = kind(p.k).retry(p, usage[i], now, cost) end
     new[i] = n
   end
   local binding, never = 1, nil
@@ -624,34 +636,10 @@ local function decide(limits, usage, now, cost, lease_id)
   return out, nil
 end
 
--- Every rate limit gives back n (at: a settle's own SLIDING entry): the usage and the most given.
-local function refund_all(limits, usage, now, n, at)
-  usage = align(limits, usage, now)
-  local most = 0
-  for i, p in ipairs(limits) do
-    local u, given = K[p.k].refund(p, usage[i], now, n, at)
-    usage[i], most = u, math.max(most, given)
-  end
-  return usage, most
-end
-
-local function charge_all(limits, usage, now, units)
-  usage = align(limits, usage, now)
-  for i, p in ipairs(limits) do usage[i] = K[p.k].charge(p, usage[i], now, units) end
-  return usage
-end
 
 -- The key ---------------------------------------------------------------------------------
 
 local FIELDS = {'_rl', 'u', 'p', 'i', 's', 'y', 'q', 'h', 'b', 'n'}
-
-local function decode_holds(text)
-  local out = {}
-  for id, e, at, exp in (text or ''):gmatch('(%d+):(%d+):(%d+):(%d+)') do
-    out[#out + 1] = {id = tonumber(id), est = tonumber(e), at = tonumber(at), exp = tonumber(exp)}
-  end
-  return out
-end
 
 local function open_holds(st, now)
   local out = {}
@@ -671,7 +659,10 @@ local function load(key)
   end
   if h[1] ~= VERSION then fail(FOREIGN) end
   local st = {usage = decode_usage(h[2]), idle = tonumber(h[4]) or 0, shadow = h[5] == '1',
-              holds = decode_holds(h[8]), last = tonumber(h[10]), present = {}}
+              holds = {}, last = tonumber(h[10]), present = {}}
+  for id, e, at, exp in (h[8] or ''):gmatch('(%d+):(%d+):(%d+):(%d+)') do
+    st.holds[#st.holds + 1] = {id = tonumber(id), est = tonumber(e), at = tonumber(at), exp = tonumber(exp)}
+  end
   for i = 6, #FIELDS do st.present[FIELDS[i]] = h[i] ~= false end
   if h[3] then st.limits = decode_limits(h[3]) end
   if h[6] then
@@ -679,13 +670,19 @@ local function load(key)
     if ms == nil then fail(FOREIGN) end
     st.penalty = {ms = tonumber(ms), max = tonumber(max)}
   end
-  if h[7] then st.q = decode_limits(h[7]) end
+  st.q_text = h[7] or nil  -- decoded only when a call without a policy needs it (q_limits)
   if h[9] then
     local untl, level = h[9]:match('^(%d+):(%d+)$')
     if untl == nil then fail(FOREIGN) end
     st.block = {untl = tonumber(untl), level = tonumber(level)}
   end
   return st
+end
+
+-- The limits a key without a stored policy was last written under (field q), or nil.
+local function q_limits(st)
+  if st.q == nil and st.q_text then st.q = decode_limits(st.q_text) end
+  return st.q
 end
 
 local function fresh()
@@ -712,40 +709,47 @@ local function empty_at_key(key, st, limits, now)
   else
     for _, u in ipairs(st.usage) do
       if u.k == 'g' then at = math.max(at, gcra_empty_at(u))
-      elseif u.k == 'c' then at = math.max(at, K.c.empty_at(nil, u, now))
+      elseif u.k == 'c' then at = math.max(at, kind('c').empty_at(nil, u, now))
       else at = math.max(at, redis.call('PEXPIRETIME', key)) end
     end
   end
-  for _, h in ipairs(open_holds(st, now)) do at = math.max(at, h.exp) end
+  for _, h in ipairs(st.holds) do
+    if h.exp > now then at = math.max(at, h.exp) end
+  end
   return math.max(at, blocked_until(st, now) or now)
 end
 
 -- The one write: every field of the state, the expired holds pruned, and the expiry.
 -- `limits`: the policy this write was decided under (nil for release, renew, block...).
+local function field(st, set, del, name, value)
+  if value ~= nil then
+    set[#set + 1], set[#set + 2] = name, value
+  elseif st.present[name] then
+    del[#del + 1] = name
+  end
+end
+
 local function save(key, st, limits, now)
   local set, del = {'_rl', VERSION, 'u', encode_usage(st.usage)}, {}
-  local function field(name, value)
-    if value ~= nil then
-      set[#set + 1], set[#set + 2] = name, value
-    elseif st.present[name] then
-      del[#del + 1] = name
-    end
+  local holds = nil
+  if #st.holds > 0 then
+    st.holds = open_holds(st, now)
+    local parts = {}
+    for i, h in ipairs(st.holds) do parts[i] = str(h.id) .. ':' .. str(h.est) .. ':' .. str(h.at) .. ':' .. str(h.exp) end
+    if #parts > 0 then holds = table.concat(parts, '|') end
   end
-  local holds = open_holds(st, now)
-  st.holds = holds
-  local parts = {}
-  for i, h in ipairs(holds) do parts[i] = str(h.id) .. ':' .. str(h.est) .. ':' .. str(h.at) .. ':' .. str(h.exp) end
-  field('h', #parts > 0 and table.concat(parts, '|') or nil)
-  field('b', st.block and (str(st.block.untl) .. ':' .. str(st.block.level)) or nil)
-  field('n', st.last and str(st.last) or nil)
-  if st.limits == nil then
-    st.q = limits or st.q
-    field('q', st.q and encode_limits(st.q) or nil)
+  field(st, set, del, 'h', holds)
+  field(st, set, del, 'b', st.block and (str(st.block.untl) .. ':' .. str(st.block.level)) or nil)
+  field(st, set, del, 'n', st.last and str(st.last) or nil)
+  if st.limits == nil and limits ~= nil then
+    local q = encode_limits(limits)
+    if q ~= st.q_text then field(st, set, del, 'q', q) end
+    st.q, st.q_text = limits, q
   end
   redis.call('HSET', key, unpack(set))
   if #del > 0 then redis.call('HDEL', key, unpack(del)) end
   if st.limits == nil then
-    redis.call('PEXPIREAT', key, str(empty_at_key(key, st, st.q, now)))
+    redis.call('PEXPIREAT', key, str(empty_at_key(key, st, q_limits(st), now)))
   elseif st.idle > 0 then
     redis.call('PEXPIREAT', key, str(math.max(empty_at_key(key, st, st.limits, now), now + st.idle)))
   end
@@ -770,9 +774,6 @@ local function resolve(st, inline, inline_penalty)
   return fail(NO_POLICY)
 end
 
-local function id_arg(s, name)
-  return int(s, 1, MAX_ID, 'ERR ' .. name .. ' must be an integer id')
-end
 
 -- Operations ------------------------------------------------------------------------------
 
@@ -815,8 +816,9 @@ local function decision(key, now, mode)
     elseif not o.allowed and not shadow and penalty ~= nil then
       -- A denial of a key that is not blocked blocks it: ms * 2^level, at most max; the
       -- level one more than the last block's when that ended less than one window ago.
-      local level = 0
-      if st.block ~= nil and now - st.block.untl < longest_window(limits) then level = st.block.level + 1 end
+      local level, longest = 0, 0
+      for _, p in ipairs(limits) do longest = math.max(longest, p.w) end
+      if st.block ~= nil and now - st.block.untl < longest then level = st.block.level + 1 end
       st.block = {untl = now + math.min(penalty.ms * 2 ^ math.min(level, 64), penalty.max), level = level}
     end
     save(key, st, limits, now)
@@ -832,233 +834,257 @@ local function decision(key, now, mode)
   return reply
 end
 
-local function refund(key, now)
-  local n = int(ARGV[3], 1, MAX_COST, 'ERR n must be an integer from 1 to 1000000000')
-  local inline, inline_penalty = limits_from_argv(5)
-  local st = load(key)
-  local limits = resolve(st, inline, inline_penalty)
-  if st == nil then return 0 end
-  local usage, given = refund_all(limits, st.usage, now, n, nil)
-  if given == 0 then return 0 end
-  st.usage = usage
-  save(key, st, limits, now)
-  return given
-end
-
-local function settle(key, now)
-  local id = id_arg(ARGV[3], 'reservation')
-  local actual = int(ARGV[4], 0, MAX_COST, 'ERR actual must be an integer from 0 to 1000000000')
-  local st = load(key)
-  if st == nil then fail(UNKNOWN_RESERVATION) end
-  local hold, rest = nil, {}
-  for _, h in ipairs(open_holds(st, now)) do
-    if h.id == id then hold = h else rest[#rest + 1] = h end
-  end
-  if hold == nil then fail(UNKNOWN_RESERVATION) end
-  local limits = st.limits or st.q
-  local d = actual - hold.est
-  if d ~= 0 and limits == nil then fail(NO_POLICY) end
-  local reply = d
-  if d < 0 then
-    local given
-    st.usage, given = refund_all(limits, st.usage, now, -d, hold.at)
-    reply = -given
-  elseif d > 0 then
-    st.usage = charge_all(limits, st.usage, now, d)
-  end
-  st.holds = rest
-  save(key, st, nil, now)
-  return reply
-end
-
--- release and renew, on one CONCURRENCY limit's leases: whether the lease was held there.
-local LEASE_CHANGES = {
-  release = function(u, now, id)
-    local keep, found = {}, false
-    for _, x in ipairs(live_leases(u, now)) do
-      if x[1] == id then found = true else keep[#keep + 1] = x end
+-- Every operation but a decision: made only when one of them is called (see BUILD).
+local function admin_ops()
+  -- Every rate limit gives back n (at: a settle's own SLIDING entry), or (charge) is charged
+  -- n: the usage, and the most units any limit gave back.
+  local function adjust_all(limits, usage, now, charge, n, at)
+    usage = align(limits, usage, now)
+    local most = 0
+    for i, p in ipairs(limits) do
+      if charge then
+        usage[i] = kind(p.k).charge(p, usage[i], now, n)
+      else
+        local u, given = kind(p.k).refund(p, usage[i], now, n, at)
+        usage[i], most = u, math.max(most, given)
+      end
     end
-    u.leases = keep
-    return found
-  end,
-  renew = function(u, now, id, ms)
-    local found = false
-    u.leases = live_leases(u, now)
-    for _, x in ipairs(u.leases) do
-      if x[1] == id then x[3], found = now + ms, true end
+    return usage, most
+  end
+
+  local function id_arg(s, name)
+    return int(s, 1, MAX_ID, 'ERR ' .. name .. ' must be an integer id')
+  end
+
+  local function refund(key, now)
+    local n = int(ARGV[3], 1, MAX_COST, 'ERR n must be an integer from 1 to 1000000000')
+    local inline, inline_penalty = limits_from_argv(5)
+    local st = load(key)
+    local limits = resolve(st, inline, inline_penalty)
+    if st == nil then return 0 end
+    local usage, given = adjust_all(limits, st.usage, now, false, n)
+    if given == 0 then return 0 end
+    st.usage = usage
+    save(key, st, limits, now)
+    return given
+  end
+
+  local function settle(key, now)
+    local id = id_arg(ARGV[3], 'reservation')
+    local actual = int(ARGV[4], 0, MAX_COST, 'ERR actual must be an integer from 0 to 1000000000')
+    local st = load(key)
+    if st == nil then fail(UNKNOWN_RESERVATION) end
+    local hold, rest = nil, {}
+    for _, h in ipairs(open_holds(st, now)) do
+      if h.id == id then hold = h else rest[#rest + 1] = h end
     end
-    return found
-  end,
-}
-
--- 1 if the lease was held by some CONCURRENCY limit (and is changed in every one), else 0.
-local function leases_op(key, now, what, id, ms)
-  local st = load(key)
-  if st == nil then return 0 end
-  local hit = false
-  for _, u in ipairs(st.usage) do
-    if u.k == 'c' and LEASE_CHANGES[what](u, now, id, ms) then hit = true end
+    if hold == nil then fail(UNKNOWN_RESERVATION) end
+    local limits = st.limits or q_limits(st)
+    local d = actual - hold.est
+    if d ~= 0 and limits == nil then fail(NO_POLICY) end
+    local reply = d
+    if d < 0 then
+      local given
+      st.usage, given = adjust_all(limits, st.usage, now, false, -d, hold.at)
+      reply = -given
+    elseif d > 0 then
+      st.usage = adjust_all(limits, st.usage, now, true, d)
+    end
+    st.holds = rest
+    save(key, st, nil, now)
+    return reply
   end
-  if not hit then return 0 end
-  save(key, st, nil, now)
-  return 1
-end
 
-local function release(key, now)
-  return leases_op(key, now, 'release', id_arg(ARGV[3], 'lease'))
-end
-
-local function renew(key, now)
-  local id = id_arg(ARGV[3], 'lease')
-  return leases_op(key, now, 'renew', id, int(ARGV[4], 1, MAX_COUNTED_WINDOW, 'ERR ms must be an integer from 1 to 4294967295'))
-end
-
-local function block(key, now)
-  local ms = int(ARGV[3], 1, MAX_BLOCK_MS, 'ERR ms must be an integer from 1 to 1000000000000')
-  local st = load(key) or fresh()
-  st.block = {untl = now + ms, level = st.block and st.block.level or 0}
-  save(key, st, nil, now)
-  return {ok = 'OK'}
-end
-
-local function unblock(key, now)
-  local st = load(key)
-  if blocked_until(st, now) == nil then return 0 end
-  st.block = nil
-  save(key, st, nil, now)
-  return 1
-end
-
-local function config(key, now)
-  local idle = ARGV[3]
-  if idle == nil or idle == '' then idle = 0 else
-    idle = int(idle, 0, MAX_WINDOW, 'ERR idle_ms must be an integer from 1 to 1000000000000')
+  -- 1 if the lease was held by some CONCURRENCY limit (and is changed in every one), else 0.
+  local function leases_op(key, now, what, id, ms)
+    local live_leases = kind('c').live
+    -- release and renew, on one CONCURRENCY limit's leases: whether the lease was held there.
+    local changes = {
+    release = function(u, now, id)
+      local keep, found = {}, false
+      for _, x in ipairs(live_leases(u, now)) do
+        if x[1] == id then found = true else keep[#keep + 1] = x end
+      end
+      u.leases = keep
+      return found
+    end,
+    renew = function(u, now, id, ms)
+      local found = false
+      u.leases = live_leases(u, now)
+      for _, x in ipairs(u.leases) do
+        if x[1] == id then x[3], found = now + ms, true end
+      end
+      return found
+    end,
+    }
+    local st = load(key)
+    if st == nil then return 0 end
+    local hit = false
+    for _, u in ipairs(st.usage) do
+      if u.k == 'c' and changes[what](u, now, id, ms) then hit = true end
+    end
+    if not hit then return 0 end
+    save(key, st, nil, now)
+    return 1
   end
-  local shadow = ARGV[4] == '1' and '1' or '0'
-  local limits, penalty = limits_from_argv(5)
-  if limits == nil then fail('ERR wrong number of arguments for \'rl.config\' command') end
-  local st = load(key) or fresh()
-  st.usage, st.limits, st.idle, st.penalty = align(limits, st.usage, now), limits, idle, penalty
-  local y = penalty and (str(penalty.ms) .. ':' .. str(penalty.max)) or nil
-  redis.call('HSET', key, '_rl', VERSION, 'p', encode_limits(limits), 'i', str(idle), 's', shadow)
-  if y then redis.call('HSET', key, 'y', y) elseif st.present.y then redis.call('HDEL', key, 'y') end
-  if st.present.q then redis.call('HDEL', key, 'q') end
-  st.present.q = false
-  if idle == 0 then redis.call('PERSIST', key) end -- configuration does not expire without IDLE
-  save(key, st, limits, now)
-  return {ok = 'OK'}
-end
 
-local function reset(key, now)
-  local st = load(key)
-  if st == nil then return 0 end
-  if st.limits == nil then
-    local usage, forgotten = st.usage, math.max(redis.call('PEXPIRETIME', key) - now, 0)
-    if #usage == 1 and usage[1].k == 'g' then forgotten = math.max(gcra_empty_at(usage[1]) - now, 0) end
-    redis.call('DEL', key)
+  local function release(key, now)
+    return leases_op(key, now, 'release', id_arg(ARGV[3], 'lease'))
+  end
+
+  local function renew(key, now)
+    local id = id_arg(ARGV[3], 'lease')
+    return leases_op(key, now, 'renew', id, int(ARGV[4], 1, MAX_COUNTED_WINDOW, 'ERR ms must be an integer from 1 to 4294967295'))
+  end
+
+  local function block(key, now)
+    local ms = int(ARGV[3], 1, MAX_BLOCK_MS, 'ERR ms must be an integer from 1 to 1000000000000')
+    local st = load(key) or fresh()
+    st.block = {untl = now + ms, level = st.block and st.block.level or 0}
+    save(key, st, nil, now)
+    return {ok = 'OK'}
+  end
+
+  local function unblock(key, now)
+    local st = load(key)
+    if blocked_until(st, now) == nil then return 0 end
+    st.block = nil
+    save(key, st, nil, now)
+    return 1
+  end
+
+  local function config(key, now)
+    local idle = ARGV[3]
+    if idle == nil or idle == '' then idle = 0 else
+      idle = int(idle, 0, MAX_WINDOW, 'ERR idle_ms must be an integer from 1 to 1000000000000')
+    end
+    local shadow = ARGV[4] == '1' and '1' or '0'
+    local limits, penalty = limits_from_argv(5)
+    if limits == nil then fail('ERR wrong number of arguments for \'rl.config\' command') end
+    local st = load(key) or fresh()
+    st.usage, st.limits, st.idle, st.penalty = align(limits, st.usage, now), limits, idle, penalty
+    local y = penalty and (str(penalty.ms) .. ':' .. str(penalty.max)) or nil
+    redis.call('HSET', key, '_rl', VERSION, 'p', encode_limits(limits), 'i', str(idle), 's', shadow)
+    if y then redis.call('HSET', key, 'y', y) elseif st.present.y then redis.call('HDEL', key, 'y') end
+    if st.present.q then redis.call('HDEL', key, 'q') end
+    st.present.q = false
+    if idle == 0 then redis.call('PERSIST', key) end -- configuration does not expire without IDLE
+    save(key, st, limits, now)
+    return {ok = 'OK'}
+  end
+
+  local function reset(key, now)
+    local st = load(key)
+    if st == nil then return 0 end
+    if st.limits == nil then
+      local usage, forgotten = st.usage, math.max(redis.call('PEXPIRETIME', key) - now, 0)
+      if #usage == 1 and usage[1].k == 'g' then forgotten = math.max(gcra_empty_at(usage[1]) - now, 0) end
+      redis.call('DEL', key)
+      return forgotten
+    end
+    local usage = align(st.limits, st.usage, now)
+    local forgotten = empty_at_all(st.limits, usage, now) - now
+    local empty = {}
+    for i, p in ipairs(st.limits) do empty[i] = empty_usage(p) end
+    st.usage, st.holds, st.block = empty, {}, nil
+    save(key, st, st.limits, now)
     return forgotten
   end
-  local usage = align(st.limits, st.usage, now)
-  local forgotten = empty_at_all(st.limits, usage, now) - now
-  local empty = {}
-  for i, p in ipairs(st.limits) do empty[i] = empty_usage(p) end
-  st.usage, st.holds, st.block = empty, {}, nil
-  save(key, st, st.limits, now)
-  return forgotten
-end
 
--- RL.INFO's fields of issues 19 and 20.
-local function key_fields(st, now)
-  local holds, held_units, next_exp = open_holds(st, now), 0, false
-  for _, h in ipairs(holds) do
-    held_units = held_units + h.est
-    if next_exp == false or h.exp - now < next_exp then next_exp = h.exp - now end
-  end
-  local ids, leases = {}, 0
-  for _, u in ipairs(st.usage) do
-    if u.k == 'c' then
-      for _, x in ipairs(live_leases(u, now)) do
-        if not ids[x[1]] then ids[x[1]], leases = true, leases + 1 end
+  local function info(key, now)
+    local live_leases, held = kind('c').live, kind('c').held
+    -- RL.INFO's fields of issues 19 and 20.
+    local function key_fields(st, now)
+      local holds, held_units, next_exp = open_holds(st, now), 0, false
+      for _, h in ipairs(holds) do
+        held_units = held_units + h.est
+        if next_exp == false or h.exp - now < next_exp then next_exp = h.exp - now end
       end
+      local ids, leases = {}, 0
+      for _, u in ipairs(st.usage) do
+        if u.k == 'c' then
+          for _, x in ipairs(live_leases(u, now)) do
+            if not ids[x[1]] then ids[x[1]], leases = true, leases + 1 end
+          end
+        end
+      end
+      local untl = blocked_until(st, now)
+      return {'blocked_ms', untl and (untl - now) or 0, 'penalty_level', st.block and st.block.level or 0,
+              'holds', #holds, 'held', held_units, 'next_hold_expiry_ms', next_exp, 'leases', leases}
     end
-  end
-  local untl = blocked_until(st, now)
-  return {'blocked_ms', untl and (untl - now) or 0, 'penalty_level', st.block and st.block.level or 0,
-          'holds', #holds, 'held', held_units, 'next_hold_expiry_ms', next_exp, 'leases', leases}
-end
 
-local function append(out, items)
-  for _, v in ipairs(items) do out[#out + 1] = v end
-  return out
-end
-
-local function info(key, now)
-  local st = load(key)
-  if st == nil then return false end
-  local limits, usage = st.limits, st.usage
-  local set = (limits ~= nil and (#limits > 1 or limits[1].k ~= 'g'))
-    or (limits == nil and (#usage > 1 or (usage[1] ~= nil and usage[1].k ~= 'g')))
-  if limits == nil then
-    local reset_after = 0
-    if not set and usage[1] ~= nil then reset_after = math.max(gcra_empty_at(usage[1]) - now, 0) end
-    local out = {'source', 'none', 'limit', false, 'window_ms', false, 'burst', false, 'idle_ms', false,
-                 'shadow', false, 'scale_percent', 100, 'remaining', false, 'reset_after_ms', reset_after}
-    if set then append(out, {'kind', false, 'limits', false}) end
+    local function append(out, items)
+      for _, v in ipairs(items) do out[#out + 1] = v end
+      return out
+    end
+    local st = load(key)
+    if st == nil then return false end
+    local limits, usage = st.limits, st.usage
+    local set = (limits ~= nil and (#limits > 1 or limits[1].k ~= 'g'))
+      or (limits == nil and (#usage > 1 or (usage[1] ~= nil and usage[1].k ~= 'g')))
+    if limits == nil then
+      local reset_after = 0
+      if not set and usage[1] ~= nil then reset_after = math.max(gcra_empty_at(usage[1]) - now, 0) end
+      local out = {'source', 'none', 'limit', false, 'window_ms', false, 'burst', false, 'idle_ms', false,
+                   'shadow', false, 'scale_percent', 100, 'remaining', false, 'reset_after_ms', reset_after}
+      if set then append(out, {'kind', false, 'limits', false}) end
+      return append(out, key_fields(st, now))
+    end
+    local o = decide(limits, usage, now, 2^53)
+    usage = align(limits, usage, now)
+    local first = limits[1]
+    local out = {'source', 'stored', 'limit', first.l, 'window_ms', first.w, 'burst', first.b,
+                 'idle_ms', st.idle, 'shadow', st.shadow and 1 or 0, 'scale_percent', 100,
+                 'remaining', o.remaining, 'reset_after_ms', empty_at_all(limits, usage, now) - now}
+    if set then
+      local each = {}
+      for i, p in ipairs(limits) do
+        each[i] = {'kind', KIND_NAMES[p.k], 'limit', p.l, 'window_ms', p.w, 'burst', p.b,
+                   'remaining', o.each[i].remaining, 'reset_after_ms', o.each[i].reset}
+        if p.k == 'c' then
+          local next_exp = false
+          for _, x in ipairs(live_leases(usage[i], now)) do
+            if next_exp == false or x[3] - now < next_exp then next_exp = x[3] - now end
+          end
+          append(each[i], {'held', held(usage[i], now), 'next_expiry_ms', next_exp})
+        end
+      end
+      append(out, {'kind', KIND_NAMES[first.k], 'limits', each})
+    end
     return append(out, key_fields(st, now))
   end
-  local o = decide(limits, usage, now, 2^53)
-  usage = align(limits, usage, now)
-  local first = limits[1]
-  local out = {'source', 'stored', 'limit', first.l, 'window_ms', first.w, 'burst', first.b,
-               'idle_ms', st.idle, 'shadow', st.shadow and 1 or 0, 'scale_percent', 100,
-               'remaining', o.remaining, 'reset_after_ms', empty_at_all(limits, usage, now) - now}
-  if set then
-    local each = {}
-    for i, p in ipairs(limits) do
-      each[i] = {'kind', KIND_NAMES[p.k], 'limit', p.l, 'window_ms', p.w, 'burst', p.b,
-                 'remaining', o.each[i].remaining, 'reset_after_ms', o.each[i].reset}
-      if p.k == 'c' then
-        local next_exp = false
-        for _, x in ipairs(live_leases(usage[i], now)) do
-          if next_exp == false or x[3] - now < next_exp then next_exp = x[3] - now end
-        end
-        append(each[i], {'held', held(usage[i], now), 'next_expiry_ms', next_exp})
-      end
-    end
-    append(out, {'kind', KIND_NAMES[first.k], 'limits', each})
+
+  local function export(key, now)
+    local st = load(key)
+    if st == nil then return false end
+    redis.call('DEL', key)
+    if st.limits == nil then return {0, 0, 0, {}, {}} end
+    local penalty = st.penalty and {st.penalty.ms, st.penalty.max} or {}
+    return {1, st.idle, st.shadow and 1 or 0, policy_reply(st.limits), penalty}
   end
-  return append(out, key_fields(st, now))
+
+  return {
+    settle = settle,
+    refund = refund,
+    release = release,
+    renew = renew,
+    block = block,
+    unblock = unblock,
+    config = config,
+    reset = reset,
+    info = info,
+    export = export,
+  }
 end
 
-local function export(key, now)
-  local st = load(key)
-  if st == nil then return false end
-  redis.call('DEL', key)
-  if st.limits == nil then return {0, 0, 0, {}, {}} end
-  local penalty = st.penalty and {st.penalty.ms, st.penalty.max} or {}
-  return {1, st.idle, st.shadow and 1 or 0, policy_reply(st.limits), penalty}
-end
-
-local OPS = {
-  check = function(key, now) return decision(key, now, 'check') end,
-  peek = function(key, now) return decision(key, now, 'peek') end,
-  reserve = function(key, now) return decision(key, now, 'reserve') end,
-  acquire = function(key, now) return decision(key, now, 'acquire') end,
-  settle = settle,
-  refund = refund,
-  release = release,
-  renew = renew,
-  block = block,
-  unblock = unblock,
-  config = config,
-  reset = reset,
-  info = info,
-  export = export,
-}
+local DECISIONS = {check = true, peek = true, reserve = true, acquire = true}
 
 local function main()
-  if OPS[ARGV[1]] == nil then fail('ERR ratelimit.lua: unknown operation') end
-  return OPS[ARGV[1]](KEYS[1], now_ms(ARGV[2]))
+  local op = ARGV[1]
+  if DECISIONS[op] then return decision(KEYS[1], now_ms(ARGV[2]), op) end
+  local ops = admin_ops()
+  if ops[op] == nil then fail('ERR ratelimit.lua: unknown operation') end
+  return ops[op](KEYS[1], now_ms(ARGV[2]))
 end
 
 -- Errors go back as plain error replies with the module's wording (error() would append the
