@@ -159,6 +159,8 @@ class Engine:
         try:
             raw, path = yield from self._call(op, req, self.timeout_s)
         except _Unreachable as u:
+            if not u.outage:
+                return self._overloaded(req)
             return self._fallback(req, op, u.cause)
         issued = {}
         if op.reply == "grant":
@@ -228,10 +230,13 @@ class Engine:
         req = req._replace(ident=ref)
         if op is not ops.RENEW:
             self.deny.forget(req.key)
+        # Asked even while the breaker is open (the retry is the point), each try within a
+        # check's timeout once Redis has answered: a release ends a request.
+        timeout_s = self.timeout_s if self.ever_connected else self.admin_timeout_s
         cause = None
         for _ in range(2):
             try:
-                raw, _ = yield from self._call(op, req, self.admin_timeout_s)
+                raw, _ = yield from self._call(op, req, timeout_s, force=True)
                 return raw
             except _Unreachable as u:
                 cause = u.cause or cause
@@ -283,9 +288,10 @@ class Engine:
             raise Unavailable(f"{op.name}: {cause}") from u.cause
         return raw
 
-    def _call(self, op, req, timeout_s):
-        """(raw reply, path) through the breaker; _Unreachable when Redis cannot answer."""
-        if not self.breaker.admit():
+    def _call(self, op, req, timeout_s, force=False):
+        """(raw reply, path) through the breaker (`force`: asked even while it is open);
+        _Unreachable when Redis cannot answer."""
+        if not self.breaker.admit() and not force:
             raise _Unreachable()
         started = time.monotonic()
         deadline = started + timeout_s
@@ -462,6 +468,22 @@ class Engine:
             return Decision.of(False, limit, 0, retry, retry, "failed_closed", 0, policy)
         self.stats_.count("failed_open")  # 'allow', or 'local' for a key whose policy is unknown
         return Decision.of(True, limit, limit, -1, 0, "failed_open", 0, policy)
+
+    def _overloaded(self, req):
+        """A decision that ran out of time while Redis answered other calls (or waited past
+        its deadline for a pooled connection): overload, not an outage. Never decided by the
+        local limiter, whatever on_error says: the command may still run in Redis and count
+        there, and the local count is apart from Redis's (500 concurrent checks with limit 10
+        admitted 20 in the Node client when such checks went local). 'allow' lets it through;
+        'deny' and 'local' refuse it for timeout_ms. No reservation or lease."""
+        policy = self.known_policy(req).policy
+        limit = policy[0].burst if policy else 0
+        if self.o.on_error == "allow":
+            self.stats_.count("failed_open")
+            return Decision.of(True, limit, limit, -1, 0, "failed_open", 0, policy)
+        self.stats_.count("failed_closed")
+        wait = self.o.timeout_ms
+        return Decision.of(False, limit, 0, wait, wait, "failed_closed", 0, policy)
 
     def unkeyed_decision(self):
         """The failure policy for a request that cannot be keyed (middleware whose key function

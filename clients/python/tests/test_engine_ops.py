@@ -6,6 +6,7 @@ under 'allow'/'deny', settle/release/renew retried once then Unavailable, refund
 Unavailable. No module has these commands yet: a fake server answers as the spec says, so the
 module path is tested now and against the real module once it exists (test_ops.py)."""
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -200,3 +201,44 @@ def test_bad_arguments_of_the_new_calls_are_refused_in_the_callers_words(call, m
 def test_a_policy_takes_the_concurrency_kind_and_scales_it_like_sliding():
     assert Limit.of(7, 30_000, kind="concurrency").share(0.5) == Limit("concurrency", 3, 30_000, 3)
     assert Limit.of(1, 30_000, kind="concurrency").share(0.1) == Limit("concurrency", 1, 30_000, 1)
+
+
+@pytest.mark.parametrize("on_error, allowed, path", [("local", False, "failed_closed"), ("deny", False, "failed_closed"),
+                                                     ("allow", True, "failed_open")])
+def test_an_overloaded_decision_is_never_decided_by_the_local_limiter(on_error, allowed, path):
+    """The clients' overload rule (clients/README.md): a decision that ran out of time while
+    Redis answered other calls, or that waited for a pooled connection past its deadline, may
+    still run in Redis and count there: 'local' refuses it like 'deny' (for timeout_ms), not
+    the local limiter, whose count is apart from Redis's; no breaker failure; no id."""
+    from distributed_rate_limiter.redispy import PoolBusy
+    e = engine(on_error=on_error, timeout_ms=40)
+    e.remember(*(lambda r: (r.key, r.stored))(e.config_request("u", 10, 1000)))
+
+    def answered_others(args):  # another call's reply arrived while this one waited
+        e._last_reply = time.monotonic() + 1
+        return redis.TimeoutError("Timeout reading from socket")
+
+    fake = Fake(**{"RL.THROTTLE": answered_others, "RL.RESERVE": PoolBusy("pool"), "RL.ACQUIRE": answered_others})
+    for d in (fake.run(e.check(ops.THROTTLE, e.check_request("u"))),
+              fake.run(e.check(ops.RESERVE, e.reserve_request("u", 2))),
+              fake.run(e.check(ops.ACQUIRE, e.check_request("u")))):
+        assert (d.allowed, d.path, d.limit, d.reservation, d.lease) == (allowed, path, 10, None, None)
+        assert (d.remaining, d.retry_after_ms, d.reset_after_ms) == ((10, -1, 0) if allowed else (0, 40, 40))
+    s = e.stats()
+    assert (s["local"], s["errors"], s["timeouts"], s["state"], len(e.local)) == (0, 0, 3, "closed", 0)
+
+
+def test_a_real_outage_still_takes_the_local_limiter_under_local():
+    e = engine(on_error="local", breaker_failures=100)
+    fake = Fake(**{"RL.THROTTLE": DOWN})
+    d = fake.run(e.check(ops.THROTTLE, e.check_request("u", limit=10, window_ms=1000)))
+    assert (d.path, d.allowed, d.remaining) == ("local", True, 9) and e.stats()["errors"] == 1
+
+
+def test_settle_release_and_renew_ask_redis_even_while_the_breaker_is_open():
+    e = engine(breaker_failures=1, breaker_cooldown_ms=60_000)
+    with pytest.raises(Unavailable):
+        Fake(**{"RL.REFUND": DOWN}).run(e.refund("u", 1, limit=1, window_ms=1000))
+    assert e.stats()["state"] == "open"
+    fake = Fake(**{"RL.RELEASE": 1})
+    assert fake.run(e.release("u", 7)) is True and e.stats()["state"] == "closed"
