@@ -48,10 +48,16 @@ class _Unreachable(Exception):
         self.outage = outage  # False: overload (a pool wait), not a Redis failure
 
 
-def _unreachable(e, kind):
-    """A transport failure (`kind` UNAVAILABLE or BUSY, from classify) as _Unreachable: BUSY
-    (a pool wait that ran out) is overload, not an outage."""
-    return _Unreachable(e, outage=kind == UNAVAILABLE)
+def _answer_kind(e):
+    """What Redis answered with the exception `e` (classify's ANSWER, UNKNOWN_COMMAND,
+    NOSCRIPT). A transport failure raises _Unreachable (BUSY, a pool wait that ran out, is
+    overload, not an outage); an exception that is not Redis's is raised as it is (a bug)."""
+    kind = classify(e)
+    if kind is None:
+        raise e
+    if kind in (UNAVAILABLE, BUSY):
+        raise _Unreachable(e, outage=kind == UNAVAILABLE) from None
+    return kind
 
 
 class _WrongType(Exception):
@@ -369,11 +375,7 @@ class Engine:
             try:
                 raw = yield Send(req.key, args, left)
             except Exception as e:
-                kind = classify(e)
-                if kind is None:
-                    raise
-                if kind in (UNAVAILABLE, BUSY):
-                    raise _unreachable(e, kind) from None
+                kind = _answer_kind(e)
                 # Redis answered; but only the operation's final answer closes the breaker (a
                 # refusal to write on the Lua path follows an 'unknown command' every time).
                 self.ever_connected, self._last_reply = True, time.monotonic()
@@ -409,12 +411,7 @@ class Engine:
         try:
             yield Send(key, ["RL.INFO", key], max(deadline - time.monotonic(), 0.0001))
         except Exception as e:
-            kind = classify(e)
-            if kind is None:
-                raise
-            if kind in (UNAVAILABLE, BUSY):
-                raise _unreachable(e, kind) from None
-            if kind == UNKNOWN_COMMAND:
+            if _answer_kind(e) == UNKNOWN_COMMAND:
                 return False
             # any other answer (WRONGTYPE, a syntax error): the module is there
         self.backend = "module"
@@ -433,9 +430,7 @@ class Engine:
         try:
             yield Send(key, ["SCRIPT", "LOAD", ops.LUA_SOURCE], max(deadline - now, 0.0001))
         except Exception as e:
-            kind = classify(e)
-            if kind in (UNAVAILABLE, BUSY):
-                raise _unreachable(e, kind) from None
+            _answer_kind(e)
             raise
         finally:
             self._script_loading = 0.0
