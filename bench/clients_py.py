@@ -1,8 +1,8 @@
 """The Python client's cost, three figures (issue 12):
 
-1. client-observed latency of `is_allowed` against the raw `RL.ALLOW` on the same redis-py
-   client and connection, over loopback, interleaved so both see the same noise (p50/p99, us);
-2. server time per call of the module (`rl.allow`) against the Lua fallback (`evalsha`),
+1. client-observed latency of `is_allowed` against the raw `RL.THROTTLE` it sends, on the
+   same redis-py client and connection, over loopback, interleaved so both see the same noise (p50/p99, us);
+2. server time per call of the module (`rl.throttle`) against the Lua fallback (`evalsha`),
    from INFO commandstats, for the same checks through the client (us per call);
 3. the local limiter's cost per decision (ns), in-process.
 
@@ -23,7 +23,7 @@ import redis  # noqa: E402
 from redis.backoff import NoBackoff  # noqa: E402
 from redis.retry import Retry  # noqa: E402
 
-from distributed_rate_limiter import DistributedRateLimiter, LocalLimiter, Policy  # noqa: E402
+from distributed_rate_limiter import DistributedRateLimiter, Limit, LocalLimiter  # noqa: E402
 from harness import Server  # noqa: E402
 
 KEYS = 1000  # distinct clients, each with room for every call (no denials)
@@ -41,7 +41,7 @@ def client_latency(port, calls):
     for i in range(calls):
         k = f"lat:{i % KEYS}"
         t0 = time.perf_counter_ns()
-        r.execute_command("RL.ALLOW", k, "LIMIT", 10**9, "WINDOW", 1000)
+        r.execute_command("RL.THROTTLE", f"rl:{k}", "LIMIT", 10**9, "WINDOW", 1000)  # what is_allowed sends
         t1 = time.perf_counter_ns()
         limiter.is_allowed(k, limit=10**9, window_ms=1000)
         t2 = time.perf_counter_ns()
@@ -66,7 +66,7 @@ def server_usec(server, calls, command):
 def local_ns(decisions):
     now = [1_700_000_000_000]
     local = LocalLimiter(clock=lambda: now[0])
-    policy = Policy.of(3, 1000, 10)
+    policy = (Limit.of(3, 1000, 10),)
     keys = [f"k{i}" for i in range(KEYS)]
     t0 = time.perf_counter_ns()
     for i in range(decisions):
@@ -88,12 +88,12 @@ def main():
         raw, lib = client_latency(module.port, calls)
         p50r, p50l = statistics.median(raw) / 1000, statistics.median(lib) / 1000
         print(f"client latency over loopback, {len(raw)} calls each (us): "
-              f"raw RL.ALLOW p50 {p50r:.1f} p99 {pct(raw, 0.99) / 1000:.1f}; "
+              f"raw RL.THROTTLE p50 {p50r:.1f} p99 {pct(raw, 0.99) / 1000:.1f}; "
               f"is_allowed p50 {p50l:.1f} p99 {pct(lib, 0.99) / 1000:.1f}; "
               f"client adds {100 * (p50l - p50r) / p50r:+.1f}% to p50")
-        mod_us, mod_calls = server_usec(module, calls, "rl.allow")
+        mod_us, mod_calls = server_usec(module, calls, "rl.throttle")
         lua_us, lua_calls = server_usec(plain, calls, "evalsha")
-        print(f"server time per check (INFO commandstats): module rl.allow {mod_us:.2f} us "
+        print(f"server time per check (INFO commandstats): module rl.throttle {mod_us:.2f} us "
               f"({mod_calls} calls), Lua fallback evalsha {lua_us:.2f} us ({lua_calls} calls), "
               f"{lua_us / mod_us:.1f}x")
     finally:

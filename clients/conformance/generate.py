@@ -10,6 +10,13 @@ Run from the repository root after building the module (or with RL_MODULE set):
     python3 clients/conformance/generate.py
 Every policy stays inside the Lua script's bounds (clients/lua/ratelimit.lua), so the same
 file is replayed on the module, the Lua fallback and each client's local limiter.
+
+traces-ops.json (issues 19 and 20) is written the other way round: its steps were written by
+hand, with the expectations spec-19-20.md gives ("source": "spec"). When the module has the
+commands, this script replays those steps on it (driving it through the Python client, whose
+module commands test_engine_ops.py pins) and writes the module's answers as the
+expectations ("source": "module"); review the diff: every difference is a place where an
+implementation read the spec differently. Without the commands it leaves the file as it is.
 """
 
 import json
@@ -20,6 +27,8 @@ import tempfile
 import redis
 
 from harness import HERE, Server, build_frozen_clock
+
+OPS_FILE = HERE / "traces-ops.json"
 
 BASE_MS = 1_700_000_000_000  # any instant: decisions depend only on offsets from it
 
@@ -89,30 +98,102 @@ def traces_plan(rng):
         window = rng.choice([1, 3, 100, 1000, 1001, 60_000, 3_600_000])
         burst = rng.choice([0, 0, 1, 2, 5, limit + 3])
         out.append((f"random {i}", (limit, window, burst), random_plan(1000 + i)))
+
+    # SLIDING and sets (issue 18): `limits` instead of `policy`.
+    def sliding(limit, window):
+        return {"kind": "sliding", "limit": limit, "window_ms": window, "burst": limit}
+
+    def gcra(limit, window, burst=0):
+        return {"kind": "gcra", "limit": limit, "window_ms": window, "burst": burst or limit}
+
+    def sliding_brief(step):
+        for _ in range(15):
+            step(0, 1)
+        step(59_999, 1)
+        step(60_000, 1)
+        step(60_001, 1)
+
+    def spread(step):
+        for t in (0, 10, 20, 500, 990, 999, 1000, 1009, 1010, 1011, 1500, 2000, 2010):
+            step(t, 1)
+
+    def day_quota(step):
+        t = 0
+        for _ in range(8):
+            e = step(t, 1)
+            t += 100 if e["allowed"] else e["retry_after_ms"]
+        step(t, 2)
+        step(86_400_000 - 1, 1)
+        step(86_400_000, 1)
+        step(86_400_000 + 400, 1)
+
+    out += [
+        ("sliding: 10 per minute, 15 at once", [sliding(10, 60_000)], sliding_brief),
+        ("sliding: 3 per second", [sliding(3, 1000)], at_retry([1] * 8)),
+        ("sliding: costs, one heavier than the limit", [sliding(4, 1000)], at_retry([3, 2, 5, 1, 4, 4])),
+        ("sliding: entries leave the window one by one", [sliding(3, 1000)], spread),
+        ("sliding: 1 per ms", [sliding(1, 1)], at_retry([1] * 6 + [2, 1])),
+        ("set: 2 per second AND 5 per day, sliding (all-or-nothing)",
+         [gcra(2, 1000), sliding(5, 86_400_000)], day_quota),
+        ("set: the binding limit changes", [gcra(4, 1000, 6), sliding(3, 400)], at_retry([1] * 12 + [3, 2])),
+        ("set: a cost above one limit's capacity", [sliding(10, 1000), gcra(2, 1000)], at_retry([1, 3, 1, 2, 1])),
+        ("set: four limits, mixed kinds",
+         [gcra(10, 1000), sliding(20, 5000), gcra(50, 60_000, 5), sliding(100, 3_600_000)], at_retry([1] * 16)),
+    ]
+    for i in range(6):
+        limits = []
+        for _ in range(rng.choice([1, 2, 2, 3, 4])):
+            if rng.random() < 0.5:
+                limits.append(sliding(rng.choice([1, 2, 3, 5, 10, 1000]), rng.choice([1, 7, 100, 1000, 60_000])))
+            else:
+                limit = rng.choice([1, 2, 3, 7, 10, 1000])
+                limits.append(gcra(limit, rng.choice([1, 3, 100, 1000, 60_000]), rng.choice([0, 1, 2, limit + 3])))
+        out.append((f"random set {i}", limits, random_plan(2000 + i)))
     return out
+
+
+def config_args(key, policy):
+    """RL.CONFIG for a (limit, window, burst) tuple or a list of limits."""
+    if isinstance(policy, tuple):
+        limit, window, burst = policy
+        return ["RL.CONFIG", key, limit, window] + (["BURST", burst] if burst else [])
+    args = ["RL.CONFIG", key]
+    for i, lim in enumerate(policy):
+        args += (["AND"] if i else []) + [lim["limit"], lim["window_ms"]]
+        if lim["kind"] == "sliding":
+            args.append("SLIDING")
+        elif lim["burst"] != lim["limit"]:
+            args += ["BURST", lim["burst"]]
+    return args
 
 
 def generate(server, client):
     traces = []
-    for n, (name, (limit, window, burst), plan) in enumerate(traces_plan(random.Random(42))):
+    for n, (name, policy, plan) in enumerate(traces_plan(random.Random(42))):
         key = f"trace:{n}"
         base = BASE_MS + n * 10**9
         server.set_clock(base)
-        args = ["RL.CONFIG", key, limit, window] + (["BURST", burst] if burst else [])
-        client.execute_command(*args)
+        client.execute_command(*config_args(key, policy))
+        single = isinstance(policy, tuple)
         steps = []
 
-        def step(t_ms, cost, key=key, base=base, steps=steps):
+        def step(t_ms, cost, key=key, base=base, steps=steps, single=single):
             assert not steps or t_ms >= steps[-1]["t_ms"], (name, t_ms)
             server.set_clock(base + t_ms)
-            a, _, rem, retry, reset = client.execute_command("RL.THROTTLE", key, "COST", cost)
+            a, limit, rem, retry, reset, *binding = client.execute_command("RL.THROTTLE", key, "COST", cost)
             expect = {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry, "reset_after_ms": reset}
+            if not single:
+                expect.update(limit=limit, binding=binding[0] if binding else 0)
             steps.append({"t_ms": t_ms, "cost": cost, "expect": expect})
             return expect
 
         plan(step)
-        traces.append({"name": name, "policy": {"limit": limit, "window_ms": window, "burst": burst or limit},
-                       "steps": steps})
+        if single:
+            limit, window, burst = policy
+            head = {"policy": {"limit": limit, "window_ms": window, "burst": burst or limit}}
+        else:
+            head = {"limits": policy}
+        traces.append({"name": name, **head, "steps": steps})
     return traces
 
 
@@ -121,8 +202,48 @@ def dump(traces):
     parts = []
     for t in traces:
         steps = ",\n".join("    " + json.dumps(s) for s in t["steps"])
-        head = f'  {{"name": {json.dumps(t["name"])}, "policy": {json.dumps(t["policy"])}, "steps": ['
+        which = "policy" if "policy" in t else "limits"
+        head = f'  {{"name": {json.dumps(t["name"])}, "{which}": {json.dumps(t[which])}, "steps": ['
         parts.append(f"{head}\n{steps}\n  ]}}")
+    return "[\n" + ",\n".join(parts) + "\n]\n"
+
+
+def module_has_ops(client):
+    """Whether the module has the commands of issues 19 (RL.UNBLOCK) and 20 (RL.RELEASE)."""
+    for probe in (["RL.UNBLOCK", "probe"], ["RL.RELEASE", "probe", 1]):
+        try:
+            client.execute_command(*probe)
+        except redis.ResponseError as e:
+            if "unknown command" in str(e).lower():
+                return False
+    return True
+
+
+def regenerate_ops(server, traces, backend="module"):
+    """traces-ops.json's steps replayed on the module: its answers become the expectations.
+    (`backend`: what must have answered; the tests run this on the Lua script too.)"""
+    sys.path.insert(0, str(HERE.parent / "python"))
+    from distributed_rate_limiter import DistributedRateLimiter
+
+    import ops_runner
+    rl = DistributedRateLimiter(redis.Redis(port=server.port, protocol=2), timeout_ms=5000, deny_cache_max_ms=0)
+    out = []
+    for n, trace in enumerate(traces):
+        observed = ops_runner.replay(trace, rl, f"ops:{n}", server.set_clock, BASE_MS + n * 10**9)
+        steps = [{**step, "expect": got} for step, got in observed]
+        out.append({**trace, "source": backend, "steps": steps})
+    if rl.stats()["backend"] != backend:
+        sys.exit(f"generate.py: the ops traces did not run on the {backend}")
+    return out
+
+
+def dump_ops(traces):
+    """traces-ops.json in the same one-step-per-line layout."""
+    parts = []
+    for t in traces:
+        head = json.dumps({k: v for k, v in t.items() if k != "steps"})[:-1]
+        steps = ",\n".join("    " + json.dumps(s) for s in t["steps"])
+        parts.append(f'  {head}, "steps": [\n{steps}\n  ]}}')
     return "[\n" + ",\n".join(parts) + "\n]\n"
 
 
@@ -137,11 +258,18 @@ def main():
         try:
             client = redis.Redis(port=server.port, protocol=2)
             traces = generate(server, client)
+            ops = json.loads(OPS_FILE.read_text())
+            ops = regenerate_ops(server, ops) if module_has_ops(client) else None
         finally:
             server.cleanup()
     out = HERE / "traces.json"
     out.write_text(dump(traces))
     print(f"{out}: {len(traces)} traces, {sum(len(t['steps']) for t in traces)} steps")
+    if ops is None:
+        print(f"{OPS_FILE}: left as written from the spec (this module lacks RL.RESERVE/RL.ACQUIRE)")
+    else:
+        OPS_FILE.write_text(dump_ops(ops))
+        print(f"{OPS_FILE}: {len(ops)} traces regenerated from the module")
 
 
 if __name__ == "__main__":

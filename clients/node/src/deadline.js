@@ -1,10 +1,15 @@
 'use strict';
-// Per-call timeouts without a timer per call: every pending call is in one Set, and one
+// Per-call deadlines without a timer per call: every pending call is in one Set, and one
 // interval (every TICK_MS while anything is pending, unref'd) expires those past their
-// deadline. A call therefore times out between `ms` and `ms + TICK_MS` after it started; a
-// timer per call (setTimeout + clearTimeout + Promise.race) cost more than the rest of the
-// client on the hot path (bench/clients_node.js). Monotonic time: a step of the wall clock
-// must not make a call wait for hours.
+// deadline. A call therefore times out between its deadline and TICK_MS after it; a timer
+// per call (setTimeout + clearTimeout + Promise.race) cost more than the rest of the client
+// on the hot path (bench/clients_node.js). Monotonic time (performance.now(), ms): a step of
+// the wall clock must not make a call wait for hours.
+//
+// Expiry runs in a setImmediate after the tick, that is after the event loop's poll phase:
+// when the process was descheduled past some deadlines (a busy machine), replies already
+// waiting in the socket are read first, and a call whose answer arrived in time is not
+// failed for the process's own delay.
 
 /** Resolution of the timeouts, in ms. */
 const TICK_MS = 5;
@@ -17,12 +22,12 @@ class Deadlines {
     this.timer = null;
   }
 
-  /** Registers a call ({reject(err)}): rejected once `ms` have passed, unless settle() came first. */
-  add(ms, call) {
-    const entry = { at: performance.now() + ms, ms, call };
+  /** Registers a call ({reject(err)}): rejected once performance.now() passes `at`, unless settle() came first. */
+  add(at, ms, call) {
+    const entry = { at, ms, call };
     this.pending.add(entry);
     if (this.timer === null) {
-      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.timer = setInterval(() => setImmediate(() => this.expire()), TICK_MS);
       this.timer.unref();
     }
     return entry;
@@ -33,7 +38,7 @@ class Deadlines {
     this.pending.delete(entry);
   }
 
-  tick() {
+  expire() {
     const now = performance.now();
     for (const e of this.pending) {
       if (e.at <= now) {
@@ -41,7 +46,7 @@ class Deadlines {
         e.call.reject(this.timeoutError(e.ms));
       }
     }
-    if (this.pending.size === 0) {
+    if (this.pending.size === 0 && this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;
     }

@@ -1,15 +1,17 @@
 'use strict';
-// The module's GCRA, in exact integers (BigInt), for the in-process limiter.
+// The module's GCRA (src/gcra.rs, src/verdict.rs), in exact integers (BigInt), for the
+// in-process limiter.
 //
-// The same rules as src/gcra.rs and src/verdict.rs: the bucket stores one instant, its
-// theoretical arrival time (TAT), kept as the exact fraction `ms + frac/den` where `den` is
-// the limit of the policy that wrote it. Decisions are taken in units of 1/limit ms, where
-// the emission interval T = window_ms / limit is the integer `window_ms`:
+// The bucket stores one instant, its theoretical arrival time (TAT), kept as the exact
+// fraction `ms + frac/den` where `den` is the limit of the policy that wrote it. Decisions
+// are taken in units of 1/limit ms, where the emission interval T = window_ms / limit is the
+// integer `window_ms`:
 //
 //   allowed  <=>  max(TAT, now) + cost*T - now <= burst*T      then  TAT := max(TAT, now) + cost*T
 //
-// A denied request changes nothing. Time is a parameter (`nowMs`, Unix ms as a BigInt):
-// the caller reads its clock once per call. No floating point anywhere.
+// A denied request changes nothing. A TAT more than a full bucket ahead of now (written
+// before the clock stepped back) is read as one full bucket. Time is a parameter (`nowMs`,
+// Unix ms as a BigInt). No floating point anywhere.
 //
 // PURE: no I/O, no clock.
 
@@ -36,6 +38,12 @@ function emptyAtMs(tat) {
   return tat.ms + (tat.frac > 0n ? 1n : 0n);
 }
 
+/** The TAT as a decision at `nowMs` reads it: never more than one full bucket ahead. */
+function clamped(policy, tat, nowMs) {
+  const cap = nowMs * policy.limit + policy.burst * policy.windowMs;
+  return inUnits(tat, policy.limit) <= cap ? tat : fromUnits(cap, policy.limit);
+}
+
 /**
  * Decides a request of `cost` at `nowMs` against a bucket at `tat` under `policy`
  * ({limit, windowMs, burst} as BigInt). Returns the bucket's new TAT, or null when denied.
@@ -44,7 +52,7 @@ function decide(policy, tat, nowMs, cost) {
   const { limit, windowMs: interval, burst } = policy;
   const tolerance = burst * interval;
   const now = nowMs * limit;
-  const held = inUnits(tat, limit);
+  const held = inUnits(clamped(policy, tat, nowMs), limit);
   const start = held > now ? held : now;
   const next = start + cost * interval;
   if (next - now > tolerance) return null;
@@ -56,22 +64,23 @@ function remaining(policy, tat, nowMs) {
   const interval = policy.windowMs;
   const tolerance = policy.burst * interval;
   const now = nowMs * policy.limit;
-  const held = inUnits(tat, policy.limit);
+  const held = inUnits(clamped(policy, tat, nowMs), policy.limit);
   const backlog = held > now ? held - now : 0n;
   return tolerance > backlog ? (tolerance - backlog) / interval : 0n;
 }
 
 /**
- * Decides and explains, as RL.THROTTLE does: {allowed, tat (after), limit, remaining,
- * retryAfterMs (-1 when allowed or never), resetAfterMs}, every number a BigInt.
+ * The numbers of a decision already taken (`next`: decide()'s result on the same inputs),
+ * as RL.THROTTLE gives them: {allowed, tat (after), limit, remaining, retryAfterMs (-1 when
+ * allowed or never), resetAfterMs}, every number a BigInt.
  */
-function evaluate(policy, tat, nowMs, cost) {
-  const next = decide(policy, tat, nowMs, cost);
-  const after = next || tat;
+function explain(policy, tat, nowMs, cost, next) {
+  const before = clamped(policy, tat, nowMs);
+  const after = next || before;
   let retryAfterMs = -1n;
   if (!next && cost <= policy.burst) {
     // The first whole ms t with tat + cost*T - t <= burst*T (in 1/limit ms units).
-    const needed = inUnits(tat, policy.limit) + cost * policy.windowMs - policy.burst * policy.windowMs;
+    const needed = inUnits(before, policy.limit) + cost * policy.windowMs - policy.burst * policy.windowMs;
     const atMs = needed > 0n ? ceilDiv(needed, policy.limit) : 0n;
     const wait = atMs - nowMs;
     retryAfterMs = wait > 1n ? wait : 1n;
@@ -87,4 +96,69 @@ function evaluate(policy, tat, nowMs, cost) {
   };
 }
 
-module.exports = { EMPTY, decide, evaluate, remaining, emptyAtMs, inUnits };
+/** decide() and explain() in one: one request against one bucket. */
+function evaluate(policy, tat, nowMs, cost) {
+  return explain(policy, tat, nowMs, cost, decide(policy, tat, nowMs, cost));
+}
+
+/** The backlog at `nowMs` in 1/limit-ms units, as a decision reads it (at most one full bucket; 0 when empty). */
+function backlog(policy, tat, nowMs) {
+  const b = inUnits(clamped(policy, tat, nowMs), policy.limit) - nowMs * policy.limit;
+  return b > 0n ? b : 0n;
+}
+
+/**
+ * Gives back `n` units (RL.REFUND): TAT := max(now, TAT - n*T), given back min(n, ceil((TAT -
+ * now) / T)). Never makes room beyond an empty bucket. Returns {tat, given}.
+ */
+function refund(policy, tat, nowMs, n) {
+  const b = backlog(policy, tat, nowMs);
+  if (b === 0n) return { tat, given: 0n };
+  const owed = ceilDiv(b, policy.windowMs);
+  const left = b - n * policy.windowMs;
+  return { tat: fromUnits(nowMs * policy.limit + (left > 0n ? left : 0n), policy.limit), given: n < owed ? n : owed };
+}
+
+/**
+ * Charges `units` whatever it does to admission (a settle above its estimate): TAT :=
+ * min(max(TAT, now) + units*T, now + burst*T), a debt of at most one full bucket beyond now.
+ */
+function charge(policy, tat, nowMs, units) {
+  const full = policy.burst * policy.windowMs;
+  const b = backlog(policy, tat, nowMs) + units * policy.windowMs;
+  return fromUnits(nowMs * policy.limit + (b < full ? b : full), policy.limit);
+}
+
+/** Ms until a denied request of `cost` passes: the first whole ms t with TAT + cost*T - t <= burst*T; -1 never. */
+function retryAfterMs(policy, tat, nowMs, cost) {
+  if (cost > policy.burst) return -1n;
+  const needed = inUnits(clamped(policy, tat, nowMs), policy.limit) + cost * policy.windowMs - policy.burst * policy.windowMs;
+  const wait = (needed > 0n ? ceilDiv(needed, policy.limit) : 0n) - nowMs;
+  return wait > 1n ? wait : 1n;
+}
+
+// The interface every kind offers to limits.js, on a usage {kind: 'gcra', tat}.
+const usage = (tat) => ({ kind: 'gcra', tat });
+const KIND = {
+  EMPTY: Object.freeze(usage(EMPTY)),
+  repair: (l, u, nowMs) => {
+    const c = clamped(l, u.tat, nowMs);
+    return c === u.tat ? u : usage(c);
+  },
+  fits: (l, u, nowMs, cost) => decide(l, u.tat, nowMs, cost) !== null,
+  counted: (l, u, nowMs, cost) => usage(decide(l, u.tat, nowMs, cost)),
+  remaining: (l, u, nowMs) => remaining(l, u.tat, nowMs),
+  emptyAtMs: (_l, u) => emptyAtMs(u.tat),
+  resetAfterMs: (_l, u, nowMs) => {
+    const e = emptyAtMs(u.tat);
+    return e > nowMs ? e - nowMs : 0n;
+  },
+  retryAfterMs: (l, u, nowMs, cost) => retryAfterMs(l, u.tat, nowMs, cost),
+  refund: (l, u, nowMs, n) => {
+    const r = refund(l, u.tat, nowMs, n);
+    return { usage: r.given === 0n ? u : usage(r.tat), given: r.given };
+  },
+  charge: (l, u, nowMs, units) => usage(charge(l, u.tat, nowMs, units)),
+};
+
+module.exports = { EMPTY, KIND, decide, explain, evaluate, remaining, emptyAtMs, inUnits, fromUnits, clamped, refund, charge, retryAfterMs };

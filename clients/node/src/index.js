@@ -1,8 +1,29 @@
 'use strict';
-const { DistributedRateLimiter, RateLimitTimeoutError } = require('./limiter');
-const { RateLimitArgumentError } = require('./policy');
+const { DistributedRateLimiter } = require('./limiter');
+const errors = require('./errors');
 const { LocalLimiter } = require('./local');
-const { rateLimit, ipKey } = require('./middleware');
+const { ipKey } = require('./ip');
 const { keySlot } = require('./slot');
 
-module.exports = { DistributedRateLimiter, RateLimitArgumentError, RateLimitTimeoutError, LocalLimiter, rateLimit, ipKey, keySlot };
+module.exports = {
+  DistributedRateLimiter,
+  LocalLimiter,
+  ipKey,
+  keySlot,
+  RateLimitError: errors.RateLimitError,
+  ConfigurationError: errors.ConfigurationError,
+  InvalidArgument: errors.InvalidArgument,
+  CommandError: errors.CommandError,
+  NoRateLimit: errors.NoRateLimit,
+  ForeignKey: errors.ForeignKey,
+  Unavailable: errors.Unavailable,
+  Denied: errors.Denied,
+  RateLimitArgumentError: errors.RateLimitArgumentError,
+  RateLimitTimeoutError: errors.RateLimitTimeoutError,
+};
+
+// Deprecated since 0.2: the middleware lives at `distributed-rate-limiter/express`.
+Object.defineProperty(module.exports, 'rateLimit', {
+  enumerable: false,
+  get: () => require('./express').rateLimit,
+});

@@ -1,58 +1,127 @@
 'use strict';
 // The in-process limiter: what `onError: 'local'` decides with while Redis does not answer,
-// and a limiter of its own for tests and single-process apps. Same GCRA, same integers,
-// state in a Map that forgets a client once its bucket is empty (like the module's expiry).
+// and a limiter of its own for tests and single-process apps. The module's semantics exactly
+// (keystate.js over limits.js: GCRA, SLIDING, CONCURRENCY leases, sets of up to 4 decided
+// all-or-nothing, refunds, reservations, penalties and blocks), in BigInt integers.
+//
+// State is a Map from key to its key state. It is bounded: once it holds `maxKeys` keys the
+// least recently used is forgotten (a forgotten client starts again from empty, as after an
+// idle period; its open holds and leases go with it), and keys that would have expired in
+// the module (every limit empty, every hold and lease expired, no block) are swept. It is
+// never cleared on its own: an instance that used its share in one outage does not get it
+// again in the next one within the window, and a lease or reservation taken locally is
+// released or settled locally.
 
-const gcra = require('./gcra');
+const keystate = require('./keystate');
+const limitsOf = require('./limits');
 
-/** Sweep empty buckets once the Map has grown by this many entries since the last sweep. */
+/** Sweep expired states once the Map has grown by this many entries since the last sweep. */
 const SWEEP_EVERY = 10_000;
+const DEFAULT_MAX_KEYS = 100_000;
+const MODES = ['throttle', 'peek', 'reserve', 'acquire'];
+
+/** A policy {limits, penalty?}, or one GCRA limit {limit, windowMs, burst} (0.1's form). */
+function policyIn(policy) {
+  if (policy.limits) return policy;
+  return { limits: [{ kind: 'gcra', limit: policy.limit, windowMs: policy.windowMs, burst: policy.burst }], penalty: null };
+}
 
 class LocalLimiter {
-  /** @param {{now?: () => bigint}} [opts] now: Unix ms as a BigInt (injected in tests). */
+  /** @param {{now?: () => bigint, maxKeys?: number}} [opts] now: Unix ms as a BigInt (injected in tests). */
   constructor(opts = {}) {
     this.now = opts.now || (() => BigInt(Date.now()));
-    this.tats = new Map();
+    this.maxKeys = opts.maxKeys || DEFAULT_MAX_KEYS;
+    this.states = new Map(); // key -> {state, expiresAtMs}
     this.sweepAt = SWEEP_EVERY;
   }
 
-  /**
-   * Decides (and, unless `peek`, counts) a request of `cost` for `key` under `policy`
-   * (BigInt fields). Returns gcra.evaluate's verdict.
-   */
-  check(key, policy, cost, peek = false) {
+  /** op(state, now) -> {reply, state | null}: runs it on `key`'s state and keeps what it writes. */
+  apply(key, op) {
     const now = this.now();
-    const tat = this.tats.get(key) || gcra.EMPTY;
-    const v = gcra.evaluate(policy, tat, now, cost);
-    if (v.allowed && !peek) {
-      this.tats.set(key, v.tat);
-      if (this.tats.size >= this.sweepAt) this.sweep(now);
+    const held = this.states.get(key);
+    const r = op(held ? held.state : keystate.EMPTY, now);
+    if (r.state !== null) {
+      this.states.delete(key);
+      this.states.set(key, { state: r.state, expiresAtMs: keystate.expiresAtMs(r.state, now) });
+      if (this.states.size > this.maxKeys) this.states.delete(this.states.keys().next().value);
+      if (this.states.size >= this.sweepAt) this.sweep(now);
     }
-    return v;
+    return r.reply;
   }
 
-  /** Forgets a client's usage; returns the backlog forgotten, in ms (as RL.RESET). */
+  /**
+   * Decides a request of `cost` (BigInt) for `key` under `policy`. `mode`: 'throttle' (counts
+   * when allowed; `false` too), 'peek' (counts nothing; `true` too), 'reserve' (cost is the
+   * estimate; `id` is the reservation) or 'acquire' (`id` is the lease). Returns {allowed,
+   * binding, limit, remaining, retryAfterMs, resetAfterMs, id} (BigInts but `allowed`,
+   * `binding`; `id` null unless a reservation or lease was taken). `options`: {shadow,
+   * holdMs} (BigInt ms; default 300000).
+   */
+  check(key, policy, cost, mode = 'throttle', options = {}) {
+    const m = mode === true ? 'peek' : mode === false ? 'throttle' : mode;
+    if (!MODES.includes(m)) throw new TypeError(`mode must be one of ${MODES.join(', ')}`);
+    return this.apply(key, (s, now) => keystate.check(policyIn(policy), s, now, cost, m, options));
+  }
+
+  /** Gives back `n` units on every rate limit; returns the most any limit gave back. */
+  refund(key, policy, n) {
+    return this.apply(key, (s, now) => keystate.refund(policyIn(policy), s, now, n));
+  }
+
+  /** Settles reservation `id` to `actual`, under the policy it was decided with: units charged (> 0) or refunded (< 0). */
+  settle(key, id, actual) {
+    return this.apply(key, (s, now) => keystate.settle(s.policy, s, now, id, actual));
+  }
+
+  /** 1n if lease `id` was held (now released), else 0n. */
+  release(key, id) {
+    return this.apply(key, (s, now) => keystate.release(s, now, id));
+  }
+
+  /** 1n if lease `id` was held (it now expires `ms` from now), else 0n. */
+  renew(key, id, ms) {
+    return this.apply(key, (s, now) => keystate.renew(s, now, id, ms));
+  }
+
+  block(key, ms) {
+    this.apply(key, (s, now) => keystate.block(s, now, ms));
+  }
+
+  /** 1n if `key` was blocked (the block and its level are gone), else 0n. */
+  unblock(key) {
+    return this.apply(key, (s, now) => keystate.unblock(s, now));
+  }
+
+  /** RL.INFO's fields of issues 19 and 20 for `key`. */
+  summary(key) {
+    return this.apply(key, (s, now) => ({ reply: keystate.summary(s, now), state: null }));
+  }
+
+  /** Forgets a client's usage, holds, leases and block; returns the backlog forgotten, in ms (as RL.RESET). */
   reset(key) {
-    const tat = this.tats.get(key);
-    this.tats.delete(key);
-    if (!tat) return 0n;
+    const held = this.states.get(key);
+    this.states.delete(key);
+    if (!held) return 0n;
     const now = this.now();
-    const empty = gcra.emptyAtMs(tat);
-    return empty > now ? empty - now : 0n;
+    // The id sequence outlives a reset, as in the module.
+    if (held.state.lastId !== null) this.states.set(key, { state: keystate.reset(held.state), expiresAtMs: now });
+    const emptyAt = held.state.policy ? limitsOf.emptyAtMs(held.state.policy.limits, held.state.usage, now) : now;
+    return emptyAt > now ? emptyAt - now : 0n;
   }
 
   clear() {
-    this.tats.clear();
+    this.states.clear();
     this.sweepAt = SWEEP_EVERY;
   }
 
   get size() {
-    return this.tats.size;
+    return this.states.size;
   }
 
+  /** Drops states the module would have let expire (a usage-only key whose every part is over). */
   sweep(now = this.now()) {
-    for (const [key, tat] of this.tats) if (gcra.emptyAtMs(tat) <= now) this.tats.delete(key);
-    this.sweepAt = this.tats.size + SWEEP_EVERY;
+    for (const [key, held] of this.states) if (held.expiresAtMs <= now) this.states.delete(key);
+    this.sweepAt = this.states.size + SWEEP_EVERY;
   }
 }
 

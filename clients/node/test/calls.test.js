@@ -22,7 +22,7 @@ for (const backend of ['module', 'lua']) {
           const client = await make(server.port);
           const p = `${name}:`;
           // A generous timeout: this test is about answers, not about failing over.
-          const rl = new DistributedRateLimiter(client, { timeoutMs: 2000, prefix: p });
+          const rl = new DistributedRateLimiter(client, { timeoutMs: 2000, prefix: p, denyCacheMaxMs: 0 });
           try {
             await rl.configureRateLimit('user123', { limit: 10, windowMs: 60000 });
             const got = [];
@@ -65,7 +65,8 @@ for (const backend of ['module', 'lua']) {
             // Answers that are errors are thrown and never trip the breaker.
             await assert.rejects(rl.isAllowed('no-policy'), /no rate limit for key/);
             await raw.set(`${p}a-string`, 'x');
-            await assert.rejects(rl.isAllowed('a-string', inline), /WRONGTYPE/);
+            await assert.rejects(rl.isAllowed('a-string', inline), { name: 'ForeignKey' });
+            assert.equal(await raw.get(`${p}a-string`), 'x', 'a foreign key is left as it was');
             assert.deepEqual([rl.stats().errors, rl.stats().state], [0, 'closed']);
             assert.equal(rl.stats()[path] > 20, true);
           } finally {
@@ -80,7 +81,7 @@ for (const backend of ['module', 'lua']) {
         if (backend === 'module') {
           assert.equal(await rl.isAllowed('huge', huge), true);
         } else {
-          await assert.rejects(rl.isAllowed('huge', huge), { name: 'RateLimitArgumentError', message: /Lua fallback's exact range/ });
+          await assert.rejects(rl.isAllowed('huge', huge), { name: 'InvalidArgument', message: /Lua fallback's exact range/ });
           await assert.rejects(rl.configureRateLimit('huge', { limit: 1, windowMs: 1e12, burst: 10000 }), RateLimitArgumentError);
         }
         assert.equal(rl.stats().errors, 0);
@@ -110,3 +111,55 @@ test('bad input is refused before anything is sent', async () => {
   for (const f of bad) await assert.rejects(f(), RateLimitArgumentError);
   assert.deepEqual(sent, []);
 });
+
+for (const backend of ['module', 'lua']) {
+  test(`every call of issues 19 and 20, ${backend}, each client library and protocol`, async (t) => {
+    const server = await new Server({ module: backend === 'module' }).start();
+    const path = backend === 'module' ? 'redis' : 'lua';
+    try {
+      if (backend === 'module' && !server.cli('COMMAND', 'INFO', 'RL.ACQUIRE').toLowerCase().includes('rl.acquire')) {
+        t.skip('the module has no RL.ACQUIRE');
+        return;
+      }
+      for (const [name, make] of Object.entries(STANDALONE)) {
+        await t.test(name, async () => {
+          const client = await make(server.port);
+          const rl = new DistributedRateLimiter(client, { timeoutMs: 2000, prefix: `${name}:`, denyCacheMaxMs: 0 });
+          try {
+            await rl.configureRateLimit('t', { limit: 10, windowMs: 60000, penaltyMs: 60000 });
+            const r = await rl.reserve('t', 4, { holdMs: 60000 });
+            assert.deepEqual([r.allowed, r.remaining, r.path, typeof r.reservation], [true, 6, path, 'number']);
+            assert.equal(await rl.settle('t', r.reservation, 1), -3);
+            assert.equal(await rl.refund('t', 1), 1);
+            assert.equal((await rl.reserve('t', 11)).reservation, null); // denied, and now blocked (PENALTY)
+            const blocked = await rl.throttle('t');
+            assert.deepEqual([blocked.allowed, blocked.remaining], [false, 0]);
+            assert.ok(blocked.retryAfterMs > 59000 && blocked.retryAfterMs <= 60000, `retry ${blocked.retryAfterMs}`);
+            const info = await rl.info('t');
+            assert.deepEqual([info.holds, info.penaltyLevel, info.blockedMs > 59000], [0, 0, true]);
+            assert.equal(await rl.unblock('t'), true);
+            assert.equal(await rl.block('t', 1000), undefined);
+
+            await rl.configureRateLimit('c', [{ limit: 100, windowMs: 60000 }, { kind: 'concurrency', limit: 1, windowMs: 30000 }]);
+            const a = await rl.acquire('c');
+            assert.deepEqual([a.allowed, a.binding, typeof a.lease], [true, 1, 'number']);
+            const no = await rl.acquire('c');
+            assert.deepEqual([no.allowed, no.lease], [false, null]);
+            assert.ok(no.retryAfterMs > 29000 && no.retryAfterMs <= 30000);
+            assert.equal(no.headers['RateLimit-Policy'], '"l0";q=100;w=60, "l1";q=1');
+            assert.equal(await rl.renew('c', a.lease, 5000), true);
+            assert.equal((await rl.info('c')).leases, 1);
+            assert.equal(await rl.release('c', a.lease), true);
+            assert.equal(await rl.release('c', a.lease), false);
+            await assert.rejects(rl.isAllowed('c'), { name: 'CommandError', message: /RL.ACQUIRE/ });
+            assert.deepEqual([rl.stats().errors, rl.stats().state], [0, 'closed']);
+          } finally {
+            await close(client);
+          }
+        });
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+}

@@ -33,8 +33,8 @@ async function owners(node) {
 /** Runs the workload; returns the number of checks sent for each port. */
 async function workload(rl, bySlot, tag) {
   const expected = new Map();
-  const count = (key) => {
-    const port = bySlot[keySlot(key)];
+  const count = (id) => {
+    const port = bySlot[keySlot(rl.key(id))]; // the limiter's prefix is part of the key
     expected.set(port, (expected.get(port) || 0) + 1);
   };
   const inline = { limit: 1000, windowMs: 1000 };
@@ -55,11 +55,13 @@ for (const backend of ['module', 'lua']) {
     const nodes = cluster.ports.map((port) => new IoRedis({ port, protocol: 2 }));
     try {
       const bySlot = await owners(nodes[0]);
+      const hasLeases = (await nodes[0].call('COMMAND', 'INFO', 'RL.ACQUIRE'))[0] !== null;
       const variants = backend === 'module' ? Object.entries(CLUSTER) : Object.entries(CLUSTER).filter(([n]) => n.endsWith('RESP2'));
       for (const [name, make] of variants) {
         await t.test(name, async () => {
           const client = await make(cluster.ports);
-          const rl = new DistributedRateLimiter(client, { timeoutMs: 2000 });
+          // No deny cache: isAllowed sends RL.ALLOW, and every call reaches a node.
+          const rl = new DistributedRateLimiter(client, { timeoutMs: 2000, denyCacheMaxMs: 0 });
           try {
             await rl.configureRateLimit(`${name}:user123`, { limit: 10, windowMs: 60000 });
             const brief = [];
@@ -77,18 +79,33 @@ for (const backend of ['module', 'lua']) {
               } else {
                 const sha = stats.evalsha || { calls: 0, rejected: 0, failed: 0 };
                 const ev = stats.eval || { calls: 0, rejected: 0, failed: 0 };
-                // NOSCRIPT (first call on a node after the script cache was emptied) fails an EVALSHA and sends EVAL.
+                // NOSCRIPT (first call on a node after the script cache was emptied) fails an
+                // EVALSHA, loads the script (SCRIPT LOAD) and sends EVALSHA again.
                 assert.equal(sha.calls - sha.failed + ev.calls, want, `node ${cluster.ports[i]}`);
                 assert.deepEqual([sha.rejected, ev.rejected, ev.failed], [0, 0, 0]);
               }
             }
             assert.deepEqual([rl.stats().errors, rl.stats()[backend === 'module' ? 'redis' : 'lua']], [0, KEYS.length + HOT_CALLS + 15]);
 
+            if (backend === 'lua' || hasLeases) {
+              // Issues 19 and 20's calls go to the key's owner like checks (keys on every node).
+              const lease = [{ kind: 'concurrency', limit: 1, windowMs: 60000 }];
+              for (const k of KEYS.slice(0, 30)) {
+                const a = await rl.acquire(`${name}:lease:${k}`, lease);
+                assert.equal(a.allowed, true);
+                assert.equal((await rl.acquire(`${name}:lease:${k}`, lease)).allowed, false);
+                assert.equal(await rl.release(`${name}:lease:${k}`, a.lease), true);
+                const r = await rl.reserve(`${name}:tokens:${k}`, 5, { limit: 10, windowMs: 1000 });
+                assert.equal(await rl.settle(`${name}:tokens:${k}`, r.reservation, 2), -3);
+              }
+              assert.equal(rl.stats().errors, 0);
+            }
+
             if (name.startsWith('ioredis')) {
               // A stale slot map (as after a resharding): the node answers MOVED, the client
               // follows it once and refreshes the map.
               const key = `${name}:moved`;
-              const slot = keySlot(key);
+              const slot = keySlot(rl.key(key));
               const owner = client.slots[slot][0];
               const other = Object.keys(client.connectionPool.nodes.master).find((k) => k !== owner);
               client.slots[slot] = [other];

@@ -40,7 +40,7 @@ test('cluster failover, onError local: bounded checks, the share, then the promo
         try {
           const key = `failover:${i}`;
           assert.equal((await rl.throttle(key, POLICY)).path, 'redis');
-          const port = await ownerOf(probe, key);
+          const port = await ownerOf(probe, rl.key(key)); // the limiter's prefix is part of the key
           const victim = cluster.servers.find((s) => s.port === port);
           await victim.kill();
 

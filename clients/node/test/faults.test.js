@@ -64,9 +64,12 @@ async function backToRedis(rl, key) {
   throw new Error('checks never returned to Redis');
 }
 
+/** stats() keys are camelCase; paths are the same words in both clients. */
+const STAT = { failed_open: 'failedOpen', failed_closed: 'failedClosed', local: 'local' };
+
 const EXPECT = {
-  allow: { admitted: CHECKS, path: 'failedOpen' },
-  deny: { admitted: 0, path: 'failedClosed' },
+  allow: { admitted: CHECKS, path: 'failed_open' },
+  deny: { admitted: 0, path: 'failed_closed' },
   local: { admitted: 5, path: 'local' }, // floor(burst 10 * share 0.5); the local rate is 1 per 12 s
 };
 
@@ -106,7 +109,7 @@ for (const [lib, make] of Object.entries(MAKERS)) {
         assert.ok(s.errors >= 6, `errors ${s.errors}`);
         assert.ok(s.timeouts >= 1, 'the SIGSTOP path is the timeout');
         // The outages' checks, and those made while waiting for Redis to come back.
-        assert.ok(s[EXPECT[onError].path] >= CHECKS * 2);
+        assert.ok(s[STAT[EXPECT[onError].path]] >= CHECKS * 2);
       } finally {
         await close();
         await server.stop();
@@ -122,7 +125,7 @@ test("'local' without a known policy fails open, counted as such", async () => {
     const rl = new DistributedRateLimiter(client, { timeoutMs: TIMEOUT_MS });
     await server.kill();
     const v = await rl.throttle('unknown');
-    assert.deepEqual([v.allowed, v.path, rl.stats().failedOpen], [true, 'failedOpen', 1]);
+    assert.deepEqual([v.allowed, v.path, rl.stats().failedOpen], [true, 'failed_open', 1]);
   } finally {
     await close();
     await server.stop();

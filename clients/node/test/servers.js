@@ -1,7 +1,8 @@
 'use strict';
 // Throwaway redis-servers for the tests: a free loopback port, a temporary directory, the rl
 // module (RL_MODULE, default target/release/librl.so) or none (the Lua path), optionally a
-// frozen wall clock (clients/conformance/frozenclock.c); always stopped by PID.
+// frozen wall clock (clients/conformance/frozenclock.c); always stopped by PID. REDIS_SERVER
+// names another server binary (Valkey 9: REDIS_SERVER=/path/to/valkey-server npm test).
 
 const { spawn, execFileSync } = require('child_process');
 const fs = require('fs');
@@ -14,7 +15,11 @@ const MODULE = path.resolve(process.env.RL_MODULE || path.join(ROOT, 'target', '
 // SERVER names a server of the project's test matrix (scripts/servers.sh installs it as
 // .deps/SERVER/server: redis-7.0 ... valkey-9.1, or the aliases redis and valkey); unset:
 // redis-server on PATH.
-const REDIS_SERVER = process.env.SERVER ? path.join(ROOT, '.deps', process.env.SERVER, 'server') : 'redis-server';
+// REDIS_SERVER=/path/to/binary overrides both.
+const REDIS_SERVER = process.env.REDIS_SERVER ||
+  (process.env.SERVER ? path.join(ROOT, '.deps', process.env.SERVER, 'server') : 'redis-server');
+/** The binary the tests start (exported for tests that name it). */
+const SERVER = REDIS_SERVER;
 // RL_NO_MODULE=1: every server starts without the module, so the client takes its Lua path
 // where a test would have used the module; SERVED_PATH is the path it then reports.
 const NO_MODULE = process.env.RL_NO_MODULE === '1';
@@ -114,13 +119,15 @@ function frozenClock() {
 }
 
 class Server {
-  /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[]}} opts */
+  /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[], dir?: string}} opts */
   constructor(opts = {}) {
     this.module = opts.module !== false && !NO_MODULE;
     this.frozen = Boolean(opts.frozen);
     this.port = opts.port;
     this.args = opts.args || [];
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-'));
+    // A given dir (a restart that keeps the data files) belongs to the caller.
+    this.ownsDir = !opts.dir;
+    this.dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'rl-node-'));
     this.clockFile = path.join(this.dir, 'clock');
     this.proc = null;
   }
@@ -149,6 +156,11 @@ class Server {
     throw new Error(`redis-server on ${this.port} did not start:\n${log.slice(-2000)}`);
   }
 
+  /** Runs redis-cli against this server; its output, trimmed. */
+  cli(...args) {
+    return execFileSync('redis-cli', ['-p', String(this.port), ...args.map(String)]).toString().trim();
+  }
+
   /**
    * Freezes the server's wall clock at `ms` (Unix ms); needs {frozen: true}. Resolves once a
    * script on the server reads that instant: Valkey 9.1 reads the wall clock less often than
@@ -156,14 +168,23 @@ class Server {
    * old instant (up to ~20 commands, 16 ms, later).
    */
   async setClock(ms) {
-    const tmp = `${this.clockFile}.tmp`;
-    fs.writeFileSync(tmp, String(ms));
-    fs.renameSync(tmp, this.clockFile); // atomic: the server never reads a half-written file
+    this.writeClock(ms);
     const until = Date.now() + 30000;
     while ((await scriptTimeMs(this.port)) !== ms) {
       if (Date.now() > until) throw new Error(`the server's clock never showed ${ms}`);
       await sleep(1);
     }
+  }
+
+  /**
+   * Writes the frozen instant and returns at once, for callers that do not wait for the
+   * server to read it (Redis reads its clock on every command; the Valkey tests pass the
+   * script its instant instead: test/backends.js).
+   */
+  writeClock(ms) {
+    const tmp = `${this.clockFile}.tmp`;
+    fs.writeFileSync(tmp, String(ms));
+    fs.renameSync(tmp, this.clockFile); // atomic: the server never reads a half-written file
   }
 
   signal(sig) {
@@ -189,11 +210,11 @@ class Server {
       this.proc.kill('SIGKILL');
       await this.exited;
     }
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
-module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, ROOT, NO_MODULE, SERVED_PATH };
+module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, SERVER, ROOT, NO_MODULE, SERVED_PATH };
 
 /**
  * A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports; slots

@@ -1,154 +1,238 @@
-"""DistributedRateLimiter: the brief's API over redis-py's `Redis` or `RedisCluster`.
+"""DistributedRateLimiter and AsyncDistributedRateLimiter: the public API, written once.
 
-    limiter = DistributedRateLimiter()            # REDIS_URL, else 127.0.0.1:6379
+Each method builds a generator of the engine (engine.py: all the logic) and hands it to the
+class's driver: the sync one runs it on the calling thread, the asyncio one in a coroutine.
+So every method of AsyncDistributedRateLimiter returns an awaitable, with the same signature.
+
+    limiter = DistributedRateLimiter("redis://localhost:6379")   # or a redis-py client
     limiter.configure_rate_limit("user123", limit=10, window_ms=60_000)
     limiter.is_allowed("user123")                 # True ten times, then False
-
-Each call is one command to the key's owner (RL.* with the module; the shared Lua script
-without it), within `timeout_ms`; when Redis fails, `on_error` decides (see clients/README.md).
 """
 
-import hashlib
+import asyncio
 import os
 import time
 
 import redis
+import redis.asyncio
+import redis.cluster
 
-from .core import LUA_SOURCE, LimiterCore, Unreachable
-from .errors import Unavailable
+from . import operations as ops
+from .aio import AsyncTransport
+from .engine import Engine, Sleep
+from .errors import ConfigurationError
+from .lease import Lease
+from .options import options_of
+from .redispy import client_from_url
 from .transport import Transport
 
-LUA_SHA = hashlib.sha1(LUA_SOURCE.encode()).hexdigest()
+DEFAULT_URL = "redis://127.0.0.1:6379"
 
 
-def default_url():
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+def _lazy(make):
+    """A generator that builds its operation when first run (so that argument errors surface
+    where the call is awaited, in both drivers)."""
+    return (yield from make())
 
 
-def is_unknown_command(err):
-    return isinstance(err, redis.ResponseError) and "unknown command" in str(err).lower()
+def _then(gen, f):
+    return f((yield from gen))
 
 
-def config_command(key, policy, burst, idle, shadow):
-    args = ["RL.CONFIG", key, policy.limit, policy.window_ms]
-    if burst is not None:
-        args += ["BURST", policy.burst]
-    if idle:
-        args += ["IDLE", idle]
-    if shadow:
-        args.append("SHADOW")
-    return args
+class _Limiter:
+    _ASYNC = False
+    _CLIENTS = ()
 
+    def __init__(self, url_or_client=None, **options):
+        self._engine = Engine(options_of(options))
+        if url_or_client is None:
+            url_or_client = os.environ.get("REDIS_URL") or DEFAULT_URL
+        self._owns_client = isinstance(url_or_client, str)
+        if self._owns_client:
+            url_or_client = client_from_url(url_or_client, asyncio_=self._ASYNC)
+        elif not isinstance(url_or_client, self._CLIENTS):
+            names = " or ".join(f"{c.__module__}.{c.__name__}" for c in self._CLIENTS)
+            raise ConfigurationError(f"url_or_client must be a redis:// URL or a {names}, "
+                                     f"not {type(url_or_client).__name__}")
+        self.client = url_or_client
 
-class DistributedRateLimiter:
-    """A rate limiter over the user's redis-py client (no pool of its own). Options: see
-    LimiterCore and clients/README.md ("Failure policy")."""
+    @classmethod
+    def from_url(cls, url, **options):
+        """The limiter over a client of its own for `url` (closed by close())."""
+        return cls(url, **options)
 
-    def __init__(self, client=None, **options):
-        self.client = client if client is not None else redis.Redis.from_url(default_url())
-        self._core = LimiterCore(**options)
-        self._core.lua_sha = LUA_SHA
-        self._transport = Transport(self.client)
+    # --- the API (each returns an awaitable in AsyncDistributedRateLimiter) -------------------
 
-    # --- the brief's API -----------------------------------------------------------------
+    def configure_rate_limit(self, client_id, limit=None, window_ms=None, *, burst=None, kind=None, idle_ms=None,
+                             shadow=False, penalty_ms=None, penalty_max_ms=None):
+        """Stores the client's policy (RL.CONFIG): `limit` requests per `window_ms` (GCRA by
+        default, kind='sliding' for at most `limit` in any window, kind='concurrency' for at
+        most `limit` leases held at once, each living `window_ms`), or a list of up to 4
+        limits decided all-or-nothing. `penalty_ms` (opt-in): a denial blocks the key that
+        long, doubling up to `penalty_max_ms` when denials come back within a window.
+        Remembered, and sent again if Redis loses it."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.configure(
+            e.config_request(client_id, limit, window_ms, burst, kind, idle_ms, shadow, penalty_ms, penalty_max_ms))))
 
-    def configure_rate_limit(self, client_id, limit, window_ms, *, burst=None, idle_ms=None, shadow=False):
-        """Stores the client's policy (RL.CONFIG): `limit` requests per `window_ms`."""
-        core = self._core
-        key, policy, idle, shadow = core.config_args(client_id, limit, window_ms, burst, idle_ms, shadow)
-        core.remember(key, policy, shadow)
-        self._required(key, config_command(key, policy, burst, idle, shadow),
-                       lambda: core.lua_args(key, *core.lua_config(policy, idle, shadow)))
+    def throttle(self, client_id, *, cost=1, **policy):
+        """Decides and counts a request: a Decision with the numbers and headers. The inline
+        policy (`limit`, `window_ms`, `burst`, `kind`, `penalty_ms`, `penalty_max_ms`, the
+        shapes of configure_rate_limit) applies to keys nobody configured."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.check(ops.THROTTLE, e.check_request(client_id, cost, **policy))))
 
-    def is_allowed(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None):
+    def is_allowed(self, client_id, *, cost=1, **policy):
         """True if the request passes (and is counted)."""
-        core = self._core
-        req = core.request(client_id, cost, limit, window_ms, burst)
-        try:
-            raw, path = self._execute(req.key, core.module_check("RL.ALLOW", req),
-                                      lambda: core.lua_check("check", req))
-        except Unreachable:
-            return core.fallback(req).allowed
-        core.stats_.decided(path)
-        return core.allowed(raw)
+        e = self._engine
+        return self._run(_then(_lazy(lambda: e.check(ops.THROTTLE, e.check_request(client_id, cost, **policy))),
+                               lambda d: d.allowed))
 
-    def throttle(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None):
-        """Decides and counts like is_allowed, with the numbers and headers (a Decision)."""
-        return self._check("RL.THROTTLE", "check", True, client_id, cost, limit, window_ms, burst)
+    def peek(self, client_id, *, cost=1, **policy):
+        """The Decision a request (on a key with a CONCURRENCY limit: an acquire) would get
+        now; counts nothing."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.check(ops.PEEK, e.check_request(client_id, cost, **policy))))
 
-    def peek(self, client_id, *, cost=1, limit=None, window_ms=None, burst=None):
-        """The Decision a request would get now; counts nothing."""
-        return self._check("RL.PEEK", "peek", False, client_id, cost, limit, window_ms, burst)
+    def wait_until_allowed(self, client_id, *, timeout_ms, cost=1, **policy):
+        """Checks; when denied, sleeps exactly retry_after_ms and checks again, never past
+        timeout_ms. Returns the last Decision (allowed, or the denial that would outlast it)."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.wait_until_allowed(e.check_request(client_id, cost, **policy), timeout_ms)))
+
+    def refund(self, client_id, n, **policy):
+        """Gives back `n` units on every rate limit of the key (RL.REFUND), never making room
+        beyond an empty bucket; returns the most units any limit gave back (0: nothing)."""
+        return self._run(self._engine.refund(client_id, n, **policy))
+
+    def reserve(self, client_id, estimate, hold_ms=None, **policy):
+        """Decided and counted like throttle(cost=estimate); when allowed the Decision's
+        `reservation` holds it until settle() (or for `hold_ms`, default 5 minutes, after which
+        it stays charged at the estimate)."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.check(ops.RESERVE, e.reserve_request(client_id, estimate, hold_ms,
+                                                                               **policy))))
+
+    def settle(self, client_id, reservation, actual):
+        """Settles a reservation at the `actual` cost: gives back the difference below the
+        estimate (never more than the hold), charges the excess above it even into debt (at
+        most one full bucket). Returns the units charged (> 0) or given back (< 0). A
+        reservation of None does nothing (returns 0)."""
+        return self._run(self._engine.settle(client_id, reservation, actual))
+
+    def block(self, client_id, ms):
+        """Blocks the key for `ms` (RL.BLOCK): every check is denied until then."""
+        return self._run(self._engine.block(client_id, ms))
+
+    def unblock(self, client_id):
+        """Ends the key's block and forgets its penalty level; True if it was blocked."""
+        return self._run(self._engine.unblock(client_id))
+
+    def acquire(self, client_id, cost=1, **policy):
+        """Takes a lease of `cost` on the key's CONCURRENCY limits (counting the request on
+        its rate limits, all or nothing): a Decision whose `lease` is to be released (None
+        when denied). The lease ends by itself after the limit's window_ms unless renewed."""
+        e = self._engine
+        return self._run(_lazy(lambda: e.check(ops.ACQUIRE, e.check_request(client_id, cost, **policy))))
+
+    def release(self, client_id, lease):
+        """Gives a lease back: True if it was held (False: it had expired or was released). A
+        lease of None does nothing."""
+        return self._run(self._engine.release(client_id, lease))
+
+    def renew(self, client_id, lease, ms):
+        """Keeps a held lease for `ms` more from now; True if it was held."""
+        return self._run(self._engine.renew(client_id, lease, ms))
+
+    def lease(self, client_id, cost=1, *, raise_on_deny=False, **policy):
+        """`with limiter.lease(id, ...) as decision:` (`async with` on the asyncio limiter):
+        acquires, runs the body and always releases, also when the body raises. A denied
+        acquire is a Decision the body sees (`decision.allowed` False), unless
+        raise_on_deny=True: then Denied is raised and the body does not run."""
+        return Lease(self, client_id, cost, raise_on_deny, policy)
 
     def reset(self, client_id):
         """Forgets the client's usage, keeps its policy; returns the backlog forgotten (ms)."""
-        key = self._core.key(client_id)
-        self._core.local.reset(key)
-        return int(self._required(key, ["RL.RESET", key], lambda: self._core.lua_args(key, "reset")))
+        e = self._engine
+        return self._run(_lazy(lambda: e.reset(e.check_request(client_id))))
 
     def info(self, client_id):
         """The key's policy and state as a dict (RL.INFO), or None for an absent key."""
-        key = self._core.key(client_id)
-        raw = self._required(key, ["RL.INFO", key], lambda: self._core.lua_args(key, "info"))
-        return self._core.info_dict(raw)
+        e = self._engine
+        return self._run(_lazy(lambda: e.info(e.check_request(client_id))))
+
+    def ready(self, timeout_ms=None):
+        """Returns once Redis answered (a PING); raises Unavailable, with the cause, when it
+        does not within `timeout_ms` (default: the connect_timeout_ms option)."""
+        return self._run(_lazy(lambda: self._engine.ready(timeout_ms)))
 
     def stats(self):
-        """Decisions by path, transport errors, timeouts, breaker state and server mode."""
-        return self._core.stats()
+        """Decisions by path (redis, lua, local, cached, failed_open, failed_closed), errors,
+        timeouts, reconfigured, the breaker state, the backend and ever_connected."""
+        return self._engine.stats()
 
-    # --- plumbing ------------------------------------------------------------------------
 
-    def _check(self, command, op, consume, client_id, cost, limit, window_ms, burst):
-        core = self._core
-        req = core.request(client_id, cost, limit, window_ms, burst)
-        try:
-            raw, path = self._execute(req.key, core.module_check(command, req), lambda: core.lua_check(op, req))
-        except Unreachable:
-            return core.fallback(req, consume)
-        core.stats_.decided(path)
-        return core.decision(raw, path, req)
+class DistributedRateLimiter(_Limiter):
+    """A rate limiter over a redis-py `Redis` or `RedisCluster` (yours, or one it makes from a
+    URL). Options: see options.py and clients/README.md."""
 
-    def _required(self, key, module_args, lua_args):
-        try:
-            return self._execute(key, module_args, lua_args, self._core.admin_timeout_s)[0]
-        except Unreachable as e:
-            raise Unavailable(str(e.__cause__ or "circuit open: Redis is not asked during the cool-down")) from None
+    _CLIENTS = (redis.Redis, redis.cluster.RedisCluster)
 
-    def _execute(self, key, module_args, lua_args, timeout_s=None):
-        """(raw reply, path) from Redis, through the breaker. Raises Unreachable for
-        transport failures, typed errors for answers."""
-        core = self._core
-        if not core.breaker.admit():
-            raise Unreachable()
-        try:
-            reply = self._send(key, module_args, lua_args, timeout_s or core.timeout_s)
-        except (redis.RedisError, OSError) as e:
-            raise core.settle_error(e) from e
-        except BaseException:
-            core.breaker.abort()
-            raise
-        core.breaker.success()
-        return reply
+    def __init__(self, url_or_client=None, **options):
+        super().__init__(url_or_client, **options)
+        self._transport = Transport(self.client)
 
-    def _send(self, key, module_args, lua_args, timeout_s):
-        core, t = self._core, self._transport
-        deadline = time.monotonic() + timeout_s
-
-        def left():  # one deadline for detection, NOSCRIPT reload and the call itself
-            return max(deadline - time.monotonic(), 0.0005)
-
-        if core.mode != "lua":
+    def _run(self, gen):
+        reply = err = None
+        while True:
             try:
-                reply = t.call(key, module_args, left())
-                core.mode = "module"
-                return reply, "redis"
-            except redis.ResponseError as e:
-                if not is_unknown_command(e):
-                    raise
-                core.mode = "lua"
-        args = lua_args()
-        try:
-            return t.call(key, args, left()), "lua"
-        except redis.exceptions.NoScriptError:
-            t.call(key, ["SCRIPT", "LOAD", LUA_SOURCE], left())
-            return t.call(key, args, left()), "lua"
+                step = gen.send(reply) if err is None else gen.throw(err)
+            except StopIteration as stop:
+                return stop.value
+            reply = err = None
+            try:
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                else:
+                    reply = self._transport.call(step.key, step.args, step.timeout_s)
+            except Exception as e:  # handed to the engine, which decides
+                err = e
+
+    def close(self):
+        """Closes the client if this limiter made it (from a URL)."""
+        if self._owns_client:
+            self.client.close()
+
+
+class AsyncDistributedRateLimiter(_Limiter):
+    """The same limiter over `redis.asyncio.Redis` or `RedisCluster`: every method but
+    stats() returns an awaitable."""
+
+    _ASYNC = True
+    _CLIENTS = (redis.asyncio.Redis, redis.asyncio.RedisCluster)
+
+    def __init__(self, url_or_client=None, **options):
+        super().__init__(url_or_client, **options)
+        self._transport = AsyncTransport(self.client)
+
+    async def _run(self, gen):
+        reply = err = None
+        while True:
+            try:
+                step = gen.send(reply) if err is None else gen.throw(err)
+            except StopIteration as stop:
+                return stop.value
+            reply = err = None
+            try:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                else:
+                    reply = await self._transport.call(step.key, step.args, step.timeout_s)
+            except Exception as e:  # handed to the engine, which decides
+                err = e
+
+    async def close(self):
+        """Closes the client if this limiter made it (from a URL)."""
+        if self._owns_client:
+            await self._transport.close()
+

@@ -1,22 +1,33 @@
 """What every check returns, whatever path decided it, and the HTTP headers it implies."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Optional, Union
 
-# Which path took a decision (the keys of stats()["decisions"]).
-PATHS = ("redis", "lua", "local", "failed_open", "failed_closed")
+# Which path took a decision (counted by stats()).
+PATHS = ("redis", "lua", "local", "cached", "failed_open", "failed_closed")
 
 
 def _ceil_s(ms):
     return -(-ms // 1000)
 
 
-def headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, window_ms=None):
-    """RateLimit / RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers) and Retry-After
-    (RFC 9110, whole seconds rounded up), as the top-level README's "HTTP headers" recipe.
-    `w=` only when the window is known."""
-    policy = f'"default";q={limit}' + (f";w={_ceil_s(window_ms)}" if window_ms else "")
-    h = {"RateLimit-Policy": policy,
-         "RateLimit": f'"default";r={remaining};t={_ceil_s(reset_after_ms)}'}
+def headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, binding=0, policy=None):
+    """RateLimit-Policy, RateLimit (draft-ietf-httpapi-ratelimit-headers) and Retry-After
+    (RFC 9110, whole seconds rounded up). `policy`: the enforced limits (a tuple of Limit),
+    one policy item each (`default` for one limit, `l0`, `l1`, ... for several), with
+    `q=<limit>;w=<window in s>` (a CONCURRENCY limit has no window of requests, only a
+    lease's lifetime: `q=<leases>` alone); None when the client does not know it: then one
+    item, `q=<limit>` of the reply and no `w=`."""
+    if policy:
+        names = ["default"] if len(policy) == 1 else [f"l{i}" for i in range(len(policy))]
+        items = [f'"{n}";q={lim.limit}' + ("" if lim.kind == "concurrency" else f";w={_ceil_s(lim.window_ms)}")
+                 for n, lim in zip(names, policy)]
+        name = names[binding] if binding < len(names) else names[0]
+    else:
+        items, name = [f'"default";q={limit}'], "default"
+    h = {"RateLimit-Policy": ", ".join(items),
+         "RateLimit": f'"{name}";r={remaining};t={_ceil_s(reset_after_ms)}'}
     if not allowed and retry_after_ms >= 0:
         h["Retry-After"] = str(_ceil_s(retry_after_ms))
     return h
@@ -24,8 +35,13 @@ def headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, windo
 
 @dataclass(frozen=True)
 class Decision:
-    """A check's answer. `limit` is the bucket's capacity (the policy's burst); retry_after_ms
-    is -1 when allowed or when the request can never pass; `path` says who decided."""
+    """A check's answer. `limit` is the binding limit's capacity (a GCRA burst, a SLIDING
+    limit); `retry_after_ms` is -1 when allowed or when the request can never pass;
+    `binding` the 0-based index of the limit that decided (0 for one limit); `path` says who
+    decided: redis (the module), lua, local, cached (the deny cache), failed_open,
+    failed_closed; `policy` the enforced limits when known (a tuple of Limit), else None.
+    `reservation` (reserve) and `lease` (acquire): the id to settle or release, None when
+    nothing was taken; an int from Redis, or a string 'L<n>' from the local limiter."""
 
     allowed: bool
     limit: int
@@ -33,12 +49,23 @@ class Decision:
     retry_after_ms: int
     reset_after_ms: int
     path: str = "redis"
-    headers: dict = field(default_factory=dict)
+    binding: int = 0
+    policy: Optional[tuple] = None
+    reservation: Union[int, str, None] = None
+    lease: Union[int, str, None] = None
 
     def __bool__(self):
         return self.allowed
 
+    @cached_property
+    def headers(self):
+        """RateLimit-Policy, RateLimit and (when denied) Retry-After, built on first use (a
+        plain is_allowed never pays for them)."""
+        return headers_for(self.allowed, self.limit, self.remaining, self.retry_after_ms, self.reset_after_ms,
+                           self.binding, self.policy)
+
     @classmethod
-    def of(cls, allowed, limit, remaining, retry_after_ms, reset_after_ms, path, window_ms=None):
-        return cls(bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, path,
-                   headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, window_ms))
+    def of(cls, allowed, limit, remaining, retry_after_ms, reset_after_ms, path, binding=0, policy=None,
+           reservation=None, lease=None):
+        return cls(bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, path, binding, policy,
+                   reservation, lease)

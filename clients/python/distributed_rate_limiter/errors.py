@@ -1,53 +1,69 @@
-"""The limiter's errors. Answers are raised to the caller; transport failures are not
-(they go through the failure policy) except from calls that have no safe default
-(configure, reset, info), which raise `Unavailable`."""
+"""The limiter's errors, the same names as the Node client's:
 
-import asyncio
+    RateLimitError
+    ├── ConfigurationError   bad options or URL at construction (names the option)
+    ├── InvalidArgument      a bad argument to a call, in this API's words (also a ValueError)
+    ├── CommandError         the server refused the call
+    │   ├── NoRateLimit      the key has no stored policy and the call gave none
+    │   └── ForeignKey       the key holds data this limiter did not create
+    ├── Unavailable          no answer in time, or the circuit is open, for a call with no
+    │                        fallback (configure, reset, info, ready, refund, block, unblock;
+    │                        settle, release and renew after one retry)
+    └── Denied               lease(raise_on_deny=True) was denied (`.decision` says why)
 
-import redis
+Checks (throttle, peek, reserve, acquire) never raise Unavailable: the failure policy
+(`on_error`) decides them."""
 
 
 class RateLimitError(Exception):
     """Base class of every error this package raises."""
 
 
+class ConfigurationError(RateLimitError):
+    """Bad options or URL given to the constructor."""
+
+
 class InvalidArgument(RateLimitError, ValueError):
-    """A bad argument, refused before anything is sent, with the module's wording."""
+    """A bad argument, refused before anything is sent."""
 
 
 class CommandError(RateLimitError):
-    """The server refused the call (e.g. `no rate limit for key`, WRONGTYPE)."""
+    """The server refused the call."""
 
 
 class NoRateLimit(CommandError):
     """The key has no stored policy and the call gave none."""
 
 
+class ForeignKey(CommandError):
+    """The key exists and is not a rate limit of this client (an application's hash, say):
+    the Lua fallback never writes to it, and the module path does not convert it."""
+
+
 class Unavailable(RateLimitError):
     """Redis did not answer in time (or the circuit is open) and the call has no fallback."""
 
 
-# Failures of the transport or of the server's availability: these trip the breaker. Any
-# other error reply is an answer (the server is alive) and is raised as a CommandError.
-TRANSPORT_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError, asyncio.TimeoutError,
-                    redis.exceptions.ClusterError, redis.exceptions.ClusterDownError,
-                    redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
-                    redis.exceptions.OutOfMemoryError, redis.exceptions.SlotNotCoveredError)
-_TRANSPORT_PREFIXES = ("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "OOM", "BUSY ")
+class Denied(RateLimitError):
+    """A lease asked for with raise_on_deny=True was denied; `decision` has the numbers."""
+
+    def __init__(self, decision):
+        super().__init__(f"denied: retry after {decision.retry_after_ms} ms")
+        self.decision = decision
 
 
-def is_transport(err):
-    if isinstance(err, TRANSPORT_ERRORS):
-        return True
-    return isinstance(err, redis.ResponseError) and str(err).startswith(_TRANSPORT_PREFIXES)
+FOREIGN_KEY_REPLY = "key is not a rate limit of this client"
 
 
-def command_error(err):
-    """A server error reply as this package's typed error."""
-    text = str(err)
+def answer_error(text):
+    """A server's error reply (its text) as this package's typed error."""
     if text.startswith("no rate limit"):
         return NoRateLimit(text)
-    if text.startswith(("policy out of the Lua", "limit must", "window_ms must", "burst must",
-                        "cost must", "idle_ms must", "burst * window_ms")):
+    if text.startswith(FOREIGN_KEY_REPLY) or text.startswith("WRONGTYPE"):
+        return ForeignKey(text)
+    if text.startswith(("policy out of the Lua", "limit must", "window_ms must", "burst must", "cost must",
+                        "idle_ms must", "burst * window_ms", "a SLIDING", "a CONCURRENCY", "BURST applies",
+                        "too many limits", "estimate must", "n must", "actual must", "ms must", "HOLD must",
+                        "PENALTY", "reservation must", "lease must")):
         return InvalidArgument(text)
     return CommandError(text)

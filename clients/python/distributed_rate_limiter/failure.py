@@ -76,23 +76,16 @@ class Breaker:
 
 
 class Stats:
-    """Counters: decisions by path, transport errors, timeouts."""
+    """Counters: decisions by path, transport errors, timeouts, reconfigurations."""
 
     def __init__(self):
-        self.decisions = dict.fromkeys(PATHS, 0)
-        self.errors = 0
-        self.timeouts = 0
+        self.counts = dict.fromkeys(PATHS + ("errors", "timeouts", "reconfigured"), 0)
         self._lock = threading.Lock()
 
-    def decided(self, path):
+    def count(self, name, n=1):
         with self._lock:
-            self.decisions[path] += 1
-
-    def error(self, timeout=False):
-        with self._lock:
-            self.errors += 1
-            self.timeouts += bool(timeout)
+            self.counts[name] += n
 
     def snapshot(self):
         with self._lock:
-            return {"decisions": dict(self.decisions), "errors": self.errors, "timeouts": self.timeouts}
+            return dict(self.counts)

@@ -1,76 +1,15 @@
-"""The module's GCRA in pure Python, exact to the unit of 1/limit ms: validation with the
-module's own wording, the decision, and the numbers behind it. Used by the in-process
-limiter (`on_error='local'`) and to validate every call before anything is sent.
+"""GCRA, the leaky bucket as a meter, exactly as the module decides it (src/gcra.rs and
+src/verdict.rs): the theoretical arrival time (TAT) is `ms + frac/den` Unix ms, decisions are
+integers in units of 1/limit ms (Python's ints are unbounded: no range to watch), and a TAT
+more than one full bucket ahead of now (the clock stepped back) is read as one full bucket.
+Time is a parameter. Pure: no I/O."""
 
-A port of src/bucket.rs and src/verdict.rs: the theoretical arrival time (TAT) is kept as
-`ms + frac/den` Unix ms, and a request of cost n at `now_ms` passes iff
-`max(TAT, now) + n*T - now <= burst*T` with `T = window_ms / limit`, all in integers (Python's
-are unbounded, so no bound is needed here). Time is a parameter.
-"""
-
-from dataclasses import dataclass
 from typing import NamedTuple
-
-from .errors import InvalidArgument
-
-MAX_LIMIT = 1_000_000_000
-MAX_WINDOW_MS = 1_000_000_000_000
-MAX_BURST = 1_000_000_000
-MAX_COST = 1_000_000_000
-MAX_IDLE_MS = MAX_WINDOW_MS
-MAX_DRAIN_MS = 10_000_000_000_000
-# The Lua fallback's exact range (clients/lua/ratelimit.lua): doubles hold integers to 2^53.
-LUA_MAX_LIMIT = 1 << 26
-LUA_MAX_TOLERANCE = 1 << 51
-
-_RANGE = "{} must be an integer from 1 to {}"
-
-
-def check_int(name, value, hi, allow_none=False):
-    """`value` as an int in 1..hi, or InvalidArgument with the module's message."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-        raise InvalidArgument(_RANGE.format(name, hi))
-    return value
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A validated policy: `limit` per `window_ms`, a bucket of `burst` requests."""
-
-    limit: int
-    window_ms: int
-    burst: int
-
-    @classmethod
-    def of(cls, limit, window_ms, burst=None):
-        limit = check_int("limit", limit, MAX_LIMIT)
-        window_ms = check_int("window_ms", window_ms, MAX_WINDOW_MS)
-        burst = check_int("burst", burst, MAX_BURST, allow_none=True) or limit
-        if burst * window_ms > MAX_DRAIN_MS * limit:
-            raise InvalidArgument("burst * window_ms / limit is too large: a full bucket must drain "
-                                  "within 10000000000000 ms")
-        return cls(limit, window_ms, burst)
-
-    def fits_lua(self):
-        return self.limit <= LUA_MAX_LIMIT and self.burst * self.window_ms <= LUA_MAX_TOLERANCE
-
-    def check_lua(self):
-        if not self.fits_lua():
-            raise InvalidArgument("policy out of the Lua fallback's exact range (limit <= 67108864 and "
-                                  "burst * window_ms <= 2251799813685248): load the rl module for it")
-        return self
-
-    def share(self, fraction):
-        """This policy with limit and burst scaled by `fraction` (0 < fraction <= 1), rounded
-        down and at least 1, over the same window: what one of several instances enforces."""
-        return Policy(max(1, int(self.limit * fraction)), self.window_ms, max(1, int(self.burst * fraction)))
 
 
 class Tat(NamedTuple):
-    """Theoretical arrival time: exactly `ms + frac/den` Unix ms, 0 <= frac < den. (Named
-    tuples: the local limiter builds two per decision, and frozen dataclasses cost 3x more.)"""
+    """Exactly `ms + frac/den` Unix ms, 0 <= frac < den. (Named tuples: the local limiter
+    builds a few per decision, and frozen dataclasses cost 3x more.)"""
 
     ms: int = 0
     frac: int = 0
@@ -94,37 +33,83 @@ class Tat(NamedTuple):
 EMPTY = Tat()
 
 
-class Verdict(NamedTuple):
-    """One decision with its numbers, as RL.THROTTLE replies them."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    retry_after_ms: int  # -1: allowed, or never (cost > burst)
-    reset_after_ms: int
-    tat: Tat  # the bucket after the decision
+def clamped(lim, tat, now_ms):
+    """`tat` as a decision reads it: never more than one full bucket after now."""
+    cap = now_ms * lim.limit + lim.burst * lim.window_ms
+    if tat.in_units(lim.limit) <= cap:
+        return tat
+    return Tat.from_units(cap, lim.limit)
 
 
-def remaining(policy, tat, now_ms):
+def admits(lim, tat, now_ms, cost):
+    """The TAT after a request of `cost` at now_ms, or None when it does not fit."""
+    now = now_ms * lim.limit
+    tolerance = lim.burst * lim.window_ms
+    start = max(min(tat.in_units(lim.limit), now + tolerance), now)
+    new = start + cost * lim.window_ms
+    return Tat.from_units(new, lim.limit) if new - now <= tolerance else None
+
+
+def remaining(lim, tat, now_ms):
     """Cost-1 requests that would pass at now_ms: k pass while backlog + k*T <= burst*T."""
-    tolerance = policy.burst * policy.window_ms
-    backlog = max(tat.in_units(policy.limit) - now_ms * policy.limit, 0)
-    return max(tolerance - backlog, 0) // policy.window_ms
+    tolerance = lim.burst * lim.window_ms
+    backlog = max(clamped(lim, tat, now_ms).in_units(lim.limit) - now_ms * lim.limit, 0)
+    return max(tolerance - backlog, 0) // lim.window_ms
 
 
-def evaluate(policy, tat, now_ms, cost, shadow=False):
-    """Decides a request of `cost` at `now_ms` against a bucket at `tat` (module semantics,
-    shadow included: a shadow denial reads as allowed and changes nothing)."""
-    limit, interval = policy.limit, policy.window_ms
-    tolerance = policy.burst * interval
-    now = now_ms * limit
-    start = max(tat.in_units(limit), now)
-    new_tat = start + cost * interval
-    allowed = new_tat - now <= tolerance
-    after = Tat.from_units(new_tat, limit) if allowed else tat
-    retry = -1
-    if not allowed and cost <= policy.burst and not shadow:
-        needed = max(tat.in_units(limit) + cost * interval - tolerance, 0)
-        retry = max(-(-needed // limit) - now_ms, 1)
-    return Verdict(allowed or shadow, policy.burst, remaining(policy, after, now_ms), retry,
-                   max(after.empty_at_ms() - now_ms, 0), after)
+def retry_after_ms(lim, tat, now_ms, cost):
+    """Ms until a denied request of `cost` passes; -1 when it never can (cost > burst)."""
+    if cost > lim.burst:
+        return -1
+    needed = max(clamped(lim, tat, now_ms).in_units(lim.limit) + cost * lim.window_ms
+                 - lim.burst * lim.window_ms, 0)
+    return max(-(-needed // lim.limit) - now_ms, 1)
+
+
+# The interface every kind offers to limits.py (its registry), in units of this kind.
+
+def repair(lim, tat, now_ms):
+    """(the TAT as decisions read it, whether that differs from the stored one)."""
+    c = clamped(lim, tat, now_ms)
+    return c, c != tat
+
+
+def fits(lim, tat, now_ms, cost):
+    return admits(lim, tat, now_ms, cost) is not None
+
+
+def counted(lim, tat, now_ms, cost, lease_id=None):
+    """The TAT after admitting `cost` (call only when it fits)."""
+    return admits(lim, tat, now_ms, cost)
+
+
+def reset_after_ms(lim, tat, now_ms):
+    return max(tat.empty_at_ms() - now_ms, 0)
+
+
+def empty_at_ms(lim, tat, now_ms):
+    return tat.empty_at_ms()
+
+
+def _backlog(lim, tat, now_ms):
+    """The backlog at now_ms in 1/limit-ms units (0 for an empty bucket), read as a decision
+    reads it (at most one full bucket)."""
+    return max(clamped(lim, tat, now_ms).in_units(lim.limit) - now_ms * lim.limit, 0)
+
+
+def refund(lim, tat, now_ms, n, at_ms=None):
+    """(TAT, units given back) after giving back `n` units: TAT := max(now, TAT - n*T), and
+    given back min(n, ceil((TAT - now) / T)). Never makes room beyond an empty bucket."""
+    backlog = _backlog(lim, tat, now_ms)
+    if backlog == 0:
+        return tat, 0
+    given = min(n, -(-backlog // lim.window_ms))
+    return Tat.from_units(now_ms * lim.limit + max(backlog - n * lim.window_ms, 0), lim.limit), given
+
+
+def charge(lim, tat, now_ms, units):
+    """The TAT after charging `units` whatever it does to admission (a settle above its
+    estimate): TAT := min(max(TAT, now) + units*T, now + burst*T), so a debt is at most one
+    full bucket beyond now."""
+    backlog = min(_backlog(lim, tat, now_ms) + units * lim.window_ms, lim.burst * lim.window_ms)
+    return Tat.from_units(now_ms * lim.limit + backlog, lim.limit)

@@ -1,11 +1,15 @@
-"""The in-process limiter behind `on_error='local'`: the module's exact GCRA (gcra.py) over a
-bounded table of buckets, with an injectable clock (Unix ms) for tests."""
+"""The in-process limiter behind `on_error='local'`: the module's exact decisions (keystate.py
+over limits.py: rate limits, leases, reservations, penalties) over a bounded table of key
+states, with an injectable clock (Unix ms) for tests. It keeps its state across outages: a
+client that used its share in one outage does not get it again in the next one within the
+window, and a lease or reservation taken locally is released or settled locally."""
 
 import threading
 import time
 from collections import OrderedDict
 
-from .gcra import EMPTY, evaluate
+from . import keystate
+from .policy import DEFAULT_HOLD_MS
 
 
 def wall_clock_ms():
@@ -13,33 +17,62 @@ def wall_clock_ms():
 
 
 class LocalLimiter:
-    """Buckets by key, least recently used dropped past `max_keys` (a dropped client starts
-    from an empty bucket: bounded memory during a long outage, at the price of a fresh burst
-    for the oldest clients). Thread-safe."""
+    """Key states by key, least recently used dropped past `max_keys` (a dropped client starts
+    from empty: bounded memory during a long outage, at the price of a fresh burst for the
+    oldest clients). Thread-safe. Policies are tuples of Limits (already scaled to this
+    instance's share); replies are keystate's (a Grant for a check)."""
 
     def __init__(self, clock=wall_clock_ms, max_keys=100_000):
         self.clock = clock
         self.max_keys = max_keys
-        self._tats = OrderedDict()
+        self._states = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, key, policy, cost=1, consume=True, shadow=False):
-        """The Verdict for `cost` on `key` under `policy` (already scaled to this instance's
-        share); counts it when allowed and `consume`."""
+    def _apply(self, key, op):
+        """op(state, now) -> (reply, new state or None), under the lock."""
         now = self.clock()
         with self._lock:
-            tat = self._tats.get(key, EMPTY)
-            v = evaluate(policy, tat, now, cost, shadow)
-            if consume and v.tat is not tat:
-                self._tats[key] = v.tat
-                self._tats.move_to_end(key)
-                if len(self._tats) > self.max_keys:
-                    self._tats.popitem(last=False)
-            return v
+            reply, new = op(self._states.get(key, keystate.EMPTY), now)
+            if new is not None:
+                self._states[key] = new
+                self._states.move_to_end(key)
+                if len(self._states) > self.max_keys:
+                    self._states.popitem(last=False)
+            return reply
+
+    def check(self, key, policy, cost=1, mode="throttle", penalty=None, shadow=False, hold_ms=DEFAULT_HOLD_MS):
+        """A keystate.Grant for `cost` on `key` under `policy`: mode 'throttle' (counts when
+        allowed), 'peek' (counts nothing), 'reserve' (cost = the estimate; the Grant's id is
+        the reservation) or 'acquire' (the id is the lease)."""
+        return self._apply(key, lambda s, now: keystate.check(policy, s, now, cost, mode, penalty, shadow, hold_ms))
+
+    def refund(self, key, policy, n):
+        return self._apply(key, lambda s, now: keystate.refund(policy, s, now, n))
+
+    def settle(self, key, rid, actual):
+        """Under the policy the reservation was decided with (the key's last write)."""
+        return self._apply(key, lambda s, now: keystate.settle(s.policy, s, now, rid, actual))
+
+    def release(self, key, lease_id):
+        return self._apply(key, lambda s, now: keystate.release(s, now, lease_id))
+
+    def renew(self, key, lease_id, ms):
+        return self._apply(key, lambda s, now: keystate.renew(s, now, lease_id, ms))
+
+    def block(self, key, ms):
+        return self._apply(key, lambda s, now: ("OK", keystate.block(s, now, ms)))
+
+    def unblock(self, key):
+        return self._apply(key, keystate.unblock)
+
+    def summary(self, key):
+        """RL.INFO's fields of issues 19 and 20 for `key`."""
+        return self._apply(key, lambda s, now: (keystate.summary(s, now), None))
 
     def reset(self, key):
-        with self._lock:
-            self._tats.pop(key, None)
+        """Usage, holds, leases and the block forgotten, the id sequence kept (RL.RESET);
+        returns the ms of backlog forgotten."""
+        return self._apply(key, lambda s, now: keystate.reset(s, now) if s is not keystate.EMPTY else (0, None))
 
     def __len__(self):
-        return len(self._tats)
+        return len(self._states)

@@ -11,6 +11,10 @@ inside redis-py's connect and handshake for the user's timeouts, so that part ru
 helper thread and the caller stops waiting at its deadline. At most CONNECTS_IN_FLIGHT such
 threads exist (on a frozen server they stay blocked until it resumes or the user's socket
 timeout fires); past that a caller waits for one only until its own deadline.
+
+Waiting for a connection (a pool at its max_connections, or every connect slot taken) is
+overload, not an outage: the caller waits within its deadline and then gets PoolBusy, which
+the engine does not count against Redis.
 """
 
 import inspect
@@ -20,7 +24,9 @@ import time
 import redis
 from redis.cluster import RedisCluster
 from redis.connection import Connection
-from redis.exceptions import AskError, MovedError
+from redis.exceptions import AskError, MaxConnectionsError, MovedError
+
+from .redispy import PoolBusy
 
 CONNECTS_IN_FLIGHT = 16
 # redis-py 6+ reads a reply with a per-call timeout; 5.x only waits with can_read(timeout).
@@ -124,11 +130,24 @@ class Transport:
             pool.release(conn)
 
     def _acquire(self, pool, deadline):
+        """A connection of `pool`, waiting (within the deadline) while the pool is full."""
+        pause = 0.0005
+        while True:
+            try:
+                return self._acquire_once(pool, deadline)
+            except MaxConnectionsError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PoolBusy("every pooled connection stayed in use until the deadline") from None
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.005)
+
+    def _acquire_once(self, pool, deadline):
         idle = getattr(pool, "_available_connections", None)
         if idle and getattr(idle[-1], "_sock", None) is not None:
             return pool.get_connection()  # connected already: no blocking I/O
         if not self._connecting.acquire(timeout=max(deadline - time.monotonic(), 0)):
-            raise redis.TimeoutError(f"{CONNECTS_IN_FLIGHT} connections to Redis are being established")
+            raise PoolBusy(f"{CONNECTS_IN_FLIGHT} connections to Redis were being established until the deadline")
         box = {"abandoned": False}
         handoff = threading.Lock()
         done = threading.Event()
@@ -136,7 +155,7 @@ class Transport:
         def connect():
             try:
                 box["conn"] = pool.get_connection()
-            except (redis.RedisError, OSError) as e:  # handed to the caller
+            except (redis.RedisError, OSError, MaxConnectionsError) as e:  # handed to the caller
                 box["err"] = e
             except Exception as e:  # e.g. the socket closed under it (a cluster refresh's disconnect)
                 box["err"] = redis.ConnectionError(f"connecting failed: {e!r}")

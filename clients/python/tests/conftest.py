@@ -21,6 +21,11 @@ sys.path.insert(0, str(CLIENTS / "conformance"))
 from harness import Server, build_frozen_clock  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "issue(*numbers): needs the module commands of these issues (19, 20) "
+                                       "on the module path; skipped on a module without them")
+
+
 def plain_client(port, protocol=2, **kw):
     """A redis-py client as an application would make one, but with no silent retries."""
     kw.setdefault("socket_timeout", 5)

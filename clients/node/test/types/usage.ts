@@ -1,22 +1,40 @@
 // Compiled (not run) by test/types.test.js: the shipped index.d.ts describes the API as used.
-import { DistributedRateLimiter, rateLimit, RateLimitArgumentError, Verdict, Stats, LocalLimiter, keySlot, ipKey } from 'distributed-rate-limiter';
+import { DistributedRateLimiter, InvalidArgument, ForeignKey, Decision, Stats, LocalLimiter, keySlot, ipKey, ReserveDecision, LeaseDecision, Denied } from 'distributed-rate-limiter';
+import { rateLimit } from 'distributed-rate-limiter/express';
 import IoRedis from 'ioredis';
 
 async function main(): Promise<void> {
-  const rateLimiter = new DistributedRateLimiter();
+  const rateLimiter = new DistributedRateLimiter('redis://127.0.0.1:6379', { timeoutMs: 50 });
+  await rateLimiter.ready();
   await rateLimiter.configureRateLimit('user123', { limit: 10, windowMs: 60000 });
+  await rateLimiter.configureRateLimit('api', [{ limit: 10, windowMs: 1000 }, { limit: 1000, windowMs: 86400000, kind: 'sliding' }]);
   const ok: boolean = await rateLimiter.isAllowed('user123');
-  const v: Verdict = await rateLimiter.throttle('user123', { cost: 2, limit: 10, windowMs: 1000, burst: 20 });
-  const retry: number = v.retryAfterMs;
+  const v: Decision = await rateLimiter.throttle('user123', { cost: 2, limit: 10, windowMs: 1000, burst: 20 });
+  const w: Decision = await rateLimiter.waitUntilAllowed('user123', { timeoutMs: 500 });
+  const binding: number = v.binding;
   const header: string | undefined = v.headers['Retry-After'];
   const s: Stats = rateLimiter.stats();
-  const withClient = new DistributedRateLimiter(new IoRedis(), { onError: 'deny', timeoutMs: 20, localShare: 0.25, prefix: 'rl:' });
+  const withClient = new DistributedRateLimiter(new IoRedis(), { onError: 'deny', localShare: 0.25, prefix: 'rl:', denyCacheMaxMs: 0 });
   withClient.on('degraded', (e) => console.log(e.stats.state));
-  const mw = rateLimit(withClient, { key: (req) => String(req.headers['x-api-key']), limit: 100, windowMs: 60000 });
+  const mw = rateLimit(withClient, { name: 'login', key: (req) => req.headers['x-api-key'], skip: () => false, limit: 100, windowMs: 60000 });
   const local = new LocalLimiter({ now: () => 0n });
   const lv = local.check('k', { limit: 1n, windowMs: 1000n, burst: 1n }, 1n);
   const slot: number = keySlot('{user}:x');
-  console.log(ok, retry, header, s.failedOpen, mw, lv.allowed, slot, ipKey('::1'), new RateLimitArgumentError('x').message);
+  await rateLimiter.configureRateLimit('login', { limit: 5, windowMs: 60000, penaltyMs: 1000, penaltyMaxMs: 60000 });
+  await rateLimiter.configureRateLimit('tenant', [{ limit: 100, windowMs: 60000 }, { limit: 2, windowMs: 30000, kind: 'concurrency' }]);
+  const r: ReserveDecision = await rateLimiter.reserve('tokens', 500, { holdMs: 60000, limit: 10000, windowMs: 60000 });
+  const charged: number = await rateLimiter.settle('tokens', r.reservation, 420);
+  const given: number = await rateLimiter.refund('user123', 1);
+  await rateLimiter.block('login', 60000);
+  const wasBlocked: boolean = await rateLimiter.unblock('login');
+  const l: LeaseDecision = await rateLimiter.acquire('tenant', { cost: 1 });
+  const renewed: boolean = await rateLimiter.renew('tenant', l.lease, 30000);
+  const released: boolean = await rateLimiter.release('tenant', l.lease);
+  const out: number | LeaseDecision = await rateLimiter.withLease('tenant', async (d) => d.remaining, { rejectOnDeny: false });
+  const leased = rateLimit(rateLimiter, { name: 'jobs', lease: true });
+  const lr = local.check('k', { limits: [{ kind: 'concurrency', limit: 2n, windowMs: 1000n, burst: 2n }] }, 1n, 'acquire');
+  console.log(charged, given, wasBlocked, renewed, released, out, leased, lr.id, new Denied(l).decision.allowed);
+  console.log(ok, w.path, binding, header, s.failedOpen, s.everConnected, mw, lv.allowed, slot, ipKey('::1'), new InvalidArgument('x').message, ForeignKey.name);
   // @ts-expect-error onError takes one of three words
   new DistributedRateLimiter({ onError: 'maybe' });
 }
