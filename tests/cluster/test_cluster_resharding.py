@@ -140,6 +140,7 @@ def test_reshard_under_load_keeps_every_bucket_and_expiry(make_cluster, figures)
     src, dst = cluster.masters()[:2]
     owners = cluster.slot_owners()
     moving = [s for s in range(SLOTS) if owners[s] == src.port][:MOVE_SLOTS]  # what reshard takes
+    moving_set = set(moving)
     keys, i = [], 0
     while len(keys) < 80:
         k = f"rs:{i}"
@@ -155,9 +156,13 @@ def test_reshard_under_load_keeps_every_bucket_and_expiry(make_cluster, figures)
         wait_until(lambda: load.denied > 200, 30, "load to flow")
         src.client().config_resetstat()
         t0 = time.monotonic()
-        cluster.cli("--cluster", "reshard", src.addr(), "--cluster-from", src.node_id(),
-                    "--cluster-to", dst.node_id(), "--cluster-slots", MOVE_SLOTS, "--cluster-yes",
-                    timeout=180)
+        def reshard():  # a retried move takes what is left (reshard takes src's lowest slots)
+            left = sum(1 for s, port in enumerate(cluster.slot_owners())
+                       if s in moving_set and port == src.port)
+            return ("--cluster", "reshard", src.addr(), "--cluster-from", src.node_id(),
+                    "--cluster-to", dst.node_id(), "--cluster-slots", left, "--cluster-yes")
+
+        cluster.move_slots(reshard, entry=src, timeout=180)
         reshard_s = time.monotonic() - t0
         time.sleep(0.3)  # requests after the move, on the new owner
     finally:
@@ -197,8 +202,8 @@ def test_add_master_and_rebalance_moves_keys_with_their_state(make_cluster, figu
     try:
         wait_until(lambda: load.denied > 200, 30, "load to flow")
         t0 = time.monotonic()
-        cluster.cli("--cluster", "rebalance", entry.addr(), "--cluster-use-empty-masters",
-                    timeout=300)
+        cluster.move_slots(lambda: ("--cluster", "rebalance", entry.addr(),
+                                    "--cluster-use-empty-masters"), entry=entry, timeout=300)
         rebalance_s = time.monotonic() - t0
         time.sleep(0.3)
     finally:
