@@ -276,7 +276,10 @@ fn parts_text(parts: &Parts) -> Text<0> {
     }
     for h in &parts.holds {
         item(&mut t, b'h');
-        for (i, v) in [h.id, h.estimate, h.at_ms, h.expires_at_ms].into_iter().enumerate() {
+        for (i, v) in [h.id, h.estimate, h.at_ms, h.expires_at_ms]
+            .into_iter()
+            .enumerate()
+        {
             if i > 0 {
                 t.push(b':');
             }

@@ -42,10 +42,7 @@ pub enum Op {
     /// `RL.RESERVE`: a check of cost `estimate` that keeps a hold for `hold_ms`. `under`: on a
     /// key with no stored policy, the limits it is reserved under (unscaled), which a settle
     /// will read.
-    Reserve {
-        hold_ms: u64,
-        under: Option<Policy>,
-    },
+    Reserve { hold_ms: u64, under: Option<Policy> },
     /// `RL.ACQUIRE`.
     Acquire,
 }
@@ -61,12 +58,15 @@ pub struct PenaltyRule {
 /// The errors a check gets before any decision: a key whose policy has a CONCURRENCY limit is
 /// acquired, not checked or reserved; a reserve beyond the open holds a key keeps.
 #[inline]
-pub fn admissible(op: &Op, policy: &Policy, parts: Option<&Parts>, now_ms: u64) -> Result<(), Error> {
+pub fn admissible(
+    op: &Op,
+    policy: &Policy,
+    parts: Option<&Parts>,
+    now_ms: u64,
+) -> Result<(), Error> {
     match op {
         Op::Check | Op::Reserve { .. } if policy.takes_leases() => Err(Error::Leased),
-        Op::Reserve { .. }
-            if parts.is_some_and(|p| p.open_holds(now_ms).count() >= MAX_HOLDS) =>
-        {
+        Op::Reserve { .. } if parts.is_some_and(|p| p.open_holds(now_ms).count() >= MAX_HOLDS) => {
             Err(Error::TooManyHolds)
         }
         _ => Ok(()),
@@ -114,7 +114,14 @@ pub fn evaluate(
     let decision = decide(policy, usages, now_ms, cost);
     let blocked_until = parts.and_then(|p| p.blocked_until(now_ms));
     let starts = if !decision.allowed && blocked_until.is_none() && !shadow {
-        penalty().map(|r| penalize(r.penalty, parts.and_then(|x| x.block), r.escalation_ms, now_ms))
+        penalty().map(|r| {
+            penalize(
+                r.penalty,
+                parts.and_then(|x| x.block),
+                r.escalation_ms,
+                now_ms,
+            )
+        })
     } else {
         None
     };

@@ -107,7 +107,11 @@ fn a_settle_gives_back_the_difference_or_charges_the_excess() {
     assert_eq!(settle(&mut s, Some(&p), T0, c, 500), Ok(499));
     let (allowed, n) = throttle(&mut s, &p, T0, 1);
     assert!(!allowed);
-    assert_eq!(n.retry_after_ms, Some(1000), "in debt up to a full bucket, no more");
+    assert_eq!(
+        n.retry_after_ms,
+        Some(1000),
+        "in debt up to a full bucket, no more"
+    );
 }
 
 #[test]
@@ -115,12 +119,21 @@ fn an_unknown_expired_or_settled_reservation_is_an_error() {
     let p = policy(&[gcra(10, 1000, 10)]);
     let mut s = key(&p);
     let id = reserve(&mut s, &p, T0, 2).unwrap();
-    assert_eq!(settle(&mut s, Some(&p), T0, id + 1, 0), Err(Error::UnknownReservation));
+    assert_eq!(
+        settle(&mut s, Some(&p), T0, id + 1, 0),
+        Err(Error::UnknownReservation)
+    );
     assert_eq!(settle(&mut s, Some(&p), T0, id, 1), Ok(-1));
-    assert_eq!(settle(&mut s, Some(&p), T0, id, 1), Err(Error::UnknownReservation));
+    assert_eq!(
+        settle(&mut s, Some(&p), T0, id, 1),
+        Err(Error::UnknownReservation)
+    );
     let late = reserve(&mut s, &p, T0, 1).unwrap();
     let expired = T0 + 300_000;
-    assert_eq!(settle(&mut s, Some(&p), expired, late, 0), Err(Error::UnknownReservation));
+    assert_eq!(
+        settle(&mut s, Some(&p), expired, late, 0),
+        Err(Error::UnknownReservation)
+    );
 }
 
 #[test]
@@ -140,8 +153,14 @@ fn a_key_keeps_at_most_64_open_holds() {
         assert!(reserve(&mut s, &p, T0, 1).is_some());
     }
     let before = s.clone();
-    let op = Op::Reserve { hold_ms: 1000, under: None };
-    assert_eq!(check(&mut s, &p, &op, T0, 1, false, None).unwrap_err(), Error::TooManyHolds);
+    let op = Op::Reserve {
+        hold_ms: 1000,
+        under: None,
+    };
+    assert_eq!(
+        check(&mut s, &p, &op, T0, 1, false, None).unwrap_err(),
+        Error::TooManyHolds
+    );
     assert_eq!(s, before, "nothing counted");
     // Once one is settled (or expires) there is room again.
     let first = s.parts.as_ref().unwrap().holds[0].id;
@@ -214,12 +233,18 @@ fn a_penalty_blocks_and_tells_the_block_and_a_blocked_key_counts_nothing() {
     // block's end and its own retry.
     let (e, n, c) = go(&mut s, T0);
     assert!(!e.allowed() && c.changed);
-    assert_eq!((n.remaining, n.retry_after_ms, n.reset_after_ms), (0, Some(5000), 5000));
+    assert_eq!(
+        (n.remaining, n.retry_after_ms, n.reset_after_ms),
+        (0, Some(5000), 5000)
+    );
     // Blocked: denied even where the limits admit, nothing counted, nothing extended.
     let before = s.clone();
     let (e, n, c) = go(&mut s, T0 + 2000);
     assert!(!e.allowed() && !c.changed && e.decision.allowed);
-    assert_eq!((n.remaining, n.retry_after_ms, n.reset_after_ms), (0, Some(3000), 3000));
+    assert_eq!(
+        (n.remaining, n.retry_after_ms, n.reset_after_ms),
+        (0, Some(3000), 3000)
+    );
     assert_eq!(s, before);
     // A denial within one window of the end doubles; a later one starts over.
     go(&mut s, T0 + 5000);
@@ -254,7 +279,10 @@ fn a_shadow_policy_never_penalizes_and_is_told_allowed_while_blocked() {
         escalation_ms: 1000,
     };
     let mut s = key(&p);
-    assert!(check(&mut s, &p, &Op::Check, T0, 1, true, Some(rule)).unwrap().0.allowed());
+    assert!(check(&mut s, &p, &Op::Check, T0, 1, true, Some(rule))
+        .unwrap()
+        .0
+        .allowed());
     let (e, _, c) = check(&mut s, &p, &Op::Check, T0, 1, true, Some(rule)).unwrap();
     assert!(e.starts.is_none() && !c.changed);
     block(&mut s, T0, 10_000);
@@ -268,11 +296,20 @@ fn block_keeps_the_level_and_unblock_forgets_it() {
     let p = policy(&[gcra(1, 1000, 1)]);
     let mut s = key(&p);
     s.parts = Some(Box::new(Parts {
-        block: Some(Block { until_ms: T0, level: 3 }),
+        block: Some(Block {
+            until_ms: T0,
+            level: 3,
+        }),
         ..Parts::default()
     }));
     block(&mut s, T0, 500);
-    assert_eq!(s.parts.as_ref().unwrap().block, Some(Block { until_ms: T0 + 500, level: 3 }));
+    assert_eq!(
+        s.parts.as_ref().unwrap().block,
+        Some(Block {
+            until_ms: T0 + 500,
+            level: 3
+        })
+    );
     assert!(!allow(&mut s, &p, T0 + 499, 1));
     assert!(unblock(&mut s, T0 + 10));
     assert!(s.parts.is_none());
@@ -284,11 +321,23 @@ fn block_keeps_the_level_and_unblock_forgets_it() {
 fn a_key_with_a_concurrency_limit_is_acquired_not_checked_or_reserved() {
     let p = policy(&[gcra(10, 1000, 10), conc(1, 1000)]);
     let mut s = key(&p);
-    assert_eq!(check(&mut s, &p, &Op::Check, T0, 1, false, None).unwrap_err(), Error::Leased);
-    let op = Op::Reserve { hold_ms: 1, under: None };
-    assert_eq!(check(&mut s, &p, &op, T0, 1, false, None).unwrap_err(), Error::Leased);
+    assert_eq!(
+        check(&mut s, &p, &Op::Check, T0, 1, false, None).unwrap_err(),
+        Error::Leased
+    );
+    let op = Op::Reserve {
+        hold_ms: 1,
+        under: None,
+    };
+    assert_eq!(
+        check(&mut s, &p, &op, T0, 1, false, None).unwrap_err(),
+        Error::Leased
+    );
     // RL.PEEK answers for a hypothetical acquire.
-    assert!(check(&mut s, &p, &Op::Peek, T0, 1, false, None).unwrap().0.allowed());
+    assert!(check(&mut s, &p, &Op::Peek, T0, 1, false, None)
+        .unwrap()
+        .0
+        .allowed());
     let (ok, id) = acquire(&mut s, &p, T0, 1);
     assert!(ok && id == Some(T0 * 1000));
     // Denied by the lease: the rate limit counts nothing either.
@@ -314,8 +363,11 @@ fn reservations_and_leases_share_one_sequence_that_survives_reset() {
 /// Limits of one kind each for the property tests (small, so traces reach their bounds).
 fn arb_rate_limit() -> impl Strategy<Value = Limit> {
     prop_oneof![
-        (1u64..=10, 1u64..=2000, 1u64..=10)
-            .prop_filter_map("valid", |(l, w, b)| Gcra::new(l, w, b).ok().map(Limit::Gcra)),
+        (1u64..=10, 1u64..=2000, 1u64..=10).prop_filter_map("valid", |(l, w, b)| Gcra::new(
+            l, w, b
+        )
+        .ok()
+        .map(Limit::Gcra)),
         (1u64..=10, 1u64..=2000).prop_map(|(l, w)| sliding(l, w)),
     ]
 }
@@ -325,7 +377,10 @@ fn arb_rate_policy() -> impl Strategy<Value = Policy> {
 }
 
 fn arb_trace() -> impl Strategy<Value = Vec<(u64, u64)>> {
-    prop::collection::vec((prop_oneof![Just(0u64), 0u64..100, 0u64..3000], 1u64..=4), 0..40)
+    prop::collection::vec(
+        (prop_oneof![Just(0u64), 0u64..100, 0u64..3000], 1u64..=4),
+        0..40,
+    )
 }
 
 /// A key after a trace of checks; the instant of its last request.
@@ -413,7 +468,10 @@ fn arb_steps() -> impl Strategy<Value = Vec<(u64, Step)>> {
         (1u64..=5).prop_map(Step::Reserve),
         (0usize..30, 0u64..=7).prop_map(|(i, a)| Step::Settle(i, a)),
     ];
-    prop::collection::vec((prop_oneof![Just(0u64), 0u64..300, 0u64..2000], step), 1..90)
+    prop::collection::vec(
+        (prop_oneof![Just(0u64), 0u64..300, 0u64..2000], step),
+        1..90,
+    )
 }
 
 proptest! {

@@ -25,8 +25,8 @@
 //! PURE: no Redis types here.
 
 use crate::kinds::gcra::{Tat, MAX_TAT_MS};
-use crate::policy::{Policy, MAX_LIMITS};
 pub use crate::policy::Penalty;
+use crate::policy::{Policy, MAX_LIMITS};
 
 /// Most open holds a key keeps (a reserve beyond them is an error, and counts nothing).
 pub const MAX_HOLDS: usize = 64;

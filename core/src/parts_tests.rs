@@ -15,13 +15,25 @@ fn with_last(last: Option<u64>) -> Parts {
 
 #[test]
 fn ids_start_at_now_times_1000_and_strictly_increase() {
-    assert_eq!(with_last(None).next_id(1_700_000_000_000), Some(1_700_000_000_000_000));
+    assert_eq!(
+        with_last(None).next_id(1_700_000_000_000),
+        Some(1_700_000_000_000_000)
+    );
     // More than one in a millisecond: the next one up.
-    assert_eq!(with_last(Some(1_700_000_000_000_000)).next_id(1_700_000_000_000), Some(1_700_000_000_000_001));
+    assert_eq!(
+        with_last(Some(1_700_000_000_000_000)).next_id(1_700_000_000_000),
+        Some(1_700_000_000_000_001)
+    );
     // A later millisecond starts at its own thousand.
-    assert_eq!(with_last(Some(1_700_000_000_000_005)).next_id(1_700_000_000_001), Some(1_700_000_000_001_000));
+    assert_eq!(
+        with_last(Some(1_700_000_000_000_005)).next_id(1_700_000_000_001),
+        Some(1_700_000_000_001_000)
+    );
     // The clock stepped back: still after the last.
-    assert_eq!(with_last(Some(1_700_000_000_000_005)).next_id(1_600_000_000_000), Some(1_700_000_000_000_006));
+    assert_eq!(
+        with_last(Some(1_700_000_000_000_005)).next_id(1_600_000_000_000),
+        Some(1_700_000_000_000_006)
+    );
     // Below 2^53 (exact in JavaScript) until the year 2255.
     let year_2255_ms = 9_007_199_254_740;
     assert!(with_last(None).next_id(year_2255_ms).unwrap() < 1 << 53);
@@ -35,17 +47,32 @@ fn a_penalty_doubles_within_a_window_of_the_last_end_up_to_its_max() {
     let p = Penalty::new(1000, Some(5000)).unwrap();
     let w = 60_000;
     let first = penalize(p, None, w, 10_000);
-    assert_eq!(first, Block { until_ms: 11_000, level: 0 });
+    assert_eq!(
+        first,
+        Block {
+            until_ms: 11_000,
+            level: 0
+        }
+    );
     // Within one window of its end: doubled, then doubled, then capped.
     let second = penalize(p, Some(first), w, 11_000 + w - 1);
-    assert_eq!((second.level, second.until_ms - (11_000 + w - 1)), (1, 2000));
+    assert_eq!(
+        (second.level, second.until_ms - (11_000 + w - 1)),
+        (1, 2000)
+    );
     let third = penalize(p, Some(second), w, second.until_ms);
     assert_eq!((third.level, third.until_ms - second.until_ms), (2, 4000));
     let fourth = penalize(p, Some(third), w, third.until_ms + 5);
-    assert_eq!((fourth.level, fourth.until_ms - third.until_ms - 5), (3, 5000));
+    assert_eq!(
+        (fourth.level, fourth.until_ms - third.until_ms - 5),
+        (3, 5000)
+    );
     // A window or more after the last end: back to the start.
     let later = penalize(p, Some(fourth), w, fourth.until_ms + w);
-    assert_eq!((later.level, later.until_ms - fourth.until_ms - w), (0, 1000));
+    assert_eq!(
+        (later.level, later.until_ms - fourth.until_ms - w),
+        (0, 1000)
+    );
 }
 
 #[test]
@@ -57,7 +84,10 @@ fn without_max_a_penalty_does_not_escalate_and_levels_stop_at_63() {
     assert_eq!(big.duration_ms(39), 1 << 39);
     assert_eq!(big.duration_ms(40), MAX_BLOCK_MS);
     assert_eq!(big.duration_ms(63), MAX_BLOCK_MS);
-    let top = Block { until_ms: 0, level: MAX_LEVEL };
+    let top = Block {
+        until_ms: 0,
+        level: MAX_LEVEL,
+    };
     assert_eq!(penalize(big, Some(top), 10, 5).level, MAX_LEVEL);
 }
 
@@ -65,9 +95,15 @@ fn without_max_a_penalty_does_not_escalate_and_levels_stop_at_63() {
 fn penalty_bounds_are_checked() {
     use crate::error::Error;
     assert_eq!(Penalty::new(0, None), Err(Error::PenaltyRange));
-    assert_eq!(Penalty::new(MAX_BLOCK_MS + 1, None), Err(Error::PenaltyRange));
+    assert_eq!(
+        Penalty::new(MAX_BLOCK_MS + 1, None),
+        Err(Error::PenaltyRange)
+    );
     assert_eq!(Penalty::new(10, Some(9)), Err(Error::PenaltyMaxRange));
-    assert_eq!(Penalty::new(10, Some(MAX_BLOCK_MS + 1)), Err(Error::PenaltyMaxRange));
+    assert_eq!(
+        Penalty::new(10, Some(MAX_BLOCK_MS + 1)),
+        Err(Error::PenaltyMaxRange)
+    );
     assert!(Penalty::new(MAX_BLOCK_MS, Some(MAX_BLOCK_MS)).is_ok());
 }
 
@@ -116,14 +152,36 @@ fn parts_are_valid_only_as_a_command_leaves_them() {
         ..ok.clone()
     };
     assert!(configured.is_valid(true));
-    assert!(!configured.is_valid(false), "a usage-only key with holds needs their limits");
+    assert!(
+        !configured.is_valid(false),
+        "a usage-only key with holds needs their limits"
+    );
     for bad in [
-        Parts { holds: vec![hold(5), hold(3)], ..ok.clone() },
-        Parts { holds: vec![hold(3), hold(3)], ..ok.clone() },
-        Parts { last_id: Some(4), ..ok.clone() },
-        Parts { last_id: None, ..ok.clone() },
-        Parts { holds: vec![], ..ok.clone() },
-        Parts { holds: (1..=65).map(hold).collect(), last_id: Some(65), ..ok.clone() },
+        Parts {
+            holds: vec![hold(5), hold(3)],
+            ..ok.clone()
+        },
+        Parts {
+            holds: vec![hold(3), hold(3)],
+            ..ok.clone()
+        },
+        Parts {
+            last_id: Some(4),
+            ..ok.clone()
+        },
+        Parts {
+            last_id: None,
+            ..ok.clone()
+        },
+        Parts {
+            holds: vec![],
+            ..ok.clone()
+        },
+        Parts {
+            holds: (1..=65).map(hold).collect(),
+            last_id: Some(65),
+            ..ok.clone()
+        },
         Parts::default(),
     ] {
         assert!(!bad.is_valid(false), "{bad:?}");

@@ -102,7 +102,11 @@ impl Policy {
     /// The longest window of its limits, in ms (a CONCURRENCY limit's lease lifetime
     /// included): how long after a block's end a penalty still escalates.
     pub fn longest_window_ms(&self) -> u64 {
-        self.limits().iter().map(Limit::window_ms).max().unwrap_or(0)
+        self.limits()
+            .iter()
+            .map(Limit::window_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether a limit of the policy takes leases (CONCURRENCY): then its requests are

@@ -90,8 +90,7 @@ pub struct CompactStored {
 /// is always kept, written and sent so.
 #[inline]
 pub fn compact(state: StateRef<'_>) -> Option<Compact> {
-    let ([Usage::Gcra(tat)], None, None) = (state.usages, state.pending_at_ms, state.parts)
-    else {
+    let ([Usage::Gcra(tat)], None, None) = (state.usages, state.pending_at_ms, state.parts) else {
         return None;
     };
     let stored = match state.stored {
@@ -237,7 +236,13 @@ fn encode_parts(parts: Option<&Parts>, f: &mut Vec<u64>) {
         f.extend([PART_HOLDS, p.holds.len() as u64]);
         for h in &p.holds {
             let ends = h.written_ends();
-            f.extend([h.id, h.estimate, h.at_ms, h.expires_at_ms, ends.len() as u64]);
+            f.extend([
+                h.id,
+                h.estimate,
+                h.at_ms,
+                h.expires_at_ms,
+                ends.len() as u64,
+            ]);
             for e in ends {
                 f.extend([e.ms(), e.frac(), e.den()]);
             }

@@ -226,7 +226,9 @@ impl State {
                 (Some(s), None) => is_native(&s.policy, &usages),
                 (Some(_), Some(at)) => at <= crate::kinds::gcra::MAX_TAT_MS,
             }
-            && parts.as_deref().is_none_or(|p| p.is_valid(stored.is_some()))
+            && parts
+                .as_deref()
+                .is_none_or(|p| p.is_valid(stored.is_some()))
             && leases_issued(&usages, parts.as_deref());
         valid.then_some(State {
             usages,

@@ -31,7 +31,17 @@ macro_rules! send_line {
             (Extra::Nothing, None) => $send($target, cmd, c"sb".as_ptr(), $name, sp, sl),
             (Extra::Nothing, Some(p)) => {
                 let (pp, pl) = buf(p.as_bytes());
-                $send($target, cmd, c"sbcb".as_ptr(), $name, sp, sl, parts_kw, pp, pl)
+                $send(
+                    $target,
+                    cmd,
+                    c"sbcb".as_ptr(),
+                    $name,
+                    sp,
+                    sl,
+                    parts_kw,
+                    pp,
+                    pl,
+                )
             }
             (Extra::Policy(p), _) => {
                 // Version 1's form: a state of one GCRA limit, which has no parts.
@@ -52,7 +62,9 @@ macro_rules! send_line {
                 let (pp, pl) = buf(p.as_bytes());
                 let kw = c"LIMITS".as_ptr();
                 let fmt = c"sbcbcb".as_ptr();
-                $send($target, cmd, fmt, $name, sp, sl, kw, lp, ll, parts_kw, pp, pl)
+                $send(
+                    $target, cmd, fmt, $name, sp, sl, kw, lp, ll, parts_kw, pp, pl,
+                )
             }
         }
     }};

@@ -156,9 +156,7 @@ impl Leases {
 
     /// The stored parts, `(id, cost, expires_at_ms)`: what [`Leases::from_parts`] reads.
     pub fn parts(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-        self.items
-            .iter()
-            .map(|l| (l.id, l.cost(), l.expires_at_ms))
+        self.items.iter().map(|l| (l.id, l.cost(), l.expires_at_ms))
     }
 
     /// Every lease, live or not yet pruned.
@@ -342,7 +340,11 @@ impl KindRules for Concurrency {
     /// Until enough held leases expire for `cost` to fit (the earliest expiry, for cost 1).
     fn wait_ms(&self, leases: &Leases, now_ms: u64, cost: u64) -> Option<u64> {
         let at = leases.fits_at(self.limit(), now_ms, cost)?;
-        Some(if at == now_ms { 0 } else { (at - now_ms).max(1) })
+        Some(if at == now_ms {
+            0
+        } else {
+            (at - now_ms).max(1)
+        })
     }
 
     fn own_empty_at_ms(leases: &Leases, now_ms: u64) -> Option<u64> {

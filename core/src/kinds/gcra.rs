@@ -499,7 +499,8 @@ impl KindRules for Gcra {
         let limit = self.limit();
         let now = u128::from(now_ms) * u128::from(limit);
         let start = tat.clamped(self, now_ms).in_units(limit).max(now);
-        let units = (start + u128::from(n) * u128::from(self.window_ms())).min(now + self.tolerance());
+        let units =
+            (start + u128::from(n) * u128::from(self.window_ms())).min(now + self.tolerance());
         if let Some(new) = Tat::from_units(units, limit) {
             *tat = new.reduced();
         }
@@ -529,7 +530,11 @@ impl KindRules for Gcra {
         let Some(hold) = holds.get(this) else {
             return 0;
         };
-        let Some(end) = hold.ends.get(position).map(|e| e.in_units(limit).min(current)) else {
+        let Some(end) = hold
+            .ends
+            .get(position)
+            .map(|e| e.in_units(limit).min(current))
+        else {
             return 0;
         };
         let start = now.max(end.saturating_sub(u128::from(hold.estimate) * t));

@@ -418,7 +418,9 @@ impl Log {
     fn charge(&mut self, limit: &Sliding, now_ms: u64, n: u64) {
         let count = n.min(limit.limit());
         self.record(limit, now_ms, count);
-        let mut excess = self.used(limit.window_ms(), now_ms).saturating_sub(limit.limit());
+        let mut excess = self
+            .used(limit.window_ms(), now_ms)
+            .saturating_sub(limit.limit());
         if excess == 0 {
             return;
         }
@@ -626,7 +628,12 @@ impl KindRules for Sliding {
             return 0;
         };
         let n = n.min(hold.estimate);
-        log.take(self.counting_window(log), now_ms, n, Some(hold.at_ms.min(now_ms)))
+        log.take(
+            self.counting_window(log),
+            now_ms,
+            n,
+            Some(hold.at_ms.min(now_ms)),
+        )
     }
 }
 

@@ -48,7 +48,9 @@ pub struct Reply {
 pub fn check(call: &Call, which: Which, out: &mut Option<Reply>) -> Result<Told, Error> {
     let request = match which {
         Which::Allow => call.parse(|args| parse_request(args, Command::Allow))?,
-        Which::Throttle | Which::Peek => call.parse(|args| parse_request(args, Command::Throttle))?,
+        Which::Throttle | Which::Peek => {
+            call.parse(|args| parse_request(args, Command::Throttle))?
+        }
         Which::Acquire => call.parse(|args| parse_request(args, Command::Acquire))?,
         Which::Reserve => call.parse(parse_reserve)?,
     };

@@ -141,7 +141,11 @@ fn key_level_fields(ctx: Ctx, state: StateRef<'_>, now: u64) {
         (c"blocked_ms", Some(blocked)),
         (
             c"penalty_level",
-            Some(parts.and_then(|p| p.block).map_or(0, |b| u64::from(b.level))),
+            Some(
+                parts
+                    .and_then(|p| p.block)
+                    .map_or(0, |b| u64::from(b.level)),
+            ),
         ),
         (c"penalty_ms", penalty.map(|p| p.ms)),
         (c"penalty_max_ms", penalty.map(|p| p.max_ms)),
