@@ -71,7 +71,7 @@ pub fn decide(policy: &Policy, usages: &[Usage], now_ms: u64, cost: u64) -> Deci
 }
 
 /// Records an allowed request in every limit's usage, in place (nothing when denied).
-#[inline]
+#[inline(always)]
 pub fn record(policy: &Policy, usages: &mut [Usage], decision: &Decision, now_ms: u64, cost: u64) {
     if !decision.allowed {
         return;

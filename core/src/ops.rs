@@ -159,6 +159,7 @@ pub struct Committed {
 /// or lease), a denial stores the penalty it starts and the repair a clock step calls for, a
 /// blocked check changes nothing. Fails (changing nothing) only when the key has issued its
 /// last id.
+#[inline]
 pub fn commit(
     op: &Op,
     policy: &Policy,
@@ -168,6 +169,15 @@ pub fn commit(
     now_ms: u64,
     cost: u64,
 ) -> Result<Committed, Error> {
+    // The common case first, as RL.ALLOW took it before issue 19: an allowed check of a key
+    // with no parts only records the request (what the general path below does for it).
+    if *op == Op::Check && e.decision.allowed && e.blocked_until.is_none() && parts.is_none() {
+        decide::record(policy, usages, &e.decision, now_ms, cost);
+        return Ok(Committed {
+            changed: true,
+            id: None,
+        });
+    }
     if e.blocked_until.is_some() || *op == Op::Peek {
         return Ok(Committed::default());
     }

@@ -71,6 +71,7 @@ macro_rules! send_line {
 }
 
 /// Sends the key's new state (with its absolute expiry) to replicas and the AOF.
+#[inline]
 pub fn replicate(ctx: Ctx, name: Str, line: &Line) {
     // SAFETY: send_line passes arguments that match its format strings.
     if let Some(replicate) = unsafe { raw::RedisModule_Replicate } {
