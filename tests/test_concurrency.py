@@ -186,3 +186,20 @@ def test_sigkilled_workers_slots_come_back_after_the_lease_lifetime(r, server):
 def test_an_expired_lease_key_expires_by_itself(r):
     r.execute_command("RL.ACQUIRE", "short", "LIMIT", 1, "WINDOW", 100, "CONCURRENCY")
     wait_until(lambda: r.exists("short") == 0, what="the usage-only lease key to expire")
+
+
+def test_reconfiguration_carries_leases_to_a_concurrency_limit_and_a_kind_change_drops_them(r):
+    config(r, "t", 3, HOUR, "CONCURRENCY")
+    held = acquire(r, "t", "COST", 2)["lease"]
+    # Lowered below what is held: the lease stays, new acquires see the new limit.
+    config(r, "t", 1, HOUR, "CONCURRENCY")
+    assert acquire(r, "t")["allowed"] == 0
+    assert r.execute_command("RL.RELEASE", "t", held) == 1
+    assert acquire(r, "t")["allowed"] == 1
+    # To another kind: a new contract, the leases are gone.
+    config(r, "k", 2, HOUR, "CONCURRENCY")
+    old = acquire(r, "k")["lease"]
+    config(r, "k", 2, HOUR)
+    assert r.execute_command("RL.THROTTLE", "k")[:3] == [1, 2, 1]
+    assert info(r, "k")[b"leases"] == 0
+    assert r.execute_command("RL.RELEASE", "k", old) == 0

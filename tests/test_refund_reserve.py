@@ -212,3 +212,13 @@ def test_info_shows_the_holds(r, server):
     assert (i[b"holds"], i[b"held"]) == (2, 12)
     # Read in the same MULTI, at most a few ms after the hold was taken.
     assert 10_000 - 1000 < i[b"next_hold_expiry_ms"] <= 10_000
+
+
+def test_reset_forgets_holds_and_keeps_the_id_sequence(r, server):
+    config(r, "k", 5, HOUR)
+    first = reserve(r, "k", 2)["reservation"]
+    assert r.execute_command("RL.RESET", "k") > 0
+    assert info(server, "k")["holds"] == 0 and left(r, "k") == 5
+    with pytest.raises(redis.ResponseError, match=UNKNOWN):
+        r.execute_command("RL.SETTLE", "k", first, 0)
+    assert reserve(r, "k", 2)["reservation"] > first, "ids never go back"
