@@ -200,6 +200,8 @@ def test_reconfiguration_carries_leases_to_a_concurrency_limit_and_a_kind_change
     config(r, "k", 2, HOUR, "CONCURRENCY")
     old = acquire(r, "k")["lease"]
     config(r, "k", 2, HOUR)
+    assert info(r, "k")[b"leases"] == 0, "already dropped, before the key's next write"
+    assert r.execute_command("RL.RELEASE", "k", old) == 0
     assert r.execute_command("RL.THROTTLE", "k")[:3] == [1, 2, 1]
     assert info(r, "k")[b"leases"] == 0
     assert r.execute_command("RL.RELEASE", "k", old) == 0

@@ -126,8 +126,13 @@ fn key_level_fields(ctx: Ctx, state: StateRef<'_>, now: u64) {
         .map_or(0, |until| until - now);
     let penalty = state.stored.and_then(|s| s.penalty());
     let open = || parts.into_iter().flat_map(move |p| p.open_holds(now));
-    let mut leases: Vec<u64> = state
-        .usages
+    // The leases of the usages as the stored policy reads them: a reconfiguration to another
+    // kind, pending until the key's next write, has already dropped its CONCURRENCY leases.
+    let seen = state
+        .stored
+        .map(|s| view(&s.policy, state.usages, state.pending_at_ms, now));
+    let usages = seen.as_ref().map_or(state.usages, |v| v.as_slice());
+    let mut leases: Vec<u64> = usages
         .iter()
         .flat_map(|u| match u {
             Usage::Concurrency(l) => Some(l.live(now).map(|x| x.id)),
