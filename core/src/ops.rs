@@ -214,6 +214,9 @@ pub fn commit(
             for (end, u) in ends.iter_mut().zip(usages.iter()) {
                 *end = u.hold_end().map_or(Tat::EMPTY, |t| t.reduced());
             }
+            // Exactly one more: a doubling Vec would keep room for 4 holds (384 bytes) on a
+            // key with one, the common case (bench/bytes_ops.py).
+            p.holds.reserve_exact(1);
             p.holds.push(Hold {
                 id,
                 estimate: cost,
