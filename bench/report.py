@@ -343,9 +343,9 @@ def main():
     if (out_dir / "servers.json").exists():  # bench/servers.py: the table on Redis and Valkey
         raw_servers = json.loads((out_dir / "servers.json").read_text())
         md = md.rstrip("\n") + "\n\n" + servers.section(raw_servers)
-    # Sections measured by their own scripts (bench/policies.py, bench/bytes.py, the
-    # clients' benchmarks), kept in their own files so that a rerun does not drop them.
-    for extra in ("policies.md", "bytes.md", "clients.md"):
+    # Sections measured by their own scripts (bench/policies.py, bench/bytes.py,
+    # bench/profile.sh with bench/ops_profile.py and bench/bytes_ops.py, the clients' benchmarks), kept in their own files so that a rerun does not drop them.
+    for extra in ("policies.md", "bytes.md", "ops.md", "clients.md"):
         path = Path(__file__).with_name(extra)
         if path.exists():
             md = md.rstrip("\n") + "\n\n" + demoted(path.read_text())

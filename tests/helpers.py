@@ -249,6 +249,19 @@ def rl_info(port, key, auth=None, protocol=2, text=False):
     return reply
 
 
+# RL.INFO's fields of issues 19 and 20 as a key without holds, block, penalty or leases shows
+# them (a key written by an older version of the module has none of these).
+INFO_WITHOUT_PARTS = {"blocked_ms": 0, "penalty_level": 0, "penalty_ms": None, "penalty_max_ms": None,
+                      "holds": 0, "held": 0, "next_hold_expiry_ms": None, "leases": 0}
+
+
+def without_parts(info):
+    """RL.INFO as a dict with str names, less the fields of INFO_WITHOUT_PARTS, after checking
+    that they show nothing held."""
+    assert {k: info.get(k) for k in INFO_WITHOUT_PARTS} == INFO_WITHOUT_PARTS, info
+    return {k: v for k, v in info.items() if k not in INFO_WITHOUT_PARTS}
+
+
 def command_stats(c, command):
     """INFO commandstats of `command` (lower case, e.g. "rl.apply"): calls, failed_calls..."""
     return c.info("commandstats").get(f"cmdstat_{command}", {})

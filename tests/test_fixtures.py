@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import digest
+from helpers import digest, without_parts
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "v2.json").read_text())
@@ -71,4 +71,4 @@ def test_version_2_files_load_and_decide_identically(at_fixture_time, source):
         if "info" in want:
             info = c.execute_command("RL.INFO", key)
             got = {k.decode(): plain(v) for k, v in zip(info[::2], info[1::2]) if k != b"reset_after_ms"}
-            assert got == want["info"], key
+            assert without_parts(got) == want["info"], key

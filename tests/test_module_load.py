@@ -65,13 +65,18 @@ def test_command_docs_describe_every_argument(r):
         assert doc[b"summary"] and doc[b"complexity"] == b"O(1)" and doc[b"module"] == b"rl"
         assert pairs(doc[b"arguments"][0])[b"name"] == b"key"
     allow_args = [pairs(a) for a in pairs(docs[b"rl.allow"])[b"arguments"]]
-    # key, COST, the inline limit, its kind (GCRA|SLIDING), more limits after AND (issue 11).
-    assert [a.get(b"token") for a in allow_args] == [None, b"COST", None, None, b"AND"]
+    # key, COST, the inline limit, its kind (GCRA|SLIDING|CONCURRENCY), PENALTY (issues 19
+    # and 20), more limits after AND (issue 11).
+    assert [a.get(b"token") for a in allow_args] == [None, b"COST", None, None, b"PENALTY", b"AND"]
+    kinds = [pairs(a)[b"token"] for a in allow_args[3][b"arguments"]]
+    assert kinds == [b"GCRA", b"SLIDING", b"CONCURRENCY"]
+    penalty = [pairs(a) for a in allow_args[4][b"arguments"]]
+    assert [(a[b"name"], a.get(b"token")) for a in penalty] == [(b"ms", None), (b"max_ms", b"MAX")]
     inline = [pairs(a) for a in allow_args[2][b"arguments"]]
     assert [a[b"token"] for a in inline] == [b"LIMIT", b"WINDOW", b"BURST"]
     config_args = [pairs(a) for a in pairs(docs[b"rl.config"])[b"arguments"]]
     assert [a[b"name"] for a in config_args] == [b"key", b"limit", b"window_ms", b"burst", b"kind", b"idle_ms",
-                                                 b"shadow", b"and-limit"]
+                                                 b"shadow", b"penalty", b"and-limit"]
 
 
 def test_acl_key_patterns_apply_to_rl_commands(server, r):

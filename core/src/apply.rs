@@ -18,6 +18,15 @@
 //!   `<spec>(,<spec>)*;<idle_ms>;<flags>`, a spec `g<limit>:<window_ms>:<burst>` or
 //!   `s<limit>:<window_ms>`. `~` marks a reconfiguration pending since that instant (see
 //!   `state.rs`). Without `LIMITS` the key keeps its stored policy.
+//! - **Issues 19 and 20** add, to the set form only: a CONCURRENCY usage, `C` then its leases
+//!   `<id>x<cost>e<expires_at_ms>` joined by `:`; a CONCURRENCY limit `c<limit>:<window_ms>`;
+//!   a stored `PENALTY` as `;<ms>;<max_ms>` after the flags (flag 2 says it follows); and the
+//!   key-level parts, as a last argument `PARTS <parts>`: items joined by `;`, in this order,
+//!   each when there is one: `n<last_id>`, `b<until_ms>:<level>`, a hold
+//!   `h<id>:<estimate>:<at_ms>:<expires_at_ms>(:<end>)*` per open hold (its GCRA limits' ends,
+//!   each `<ms>[+<frac>/<den>]`, `0` where it keeps none, up to the last it keeps), and
+//!   `q<spec>(,<spec>)*` (the limits a key with no policy reserved under). A line without
+//!   `PARTS` leaves the key none (every write of a key with parts sends them whole).
 //!
 //! Reading is as strict as an RDB load: whatever arrives must describe a state the commands
 //! could have produced, in the form they write it.
@@ -26,10 +35,12 @@
 
 use crate::args::natural;
 use crate::error::Error;
+use crate::kinds::concurrency::{Concurrency, Leases, MAX_CONCURRENCY_LIMIT};
 use crate::kinds::gcra::{Gcra, Tat, MAX_TAT_MS};
 use crate::kinds::sliding::{Log, Sliding, MAX_SLIDING_LIMIT};
 use crate::kinds::{Limit, Usage};
-use crate::policy::{Policy, Stored, MAX_LIMITS};
+use crate::parts::{Block, Hold, Parts, MAX_HOLDS};
+use crate::policy::{Policy, Stored, FLAG_PENALTY, MAX_LIMITS};
 use crate::rdb::{compact, Compact};
 use crate::state::{State, StateRef, Usages};
 use crate::text::Text;
@@ -64,6 +75,8 @@ pub struct Apply {
     pub pending_at_ms: Option<u64>,
     /// The key's absolute expiry in Unix ms; `None`: it has none.
     pub expire_at_ms: Option<u64>,
+    /// The key-level parts (`PARTS`); `None`: the key has none.
+    pub parts: Option<Box<Parts>>,
 }
 
 /// The text arguments of an `RL.APPLY` line (after the key), built on the stack: the state,
@@ -72,6 +85,8 @@ pub struct Apply {
 pub struct Line {
     pub state: Text<128>,
     pub extra: Extra,
+    /// `PARTS <parts>`, for a key that has key-level parts (on the heap: most keys have none).
+    pub parts: Option<Text<0>>,
 }
 
 /// What follows the state on a line.
@@ -148,6 +163,19 @@ pub fn write_line(
         }
         match u {
             Usage::Gcra(t) => write_tat(text, *t),
+            Usage::Concurrency(leases) => {
+                text.push(b'C');
+                for (j, (id, cost, expires_at_ms)) in leases.parts().enumerate() {
+                    if j > 0 {
+                        text.push(b':');
+                    }
+                    text.number(id);
+                    text.push(b'x');
+                    text.number(cost);
+                    text.push(b'e');
+                    text.number(expires_at_ms);
+                }
+            }
             Usage::Sliding(log) => {
                 text.push(b'S');
                 for (j, (offset, count)) in log.parts().enumerate() {
@@ -177,33 +205,96 @@ pub fn write_line(
     }
     if let Some(s) = stored.filter(|_| set_policy) {
         let mut p = Text::new();
-        for (i, l) in s.policy.limits().iter().enumerate() {
-            if i > 0 {
-                p.push(b',');
-            }
-            match l {
-                Limit::Gcra(g) => {
-                    p.push(b'g');
-                    p.number(g.limit());
-                    p.push(b':');
-                    p.number(g.window_ms());
-                    p.push(b':');
-                    p.number(g.burst());
-                }
-                Limit::Sliding(sl) => {
-                    p.push(b's');
-                    p.number(sl.limit());
-                    p.push(b':');
-                    p.number(sl.window_ms());
-                }
-            }
-        }
+        write_specs(&mut p, &s.policy);
         p.push(b';');
         p.number(s.idle_ms);
         p.push(b';');
         p.number(s.flags());
+        if let Some(pen) = s.penalty() {
+            p.push(b';');
+            p.number(pen.ms);
+            p.push(b';');
+            p.number(pen.max_ms);
+        }
         line.extra = Extra::Limits(p);
     }
+    if let Some(parts) = state.parts {
+        line.parts = Some(parts_text(parts));
+    }
+}
+
+/// `<spec>(,<spec>)*`: `g<limit>:<window_ms>:<burst>`, `s<limit>:<window_ms>` or
+/// `c<limit>:<window_ms>`.
+fn write_specs<const N: usize>(p: &mut Text<N>, policy: &Policy) {
+    for (i, l) in policy.limits().iter().enumerate() {
+        if i > 0 {
+            p.push(b',');
+        }
+        match l {
+            Limit::Gcra(g) => {
+                p.push(b'g');
+                p.number(g.limit());
+                p.push(b':');
+                p.number(g.window_ms());
+                p.push(b':');
+                p.number(g.burst());
+            }
+            Limit::Sliding(sl) => {
+                p.push(b's');
+                p.number(sl.limit());
+                p.push(b':');
+                p.number(sl.window_ms());
+            }
+            Limit::Concurrency(c) => {
+                p.push(b'c');
+                p.number(c.limit());
+                p.push(b':');
+                p.number(c.window_ms());
+            }
+        }
+    }
+}
+
+/// The `PARTS` argument (see the module documentation).
+fn parts_text(parts: &Parts) -> Text<0> {
+    let mut t = Text::new();
+    let item = |t: &mut Text<0>, tag: u8| {
+        if !t.is_empty() {
+            t.push(b';');
+        }
+        t.push(tag);
+    };
+    if let Some(id) = parts.last_id {
+        item(&mut t, b'n');
+        t.number(id);
+    }
+    if let Some(b) = parts.block {
+        item(&mut t, b'b');
+        t.number(b.until_ms);
+        t.push(b':');
+        t.number(u64::from(b.level));
+    }
+    for h in &parts.holds {
+        item(&mut t, b'h');
+        for (i, v) in [h.id, h.estimate, h.at_ms, h.expires_at_ms]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                t.push(b':');
+            }
+            t.number(v);
+        }
+        for e in h.written_ends() {
+            t.push(b':');
+            write_tat(&mut t, *e);
+        }
+    }
+    if let Some(policy) = parts.reserved_under {
+        item(&mut t, b'q');
+        write_specs(&mut t, &policy);
+    }
+    t
 }
 
 /// `<ms>[+<frac>/<den>]`.
@@ -231,12 +322,14 @@ pub fn parse_apply(args: &[&[u8]]) -> Result<Apply, Error> {
         // Redis checks the registered arity for clients, but Redis 7.0's AOF loader does not:
         // a line with no state gets the arity error Redis itself would give.
         [] => Err(Error::WrongArity),
-        [_, kw, _] if kw.eq_ignore_ascii_case(b"LIMITS") => {
+        [_, kw, _] | [_, kw, _, _, _]
+            if kw.eq_ignore_ascii_case(b"LIMITS") || kw.eq_ignore_ascii_case(b"PARTS") =>
+        {
             parse_set(args).ok_or(Error::ApplyInvalid)
         }
         [state]
             if state.iter().any(|b| matches!(b, b',' | b'~'))
-                || matches!(state.first(), Some(b'S' | b'R')) =>
+                || matches!(state.first(), Some(b'S' | b'R' | b'C')) =>
         {
             parse_set(args).ok_or(Error::ApplyInvalid)
         }
@@ -272,6 +365,7 @@ fn parse_single(args: &[&[u8]]) -> Option<Apply> {
                 Policy::single(Limit::Gcra(g)),
                 idle,
                 flags,
+                None,
             )?)
         }
     };
@@ -280,14 +374,20 @@ fn parse_single(args: &[&[u8]]) -> Option<Apply> {
         stored,
         pending_at_ms: None,
         expire_at_ms,
+        parts: None,
     })
 }
 
-/// The set form: `<usages>[~<at>][@<expiry>] [LIMITS <limits>]`.
+/// The set form: `<usages>[~<at>][@<expiry>] [LIMITS <limits>] [PARTS <parts>]`.
 fn parse_set(args: &[&[u8]]) -> Option<Apply> {
-    let (state, limits) = match args {
-        [state] => (*state, None),
-        [state, _, limits] => (*state, Some(*limits)),
+    let is = |kw: &[u8], name: &[u8]| kw.eq_ignore_ascii_case(name);
+    let (state, limits, parts) = match args {
+        [state] => (*state, None, None),
+        [state, kw, limits] if is(kw, b"LIMITS") => (*state, Some(*limits), None),
+        [state, kw, parts] if is(kw, b"PARTS") => (*state, None, Some(*parts)),
+        [state, kw, limits, kw2, parts] if is(kw, b"LIMITS") && is(kw2, b"PARTS") => {
+            (*state, Some(*limits), Some(*parts))
+        }
         _ => return None,
     };
     let (body, expire_at_ms) = split_expiry(state)?;
@@ -310,12 +410,17 @@ fn parse_set(args: &[&[u8]]) -> Option<Apply> {
                 let (log, window) = parse_log(log)?;
                 Sent::Whole(Usage::Sliding(log), window)
             }
+            (b'C', leases) => Sent::Whole(Usage::Concurrency(parse_leases(leases)?), None),
             _ => Sent::Whole(Usage::Gcra(parse_tat(part)?), None),
         });
     }
     let stored = match limits {
         None => None,
         Some(text) => Some(parse_limits(text)?),
+    };
+    let parts = match parts {
+        None => None,
+        Some(text) => Some(Box::new(parse_parts(text)?)),
     };
     let records = usages.iter().any(|u| matches!(u, Sent::Record(_)));
     // A write that sets the limits, or marks a pending change, sends whole usages.
@@ -327,7 +432,8 @@ fn parse_set(args: &[&[u8]]) -> Option<Apply> {
     let single_policy = stored
         .as_ref()
         .is_none_or(|s| s.policy.single_gcra().is_some());
-    if single_gcra && single_policy && pending_at_ms.is_none() {
+    let single_policy = single_policy && stored.as_ref().is_none_or(|s| s.penalty().is_none());
+    if single_gcra && single_policy && pending_at_ms.is_none() && parts.is_none() {
         return None;
     }
     Some(Apply {
@@ -335,6 +441,7 @@ fn parse_set(args: &[&[u8]]) -> Option<Apply> {
         stored,
         pending_at_ms,
         expire_at_ms,
+        parts,
     })
 }
 
@@ -361,6 +468,7 @@ impl Apply {
                     Usage::Sliding(log.clone())
                 }
                 Sent::Whole(Usage::Gcra(t), _) => Usage::Gcra(*t),
+                Sent::Whole(Usage::Concurrency(l), _) => Usage::Concurrency(l.clone()),
                 Sent::Record(r) => {
                     let Some(Usage::Sliding(log)) = current.and_then(|c| c.usages.get(i)) else {
                         return None;
@@ -374,7 +482,7 @@ impl Apply {
             };
             usages.push(u);
         }
-        State::new(usages, stored, self.pending_at_ms)
+        State::new(usages, stored, self.pending_at_ms, self.parts.clone())
     }
 }
 
@@ -463,13 +571,24 @@ fn parse_record(r: &[u8]) -> Option<Record> {
     valid.then_some(record)
 }
 
-/// `<spec>(,<spec>)*;<idle_ms>;<flags>`.
+/// `<spec>(,<spec>)*;<idle_ms>;<flags>[;<penalty_ms>;<max_ms>]`.
 fn parse_limits(text: &[u8]) -> Option<Stored> {
     let mut fields = text.split(|&b| b == b';');
     let (specs, idle, flags) = (fields.next()?, fields.next()?, fields.next()?);
+    let flags = natural(flags)?;
+    let penalty = if flags & FLAG_PENALTY != 0 {
+        Some((natural(fields.next()?)?, natural(fields.next()?)?))
+    } else {
+        None
+    };
     if fields.next().is_some() {
         return None;
     }
+    Stored::from_parts(parse_specs(specs)?, natural(idle)?, flags, penalty)
+}
+
+/// `<spec>(,<spec>)*`: a policy.
+fn parse_specs(specs: &[u8]) -> Option<Policy> {
     let mut limits = Vec::new();
     for spec in specs.split(|&b| b == b',') {
         if limits.len() == MAX_LIMITS {
@@ -492,6 +611,9 @@ fn parse_limits(text: &[u8]) -> Option<Stored> {
             b's' => {
                 Limit::Sliding(Sliding::new(natural(nums.next()?)?, natural(nums.next()?)?).ok()?)
             }
+            b'c' => Limit::Concurrency(
+                Concurrency::new(natural(nums.next()?)?, natural(nums.next()?)?).ok()?,
+            ),
             _ => return None,
         };
         if nums.next().is_some() {
@@ -499,7 +621,85 @@ fn parse_limits(text: &[u8]) -> Option<Stored> {
         }
         limits.push(limit);
     }
-    Stored::from_parts(Policy::new(&limits).ok()?, natural(idle)?, natural(flags)?)
+    Policy::new(&limits).ok()
+}
+
+/// Leases after their `C`: `` or `<id>x<cost>e<expires_at_ms>(:...)*`.
+fn parse_leases(text: &[u8]) -> Option<Leases> {
+    if text.is_empty() {
+        return Some(Leases::EMPTY);
+    }
+    let mut parts = Vec::new();
+    for lease in text.split(|&b| b == b':') {
+        if parts.len() as u64 >= MAX_CONCURRENCY_LIMIT {
+            return None;
+        }
+        let x = lease.iter().position(|&b| b == b'x')?;
+        let e = lease.iter().position(|&b| b == b'e')?;
+        if e < x {
+            return None;
+        }
+        parts.push((
+            natural(lease.get(..x)?)?,
+            natural(lease.get(x + 1..e)?)?,
+            natural(lease.get(e + 1..)?)?,
+        ));
+    }
+    Leases::from_parts(&parts)
+}
+
+/// `PARTS`: `n<last_id>`, `b<until>:<level>`, `h...` per hold, `q<specs>`, joined by `;`, in
+/// this order, each when there is one.
+fn parse_parts(text: &[u8]) -> Option<Parts> {
+    let mut parts = Parts::default();
+    // Items in order: the rank of the last one read (holds may repeat).
+    let mut rank = 0;
+    for item in text.split(|&b| b == b';') {
+        let (tag, body) = item.split_first()?;
+        let this = match tag {
+            b'n' => 1,
+            b'b' => 2,
+            b'h' => 3,
+            b'q' => 4,
+            _ => return None,
+        };
+        if this < rank || (this == rank && this != 3) {
+            return None;
+        }
+        rank = this;
+        let mut nums = body.split(|&b| b == b':');
+        match tag {
+            b'n' => parts.last_id = Some(natural(body)?),
+            b'b' => {
+                parts.block = Some(Block::new(natural(nums.next()?)?, natural(nums.next()?)?)?);
+                if nums.next().is_some() {
+                    return None;
+                }
+            }
+            b'h' => {
+                if parts.holds.len() >= MAX_HOLDS {
+                    return None;
+                }
+                let mut head = [0u64; 4];
+                for slot in &mut head {
+                    *slot = natural(nums.next()?)?;
+                }
+                let mut ends = Vec::new();
+                for e in nums {
+                    if ends.len() >= MAX_LIMITS {
+                        return None;
+                    }
+                    ends.push(parse_tat(e)?);
+                }
+                let [id, estimate, at_ms, expires_at_ms] = head;
+                parts
+                    .holds
+                    .push(Hold::from_parts(id, estimate, at_ms, expires_at_ms, &ends)?);
+            }
+            _ => parts.reserved_under = Some(parse_specs(body)?),
+        }
+    }
+    Some(parts)
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ fn version_1_refuses_anything_the_commands_cannot_produce() {
 fn version_1_is_written_as_before_copying_the_expirys_digits() {
     let mut usages = Usages::new();
     usages.push(Usage::Gcra(Tat::new(1_700_000_000_123, 0, 1).unwrap()));
-    let state = State::new(usages, None, None).unwrap();
+    let state = State::new(usages, None, None, None).unwrap();
     assert_eq!(
         text(&write_line(
             state.as_ref(),
@@ -163,7 +163,7 @@ fn version_1_is_written_as_before_copying_the_expirys_digits() {
     let mut usages = Usages::new();
     usages.push(Usage::Gcra(Tat::new(7, 1, 3).unwrap()));
     let s = Stored::new(Policy::single(gcra(3, 1000, 0)), 0, true).unwrap();
-    let state = State::new(usages, Some(s), None).unwrap();
+    let state = State::new(usages, Some(s), None, None).unwrap();
     assert_eq!(
         text(&write_line(state.as_ref(), Some(8), true, &[])),
         "7+1/3@8 POLICY 3 1000 3 0 1"
@@ -184,7 +184,7 @@ fn the_set_form_round_trips_with_windows_and_pending_changes() {
     assert_eq!(received(&line).state(None), Some(state.clone()));
     // A usage-only log writes its window; a pending change its instant.
     let u = Policy::single(sliding(5, 1000));
-    let mut usage_only = State::new(Usages::empty_for(&u), None, None).unwrap();
+    let mut usage_only = State::new(Usages::empty_for(&u), None, None, None).unwrap();
     request(&mut usage_only, &u, 100, 2);
     let line = write_line(usage_only.as_ref(), Some(1100), false, &[]);
     assert_eq!(text(&line), "S100x2w1000@1100");
@@ -296,7 +296,7 @@ proptest! {
         let mut master = if stored_key {
             State::configure(None, Stored::new(p, 0, false).unwrap(), now)
         } else {
-            State::new(Usages::empty_for(&p), None, None).unwrap()
+            State::new(Usages::empty_for(&p), None, None, None).unwrap()
         };
         let mut replica = master.clone();
         for (gap, cost, back, change) in steps {
@@ -349,7 +349,7 @@ proptest! {
         let tat = Tat::new(ms, seed % den, den).unwrap().reduced();
         let mut usages = Usages::new();
         usages.push(Usage::Gcra(tat));
-        let state = State::new(usages, None, None).unwrap();
+        let state = State::new(usages, None, None, None).unwrap();
         let line = write_line(state.as_ref(), exp, false, &[]);
         let got = received(&line);
         prop_assert_eq!(got.expire_at_ms, exp);
@@ -361,7 +361,7 @@ proptest! {
 fn numbers_read_the_same_after_a_replica_applies_a_line() {
     // A replica's RL.PEEK answers as the master's.
     let p = Policy::new(&[sliding(3, 1000), gcra(5, 1000, 0)]).unwrap();
-    let mut master = State::new(Usages::empty_for(&p), None, None).unwrap();
+    let mut master = State::new(Usages::empty_for(&p), None, None, None).unwrap();
     request(&mut master, &p, 10, 2);
     let replica = received(&write_line(master.as_ref(), Some(1010), false, &[]))
         .state(None)

@@ -11,50 +11,134 @@
 
 use crate::error::Error;
 use crate::kinds::{Kind, Limit};
-use crate::policy::{Policy, Stored, MAX_COST, MAX_IDLE_MS, MAX_LIMITS};
+use crate::parts::{MAX_BLOCK_MS, MAX_HOLD_MS, MAX_UNITS};
+use crate::policy::{Penalty, Policy, Stored, MAX_COST, MAX_IDLE_MS, MAX_LIMITS};
 
-/// Which command a request's options are for: `RL.THROTTLE` and `RL.PEEK` also take
-/// `WITHPOLICY`, and each names its own options in its syntax error.
+/// Which command a request's options are for: each takes its own options (`COST`,
+/// `WITHPOLICY`, `HOLD`) besides an inline policy, and names them in its syntax error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// `RL.ALLOW`: `COST`.
     Allow,
+    /// `RL.THROTTLE` and `RL.PEEK`: `COST`, `WITHPOLICY`.
     Throttle,
+    /// `RL.ACQUIRE`: `COST`.
+    Acquire,
+    /// `RL.RESERVE` (after its estimate): `HOLD`.
+    Reserve,
+    /// `RL.REFUND` (after its `n`): an inline policy only.
+    Refund,
 }
 
 /// A parsed request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// Requests this call weighs, 1..=MAX_COST.
+    /// Requests this call weighs, 1..=MAX_COST (`RL.RESERVE`: the estimate; `RL.REFUND`: the
+    /// units to give back).
     pub cost: u64,
     /// The call's own limits, used when the key has no stored policy, never stored.
     pub inline: Option<Policy>,
     /// `WITHPOLICY`: the reply also tells the policy that was enforced.
     pub with_policy: bool,
+    /// The inline policy's `PENALTY`, if any.
+    pub penalty: Option<Penalty>,
+    /// `RL.RESERVE`'s `HOLD`, if given.
+    pub hold_ms: Option<u64>,
 }
 
-/// Parses `[COST n] [WITHPOLICY] [LIMIT l WINDOW w [BURST b] [KIND]] [AND LIMIT l WINDOW w
-/// ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, options in any order within a limit;
-/// `COST` (and `WITHPOLICY`) may stand in any of them, once.
+impl Request {
+    const PLAIN: Request = Request {
+        cost: 1,
+        inline: None,
+        with_policy: false,
+        penalty: None,
+        hold_ms: None,
+    };
+}
+
+/// Parses `[COST n] [WITHPOLICY] [LIMIT l WINDOW w [BURST b] [KIND]] [PENALTY ms [MAX m]]
+/// [AND LIMIT l WINDOW w ...]`: up to [`MAX_LIMITS`] limits joined by `AND`, options in any
+/// order within a limit; `COST` (and `WITHPOLICY`) and `PENALTY` (the key's) may stand in
+/// any of them, once.
 #[inline]
 pub fn parse_request(args: &[&[u8]], command: Command) -> Result<Request, Error> {
     if args.is_empty() {
-        return Ok(Request {
-            cost: 1,
-            inline: None,
-            with_policy: false,
-        });
+        return Ok(Request::PLAIN);
     }
     parse_options(args, command)
 }
 
+/// `RL.RESERVE key estimate [HOLD ms] [inline policy]`: the estimate is the request's cost.
+pub fn parse_reserve(args: &[&[u8]]) -> Result<Request, Error> {
+    let [estimate, rest @ ..] = args else {
+        return Err(Error::WrongArity);
+    };
+    let estimate = positive(estimate, Error::EstimateRange)?;
+    if estimate > MAX_UNITS {
+        return Err(Error::EstimateRange);
+    }
+    let mut request = parse_request(rest, Command::Reserve)?;
+    request.cost = estimate;
+    Ok(request)
+}
+
+/// `RL.REFUND key n [inline policy]`: `n` is in `cost`.
+pub fn parse_refund(args: &[&[u8]]) -> Result<Request, Error> {
+    let [n, rest @ ..] = args else {
+        return Err(Error::WrongArity);
+    };
+    let n = positive(n, Error::RefundRange)?;
+    if n > MAX_UNITS {
+        return Err(Error::RefundRange);
+    }
+    let mut request = parse_request(rest, Command::Refund)?;
+    request.cost = n;
+    Ok(request)
+}
+
+/// An id (`RL.SETTLE`'s reservation, `RL.RELEASE`'s and `RL.RENEW`'s lease): any integer from
+/// 0 (an id no key issued is simply unknown), else `error`.
+pub fn parse_id(arg: &[u8], error: Error) -> Result<u64, Error> {
+    natural(arg).ok_or(error)
+}
+
+/// `RL.SETTLE key id actual`: the id and the actual units (0..=10^9).
+pub fn parse_settle(args: &[&[u8]]) -> Result<(u64, u64), Error> {
+    let [id, actual] = args else {
+        return Err(Error::WrongArity);
+    };
+    let id = parse_id(id, Error::ReservationId)?;
+    let actual = natural(actual)
+        .filter(|a| *a <= MAX_UNITS)
+        .ok_or(Error::ActualRange)?;
+    Ok((id, actual))
+}
+
+/// `RL.BLOCK key ms` (1..=10^12).
+pub fn parse_block(args: &[&[u8]]) -> Result<u64, Error> {
+    let [ms] = args else {
+        return Err(Error::WrongArity);
+    };
+    let ms = positive(ms, Error::BlockRange)?;
+    (ms <= MAX_BLOCK_MS).then_some(ms).ok_or(Error::BlockRange)
+}
+
+/// `RL.RENEW key lease ms`: the lease and its new lifetime (1..=2^32-1).
+pub fn parse_renew(args: &[&[u8]]) -> Result<(u64, u64), Error> {
+    let [id, ms] = args else {
+        return Err(Error::WrongArity);
+    };
+    let id = parse_id(id, Error::LeaseId)?;
+    let ms = positive(ms, Error::RenewRange)?;
+    let max = crate::kinds::concurrency::MAX_LEASE_MS;
+    (ms <= max).then_some((id, ms)).ok_or(Error::RenewRange)
+}
+
 /// [`parse_request`] of a call with options.
 fn parse_options(args: &[&[u8]], command: Command) -> Result<Request, Error> {
-    let mut request = Request {
-        cost: 1,
-        inline: None,
-        with_policy: false,
-    };
+    let mut request = Request::PLAIN;
     let mut cost = 0;
+    let mut hold = 0;
     let mut current = LimitArgs::default();
     let mut joined = false;
     let mut rest = args;
@@ -62,7 +146,12 @@ fn parse_options(args: &[&[u8]], command: Command) -> Result<Request, Error> {
         rest = tail;
         let word = Word::of(name);
         let slot = match word {
-            Word::Cost => &mut cost,
+            Word::Cost if command.takes_cost() => &mut cost,
+            Word::Hold if command == Command::Reserve => &mut hold,
+            Word::Penalty => {
+                rest = parse_penalty(tail, &mut request.penalty)?;
+                continue;
+            }
             Word::Limit => &mut current.limit,
             Word::Window => &mut current.window,
             Word::Burst => &mut current.burst,
@@ -96,6 +185,7 @@ fn parse_options(args: &[&[u8]], command: Command) -> Result<Request, Error> {
         rest = tail;
         let range = match word {
             Word::Cost => Error::CostRange,
+            Word::Hold => Error::HoldRange,
             Word::Limit => Error::LimitRange,
             Word::Window => Error::WindowRange,
             _ => Error::BurstRange,
@@ -108,12 +198,51 @@ fn parse_options(args: &[&[u8]], command: Command) -> Result<Request, Error> {
     if cost > 0 {
         request.cost = cost;
     }
+    if hold > MAX_HOLD_MS {
+        return Err(Error::HoldRange);
+    }
+    request.hold_ms = (hold > 0).then_some(hold);
     if joined {
         push(&mut request.inline, current.complete_before_and()?)?;
     } else if !current.is_empty() {
         push(&mut request.inline, current.complete()?)?;
     }
+    if request.penalty.is_some() && request.inline.is_none() {
+        return Err(Error::PenaltyWithoutLimit);
+    }
     Ok(request)
+}
+
+impl Command {
+    fn takes_cost(self) -> bool {
+        matches!(self, Command::Allow | Command::Throttle | Command::Acquire)
+    }
+}
+
+/// `PENALTY ms [MAX max_ms]` after its keyword (`tail`), into `slot` (given once); returns
+/// what follows it.
+fn parse_penalty<'a, 'b>(
+    tail: &'a [&'b [u8]],
+    slot: &mut Option<Penalty>,
+) -> Result<&'a [&'b [u8]], Error> {
+    if slot.is_some() {
+        return Err(Error::RepeatedOption);
+    }
+    let [ms, rest @ ..] = tail else {
+        return Err(Error::MissingValue);
+    };
+    let ms = positive(ms, Error::PenaltyRange)?;
+    let (max, rest) = match rest {
+        [kw, rest @ ..] if Word::of(kw) == Word::Max => {
+            let [max, rest @ ..] = rest else {
+                return Err(Error::MissingValue);
+            };
+            (Some(positive(max, Error::PenaltyMaxRange)?), rest)
+        }
+        _ => (None, rest),
+    };
+    *slot = Some(Penalty::new(ms, max)?);
+    Ok(rest)
 }
 
 /// The error for an unknown option of a request.
@@ -121,6 +250,9 @@ fn unknown_option(command: Command) -> Error {
     match command {
         Command::Allow => Error::UnknownAllowOption,
         Command::Throttle => Error::UnknownCheckOption,
+        Command::Acquire => Error::UnknownAcquireOption,
+        Command::Reserve => Error::UnknownReserveOption,
+        Command::Refund => Error::UnknownRefundOption,
     }
 }
 
@@ -141,6 +273,7 @@ fn push(policy: &mut Option<Policy>, limit: Limit) -> Result<(), Error> {
 pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
     let mut idle = 0;
     let mut shadow = false;
+    let mut penalty = None;
     let mut policy: Option<Policy> = None;
     let mut rest = args;
     loop {
@@ -178,6 +311,10 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
                     shadow = true;
                     continue;
                 }
+                Word::Penalty => {
+                    rest = parse_penalty(tail, &mut penalty)?;
+                    continue;
+                }
                 Word::Kind(kind) => {
                     current.set_kind(kind)?;
                     continue;
@@ -205,7 +342,7 @@ pub fn parse_config(args: &[&[u8]]) -> Result<Stored, Error> {
     if idle > MAX_IDLE_MS {
         return Err(Error::IdleRange);
     }
-    Stored::new(policy.ok_or(Error::MissingValue)?, idle, shadow)
+    Ok(Stored::new(policy.ok_or(Error::MissingValue)?, idle, shadow)?.with_penalty(penalty))
 }
 
 /// An argument that is a keyword of either parser, recognised with at most one
@@ -220,6 +357,9 @@ enum Word {
     Idle,
     Shadow,
     WithPolicy,
+    Penalty,
+    Max,
+    Hold,
     Kind(Kind),
     Other,
 }
@@ -235,14 +375,20 @@ impl Word {
         const IDLE: u128 = folded_const(b"idle");
         const SHADOW: u128 = folded_const(b"shadow");
         const WITHPOLICY: u128 = folded_const(b"withpolicy");
+        const PENALTY: u128 = folded_const(b"penalty");
+        const MAX: u128 = folded_const(b"max");
+        const HOLD: u128 = folded_const(b"hold");
         let Some(f) = folded(name) else {
             return Word::Other;
         };
-        // At most two comparisons: by length first.
+        // At most three comparisons: by length first.
         let word = match name.len() {
             3 if f == AND => Word::And,
+            3 if f == MAX => Word::Max,
             4 if f == COST => Word::Cost,
             4 if f == IDLE => Word::Idle,
+            4 if f == HOLD => Word::Hold,
+            7 if f == PENALTY => Word::Penalty,
             5 if f == LIMIT => Word::Limit,
             5 if f == BURST => Word::Burst,
             6 if f == WINDOW => Word::Window,

@@ -64,7 +64,9 @@ fn allow_defaults_to_cost_one_and_no_inline_policy() {
         Ok(Request {
             cost: 1,
             inline: None,
-            with_policy: false
+            with_policy: false,
+            penalty: None,
+            hold_ms: None,
         })
     );
 }
@@ -300,7 +302,9 @@ fn allow_set_reads_inline_kinds_and_limits_joined_by_and() {
         Request {
             cost: 4,
             inline: None,
-            with_policy: false
+            with_policy: false,
+            penalty: None,
+            hold_ms: None,
         }
     );
 }

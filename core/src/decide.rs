@@ -30,6 +30,23 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The same decision, denied (a blocked key's: nothing is recorded, and the numbers are
+    /// those of a denial).
+    pub fn denied(&self) -> Decision {
+        Decision {
+            allowed: false,
+            admits: self.admits,
+        }
+    }
+
+    /// The same decision, recording the lease `id` in every limit that takes leases.
+    pub fn with_lease(mut self, id: u64) -> Decision {
+        for a in self.admits.iter_mut().flatten() {
+            *a = a.with_id(id);
+        }
+        self
+    }
+
     /// What limit `i` records, when the request is allowed.
     fn admitted(&self, i: usize) -> Option<&Admit> {
         if self.allowed {
@@ -54,7 +71,7 @@ pub fn decide(policy: &Policy, usages: &[Usage], now_ms: u64, cost: u64) -> Deci
 }
 
 /// Records an allowed request in every limit's usage, in place (nothing when denied).
-#[inline]
+#[inline(always)]
 pub fn record(policy: &Policy, usages: &mut [Usage], decision: &Decision, now_ms: u64, cost: u64) {
     if !decision.allowed {
         return;
@@ -179,6 +196,29 @@ pub fn numbers(
         reset_after_ms: used.iter().map(|n| n.reset_after_ms).max().unwrap_or(0),
         each,
     }
+}
+
+/// The numbers of a check on a key blocked until `until_ms` (or on the denial that starts
+/// the block): denied, `remaining` 0, `retry_after_ms` the later of the block's end and the
+/// request's own retry under its limits at that instant (so a client that retries then is
+/// not denied again for its limits; none when its cost can never fit), `reset_after_ms` the
+/// later of the block's end and the limits' own reset. Nothing is recorded: `decision` is
+/// read as denied.
+pub fn blocked_numbers(
+    policy: &Policy,
+    usages: &[Usage],
+    decision: &Decision,
+    now_ms: u64,
+    cost: u64,
+    until_ms: u64,
+) -> Numbers {
+    let block_ms = until_ms.saturating_sub(now_ms);
+    let mut n = numbers(policy, usages, Some(&decision.denied()), now_ms, cost);
+    n.allowed = false;
+    n.remaining = 0;
+    n.retry_after_ms = n.retry_after_ms.map(|r| r.max(block_ms));
+    n.reset_after_ms = n.reset_after_ms.max(block_ms);
+    n
 }
 
 /// The index of the first largest value.

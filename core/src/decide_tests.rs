@@ -286,6 +286,7 @@ fn models(p: &Policy) -> Vec<Own> {
         .map(|l| match l {
             Limit::Gcra(g) => Own::Gcra(*g, Tat::EMPTY),
             Limit::Sliding(s) => Own::Sliding(*s, Vec::new()),
+            Limit::Concurrency(_) => unreachable!("arb_policy makes rate limits"),
         })
         .collect()
 }

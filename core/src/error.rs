@@ -42,6 +42,30 @@ pub enum Error {
     SlidingBurst,
     AndWithoutPolicy,
     KindTwice,
+    ConcurrencyLimitRange,
+    ConcurrencyWindowRange,
+    ConcurrencyBurst,
+    PenaltyRange,
+    PenaltyMaxRange,
+    /// `PENALTY` on a check without an inline limit.
+    PenaltyWithoutLimit,
+    EstimateRange,
+    HoldRange,
+    /// `RL.REFUND`'s `n`.
+    RefundRange,
+    ActualRange,
+    ReservationId,
+    LeaseId,
+    BlockRange,
+    RenewRange,
+    UnknownReserveOption,
+    UnknownRefundOption,
+    UnknownAcquireOption,
+    TooManyHolds,
+    UnknownReservation,
+    /// `RL.ALLOW`, `RL.THROTTLE` or `RL.RESERVE` on a key with a CONCURRENCY limit.
+    Leased,
+    IdsExhausted,
 }
 
 impl Error {
@@ -57,13 +81,13 @@ impl Error {
                 c"ERR burst * window_ms / limit is too large: a full bucket must drain within 10000000000000 ms"
             }
             Error::UnknownAllowOption => {
-                c"ERR syntax error: RL.ALLOW takes the options COST, LIMIT, WINDOW and BURST"
+                c"ERR syntax error: RL.ALLOW takes the options COST, LIMIT, WINDOW, BURST and PENALTY"
             }
             Error::UnknownCheckOption => {
-                c"ERR syntax error: RL.THROTTLE and RL.PEEK take the options COST, LIMIT, WINDOW, BURST and WITHPOLICY"
+                c"ERR syntax error: RL.THROTTLE and RL.PEEK take the options COST, LIMIT, WINDOW, BURST, PENALTY and WITHPOLICY"
             }
             Error::UnknownConfigOption => {
-                c"ERR syntax error: RL.CONFIG takes the options BURST, IDLE and SHADOW"
+                c"ERR syntax error: RL.CONFIG takes the options BURST, IDLE, SHADOW and PENALTY"
             }
             Error::RepeatedOption => c"ERR syntax error: an option was given more than once",
             Error::TooManyArguments => {
@@ -87,7 +111,7 @@ impl Error {
             Error::WrongArity => c"ERR wrong number of arguments",
             Error::Internal(_) => c"ERR internal error in the rl module (see the server log)",
             Error::UnknownKind => {
-                c"ERR unknown limit kind: a limit is GCRA (the default) or SLIDING"
+                c"ERR unknown limit kind: a limit is GCRA (the default), SLIDING or CONCURRENCY"
             }
             Error::TooManyLimits => c"ERR too many limits: a key holds at most 4 (joined by AND)",
             Error::SlidingLimitRange => {
@@ -102,7 +126,52 @@ impl Error {
             Error::AndWithoutPolicy => {
                 c"ERR syntax error: AND joins two limits, each with its limit and window_ms (RL.ALLOW: LIMIT l WINDOW w)"
             }
-            Error::KindTwice => c"ERR syntax error: a limit takes one kind, GCRA or SLIDING",
+            Error::KindTwice => {
+                c"ERR syntax error: a limit takes one kind, GCRA, SLIDING or CONCURRENCY"
+            }
+            Error::ConcurrencyLimitRange => {
+                c"ERR a CONCURRENCY limit must be an integer from 1 to 1000 (leases held at once)"
+            }
+            Error::ConcurrencyWindowRange => {
+                c"ERR a CONCURRENCY window_ms must be an integer from 1 to 4294967295 (about 49 days)"
+            }
+            Error::ConcurrencyBurst => {
+                c"ERR BURST applies to GCRA limits only: a CONCURRENCY limit's burst is its limit"
+            }
+            Error::PenaltyRange => c"ERR PENALTY ms must be an integer from 1 to 1000000000000",
+            Error::PenaltyMaxRange => {
+                c"ERR PENALTY MAX must be an integer from ms to 1000000000000"
+            }
+            Error::PenaltyWithoutLimit => c"ERR PENALTY needs LIMIT and WINDOW",
+            Error::EstimateRange => c"ERR estimate must be an integer from 1 to 1000000000",
+            Error::HoldRange => c"ERR HOLD must be an integer from 1 to 86400000",
+            Error::RefundRange => c"ERR n must be an integer from 1 to 1000000000",
+            Error::ActualRange => c"ERR actual must be an integer from 0 to 1000000000",
+            Error::ReservationId => c"ERR reservation must be an integer id",
+            Error::LeaseId => c"ERR lease must be an integer id",
+            Error::BlockRange => c"ERR ms must be an integer from 1 to 1000000000000",
+            Error::RenewRange => c"ERR ms must be an integer from 1 to 4294967295",
+            Error::UnknownReserveOption => {
+                c"ERR syntax error: RL.RESERVE takes the options HOLD, LIMIT, WINDOW, BURST and PENALTY"
+            }
+            Error::UnknownRefundOption => {
+                c"ERR syntax error: RL.REFUND takes the options LIMIT, WINDOW, BURST and PENALTY"
+            }
+            Error::UnknownAcquireOption => {
+                c"ERR syntax error: RL.ACQUIRE takes the options COST, LIMIT, WINDOW, BURST and PENALTY"
+            }
+            Error::TooManyHolds => {
+                c"ERR too many open reservations: a key holds at most 64 (settle them or let them expire)"
+            }
+            Error::UnknownReservation => {
+                c"ERR unknown reservation: it expired, was settled, or was never issued"
+            }
+            Error::Leased => {
+                c"ERR this key has a CONCURRENCY limit: take a lease with RL.ACQUIRE and give it back with RL.RELEASE"
+            }
+            Error::IdsExhausted => {
+                c"ERR this key has issued its last id (9223372036854775807): delete it to start a new sequence"
+            }
         }
     }
 }
@@ -143,6 +212,27 @@ mod tests {
             Error::SlidingBurst,
             Error::AndWithoutPolicy,
             Error::KindTwice,
+            Error::ConcurrencyLimitRange,
+            Error::ConcurrencyWindowRange,
+            Error::ConcurrencyBurst,
+            Error::PenaltyRange,
+            Error::PenaltyMaxRange,
+            Error::PenaltyWithoutLimit,
+            Error::EstimateRange,
+            Error::HoldRange,
+            Error::RefundRange,
+            Error::ActualRange,
+            Error::ReservationId,
+            Error::LeaseId,
+            Error::BlockRange,
+            Error::RenewRange,
+            Error::UnknownReserveOption,
+            Error::UnknownRefundOption,
+            Error::UnknownAcquireOption,
+            Error::TooManyHolds,
+            Error::UnknownReservation,
+            Error::Leased,
+            Error::IdsExhausted,
         ];
         for e in all {
             let m = e.message().to_str().unwrap();

@@ -17,6 +17,8 @@ pub mod args;
 pub mod decide;
 pub mod error;
 pub mod kinds;
+pub mod ops;
+pub mod parts;
 pub mod policy;
 pub mod rdb;
 pub mod resolve;

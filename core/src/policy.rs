@@ -99,6 +99,23 @@ impl Policy {
         }
     }
 
+    /// The longest window of its limits, in ms (a CONCURRENCY limit's lease lifetime
+    /// included): how long after a block's end a penalty still escalates.
+    pub fn longest_window_ms(&self) -> u64 {
+        self.limits()
+            .iter()
+            .map(Limit::window_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a limit of the policy takes leases (CONCURRENCY): then its requests are
+    /// `RL.ACQUIRE`s, and `RL.ALLOW`, `RL.THROTTLE` and `RL.RESERVE` are refused.
+    #[inline]
+    pub fn takes_leases(&self) -> bool {
+        self.limits().iter().any(Limit::takes_leases)
+    }
+
     /// Every limit under `rl.scale-percent`.
     #[inline]
     pub fn scaled(&self, percent: u64) -> Policy {
@@ -119,6 +136,80 @@ impl Policy {
     }
 }
 
+/// Longest `PENALTY` and its `MAX`, in ms (10^12, about 31.7 years; under 2^40).
+pub const MAX_PENALTY_MS: u64 = 1_000_000_000_000;
+
+/// `PENALTY ms [MAX max_ms]` (a key's, like IDLE and SHADOW; on `RL.CONFIG` and inline): a
+/// denial of a key that is not blocked blocks it for `ms * 2^level`, at most `max_ms`, where
+/// the level grows by one for each penalty that follows within the policy's longest window
+/// of the last block's end (`parts.rs`). `1 <= ms <= max_ms <= 10^12`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Penalty {
+    pub ms: u64,
+    pub max_ms: u64,
+}
+
+impl Penalty {
+    /// A penalty of `ms`, escalating up to `max_ms` (`None`: `ms`, no escalation).
+    pub fn new(ms: u64, max_ms: Option<u64>) -> Result<Penalty, Error> {
+        if !(1..=MAX_PENALTY_MS).contains(&ms) {
+            return Err(Error::PenaltyRange);
+        }
+        let max_ms = max_ms.unwrap_or(ms);
+        if !(ms..=MAX_PENALTY_MS).contains(&max_ms) {
+            return Err(Error::PenaltyMaxRange);
+        }
+        Ok(Penalty { ms, max_ms })
+    }
+
+    /// `ms * 2^level`, at most `max_ms`.
+    pub fn duration_ms(&self, level: u8) -> u64 {
+        let doubled = 1u64
+            .checked_shl(u32::from(level))
+            .and_then(|f| self.ms.checked_mul(f));
+        doubled.map_or(self.max_ms, |d| d.min(self.max_ms))
+    }
+}
+
+/// A key's penalty as stored: both values in 40 bits each, in 10 bytes of alignment 1, so that
+/// [`Stored`] stays 88 bytes (what a configured key allocates for it, as before penalties);
+/// `ms` 0: none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PenaltyField([u8; 10]);
+
+impl PenaltyField {
+    pub const NONE: PenaltyField = PenaltyField([0; 10]);
+
+    pub fn new(p: Option<Penalty>) -> PenaltyField {
+        let Some(p) = p else {
+            return PenaltyField::NONE;
+        };
+        let mut b = [0u8; 10];
+        // Both at most 10^12 < 2^40: five bytes each, little-endian.
+        for (dst, v) in [(0, p.ms), (5, p.max_ms)] {
+            if let Some(d) = b.get_mut(dst..dst + 5) {
+                d.copy_from_slice(v.to_le_bytes().get(..5).unwrap_or(&[0; 5]));
+            }
+        }
+        PenaltyField(b)
+    }
+
+    pub fn get(&self) -> Option<Penalty> {
+        let read = |at: usize| {
+            let mut w = [0u8; 8];
+            if let (Some(d), Some(s)) = (w.get_mut(..5), self.0.get(at..at + 5)) {
+                d.copy_from_slice(s);
+            }
+            u64::from_le_bytes(w)
+        };
+        let ms = read(0);
+        (ms > 0).then(|| Penalty {
+            ms,
+            max_ms: read(5),
+        })
+    }
+}
+
 /// What `RL.CONFIG` stores in a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stored {
@@ -129,11 +220,15 @@ pub struct Stored {
     /// Shadow mode: requests are evaluated and counted as usual, but a request the policy
     /// would deny is allowed (and, as a denial would, leaves the usage unchanged).
     pub shadow: bool,
+    /// `PENALTY`, if any (see [`Stored::penalty`]).
+    pub penalty: PenaltyField,
 }
 
 /// Bits of the stored `flags` field (RDB and `RL.APPLY`).
 pub const FLAG_SHADOW: u64 = 1;
-const KNOWN_FLAGS: u64 = FLAG_SHADOW;
+/// The stored policy has a `PENALTY`, whose two values follow the flags (version 3 only).
+pub const FLAG_PENALTY: u64 = 2;
+const KNOWN_FLAGS: u64 = FLAG_SHADOW | FLAG_PENALTY;
 
 impl Stored {
     pub fn new(policy: Policy, idle_ms: u64, shadow: bool) -> Result<Stored, Error> {
@@ -144,25 +239,50 @@ impl Stored {
             policy,
             idle_ms,
             shadow,
+            penalty: PenaltyField::NONE,
         })
     }
 
-    /// The flags as stored; see [`FLAG_SHADOW`].
+    /// The same, with `penalty`.
+    pub fn with_penalty(mut self, penalty: Option<Penalty>) -> Stored {
+        self.penalty = PenaltyField::new(penalty);
+        self
+    }
+
+    pub fn penalty(&self) -> Option<Penalty> {
+        self.penalty.get()
+    }
+
+    /// The flags as stored; see [`FLAG_SHADOW`] and [`FLAG_PENALTY`].
     pub fn flags(&self) -> u64 {
-        if self.shadow {
-            FLAG_SHADOW
+        let shadow = if self.shadow { FLAG_SHADOW } else { 0 };
+        let penalty = if self.penalty().is_some() {
+            FLAG_PENALTY
         } else {
             0
-        }
+        };
+        shadow | penalty
     }
 
     /// A stored policy from its parts as stored, or `None` if no `RL.CONFIG` could have
-    /// written them (an idle time out of range, a flag this version does not know).
-    pub fn from_parts(policy: Policy, idle_ms: u64, flags: u64) -> Option<Stored> {
-        if flags & !KNOWN_FLAGS != 0 {
+    /// written them (an idle time out of range, a flag this version does not know, a penalty
+    /// out of range, or one that its flag does not announce).
+    pub fn from_parts(
+        policy: Policy,
+        idle_ms: u64,
+        flags: u64,
+        penalty: Option<(u64, u64)>,
+    ) -> Option<Stored> {
+        if flags & !KNOWN_FLAGS != 0 || (flags & FLAG_PENALTY != 0) != penalty.is_some() {
             return None;
         }
-        Stored::new(policy, idle_ms, flags & FLAG_SHADOW != 0).ok()
+        let penalty = match penalty {
+            None => None,
+            Some((ms, max_ms)) => Some(Penalty::new(ms, Some(max_ms)).ok()?),
+        };
+        Stored::new(policy, idle_ms, flags & FLAG_SHADOW != 0)
+            .ok()
+            .map(|s| s.with_penalty(penalty))
     }
 }
 
@@ -226,9 +346,9 @@ mod tests {
     #[test]
     fn unknown_flags_and_idle_out_of_range_are_refused() {
         let p = Policy::single(g(1));
-        assert!(Stored::from_parts(p, 0, FLAG_SHADOW).is_some_and(|s| s.shadow));
-        assert_eq!(Stored::from_parts(p, 0, 2), None);
-        assert_eq!(Stored::from_parts(p, MAX_IDLE_MS + 1, 0), None);
+        assert!(Stored::from_parts(p, 0, FLAG_SHADOW, None).is_some_and(|s| s.shadow));
+        assert_eq!(Stored::from_parts(p, 0, 2, None), None);
+        assert_eq!(Stored::from_parts(p, MAX_IDLE_MS + 1, 0, None), None);
         assert_eq!(
             Stored::new(p, MAX_IDLE_MS + 1, false),
             Err(Error::IdleRange)

@@ -38,7 +38,7 @@ fn traced(
     let mut now = 1_700_000_000_000;
     let mut state = match stored_as {
         Some((idle, shadow)) => State::configure(None, stored(limits, idle, shadow), now),
-        None => State::new(Usages::empty_for(&p), None, None).unwrap(),
+        None => State::new(Usages::empty_for(&p), None, None, None).unwrap(),
     };
     for &(gap, cost) in trace {
         now += gap;
@@ -58,10 +58,10 @@ fn one_gcra_limit_keeps_version_1s_fields() {
     let tat = Tat::new(1_700_000_000_000, 1, 3).unwrap();
     let mut usages = Usages::new();
     usages.push(Usage::Gcra(tat));
-    let usage_only = State::new(usages.clone(), None, None).unwrap();
+    let usage_only = State::new(usages.clone(), None, None, None).unwrap();
     assert_eq!(encode(usage_only.as_ref()), [1_700_000_000_000, 1, 3, 0]);
     let s = stored(&[gcra(10, 1000, 20)], 5, true);
-    let configured = State::new(usages, Some(s), None).unwrap();
+    let configured = State::new(usages, Some(s), None, None).unwrap();
     assert_eq!(
         encode(configured.as_ref()),
         [1_700_000_000_000, 1, 3, 1, 10, 1000, 20, 5, 1]

@@ -50,7 +50,7 @@ pub struct Resolved {
 /// Picks the policy for a call: the key's `stored` one, this call's `inline` one, or the
 /// module's `default` (or its error when the `rl.default-*` combination is invalid; read
 /// only when needed), scaled by `scale_percent`.
-#[inline]
+#[inline(always)]
 pub fn resolve(
     stored: Option<&Stored>,
     inline: Option<&Policy>,

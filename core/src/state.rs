@@ -1,8 +1,9 @@
 //! A key's state, and the rules by which a reconfiguration carries usage.
 //!
-//! A key holds one usage per limit, the policy `RL.CONFIG` stored (none for a usage-only key),
-//! and, after a reconfiguration that changed how its usage reads, the instant of that change
-//! (`pending_at_ms`). Later parts (holds, blocks, leases) belong here beside the usages.
+//! A key holds one usage per limit (a CONCURRENCY limit's usage is its leases), the policy
+//! `RL.CONFIG` stored (none for a usage-only key), after a reconfiguration that changed how
+//! its usage reads the instant of that change (`pending_at_ms`), and its key-level parts
+//! (`parts.rs`: the id sequence, open holds, the block), boxed and absent on most keys.
 //!
 //! **Reconfiguration.** `RL.CONFIG` never rewrites usage. Until the key's next write, the
 //! usage stays exactly as the old limits recorded it, and every read carries it to the new
@@ -29,6 +30,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::decide::{numbers, Decision, Numbers};
 use crate::kinds::{Limit, Usage};
+use crate::parts::Parts;
 use crate::policy::{Policy, Stored, MAX_LIMITS};
 
 /// Most usages a key holds (one per limit).
@@ -145,6 +147,8 @@ pub struct State {
     pub stored: Option<Stored>,
     /// The instant of a reconfiguration the usages have not been written under yet.
     pub pending_at_ms: Option<u64>,
+    /// The key-level parts; `None` when it has none (most keys).
+    pub parts: Option<Box<Parts>>,
 }
 
 /// A state borrowed from wherever it is held (the module's value layouts keep it in pieces).
@@ -153,6 +157,7 @@ pub struct StateRef<'a> {
     pub usages: &'a [Usage],
     pub stored: Option<&'a Stored>,
     pub pending_at_ms: Option<u64>,
+    pub parts: Option<&'a Parts>,
 }
 
 impl StateRef<'_> {
@@ -162,6 +167,7 @@ impl StateRef<'_> {
             usages: Usages::from_slice(self.usages).unwrap_or_default(),
             stored: self.stored.copied(),
             pending_at_ms: self.pending_at_ms,
+            parts: self.parts.map(|p| Box::new(p.clone())),
         }
     }
 
@@ -183,44 +189,83 @@ impl State {
             usages: &self.usages,
             stored: self.stored.as_ref(),
             pending_at_ms: self.pending_at_ms,
+            parts: self.parts.as_deref(),
+        }
+    }
+
+    /// A state of usages alone (the common case), with nothing stored or pending.
+    #[inline]
+    pub fn usage_only(usages: Usages) -> State {
+        State {
+            usages,
+            stored: None,
+            pending_at_ms: None,
+            parts: None,
         }
     }
 
     /// A state the commands can hold, or `None`: a usage-only key has 1 to [`MAX_USAGES`]
-    /// usages and nothing pending; a configured key without a pending change has one usage of
-    /// the matching kind per stored limit; a pending change belongs to a configured key.
+    /// usages (or none, when it holds key-level parts: a block on a key that had no usage)
+    /// and nothing pending; a configured key without a pending change has one usage of the
+    /// matching kind per stored limit; a pending change belongs to a configured key; parts
+    /// are valid for the key ([`Parts::is_valid`]), and every lease was issued by its sequence.
     #[inline]
     pub fn new(
         usages: Usages,
         stored: Option<Stored>,
         pending_at_ms: Option<u64>,
+        parts: Option<Box<Parts>>,
     ) -> Option<State> {
         // Every state the commands leave has a usage: one per limit, or (while a change is
-        // pending) the ones recorded under the previous limits or by a usage-only key.
-        let valid = !usages.is_empty()
+        // pending) the ones recorded under the previous limits or by a usage-only key; or, on
+        // a usage-only key, key-level parts alone.
+        let valid = (!usages.is_empty() || (stored.is_none() && parts.is_some()))
             && match (&stored, pending_at_ms) {
                 (None, None) => true,
                 (None, Some(_)) => false,
                 (Some(s), None) => is_native(&s.policy, &usages),
                 (Some(_), Some(at)) => at <= crate::kinds::gcra::MAX_TAT_MS,
-            };
+            }
+            && parts
+                .as_deref()
+                .is_none_or(|p| p.is_valid(stored.is_some()))
+            && leases_issued(&usages, parts.as_deref());
         valid.then_some(State {
             usages,
             stored,
             pending_at_ms,
+            parts,
         })
     }
 
     /// The state `RL.CONFIG` leaves when it stores `new` at `now_ms` on a key holding
     /// `current` (see the module documentation).
+    ///
+    /// The key-level parts stay (the id sequence, open holds, the block and its level); the
+    /// limits holds were reserved under go, since the key now stores its own.
     pub fn configure(current: Option<State>, new: Stored, now_ms: u64) -> State {
         let Some(current) = current else {
             return State {
                 usages: Usages::empty_for(&new.policy),
                 stored: Some(new),
                 pending_at_ms: None,
+                parts: None,
             };
         };
+        let mut parts = current.parts;
+        if let Some(p) = parts.as_deref_mut() {
+            p.reserved_under = None;
+        }
+        let parts = parts.filter(|p| !p.is_empty());
+        if current.usages.is_empty() {
+            // A key of key-level parts alone (a block on a key that had no usage).
+            return State {
+                usages: Usages::empty_for(&new.policy),
+                stored: Some(new),
+                pending_at_ms: None,
+                parts,
+            };
+        }
         let mut raw = current.usages;
         match (current.pending_at_ms, current.stored) {
             // Within one ms of the previous change: carry from the usage before it.
@@ -237,15 +282,23 @@ impl State {
             usages: raw,
             stored: Some(new),
             pending_at_ms: pending,
+            parts,
         }
     }
 
-    /// The state `RL.RESET` leaves on a configured key: every limit empty.
-    pub fn reset(stored: Stored) -> State {
+    /// The state `RL.RESET` leaves on a configured key: every limit empty, no hold, lease or
+    /// block (nor penalty level); the policy and the id sequence kept.
+    pub fn reset(stored: Stored, last_id: Option<u64>) -> State {
         State {
             usages: Usages::empty_for(&stored.policy),
             stored: Some(stored),
             pending_at_ms: None,
+            parts: last_id.map(|id| {
+                Box::new(Parts {
+                    last_id: Some(id),
+                    ..Parts::default()
+                })
+            }),
         }
     }
 
@@ -261,6 +314,18 @@ impl State {
     pub fn own_empty_at_ms(&self, now_ms: u64, fallback: u64) -> u64 {
         self.as_ref().own_empty_at_ms(now_ms, fallback)
     }
+}
+
+/// Whether every lease of `usages` has an id the key's sequence issued.
+fn leases_issued(usages: &[Usage], parts: Option<&Parts>) -> bool {
+    let last = parts.and_then(|p| p.last_id);
+    usages.iter().all(|u| match u {
+        Usage::Concurrency(leases) => leases
+            .all()
+            .last()
+            .is_none_or(|l| last.is_some_and(|last| l.id <= last)),
+        _ => true,
+    })
 }
 
 /// Whether `usages` are one per limit of `policy`, each of its limit's kind: then the policy
@@ -345,22 +410,41 @@ pub fn stamp_windows(usages: &mut [Usage], policy: &Policy) {
 /// decided on the usages as the policy reads them, recorded if allowed (or repaired if a
 /// clock step left state ahead of now), and then stored in the policy's form (a pending
 /// change is written). Returns the decision and whether the state changed. (The module does
-/// the same in place when the usages are read as recorded.)
+/// the same in place when the usages are read as recorded; `ops.rs` has the whole check,
+/// with blocks, penalties, holds and leases.)
 pub fn request(state: &mut State, policy: &Policy, now_ms: u64, cost: u64) -> (Decision, bool) {
     let seen = state.view(policy, now_ms);
-    let d = crate::decide::decide(policy, seen.as_slice(), now_ms, cost);
-    if !d.allowed && !crate::decide::needs_repair(policy, seen.as_slice(), now_ms) {
-        return (d, false);
+    let e = crate::ops::evaluate(
+        policy,
+        seen.as_slice(),
+        state.parts.as_deref(),
+        now_ms,
+        cost,
+        false,
+        || None,
+    );
+    if !e.decision.allowed && !crate::decide::needs_repair(policy, seen.as_slice(), now_ms) {
+        return (e.decision, false);
     }
     let mut usages = seen.into_usages();
-    if d.allowed {
-        crate::decide::record(policy, &mut usages, &d, now_ms, cost);
-    } else {
-        crate::decide::repair(policy, &mut usages, now_ms);
+    let committed = crate::ops::commit(
+        &crate::ops::Op::Check,
+        policy,
+        &mut usages,
+        &mut state.parts,
+        &e,
+        now_ms,
+        cost,
+    );
+    if e.blocked_until.is_some() {
+        return (e.decision.denied(), false);
+    }
+    if !committed.is_ok_and(|c| c.changed) {
+        return (e.decision, false);
     }
     state.usages = usages;
     state.pending_at_ms = None;
-    (d, true)
+    (e.decision, true)
 }
 
 /// What `RL.INFO` shows of a key, and what `RL.RESET` replies (`reset_after_ms`).

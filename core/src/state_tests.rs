@@ -126,7 +126,7 @@ fn a_usage_only_key_knows_when_it_is_empty() {
     // Recorded under an inline SLIDING limit: its own reset is its window after the last
     // request, without the policy (what RL.INFO and RL.RESET tell, also after PERSIST).
     let p = Policy::new(&[sliding(10, 60_000)]).unwrap();
-    let mut state = State::new(Usages::empty_for(&p), None, None).unwrap();
+    let mut state = State::new(Usages::empty_for(&p), None, None, None).unwrap();
     for t in [0, 10, 20] {
         request(&mut state, &p, t, 1);
     }
@@ -140,7 +140,7 @@ fn a_usage_only_key_knows_when_it_is_empty() {
     assert_eq!(s.reset_after_ms, 59_990);
     // Two GCRA limits: until both are empty.
     let p = Policy::new(&[gcra(10, 60_000, 0), gcra(100, 3_600_000, 0)]).unwrap();
-    let mut state = State::new(Usages::empty_for(&p), None, None).unwrap();
+    let mut state = State::new(Usages::empty_for(&p), None, None, None).unwrap();
     request(&mut state, &p, 0, 5);
     assert_eq!(
         status(state.as_ref(), None, 0, None).reset_after_ms,
@@ -153,26 +153,28 @@ fn states_the_commands_cannot_hold_are_refused() {
     let p = Policy::new(&[gcra(1, 1000, 0), sliding(2, 1000)]).unwrap();
     let s = Stored::new(p, 0, false).unwrap();
     assert!(
-        State::new(Usages::new(), None, None).is_none(),
+        State::new(Usages::new(), None, None, None).is_none(),
         "a usage-only key has usage"
     );
     assert!(
-        State::new(Usages::empty_for(&p), None, Some(5)).is_none(),
+        State::new(Usages::empty_for(&p), None, Some(5), None).is_none(),
         "pending needs a policy"
     );
     assert!(State::new(
         Usages::empty_for(&Policy::single(gcra(1, 1, 0))),
         Some(s),
+        None,
         None
     )
     .is_none());
     assert!(State::new(
         Usages::empty_for(&Policy::single(gcra(1, 1, 0))),
         Some(s),
-        Some(5)
+        Some(5),
+        None
     )
     .is_some());
-    assert!(State::new(Usages::empty_for(&p), Some(s), None).is_some());
+    assert!(State::new(Usages::empty_for(&p), Some(s), None, None).is_some());
 }
 
 fn arb_limit() -> impl Strategy<Value = Limit> {
@@ -314,7 +316,7 @@ proptest! {
     #[test]
     fn a_usage_only_keys_reset_is_its_own_expiry(policy in arb_stored(), trace in arb_trace(), probe in 0u64..5000) {
         let p = policy.policy;
-        let mut state = State::new(Usages::empty_for(&p), None, None).unwrap();
+        let mut state = State::new(Usages::empty_for(&p), None, None, None).unwrap();
         let mut now = 0;
         for (gap, cost) in trace {
             now += gap;
@@ -350,7 +352,7 @@ fn a_reconfiguration_at_any_clock_leaves_a_valid_state() {
         );
         assert!(s.pending_at_ms.is_some());
         assert!(
-            State::new(s.usages.clone(), s.stored, s.pending_at_ms).is_some(),
+            State::new(s.usages.clone(), s.stored, s.pending_at_ms, None).is_some(),
             "{now}"
         );
     }

@@ -1,11 +1,13 @@
 //! Fuzzes the one request parser and the one RL.CONFIG parser, and RL.APPLY's parser, with
 //! arbitrary argument vectors: they must never panic, and whatever they accept must be within
-//! every documented bound.
+//! every documented bound (the parsers of issues 19 and 20's commands too).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rl_core::apply::{parse_apply, MAX_EXPIRE_AT_MS};
-use rl_core::args::{parse_config, parse_request, Command};
+use rl_core::args::{
+    parse_block, parse_config, parse_refund, parse_renew, parse_request, parse_reserve, parse_settle, Command,
+};
 use rl_core::kinds::gcra::{MAX_BURST, MAX_LIMIT, MAX_WINDOW_MS};
 use rl_core::policy::{Policy, MAX_COST, MAX_IDLE_MS, MAX_LIMITS};
 
@@ -19,6 +21,19 @@ fn within_bounds(p: &Policy) {
 fuzz_target!(|data: &[u8]| {
     // Arguments are separated by 0x00, so they can hold any other byte (CR, LF, UTF-8 or not).
     let args: Vec<&[u8]> = data.split(|b| *b == 0).collect();
+    // Issues 19 and 20's parsers: never a panic, and inline policies within bounds.
+    for parsed in [parse_reserve(&args), parse_refund(&args), parse_request(&args, Command::Acquire)] {
+        if let Ok(r) = parsed {
+            assert!((1..=MAX_COST).contains(&r.cost));
+            if let Some(p) = r.inline {
+                within_bounds(&p);
+            }
+        }
+    }
+    if let Ok(ms) = parse_block(&args) {
+        assert!((1..=1_000_000_000_000).contains(&ms));
+    }
+    let _ = (parse_settle(&args), parse_renew(&args));
     for command in [Command::Allow, Command::Throttle] {
         if let Ok(r) = parse_request(&args, command) {
             assert!((1..=MAX_COST).contains(&r.cost));

@@ -1,7 +1,9 @@
 //! Fuzzes the one decoder of stored values (what RDB, RESTORE and MIGRATE feed `rdb_load`), at
 //! every encoding version, and then uses what it accepts: decoding must never panic, an
 //! accepted state must re-encode to the same fields, read back from its `RL.APPLY` text, and
-//! decide, record, reconfigure and explain without panicking.
+//! decide, record, reconfigure and explain without panicking; then every operation of issues
+//! 19 and 20 (reserve, acquire, refund, settle, block, renew, unblock) leaves a state that
+//! loads back as itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +12,8 @@ use rl_core::decide::{decide, numbers};
 use rl_core::kinds::gcra::{Gcra, Tat};
 use rl_core::kinds::Limit;
 use rl_core::policy::{Policy, Stored};
-use rl_core::rdb::{decode, encode};
+use rl_core::ops::{block, check, lease, refund, settle, unblock, Op};
+use rl_core::rdb::{decode, encode, ENCODING_VERSION};
 use rl_core::state::{request, status, State};
 
 /// Fields biased towards the small numbers the format is made of: a byte below 0xF0 is that
@@ -92,5 +95,34 @@ fuzz_target!(|data: &[u8]| {
     request(&mut after, &policy.scaled(now % 1001), now, 1 + now % 7);
     let stored = Stored::new(Policy::single(Limit::Gcra(Gcra::new(3, 1000, 0).expect("valid"))), 0, false).expect("valid");
     let changed = State::configure(Some(after), stored, now);
-    assert!(State::new(changed.usages.clone(), changed.stored, changed.pending_at_ms).is_some());
+    assert!(State::new(
+        changed.usages.clone(),
+        changed.stored,
+        changed.pending_at_ms,
+        changed.parts.clone()
+    )
+    .is_some());
+
+    // Issues 19 and 20: every operation on the key-level parts, at the input's clock, keeps
+    // a state that encodes and decodes back to itself (what a write stores is loadable).
+    let mut s = state.clone();
+    let reserve = Op::Reserve {
+        hold_ms: 1 + now % 86_400_000,
+        under: None,
+    };
+    let held = check(&mut s, &policy, &reserve, now, 1 + now % 9, false, None)
+        .ok()
+        .and_then(|(_, _, c)| c.id);
+    let _ = check(&mut s, &policy, &Op::Acquire, now, 1, now % 2 == 0, None);
+    let _ = refund(&mut s, &policy, now, 1 + now % 5);
+    if let Some(id) = held.or_else(|| s.parts.as_ref().and_then(|p| p.holds.first().map(|h| h.id))) {
+        let _ = settle(&mut s, Some(&policy), now, id, now % 13);
+    }
+    block(&mut s, now, 1 + now % 1000);
+    let _ = lease(&mut s, Some(&policy), now, now, Some(1 + now % 1000));
+    let _ = unblock(&mut s, now.saturating_add(1));
+    let fields = encode(s.as_ref());
+    let mut again = fields.iter().copied();
+    let back = decode(ENCODING_VERSION, || again.next());
+    assert_eq!(back, Some(s), "an operation left a state that does not load back");
 });

@@ -21,11 +21,12 @@ use crate::reply;
 use rl_core::error::Error;
 
 /// Arguments after the key a command is given to parse. The longest valid call is
-/// `RL.THROTTLE` with `COST`, `WITHPOLICY` and four inline limits of every option (`LIMIT l
-/// WINDOW w BURST b GCRA`) joined by three `AND`s: 2 + 1 + 4 * 7 + 3 = 34 (`RL.CONFIG` with four
-/// limits and every option 26, `RL.APPLY` 7). A parser finds the first wrong argument of any
-/// call within the first 35, so with 64 a call that is too long gets the error that says why
-/// (`too many limits`, an option given twice), not a generic one.
+/// `RL.THROTTLE` with `COST`, `WITHPOLICY`, four inline limits of every option (`LIMIT l
+/// WINDOW w BURST b GCRA`) joined by three `AND`s and `PENALTY ms MAX m`: 2 + 1 + 4 * 7 + 3 +
+/// 4 = 38 (`RL.RESERVE` as long, with its estimate and `HOLD ms` for `COST` and `WITHPOLICY`;
+/// `RL.CONFIG` with four limits and every option 30, `RL.APPLY` 7). A parser finds the first
+/// wrong argument of any call within the first 39, so with 64 a call that is too long gets the
+/// error that says why (`too many limits`, an option given twice), not a generic one.
 pub const MAX_ARGS: usize = 64;
 
 /// A command's arguments, as given by Redis, for the duration of the call.

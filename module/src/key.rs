@@ -127,8 +127,15 @@ impl Key {
         unsafe { string_bytes(self.name) }
     }
 
-    /// The key's absolute expiry in Unix ms, if it has one.
+    /// The key's absolute expiry in Unix ms, if it has one. An empty key has none, and is not
+    /// asked: Redis 8.2's `GetAbsExpire` dereferences the missing value of an empty key
+    /// (SIGSEGV: `RL.BLOCK` of an absent key crashed it).
     pub fn expiry(&self) -> Option<u64> {
+        if self.key.is_null()
+            || api!(RedisModule_KeyType(self.key)) == Some(raw::REDISMODULE_KEYTYPE_EMPTY as c_int)
+        {
+            return None;
+        }
         api!(RedisModule_GetAbsExpire(self.key)).and_then(|ms| u64::try_from(ms).ok())
     }
 

@@ -26,9 +26,25 @@ macro_rules! send_line {
         let cmd = c"rl.apply".as_ptr();
         let buf = |b: &[u8]| (b.as_ptr().cast::<c_char>(), b.len());
         let (sp, sl) = buf($line.state.as_bytes());
-        match &$line.extra {
-            Extra::Nothing => $send($target, cmd, c"sb".as_ptr(), $name, sp, sl),
-            Extra::Policy(p) => {
+        let parts_kw = c"PARTS".as_ptr();
+        match (&$line.extra, &$line.parts) {
+            (Extra::Nothing, None) => $send($target, cmd, c"sb".as_ptr(), $name, sp, sl),
+            (Extra::Nothing, Some(p)) => {
+                let (pp, pl) = buf(p.as_bytes());
+                $send(
+                    $target,
+                    cmd,
+                    c"sbcb".as_ptr(),
+                    $name,
+                    sp,
+                    sl,
+                    parts_kw,
+                    pp,
+                    pl,
+                )
+            }
+            (Extra::Policy(p), _) => {
+                // Version 1's form: a state of one GCRA limit, which has no parts.
                 let [limit, window, burst, idle, flags] = p.map(ll);
                 let fmt = c"sbclllll".as_ptr();
                 let kw = c"POLICY".as_ptr();
@@ -36,16 +52,26 @@ macro_rules! send_line {
                     $target, cmd, fmt, $name, sp, sl, kw, limit, window, burst, idle, flags,
                 )
             }
-            Extra::Limits(l) => {
+            (Extra::Limits(l), None) => {
                 let (lp, ll) = buf(l.as_bytes());
                 let kw = c"LIMITS".as_ptr();
                 $send($target, cmd, c"sbcb".as_ptr(), $name, sp, sl, kw, lp, ll)
+            }
+            (Extra::Limits(l), Some(p)) => {
+                let (lp, ll) = buf(l.as_bytes());
+                let (pp, pl) = buf(p.as_bytes());
+                let kw = c"LIMITS".as_ptr();
+                let fmt = c"sbcbcb".as_ptr();
+                $send(
+                    $target, cmd, fmt, $name, sp, sl, kw, lp, ll, parts_kw, pp, pl,
+                )
             }
         }
     }};
 }
 
 /// Sends the key's new state (with its absolute expiry) to replicas and the AOF.
+#[inline]
 pub fn replicate(ctx: Ctx, name: Str, line: &Line) {
     // SAFETY: send_line passes arguments that match its format strings.
     if let Some(replicate) = unsafe { raw::RedisModule_Replicate } {

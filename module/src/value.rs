@@ -12,11 +12,13 @@
 //! - **Usage** (16 bytes): such a TAT that does not fit inline.
 //! - **Configured** (48 bytes): one GCRA limit stored by `RL.CONFIG`: a `Usage` followed by
 //!   its policy. The top bit of the stored denominator (at most 10^9 < 2^30) marks it.
-//! - **General** (32 bytes and 40 per usage, in one allocation, plus the usages' logs and a
-//!   stored policy): every other state (several limits, SLIDING logs, a pending
-//!   reconfiguration). A header marked by bit 30 of its denominator word, holding the pending
-//!   instant, then the usages, updated in place (a log grows in its own buffer); the stored
-//!   policy boxed, so the many usage-only keys do not pay for it.
+//! - **General** (32 bytes and 40 per usage, in one allocation, plus the usages' logs and
+//!   leases, a stored policy and key-level parts): every other state (several limits, SLIDING
+//!   or CONCURRENCY limits, a pending reconfiguration, a penalty, holds, a block, an id
+//!   sequence). A header marked by bit 30 of its denominator word, holding the pending instant
+//!   and the number of usages, then the usages, updated in place (a log grows in its own
+//!   buffer); the stored policy and the key-level parts boxed, so the many keys that have
+//!   neither do not pay for them.
 //!
 //! TATs are stored in lowest terms, so a state has one representation on every server. Every
 //! value made here is counted in `live_buckets` (`INFO rl`) until freed. A [`Value`] is the
@@ -32,7 +34,8 @@ use std::sync::atomic::Ordering;
 use crate::metrics::LIVE_BUCKETS;
 use rl_core::kinds::gcra::{Gcra, Tat};
 use rl_core::kinds::{Limit, Usage as CoreUsage};
-use rl_core::policy::{Policy, Stored, FLAG_SHADOW};
+use rl_core::parts::Parts;
+use rl_core::policy::{PenaltyField, Policy, Stored, FLAG_SHADOW};
 use rl_core::rdb::{compact, Compact, CompactStored};
 use rl_core::state::{State, StateRef};
 
@@ -76,15 +79,15 @@ pub struct Configured {
     stored: OneLimit,
 }
 
-/// Every other state: this header, then `len` usages in the same allocation (one allocation
-/// per key whatever its number of limits; see [`General::layout`]).
+/// Every other state: this header, then `head.frac` usages in the same allocation (one
+/// allocation per key whatever its number of limits; see [`General::layout`]).
 #[repr(C)]
 pub struct General {
     /// Marks the layout (`den_flags` has [`GENERAL`]); `ms` is the pending instant when
-    /// `den_flags` has [`PENDING`].
+    /// `den_flags` has [`PENDING`]; `frac` is the number of usages (at most four).
     head: Usage,
     stored: Option<Box<Stored>>,
-    len: usize,
+    parts: Option<Box<Parts>>,
 }
 
 impl General {
@@ -95,13 +98,18 @@ impl General {
         (offset == size_of::<General>()).then(|| layout.pad_to_align())
     }
 
+    /// How many usages follow the header.
+    fn len(&self) -> usize {
+        self.head.frac as usize
+    }
+
     /// The usages after the header.
     fn usages(&self) -> &[CoreUsage] {
         // SAFETY: `new_general` wrote `len` initialised usages right after the header, and
         // they live as long as the header.
         unsafe {
             let first = ptr::from_ref(self).add(1).cast::<CoreUsage>();
-            std::slice::from_raw_parts(first, self.len)
+            std::slice::from_raw_parts(first, self.len())
         }
     }
 
@@ -109,7 +117,7 @@ impl General {
         // SAFETY: as in `usages`, and `&mut self` borrows the whole allocation.
         unsafe {
             let first = ptr::from_mut(self).add(1).cast::<CoreUsage>();
-            std::slice::from_raw_parts_mut(first, self.len)
+            std::slice::from_raw_parts_mut(first, self.len())
         }
     }
 
@@ -152,6 +160,7 @@ impl OneLimit {
             policy: Policy::single(Limit::Gcra(self.gcra)),
             idle_ms: self.idle_ms,
             shadow: self.shadow,
+            penalty: PenaltyField::NONE,
         }
     }
 }
@@ -206,11 +215,13 @@ impl Read<'_> {
                 usages: g.usages(),
                 stored: g.stored.as_deref(),
                 pending_at_ms: (g.head.den_flags & PENDING != 0).then_some(g.head.ms),
+                parts: g.parts.as_deref(),
             },
             None => StateRef {
                 usages: &self.one,
                 stored: self.one_stored.as_ref(),
                 pending_at_ms: None,
+                parts: None,
             },
         }
     }
@@ -266,11 +277,12 @@ impl Value {
         let mut general = General {
             head: Usage {
                 ms: 0,
-                frac: 0,
+                // At most four.
+                frac: u32::try_from(len).unwrap_or(0),
                 den_flags: GENERAL,
             },
             stored: state.stored.map(Box::new),
-            len,
+            parts: state.parts.take(),
         };
         general.set_pending(state.pending_at_ms);
         // SAFETY: the allocation holds the header and `len` usages after it (`General::layout`).
@@ -355,6 +367,23 @@ impl Value {
         }
     }
 
+    /// A general value's usages and key-level parts, to update in place (`None` for the
+    /// compact layouts, which have no parts).
+    pub fn usages_and_parts_mut(&mut self) -> Option<(&mut [CoreUsage], &mut Option<Box<Parts>>)> {
+        match self.repr() {
+            // SAFETY: repr() checked the layout; the allocation holds the header and `len`
+            // initialised usages right after it (`Value::general`), which do not overlap the
+            // header's `parts`; both borrows are tied to `self`.
+            Repr::General(g) => unsafe {
+                let header = g.as_ptr();
+                let first = header.add(1).cast::<CoreUsage>();
+                let usages = std::slice::from_raw_parts_mut(first, (*header).len());
+                Some((usages, &mut (*header).parts))
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the value is in the general layout (its replicas hold its logs as a set).
     pub fn is_general(&self) -> bool {
         matches!(self.repr(), Repr::General(_))
@@ -385,7 +414,7 @@ impl Value {
                 unsafe { *u.as_mut() = Usage::new(tat.reduced(), 0) };
                 Change::InPlace
             }
-            (Repr::General(mut g), None) if unsafe { g.as_ref() }.len == state.usages.len() => {
+            (Repr::General(mut g), None) if unsafe { g.as_ref() }.len() == state.usages.len() => {
                 // SAFETY: repr() checked the layout; same number of usages: swapped in place
                 // (the old ones go to `state`, which drops them).
                 let g = unsafe { g.as_mut() };
@@ -396,6 +425,7 @@ impl Value {
                     (Some(old), Some(new)) => **old = new,
                     (slot, new) => *slot = new.map(Box::new),
                 }
+                std::mem::swap(&mut g.parts, &mut state.parts);
                 g.set_pending(state.pending_at_ms);
                 Change::InPlace
             }
@@ -417,9 +447,12 @@ impl Value {
             // SAFETY: repr() checked the layout.
             Repr::General(g) => unsafe {
                 let g = g.as_ref();
-                General::layout(g.len).map_or(0, |l| l.size())
+                General::layout(g.len()).map_or(0, |l| l.size())
                     + g.usages().iter().map(CoreUsage::heap_bytes).sum::<usize>()
                     + g.stored.as_ref().map_or(0, |_| size_of::<Stored>())
+                    + g.parts
+                        .as_ref()
+                        .map_or(0, |p| size_of::<Parts>() + p.heap_bytes())
             },
         }
     }
@@ -440,7 +473,7 @@ impl Value {
             Repr::Usage(u) => drop(Box::from_raw(u.as_ptr())),
             Repr::Configured(c) => drop(Box::from_raw(c.as_ptr())),
             Repr::General(g) => {
-                let len = g.as_ref().len;
+                let len = g.as_ref().len();
                 let usages = g.as_ptr().add(1).cast::<CoreUsage>();
                 for i in 0..len {
                     ptr::drop_in_place(usages.add(i));

@@ -16,13 +16,13 @@ fn configured_policy() -> Stored {
 fn usage_state(tat: Tat) -> State {
     let mut u = Usages::new();
     u.push(U::Gcra(tat));
-    State::new(u, None, None).unwrap()
+    State::new(u, None, None, None).unwrap()
 }
 
 fn configured_state(tat: Tat) -> State {
     let mut u = Usages::new();
     u.push(U::Gcra(tat));
-    State::new(u, Some(configured_policy()), None).unwrap()
+    State::new(u, Some(configured_policy()), None, None).unwrap()
 }
 
 fn tat_of(v: &Value) -> Tat {
@@ -141,7 +141,7 @@ fn sliding_state(stored: bool) -> State {
     let s = Policy::single(Limit::Sliding(Sliding::new(10, 60_000).unwrap()));
     let mut state = match stored {
         true => State::configure(None, Stored::new(s, 0, false).unwrap(), 1_700_000_000_000),
-        false => State::new(Usages::empty_for(&s), None, None).unwrap(),
+        false => State::new(Usages::empty_for(&s), None, None, None).unwrap(),
     };
     request(&mut state, &s, 1_700_000_000_000, 3);
     request(&mut state, &s, 1_700_000_000_250, 1);

@@ -36,6 +36,7 @@ use std::num::NonZeroU32;
 
 use super::{Carried, Kind, KindRules};
 use crate::error::Error;
+use crate::parts::Hold;
 
 /// Most requests per window (10^9): a billion requests per millisecond is beyond any server.
 pub const MAX_LIMIT: u64 = 1_000_000_000;
@@ -54,14 +55,26 @@ pub const MAX_TAT_MS: u64 = 1 << 60;
 /// Every field is within its bound, none is zero, and a full bucket drains within
 /// [`MAX_DRAIN_MS`].
 ///
-/// `limit` is never zero, and says so in its type: a [`Limit`](crate::kinds::Limit) of any
-/// kind then fits in 16 bytes (the other kinds' data around that field), so a policy of four
-/// is 72 bytes, held inline and in a configured key.
+/// A [`Limit`](crate::kinds::Limit) of any kind fits in 16 bytes, aligned to 4, so a policy
+/// of four is 68 bytes, held inline and in a configured key: the other kinds' data (8 bytes)
+/// sits beside a byte of this one that has spare values ([`Spare`]), which tell the kinds
+/// apart. So the window (at most 10^12 ms, or 10^14 stretched by `rl.scale-percent`: under 48
+/// bits) is kept as its low 32 bits and its high 16, and the struct has 4-byte alignment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gcra {
     limit: NonZeroU32,
     burst: u32,
-    window_ms: u64,
+    window_lo: u32,
+    window_hi: u16,
+    spare: Spare,
+}
+
+/// A byte with one valid value: its 255 others are where an enum of limits keeps which kind
+/// it holds (a niche), so that three kinds of limit fit 16 bytes like two did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Spare {
+    Zero = 0,
 }
 
 impl Gcra {
@@ -87,12 +100,20 @@ impl Gcra {
             u32::try_from(limit).ok().and_then(NonZeroU32::new),
             u32::try_from(burst),
         ) {
-            (Some(limit), Ok(burst)) => Ok(Gcra {
-                limit,
-                burst,
-                window_ms,
-            }),
+            (Some(limit), Ok(burst)) => Ok(Gcra::from_fields(limit, burst, window_ms)),
             _ => Err(Error::LimitRange),
+        }
+    }
+
+    /// A limit from valid fields (`window_ms` below 2^48: at most [`MAX_WINDOW_MS`] times 100).
+    #[inline]
+    fn from_fields(limit: NonZeroU32, burst: u32, window_ms: u64) -> Gcra {
+        Gcra {
+            limit,
+            burst,
+            window_lo: window_ms as u32,
+            window_hi: (window_ms >> 32) as u16,
+            spare: Spare::Zero,
         }
     }
 
@@ -105,7 +126,7 @@ impl Gcra {
     /// Window length in ms.
     #[inline]
     pub fn window_ms(&self) -> u64 {
-        self.window_ms
+        (u64::from(self.window_hi) << 32) | u64::from(self.window_lo)
     }
 
     /// Bucket size in requests: how many may pass at once from idle.
@@ -117,7 +138,7 @@ impl Gcra {
     /// `burst * T` in units of `1/limit` ms.
     #[inline]
     fn tolerance(&self) -> u128 {
-        u128::from(self.burst) * u128::from(self.window_ms)
+        u128::from(self.burst) * u128::from(self.window_ms())
     }
 
     /// Decides a request of `cost` at `now_ms` against a bucket at `tat`: the new TAT if it
@@ -130,7 +151,7 @@ impl Gcra {
         let now = u128::from(now_ms) * u128::from(limit);
         // A TAT more than a full bucket ahead of now is read as a full bucket.
         let start = tat.in_units(limit).min(now + tolerance).max(now);
-        let new_tat = start + u128::from(cost) * u128::from(self.window_ms);
+        let new_tat = start + u128::from(cost) * u128::from(self.window_ms());
         if new_tat - now > tolerance {
             return None;
         }
@@ -146,7 +167,7 @@ impl Gcra {
             .in_units(limit)
             .min(now + self.tolerance())
             .saturating_sub(now);
-        clamp_u64(self.tolerance().saturating_sub(backlog) / u128::from(self.window_ms))
+        clamp_u64(self.tolerance().saturating_sub(backlog) / u128::from(self.window_ms()))
     }
 
     /// Ms until a request of `cost` fits (0: it fits now), or `None` if it never can (its
@@ -159,7 +180,7 @@ impl Gcra {
         let limit = self.limit();
         let tat = tat.clamped(self, now_ms);
         // The first whole ms t with tat + cost*T - t <= burst*T (all in 1/limit-ms units).
-        let needed = (tat.in_units(limit) + u128::from(cost) * u128::from(self.window_ms))
+        let needed = (tat.in_units(limit) + u128::from(cost) * u128::from(self.window_ms()))
             .saturating_sub(self.tolerance());
         let at_ms = needed.div_ceil(u128::from(limit));
         Some(clamp_u64(at_ms.saturating_sub(u128::from(now_ms))))
@@ -189,23 +210,17 @@ impl Gcra {
         let burst = (self.burst() * percent / 100).clamp(1, MAX_BURST);
         let burst = u32::try_from(burst).unwrap_or(u32::MAX);
         let limit = self.limit() * num;
-        let window_ms = self.window_ms * den;
+        let window_ms = self.window_ms() * den;
         if limit <= MAX_LIMIT && window_ms <= MAX_WINDOW_MS {
-            return Gcra {
-                limit: u32::try_from(limit)
-                    .ok()
-                    .and_then(NonZeroU32::new)
-                    .unwrap_or(self.limit),
-                burst,
-                window_ms,
-            };
+            let limit = u32::try_from(limit)
+                .ok()
+                .and_then(NonZeroU32::new)
+                .unwrap_or(self.limit);
+            return Gcra::from_fields(limit, burst, window_ms);
         }
-        // window * 100 / percent, rounded up; at most 10^12 * 100 (fits u64).
-        Gcra {
-            limit: self.limit,
-            burst,
-            window_ms: (self.window_ms * 100).div_ceil(percent),
-        }
+        // window * 100 / percent, rounded up; at most 10^12 * 100 (fits u64, and 48 bits).
+        let window_ms = (self.window_ms() * 100).div_ceil(percent);
+        Gcra::from_fields(self.limit, burst, window_ms)
     }
 }
 
@@ -369,7 +384,7 @@ impl KindRules for Gcra {
 
     #[inline]
     fn window_ms(&self) -> u64 {
-        self.window_ms
+        Gcra::window_ms(self)
     }
 
     fn capacity(&self) -> u64 {
@@ -444,7 +459,7 @@ impl KindRules for Gcra {
             Carried::Requests(n) => {
                 // Owed from the change: at + n*T, at most one full bucket.
                 let units = u128::from(at_ms) * u128::from(self.limit())
-                    + u128::from(n) * u128::from(self.window_ms);
+                    + u128::from(n) * u128::from(self.window_ms());
                 let units =
                     units.min(u128::from(at_ms) * u128::from(self.limit()) + self.tolerance());
                 Tat::from_units(units, self.limit()).map_or(Tat::EMPTY, |t| t.reduced())
@@ -459,6 +474,89 @@ impl KindRules for Gcra {
     fn heap_bytes(_tat: &Tat) -> usize {
         0
     }
+
+    /// `TAT := max(now, TAT - n*T)`; given back `min(n, ceil((TAT - now) / T))`, 0 when the
+    /// bucket is already empty (the TAT read as a decision reads it: at most one full bucket).
+    fn refund(&self, tat: &mut Tat, now_ms: u64, n: u64) -> u64 {
+        let limit = self.limit();
+        let t = u128::from(self.window_ms());
+        let now = u128::from(now_ms) * u128::from(limit);
+        let current = tat.clamped(self, now_ms).in_units(limit);
+        let backlog = current.saturating_sub(now);
+        if backlog == 0 {
+            return 0;
+        }
+        let given = u128::from(n).min(backlog.div_ceil(t));
+        let back = (u128::from(n) * t).min(backlog);
+        if let Some(new) = Tat::from_units(current - back, limit) {
+            *tat = new.reduced();
+        }
+        clamp_u64(given)
+    }
+
+    /// `TAT := min(max(TAT, now) + n*T, now + burst*T)`: a debt of at most one full bucket.
+    fn charge(&self, tat: &mut Tat, now_ms: u64, n: u64) {
+        let limit = self.limit();
+        let now = u128::from(now_ms) * u128::from(limit);
+        let start = tat.clamped(self, now_ms).in_units(limit).max(now);
+        let units =
+            (start + u128::from(n) * u128::from(self.window_ms())).min(now + self.tolerance());
+        if let Some(new) = Tat::from_units(units, limit) {
+            *tat = new.reduced();
+        }
+    }
+
+    fn hold_end(tat: &Tat) -> Option<Tat> {
+        Some(*tat)
+    }
+
+    /// Gives back `g = min(n*T, end - max(now, end - estimate*T))` (0 if negative): of the
+    /// hold's own time, only what has not drained (`end` is the TAT right after the reserve,
+    /// kept at or before the TAT since). `TAT -= g`, and every other hold whose end is later
+    /// than this one's moves earlier by `g`. The units given back are `ceil(g / T)`.
+    fn refund_hold(
+        &self,
+        tat: &mut Tat,
+        now_ms: u64,
+        n: u64,
+        holds: &mut [Hold],
+        this: usize,
+        position: usize,
+    ) -> u64 {
+        let limit = self.limit();
+        let t = u128::from(self.window_ms());
+        let now = u128::from(now_ms) * u128::from(limit);
+        let current = tat.clamped(self, now_ms).in_units(limit);
+        let Some(hold) = holds.get(this) else {
+            return 0;
+        };
+        let Some(end) = hold
+            .ends
+            .get(position)
+            .map(|e| e.in_units(limit).min(current))
+        else {
+            return 0;
+        };
+        let start = now.max(end.saturating_sub(u128::from(hold.estimate) * t));
+        let g = (u128::from(n) * t).min(end.saturating_sub(start));
+        if g == 0 {
+            return 0;
+        }
+        // g <= end - now <= current - now: the TAT never goes before now.
+        if let Some(new) = Tat::from_units(current - g, limit) {
+            *tat = new.reduced();
+        }
+        for (j, other) in holds.iter_mut().enumerate() {
+            let Some(e) = other.ends.get_mut(position) else {
+                continue;
+            };
+            let units = e.in_units(limit);
+            if j != this && *e != Tat::EMPTY && units > end {
+                *e = Tat::from_units(units - g, limit).map_or(Tat::EMPTY, |t| t.reduced());
+            }
+        }
+        clamp_u64(g.div_ceil(t))
+    }
 }
 
 impl Tat {
@@ -471,6 +569,15 @@ impl Tat {
     /// The later of this TAT and `other`.
     pub fn later(self, other: Tat) -> Tat {
         self.max(other)
+    }
+
+    /// The earlier of this TAT and `other` (exactly, whatever their denominators).
+    pub fn earlier(self, other: Tat) -> Tat {
+        if self.max(other) == self {
+            other
+        } else {
+            self
+        }
     }
 }
 

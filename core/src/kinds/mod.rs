@@ -15,12 +15,15 @@
 //!
 //! PURE: no Redis types here.
 
+pub mod concurrency;
 pub mod gcra;
 pub mod sliding;
 
 use std::fmt::Debug;
 
 use crate::error::Error;
+use crate::parts::Hold;
+use gcra::Tat;
 
 /// Usage carried from one kind of limit to another when a limit changes kind: what is still
 /// live under the old limit at the instant of the change, in the terms the old kind counts in.
@@ -91,6 +94,38 @@ pub trait KindRules: Copy + Debug + PartialEq + Eq + Sized {
     fn usage_window_ms(u: &Self::Usage) -> Option<u64>;
     /// Bytes the usage holds on the heap (`MEMORY USAGE`).
     fn heap_bytes(u: &Self::Usage) -> usize;
+
+    /// Whether a request under this kind takes a lease (`RL.ACQUIRE`) that it gives back
+    /// (`RL.RELEASE`), rather than counting as used.
+    const LEASES: bool = false;
+    /// An admission that records the lease `id` (kinds without leases ignore it).
+    fn admit_with_id(a: Self::Admit, _id: u64) -> Self::Admit {
+        a
+    }
+
+    /// `RL.REFUND`: gives back up to `n` units of what the usage holds at `now_ms`, never
+    /// room beyond an empty limit. Returns the units given back.
+    fn refund(&self, u: &mut Self::Usage, now_ms: u64, n: u64) -> u64;
+    /// A settle above its estimate: counts `n` more units at `now_ms` whatever that does to
+    /// admission (settling is not a request that can be denied), at most one full limit
+    /// beyond now.
+    fn charge(&self, u: &mut Self::Usage, now_ms: u64, n: u64);
+    /// The instant a hold reserved on this usage ends at, for kinds whose usage is time (the
+    /// usage's own instant right after the reserve); `None` for the others.
+    fn hold_end(u: &Self::Usage) -> Option<Tat>;
+    /// A settle below its estimate: gives back up to `n` of the units `holds[this]` counted
+    /// at limit `position`, never what has drained, never more than the hold; moves the
+    /// other holds' ends at `position` where giving back shifts them. Returns the units
+    /// given back.
+    fn refund_hold(
+        &self,
+        u: &mut Self::Usage,
+        now_ms: u64,
+        n: u64,
+        holds: &mut [Hold],
+        this: usize,
+        position: usize,
+    ) -> u64;
 }
 
 /// Generates [`Kind`], [`Limit`], [`Usage`] and [`Admit`] from the list of kinds, and their
@@ -160,6 +195,49 @@ macro_rules! kinds {
             #[inline]
             pub fn capacity(&self) -> u64 {
                 match self { $(Limit::$name(l) => KindRules::capacity(l)),* }
+            }
+
+            /// Whether requests under this limit take leases (see [`KindRules::LEASES`]).
+            #[inline]
+            pub fn takes_leases(&self) -> bool {
+                match self { $(Limit::$name(_) => <$params as KindRules>::LEASES),* }
+            }
+
+            /// `RL.REFUND` on this limit's usage: the units given back (0 for a mismatched usage).
+            pub fn refund(&self, u: &mut Usage, now_ms: u64, n: u64) -> u64 {
+                match (self, u) {
+                    $((Limit::$name(l), Usage::$name(u)) => KindRules::refund(l, u, now_ms, n),)*
+                    #[allow(unreachable_patterns)]
+                    _ => 0,
+                }
+            }
+
+            /// A settle's excess, counted whatever it does to admission.
+            pub fn charge(&self, u: &mut Usage, now_ms: u64, n: u64) {
+                match (self, u) {
+                    $((Limit::$name(l), Usage::$name(u)) => KindRules::charge(l, u, now_ms, n),)*
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                }
+            }
+
+            /// A settle's refund of `holds[this]` at `position` (see [`KindRules::refund_hold`]).
+            pub fn refund_hold(
+                &self,
+                u: &mut Usage,
+                now_ms: u64,
+                n: u64,
+                holds: &mut [Hold],
+                this: usize,
+                position: usize,
+            ) -> u64 {
+                match (self, u) {
+                    $((Limit::$name(l), Usage::$name(u)) => {
+                        KindRules::refund_hold(l, u, now_ms, n, holds, this, position)
+                    })*
+                    #[allow(unreachable_patterns)]
+                    _ => 0,
+                }
             }
 
             #[inline]
@@ -279,6 +357,19 @@ macro_rules! kinds {
             pub fn heap_bytes(&self) -> usize {
                 match self { $(Usage::$name(u) => <$params as KindRules>::heap_bytes(u)),* }
             }
+
+            /// The instant a hold reserved on this usage ends at (see [`KindRules::hold_end`]).
+            pub fn hold_end(&self) -> Option<Tat> {
+                match self { $(Usage::$name(u) => <$params as KindRules>::hold_end(u)),* }
+            }
+        }
+
+        impl Admit {
+            /// The same admission, recording the lease `id` where the kind takes leases.
+            #[inline]
+            pub fn with_id(self, id: u64) -> Admit {
+                match self { $(Admit::$name(a) => Admit::$name(<$params as KindRules>::admit_with_id(a, id))),* }
+            }
         }
     };
 }
@@ -286,6 +377,7 @@ macro_rules! kinds {
 kinds! {
     Gcra: gcra::Gcra => b"GCRA" "gcra";
     Sliding: sliding::Sliding => b"SLIDING" "sliding";
+    Concurrency: concurrency::Concurrency => b"CONCURRENCY" "concurrency";
 }
 
 impl Kind {

@@ -33,6 +33,7 @@
 use super::gcra::{Tat, MAX_TAT_MS};
 use super::{Carried, Kind, KindRules};
 use crate::error::Error;
+use crate::parts::Hold;
 
 /// Most requests a SLIDING limit admits per window (1000). The log keeps up to `limit`
 /// entries: 6 bytes each in memory (at most 6 KB per limit), each decision scans it, and
@@ -381,6 +382,62 @@ impl Log {
         total <= MAX_SLIDING_LIMIT
     }
 
+    /// Takes up to `n` units from the live entries at `now_ms` in a window of `window` ms,
+    /// newest first (`only_at`: from the entry at that instant alone); returns the units
+    /// taken. Clamps future entries to now and drops what has left the window first, as a
+    /// write does.
+    fn take(&mut self, window: u64, now_ms: u64, n: u64, only_at: Option<u64>) -> u64 {
+        self.clamp_future(now_ms);
+        self.drop_outside(window, now_ms);
+        let mut parts: Vec<(u64, u64)> = self.at(now_ms).collect();
+        let mut taken = 0;
+        for (t, c) in parts.iter_mut().rev() {
+            if taken == n {
+                break;
+            }
+            if only_at.is_some_and(|at| at != *t) {
+                continue;
+            }
+            let take = (n - taken).min(*c);
+            *c -= take;
+            taken += take;
+        }
+        if taken > 0 {
+            parts.retain(|&(_, c)| c > 0);
+            let window_ms = self.window_ms;
+            self.set(&parts);
+            if !self.entries.is_empty() {
+                self.window_ms = window_ms;
+            }
+        }
+        taken
+    }
+
+    /// Counts `n` units at `now_ms` whatever that does to admission, then keeps at most
+    /// `limit`'s count live, dropping the oldest excess (a debt of at most one full window).
+    fn charge(&mut self, limit: &Sliding, now_ms: u64, n: u64) {
+        let count = n.min(limit.limit());
+        self.record(limit, now_ms, count);
+        let mut excess = self
+            .used(limit.window_ms(), now_ms)
+            .saturating_sub(limit.limit());
+        if excess == 0 {
+            return;
+        }
+        let mut parts: Vec<(u64, u64)> = self.at(now_ms).collect();
+        for (_, c) in parts.iter_mut() {
+            let take = excess.min(*c);
+            *c -= take;
+            excess -= take;
+            if excess == 0 {
+                break;
+            }
+        }
+        parts.retain(|&(_, c)| c > 0);
+        self.set(&parts);
+        self.window_ms = limit.window_ms;
+    }
+
     /// A log holding `count` requests at `at_ms`, recorded under `window_ms`; empty for 0.
     fn single(at_ms: u64, count: u64, window_ms: u64) -> Log {
         let count = count.min(MAX_SLIDING_LIMIT);
@@ -541,6 +598,42 @@ impl KindRules for Sliding {
 
     fn heap_bytes(log: &Log) -> usize {
         log.heap_bytes()
+    }
+
+    /// Removes `n` units from the most recent live entries first; given back `min(n, live)`.
+    fn refund(&self, log: &mut Log, now_ms: u64, n: u64) -> u64 {
+        log.take(self.counting_window(log), now_ms, n, None)
+    }
+
+    fn charge(&self, log: &mut Log, now_ms: u64, n: u64) {
+        log.charge(self, now_ms, n);
+    }
+
+    fn hold_end(_log: &Log) -> Option<Tat> {
+        None
+    }
+
+    /// Only from the entry recorded at the hold's instant (read as now if the clock stepped
+    /// back since), if it is still live: never from other requests, never more than the hold.
+    fn refund_hold(
+        &self,
+        log: &mut Log,
+        now_ms: u64,
+        n: u64,
+        holds: &mut [Hold],
+        this: usize,
+        _position: usize,
+    ) -> u64 {
+        let Some(hold) = holds.get(this) else {
+            return 0;
+        };
+        let n = n.min(hold.estimate);
+        log.take(
+            self.counting_window(log),
+            now_ms,
+            n,
+            Some(hold.at_ms.min(now_ms)),
+        )
     }
 }
 

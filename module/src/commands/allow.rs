@@ -7,14 +7,13 @@
 //! A denied request writes, expires and replicates nothing. It computes no numbers: it
 //! replies only the decision.
 
-use super::check::check;
+use super::check::{check, Which};
 use crate::entry::Call;
 use crate::reply;
-use rl_core::args::Command;
 use rl_core::error::Error;
 
 pub fn allow(call: &Call) -> Result<(), Error> {
-    let told = check(call, Command::Allow, true, &mut None)?;
+    let told = check(call, Which::Allow, &mut None)?;
     reply::boolean(call.ctx(), told.allowed);
     Ok(())
 }

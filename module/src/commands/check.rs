@@ -1,8 +1,10 @@
-//! The one pipeline of `RL.ALLOW`, `RL.THROTTLE` and `RL.PEEK`: parse once, read the clock
-//! once, open the key once, resolve the policy, read the key's usage under it, decide over
-//! every limit, and (unless peeking) write: in place when the key's usage is read as
+//! The one pipeline of every check: `RL.ALLOW`, `RL.THROTTLE`, `RL.PEEK`, `RL.RESERVE` and
+//! `RL.ACQUIRE`. Parse once, read the clock once, open the key once, resolve the policy,
+//! read the key's usage under it, decide over every limit and the key's block
+//! (`rl_core::ops`), and (unless peeking) write: in place when the key's usage is read as
 //! recorded, else the whole state. A key of one GCRA limit takes this same path with one
-//! limit; the value layer keeps its compact layouts.
+//! limit; the value layer keeps its compact layouts, which hold no key-level parts, so such a
+//! key pays for blocks, holds and leases only a test that it has none.
 
 use crate::defaults::{default_policy, scale_percent};
 use crate::entry::Call;
@@ -10,32 +12,49 @@ use crate::ffi::{notify, now_ms};
 use crate::key::{Effect, Expiry, Key, New};
 use crate::metrics;
 use rl_core::apply::Record;
-use rl_core::args::{parse_request, Command};
-use rl_core::decide::{self, decide, numbers, Numbers};
+use rl_core::args::{parse_request, parse_reserve, Command, Request};
+use rl_core::decide::{self, Numbers};
 use rl_core::error::Error;
 use rl_core::kinds::{Limit, Usage};
-use rl_core::policy::{own_expiry, Policy, MAX_LIMITS};
-use rl_core::resolve::{resolve, tell, Resolved, Told};
+use rl_core::ops::{self, admissible, commit, evaluate, tell_numbers, Op, PenaltyRule};
+use rl_core::parts::DEFAULT_HOLD_MS;
+use rl_core::policy::{own_expiry, Policy, Stored, MAX_LIMITS};
+use rl_core::resolve::{resolve, tell, Resolved, Source, Told};
 use rl_core::state::{is_native, view, State, StateRef, Usages};
 
-/// What `RL.THROTTLE` and `RL.PEEK` reply besides the decision (filled by [`check`] for
+/// Which check a call is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Which {
+    Allow,
+    Throttle,
+    Peek,
+    Reserve,
+    Acquire,
+}
+
+/// What the checks other than `RL.ALLOW` reply besides the decision (filled by [`check`] for
 /// them only: `RL.ALLOW` replies a boolean and computes none of it).
 pub struct Reply {
     pub numbers: Numbers,
     pub resolved: Resolved,
     /// `WITHPOLICY` was given.
     pub with_policy: bool,
+    /// The reservation or lease taken (`RL.RESERVE`, `RL.ACQUIRE`).
+    pub id: Option<u64>,
 }
 
-/// Decides the request in `call`; with `consume`, counts it and writes the new state. For
-/// `Command::Throttle`, also sets `numbers`.
-pub fn check(
-    call: &Call,
-    command: Command,
-    consume: bool,
-    numbers_out: &mut Option<Reply>,
-) -> Result<Told, Error> {
-    let request = call.parse(|args| parse_request(args, command))?;
+/// Decides the check in `call`; unless peeking, counts it and writes the new state. For every
+/// check but `RL.ALLOW`, also sets `out`.
+pub fn check(call: &Call, which: Which, out: &mut Option<Reply>) -> Result<Told, Error> {
+    let request = match which {
+        Which::Allow => call.parse(|args| parse_request(args, Command::Allow))?,
+        Which::Throttle | Which::Peek => {
+            call.parse(|args| parse_request(args, Command::Throttle))?
+        }
+        Which::Acquire => call.parse(|args| parse_request(args, Command::Acquire))?,
+        Which::Reserve => call.parse(parse_reserve)?,
+    };
+    let consume = which != Which::Peek;
     let (cost, now) = (request.cost, now_ms());
     let key = if consume {
         Key::open_write(call.ctx(), call.key())
@@ -46,6 +65,7 @@ pub fn check(
     let read = value.as_ref().map(|v| v.read());
     let state = read.as_ref().map(|r| r.state());
     let stored = state.and_then(|s| s.stored);
+    let parts = state.and_then(|s| s.parts);
     let resolved = resolve(
         stored,
         request.inline.as_ref(),
@@ -53,6 +73,16 @@ pub fn check(
         scale_percent(),
     )?;
     let policy = &resolved.policy;
+    let op = match which {
+        Which::Allow | Which::Throttle => Op::Check,
+        Which::Peek => Op::Peek,
+        Which::Acquire => Op::Acquire,
+        Which::Reserve => Op::Reserve {
+            hold_ms: request.hold_ms.unwrap_or(DEFAULT_HOLD_MS),
+            under: unscaled(&resolved, stored, &request).filter(|_| stored.is_none()),
+        },
+    };
+    admissible(&op, policy, parts, now)?;
     // The usages the policy reads: a general value's own when it reads them as recorded
     // (then a write updates them in place), else the state a write would store, built once
     // (carried, copied from a compact layout, or empty for a new key).
@@ -63,77 +93,113 @@ pub fn check(
             usages: view(policy, s.usages, s.pending_at_ms, now).into_usages(),
             stored: s.stored.copied(),
             pending_at_ms: None,
+            parts: s.parts.map(|p| Box::new(p.clone())),
         }),
-        None => Some(State {
-            usages: Usages::empty_for(policy),
-            stored: None,
-            pending_at_ms: None,
-        }),
+        None => Some(State::usage_only(Usages::empty_for(policy))),
     };
     let usages = match (&owned, state) {
         (Some(o), _) => &o.usages[..],
         (None, Some(s)) => s.usages,
         (None, None) => &[][..],
     };
-    let decision = decide(policy, usages, now, cost);
-    let told = tell(&resolved, decision.allowed);
-    if command == Command::Throttle {
-        let mut n = numbers(policy, usages, Some(&decision), now, cost);
+    let e = evaluate(policy, usages, parts, now, cost, resolved.shadow, || {
+        penalty_rule(&resolved, stored, &request)
+    });
+    let told = tell(&resolved, e.allowed());
+    if which != Which::Allow {
+        let mut n = tell_numbers(policy, usages, &e, now, cost);
         if told.shadow_denied {
             n.retry_after_ms = None;
         }
-        *numbers_out = Some(Reply {
+        *out = Some(Reply {
             numbers: n,
             resolved,
             with_policy: request.with_policy,
+            id: None,
         });
     }
     if !consume {
         return Ok(told);
     }
     metrics::record(resolved.source, told.allowed, told.shadow_denied);
-    if !decision.allowed {
+    if !e.allowed() {
         denied(call, &key, told, now);
-    }
-    // A denial writes nothing, except the repair of state left ahead by a clock step.
-    if !decision.allowed && !decide::needs_repair(policy, usages, now) {
-        return Ok(told);
+        // A denial writes nothing but the penalty it starts or the repair of state left
+        // ahead by a clock step; a blocked check nothing at all.
+        let writes = e.blocked_until.is_none()
+            && (e.starts.is_some() || decide::needs_repair(policy, usages, now));
+        if !writes {
+            return Ok(told);
+        }
     }
     let idle_ms = stored.map(|s| s.idle_ms);
     let mut effect = Effect::default();
-    if owned.is_none() && decision.allowed {
+    if owned.is_none() && e.allowed() {
         effect.records = records(policy, usages, now, cost);
     }
     drop(read);
-    match &mut owned {
+    let committed = match &mut owned {
         Some(state) => {
-            update(policy, &mut state.usages, &decision, now, cost);
+            let c = commit(
+                &op,
+                policy,
+                &mut state.usages,
+                &mut state.parts,
+                &e,
+                now,
+                cost,
+            )?;
             let expiry = expiry(policy, state.as_ref(), idle_ms, now);
             key.write(value, New::State(state), expiry, &effect)?;
+            c
         }
         None => {
-            let Some(usages) = value.as_mut().and_then(|v| v.usages_mut()) else {
+            let Some((usages, parts)) = value.as_mut().and_then(|v| v.usages_and_parts_mut())
+            else {
                 return Err(Error::Internal("no usages to write in place"));
             };
-            update(policy, usages, &decision, now, cost);
+            let c = commit(&op, policy, usages, parts, &e, now, cost)?;
             let expiry = match value.as_ref() {
                 Some(v) => expiry(policy, v.read().state(), idle_ms, now),
                 None => Expiry::Own(None),
             };
             key.write(value, New::InPlace, expiry, &effect)?;
+            c
         }
+    };
+    if let Some(reply) = out {
+        reply.id = committed.id;
     }
     Ok(told)
 }
 
-/// Records an allowed request, or stores the repair a denial reads.
-#[inline]
-fn update(policy: &Policy, usages: &mut [Usage], d: &decide::Decision, now: u64, cost: u64) {
-    if d.allowed {
-        decide::record(policy, usages, d, now, cost);
-    } else {
-        decide::repair(policy, usages, now);
+/// The policy a call is decided under, as given (before `rl.scale-percent`): the stored one,
+/// the call's inline one, or the default.
+fn unscaled(resolved: &Resolved, stored: Option<&Stored>, request: &Request) -> Option<Policy> {
+    match resolved.source {
+        Source::Stored => stored.map(|s| s.policy),
+        Source::Inline => request.inline,
+        Source::Default => default_policy().ok().flatten(),
     }
+}
+
+/// The penalty of the policy that decides (the stored one's, or the inline one's), with the
+/// window it escalates within: the longest of that policy's windows, as given.
+fn penalty_rule(
+    resolved: &Resolved,
+    stored: Option<&Stored>,
+    request: &Request,
+) -> Option<PenaltyRule> {
+    let penalty = match resolved.source {
+        Source::Stored => stored.and_then(Stored::penalty),
+        Source::Inline => request.penalty,
+        Source::Default => None,
+    }?;
+    let escalation_ms = unscaled(resolved, stored, request).map_or(0, |p| p.longest_window_ms());
+    Some(PenaltyRule {
+        penalty,
+        escalation_ms,
+    })
 }
 
 /// The requests an allowed check records in SLIDING logs that the replicas hold as they are
@@ -155,9 +221,10 @@ fn records(policy: &Policy, usages: &[Usage], now: u64, cost: u64) -> [Option<Re
 }
 
 /// The expiry a written state calls for: a usage-only key's when its usage as recorded is
-/// empty; a configured key's with IDLE `idle_ms` from now, never before every limit is empty
-/// (computed only then); a configured key's without IDLE none of its own.
-fn expiry(policy: &Policy, state: StateRef<'_>, idle_ms: Option<u64>, now: u64) -> Expiry {
+/// empty, its holds have expired and its block has ended; a configured key's with IDLE
+/// `idle_ms` from now, never before every limit is empty (computed only then), nor before
+/// its holds expire or its block ends; a configured key's without IDLE none of its own.
+pub fn expiry(policy: &Policy, state: StateRef<'_>, idle_ms: Option<u64>, now: u64) -> Expiry {
     let under_policy = || {
         policy
             .limits()
@@ -175,6 +242,10 @@ fn expiry(policy: &Policy, state: StateRef<'_>, idle_ms: Option<u64>, now: u64) 
             .unwrap_or_else(under_policy),
         Some(0) => now,
         Some(_) => under_policy(),
+    };
+    let empty_at = match state.parts {
+        None => empty_at,
+        Some(p) => empty_at.max(ops::parts_live_until(Some(p), now)),
     };
     Expiry::Own(own_expiry(idle_ms, empty_at, now))
 }

@@ -16,6 +16,7 @@ use crate::reply;
 use rl_core::args::parse_config;
 use rl_core::decide::numbers;
 use rl_core::error::Error;
+use rl_core::ops::parts_live_until;
 use rl_core::policy::own_expiry;
 use rl_core::state::State;
 
@@ -28,6 +29,8 @@ pub fn config(call: &Call) -> Result<(), Error> {
     // Configuration is not usage: without IDLE the key has no expiry, whatever it had.
     let seen = state.view(&stored.policy, now);
     let empty_at = now + numbers(&stored.policy, seen.as_slice(), None, now, 0).reset_after_ms;
+    // Nor before its holds expire and its block ends.
+    let empty_at = empty_at.max(parts_live_until(state.parts.as_deref(), now));
     let expiry = Expiry::Exactly(own_expiry(Some(stored.idle_ms), empty_at, now));
     let effect = Effect {
         set_policy: true,

@@ -13,7 +13,15 @@
 //! remaining reset_after_ms`, `remaining` and `reset_after_ms` under the scaled limits); the
 //! top level shows the first limit, the fewest `remaining` and the largest `reset_after_ms`.
 //! A usage-only key lists its usages as recorded: `kind`, `window_ms` (a SLIDING log's) and
-//! `reset_after_ms` (when it empties), the rest nil.
+//! `reset_after_ms` (when it empties), the rest nil. A CONCURRENCY limit's map has two more
+//! fields: `held` (the cost of its live leases) and `next_expiry_ms` (until the first of them
+//! expires; nil if none).
+//!
+//! Every key then has the fields of issues 19 and 20, last: `blocked_ms` (until the block
+//! ends; 0 if not blocked), `penalty_level`, `penalty_ms` and `penalty_max_ms` (the stored
+//! PENALTY; nil without), `holds` (open holds), `held` (the sum of their estimates),
+//! `next_hold_expiry_ms` (until the first open hold expires; nil if none) and `leases` (live
+//! leases, each counted once however many CONCURRENCY limits hold it).
 
 use crate::defaults::{default_policy, scale_percent};
 use crate::entry::Call;
@@ -24,7 +32,10 @@ use rl_core::error::Error;
 use rl_core::kinds::{Limit, Usage};
 use rl_core::policy::Policy;
 use rl_core::resolve::Source;
-use rl_core::state::{status, StateRef, Status};
+use rl_core::state::{status, view, StateRef, Status};
+
+/// The fields every key has after its policy and usage (issues 19 and 20).
+const KEY_LEVEL_FIELDS: usize = 8;
 
 pub fn info(call: &Call) -> Result<(), Error> {
     let ctx = call.ctx();
@@ -46,7 +57,7 @@ pub fn info(call: &Call) -> Result<(), Error> {
     );
     let compact = !value.is_general();
     let first = configured.and_then(|p| p.limits().first().copied());
-    reply::map(ctx, if compact { 9 } else { 11 });
+    reply::map(ctx, KEY_LEVEL_FIELDS + if compact { 9 } else { 11 });
     reply::name(ctx, c"source");
     reply::bulk(ctx, source.map_or("none", Source::name).as_bytes());
     let optional = |name, value| reply::field(ctx, name, value);
@@ -62,9 +73,24 @@ pub fn info(call: &Call) -> Result<(), Error> {
     optional(c"scale_percent", Some(scale));
     optional(c"remaining", status.numbers.map(|n| n.remaining));
     optional(c"reset_after_ms", Some(status.reset_after_ms));
-    if compact {
-        return Ok(());
+    if !compact {
+        usage_fields(ctx, state, configured, &status, now, key.expiry());
     }
+    key_level_fields(ctx, state, now);
+    Ok(())
+}
+
+/// `kind` and `limits`.
+fn usage_fields(
+    ctx: Ctx,
+    state: StateRef<'_>,
+    configured: Option<Policy>,
+    status: &Status,
+    now: u64,
+    expiry: Option<u64>,
+) {
+    let stored = state.stored;
+    let first = configured.and_then(|p| p.limits().first().copied());
     reply::name(ctx, c"kind");
     let kind = match (stored, first) {
         (Some(_), Some(l)) => Some(l.kind()),
@@ -78,18 +104,66 @@ pub fn info(call: &Call) -> Result<(), Error> {
     match (stored, status.numbers) {
         (Some(s), Some(n)) => {
             reply::array(ctx, s.policy.len());
-            for (l, each) in s.policy.limits().iter().zip(n.each) {
-                limit_map(ctx, l, Some((each.remaining, each.reset_after_ms)));
+            let seen = view(&s.policy, state.usages, state.pending_at_ms, now);
+            for ((l, each), u) in s.policy.limits().iter().zip(n.each).zip(seen.as_slice()) {
+                limit_map(ctx, l, u, Some((each.remaining, each.reset_after_ms)), now);
             }
         }
         _ => {
             reply::array(ctx, state.usages.len());
             for u in state.usages {
-                usage_map(ctx, u, now, key.expiry());
+                usage_map(ctx, u, now, expiry);
             }
         }
     }
-    Ok(())
+}
+
+/// The fields of issues 19 and 20: the block, the penalty, holds and leases.
+fn key_level_fields(ctx: Ctx, state: StateRef<'_>, now: u64) {
+    let parts = state.parts;
+    let blocked = parts
+        .and_then(|p| p.blocked_until(now))
+        .map_or(0, |until| until - now);
+    let penalty = state.stored.and_then(|s| s.penalty());
+    let open = || parts.into_iter().flat_map(move |p| p.open_holds(now));
+    // The leases of the usages as the stored policy reads them: a reconfiguration to another
+    // kind, pending until the key's next write, has already dropped its CONCURRENCY leases.
+    let seen = state
+        .stored
+        .map(|s| view(&s.policy, state.usages, state.pending_at_ms, now));
+    let usages = seen.as_ref().map_or(state.usages, |v| v.as_slice());
+    let mut leases: Vec<u64> = usages
+        .iter()
+        .flat_map(|u| match u {
+            Usage::Concurrency(l) => Some(l.live(now).map(|x| x.id)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    leases.sort_unstable();
+    leases.dedup();
+    for (name, v) in [
+        (c"blocked_ms", Some(blocked)),
+        (
+            c"penalty_level",
+            Some(
+                parts
+                    .and_then(|p| p.block)
+                    .map_or(0, |b| u64::from(b.level)),
+            ),
+        ),
+        (c"penalty_ms", penalty.map(|p| p.ms)),
+        (c"penalty_max_ms", penalty.map(|p| p.max_ms)),
+        (c"holds", Some(open().count() as u64)),
+        (c"held", Some(open().map(|h| h.estimate).sum())),
+        (
+            c"next_hold_expiry_ms",
+            open().map(|h| h.expires_at_ms - now).min(),
+        ),
+        (c"leases", Some(leases.len() as u64)),
+    ] {
+        reply::field(ctx, name, v);
+    }
 }
 
 /// The policy `RL.INFO` reads a key under (as configured, unscaled) and where it comes from:
@@ -111,8 +185,8 @@ pub fn status_of(state: StateRef<'_>, key: &Key, now: u64) -> Result<Status, Err
     Ok(status(state, policy.as_ref(), now, key.expiry()))
 }
 
-fn limit_map(ctx: Ctx, l: &Limit, numbers: Option<(u64, u64)>) {
-    reply::map(ctx, 6);
+fn limit_map(ctx: Ctx, l: &Limit, u: &Usage, numbers: Option<(u64, u64)>, now: u64) {
+    reply::map(ctx, 6 + lease_field_count(u));
     reply::name(ctx, c"kind");
     reply::bulk(ctx, l.kind().label().as_bytes());
     for (name, v) in [
@@ -124,11 +198,33 @@ fn limit_map(ctx: Ctx, l: &Limit, numbers: Option<(u64, u64)>) {
     ] {
         reply::field(ctx, name, v);
     }
+    lease_fields(ctx, u, now);
+}
+
+/// How many fields [`lease_fields`] adds for a usage.
+fn lease_field_count(u: &Usage) -> usize {
+    if matches!(u, Usage::Concurrency(_)) {
+        2
+    } else {
+        0
+    }
+}
+
+/// A CONCURRENCY limit's `held` and `next_expiry_ms`.
+fn lease_fields(ctx: Ctx, u: &Usage, now: u64) {
+    if let Usage::Concurrency(l) = u {
+        reply::field(ctx, c"held", Some(l.held(now)));
+        reply::field(
+            ctx,
+            c"next_expiry_ms",
+            l.next_expiry_ms(now).map(|at| at - now),
+        );
+    }
 }
 
 /// A usage-only key's usage, as recorded.
 fn usage_map(ctx: Ctx, u: &Usage, now: u64, expire_at: Option<u64>) {
-    reply::map(ctx, 6);
+    reply::map(ctx, 6 + lease_field_count(u));
     reply::name(ctx, c"kind");
     reply::bulk(ctx, u.kind().label().as_bytes());
     let window = u.window_ms();
@@ -142,4 +238,5 @@ fn usage_map(ctx: Ctx, u: &Usage, now: u64, expire_at: Option<u64>) {
     ] {
         reply::field(ctx, name, v);
     }
+    lease_fields(ctx, u, now);
 }

@@ -11,7 +11,7 @@ use std::ptr;
 
 use redis_module::raw;
 
-use super::{allow, apply, config, info, reset, throttle, top};
+use super::{allow, apply, block, config, info, lease, refund, reset, settle, throttle, top};
 use crate::entry::{handler, Shape};
 use crate::ffi::{api, has_acl_categories, log_warning, Ctx};
 use rl_core::policy::FIELD_NAMES;
@@ -103,8 +103,8 @@ fn block(
     }
 }
 
-/// `[GCRA|SLIDING]`: a limit's kind (issue 11), a one-of of two pure tokens. Its `subargs`
-/// array is made and freed as a [`block`]'s.
+/// `[GCRA|SLIDING|CONCURRENCY]`: a limit's kind (issues 11 and 20), a one-of of pure tokens.
+/// Its `subargs` array is made and freed as a [`block`]'s.
 fn kind() -> raw::RedisModuleCommandArg {
     let token = |t: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
         token: t.as_ptr(),
@@ -118,7 +118,11 @@ fn kind() -> raw::RedisModuleCommandArg {
         ..block(
             c"kind",
             None,
-            vec![token(c"GCRA", c"gcra"), token(c"SLIDING", c"sliding")],
+            vec![
+                token(c"GCRA", c"gcra"),
+                token(c"SLIDING", c"sliding"),
+                token(c"CONCURRENCY", c"concurrency"),
+            ],
         )
     }
 }
@@ -151,9 +155,46 @@ fn end() -> raw::RedisModuleCommandArg {
     unsafe { std::mem::zeroed() }
 }
 
-/// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]] [GCRA|SLIDING] [AND LIMIT ...]`,
-/// after the key, and `[WITHPOLICY]` for `RL.THROTTLE` and `RL.PEEK` (`with_policy`). (A kind
-/// may follow each limit; docs cannot nest a one-of in a block here.)
+/// `[PENALTY ms [MAX max_ms]]` (issue 19): the key's penalty, after a limit.
+fn penalty() -> raw::RedisModuleCommandArg {
+    block(
+        c"penalty",
+        Some(c"PENALTY"),
+        vec![integer(c"ms"), option(c"MAX", c"max_ms")],
+    )
+}
+
+/// What a check takes after its key besides an inline policy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leading {
+    /// `[COST n]` (`RL.ALLOW`, `RL.ACQUIRE`).
+    Cost,
+    /// `[COST n]`, and `[WITHPOLICY]` at the end (`RL.THROTTLE`, `RL.PEEK`).
+    CostWithPolicy,
+    /// `estimate [HOLD ms]` (`RL.RESERVE`).
+    Estimate,
+    /// `n` (`RL.REFUND`).
+    Units,
+}
+
+/// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]] [GCRA|SLIDING|CONCURRENCY]
+/// [PENALTY ms [MAX max_ms]] [AND LIMIT ...]` after the key, with each command's own leading
+/// arguments (a kind may follow each limit; docs cannot nest a one-of in a block here).
+fn check_args(leading: Leading) -> Vec<raw::RedisModuleCommandArg> {
+    let mut args = request_args(leading == Leading::CostWithPolicy);
+    let own = match leading {
+        Leading::Cost | Leading::CostWithPolicy => return args,
+        Leading::Estimate => vec![integer(c"estimate"), option(c"HOLD", c"hold_ms")],
+        Leading::Units => vec![integer(c"n")],
+    };
+    // In place of COST, right after the key.
+    args.splice(1..2, own);
+    args
+}
+
+/// `[COST n] [LIMIT limit WINDOW window_ms [BURST burst]] [GCRA|SLIDING|CONCURRENCY]
+/// [PENALTY ms [MAX max_ms]] [AND LIMIT ...]`, after the key, and `[WITHPOLICY]` for
+/// `RL.THROTTLE` and `RL.PEEK` (`with_policy`).
 fn request_args(with_policy: bool) -> Vec<raw::RedisModuleCommandArg> {
     let required = |token: &'static CStr, name: &'static CStr| raw::RedisModuleCommandArg {
         token: token.as_ptr(),
@@ -171,6 +212,7 @@ fn request_args(with_policy: bool) -> Vec<raw::RedisModuleCommandArg> {
         option(c"COST", c"cost"),
         block(c"inline-policy", None, limit()),
         kind(),
+        penalty(),
         more_limits(limit()),
     ];
     if with_policy {
@@ -201,7 +243,7 @@ fn commands() -> Vec<Command> {
             summary: c"Decides one request against the client's rate limit: 1 (allowed, and counted) or 0 (denied, and not counted).",
             complexity: c"O(1)",
             key_flags: Some(RW_ACCESS),
-            args: request_args(false),
+            args: check_args(Leading::Cost),
         },
         Command {
             name: c"rl.throttle",
@@ -212,7 +254,7 @@ fn commands() -> Vec<Command> {
             summary: c"Decides and counts one request like RL.ALLOW, and replies [allowed, limit, remaining, retry_after_ms, reset_after_ms] (and binding under several limits; with WITHPOLICY also binding, source and the limits enforced; a map in RESP3).",
             complexity: c"O(1)",
             key_flags: Some(RW_ACCESS),
-            args: request_args(true),
+            args: check_args(Leading::CostWithPolicy),
         },
         Command {
             name: c"rl.peek",
@@ -223,7 +265,7 @@ fn commands() -> Vec<Command> {
             summary: c"Replies what RL.THROTTLE would reply at this instant, for a hypothetical request, without counting or writing anything.",
             complexity: c"O(1)",
             key_flags: Some(RO_ACCESS),
-            args: request_args(true),
+            args: check_args(Leading::CostWithPolicy),
         },
         Command {
             name: c"rl.config",
@@ -231,7 +273,7 @@ fn commands() -> Vec<Command> {
             flags: c"write deny-oom",
             acl: c"write slow",
             arity: -4,
-            summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds (GCRA, with a bucket of burst requests; or SLIDING, in any window), up to 4 limits joined by AND. Keeps what the client has already used.",
+            summary: c"Stores the client's policy: at most limit requests per window_ms milliseconds (GCRA, with a bucket of burst requests; or SLIDING, in any window) or limit leases held at once, each living window_ms (CONCURRENCY), up to 4 limits joined by AND, with an optional PENALTY. Keeps what the client has already used.",
             complexity: c"O(1)",
             key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
             args: vec![
@@ -246,12 +288,101 @@ fn commands() -> Vec<Command> {
                     flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
                     ..arg(c"shadow", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN)
                 },
+                penalty(),
                 more_limits(vec![
                     integer(c"limit"),
                     integer(c"window_ms"),
                     option(c"BURST", c"burst"),
                 ]),
             ],
+        },
+        Command {
+            name: c"rl.reserve",
+            handler: handler!(throttle::reserve, Shape::Keyed),
+            flags: c"write deny-oom fast",
+            acl: c"write fast",
+            arity: -3,
+            summary: c"Decides and counts a request of cost estimate like RL.THROTTLE and, when allowed, keeps a hold for HOLD ms (default 300000) for RL.SETTLE; replies [allowed, limit, remaining, retry_after_ms, reset_after_ms, binding, reservation] (the hold's id, nil when denied; a map in RESP3).",
+            complexity: c"O(1): a key keeps at most 64 open holds",
+            key_flags: Some(RW_ACCESS),
+            args: check_args(Leading::Estimate),
+        },
+        Command {
+            name: c"rl.settle",
+            handler: handler!(settle::settle, Shape::Keyed),
+            flags: c"write fast",
+            acl: c"write fast",
+            arity: 4,
+            summary: c"Closes an open hold with the units actually used: gives back what it over-counted (never more than the hold, nor what has drained) or charges the excess; replies the units charged (positive) or given back (negative).",
+            complexity: c"O(1): a key keeps at most 64 open holds",
+            key_flags: Some(RW_ACCESS),
+            args: vec![key(), integer(c"reservation"), integer(c"actual")],
+        },
+        Command {
+            name: c"rl.refund",
+            handler: handler!(refund::refund, Shape::Keyed),
+            flags: c"write fast",
+            acl: c"write fast",
+            arity: -3,
+            summary: c"Gives back n units on every rate limit of the key's policy, never room beyond an empty limit; replies the most units any limit gave back (0: nothing changed).",
+            complexity: c"O(1)",
+            key_flags: Some(RW_ACCESS),
+            args: check_args(Leading::Units),
+        },
+        Command {
+            name: c"rl.block",
+            handler: handler!(block::block, Shape::Keyed),
+            flags: c"write deny-oom fast",
+            acl: c"write fast",
+            arity: 3,
+            summary: c"Blocks the key for ms milliseconds: every check is denied until then, counting nothing. Keeps the penalty level.",
+            complexity: c"O(1)",
+            key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
+            args: vec![key(), integer(c"ms")],
+        },
+        Command {
+            name: c"rl.unblock",
+            handler: handler!(block::unblock, Shape::Keyed),
+            flags: c"write fast",
+            acl: c"write fast",
+            arity: 2,
+            summary: c"Ends the key's block and resets its penalty level; replies 1 if it was blocked, else 0.",
+            complexity: c"O(1)",
+            key_flags: Some(RW_ACCESS),
+            args: vec![key()],
+        },
+        Command {
+            name: c"rl.acquire",
+            handler: handler!(throttle::acquire, Shape::Keyed),
+            flags: c"write deny-oom fast",
+            acl: c"write fast",
+            arity: -2,
+            summary: c"Takes a lease on every CONCURRENCY limit of the key (and counts the request on its rate limits), all or nothing; replies [allowed, limit, remaining, retry_after_ms, reset_after_ms, binding, lease] (the lease's id, nil when denied; a map in RESP3).",
+            complexity: c"O(n) with n the leases held (at most 1000 per limit)",
+            key_flags: Some(RW_ACCESS),
+            args: check_args(Leading::Cost),
+        },
+        Command {
+            name: c"rl.release",
+            handler: handler!(lease::release, Shape::Keyed),
+            flags: c"write fast",
+            acl: c"write fast",
+            arity: 3,
+            summary: c"Gives back a lease RL.ACQUIRE took; replies 1 if it was held, 0 if it had expired, was released or never existed (then nothing changes).",
+            complexity: c"O(n) with n the leases held (at most 1000 per limit)",
+            key_flags: Some(RW_ACCESS),
+            args: vec![key(), integer(c"lease")],
+        },
+        Command {
+            name: c"rl.renew",
+            handler: handler!(lease::renew, Shape::Keyed),
+            flags: c"write fast",
+            acl: c"write fast",
+            arity: 4,
+            summary: c"Makes a held lease expire ms milliseconds from now; replies 1 if it was held, else 0.",
+            complexity: c"O(n) with n the leases held (at most 1000 per limit)",
+            key_flags: Some(RW_ACCESS),
+            args: vec![key(), integer(c"lease"), integer(c"ms")],
         },
         Command {
             name: c"rl.info",
@@ -301,7 +432,7 @@ fn commands() -> Vec<Command> {
             flags: c"write",
             acl: c"write slow",
             arity: -3,
-            summary: c"Internal: sets a key's state as replicated by every write (RL.ALLOW, RL.THROTTLE, RL.CONFIG, RL.RESET): one GCRA limit with POLICY, anything else with LIMITS. Accepted only from the master link or while loading the AOF.",
+            summary: c"Internal: sets a key's state as replicated by every write (RL.ALLOW, RL.THROTTLE, RL.CONFIG, RL.RESET, and the commands of reservations, blocks and leases): one GCRA limit with POLICY, anything else with LIMITS and PARTS. Accepted only from the master link or while loading the AOF.",
             complexity: c"O(1)",
             // Without POLICY or LIMITS it keeps the stored policy: a read-modify-write.
             key_flags: Some(raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE),
@@ -317,6 +448,11 @@ fn commands() -> Vec<Command> {
                     token: c"LIMITS".as_ptr(),
                     flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
                     ..arg(c"limits", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING)
+                },
+                raw::RedisModuleCommandArg {
+                    token: c"PARTS".as_ptr(),
+                    flags: raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int,
+                    ..arg(c"parts", raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING)
                 },
             ],
         },

@@ -2,8 +2,10 @@
 //!
 //! Replies how much usage was forgotten, in ms: the `reset_after_ms` that `RL.INFO` showed at
 //! that instant (the time until every limit would have been empty; 0 when there was none). A
-//! usage-only key is deleted, always; a configured key gets empty usages and keeps its expiry,
-//! except that with IDLE it then expires `idle_ms` from now (also when there was no backlog).
+//! usage-only key is deleted, always (its id sequence with it: ids still increase, from
+//! now * 1000); a configured key gets empty usages and no holds, leases or block (nor penalty
+//! level), keeps its policy and id sequence, and keeps its expiry, except that with IDLE it
+//! then expires `idle_ms` from now (also when there was no backlog).
 //! Replicated as its effect (`DEL`, or `RL.APPLY` with the empty state).
 
 use super::info::status_of;
@@ -23,11 +25,12 @@ pub fn reset(call: &Call) -> Result<(), Error> {
         reply::integer(call.ctx(), 0);
         return Ok(());
     };
-    let (forgotten, stored) = {
+    let (forgotten, stored, last_id) = {
         let read = value.read();
         let state = read.state();
         let status = status_of(state, &key, now)?;
-        (status.reset_after_ms, state.stored.copied())
+        let last_id = state.parts.and_then(|p| p.last_id);
+        (status.reset_after_ms, state.stored.copied(), last_id)
     };
     match stored {
         // A usage-only key holds nothing but usage: gone, whatever its TTL (a user may have
@@ -38,7 +41,7 @@ pub fn reset(call: &Call) -> Result<(), Error> {
             let expiry = Expiry::Own(own_expiry(Some(s.idle_ms), now, now));
             key.write(
                 Some(value),
-                New::State(&mut State::reset(s)),
+                New::State(&mut State::reset(s, last_id)),
                 expiry,
                 &Effect::default(),
             )?;
