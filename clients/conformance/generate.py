@@ -253,9 +253,9 @@ def main():
         if lib is None:
             sys.exit("generate.py needs a C compiler for frozenclock.c")
         server = Server(module=True, frozen_clock=lib)
-        server.set_clock(BASE_MS)
         server.start()
         try:
+            server.set_clock(BASE_MS)
             client = redis.Redis(port=server.port, protocol=2)
             traces = generate(server, client)
             ops = json.loads(OPS_FILE.read_text())

@@ -1,8 +1,8 @@
 """The in-process limiter behind `on_error='local'`: the module's exact decisions (keystate.py
-over limits.py: rate limits, leases, reservations, penalties) over a bounded table of key
-states, with an injectable clock (Unix ms) for tests. It keeps its state across outages: a
-client that used its share in one outage does not get it again in the next one within the
-window, and a lease or reservation taken locally is released or settled locally."""
+over limits.py: rate limits, leases, reservations, penalties, reconfigurations) over a bounded
+table of key states, with an injectable clock (Unix ms) for tests. It keeps its state across
+outages: a client that used its share in one outage does not get it again in the next one
+within the window, and a lease or reservation taken locally is released or settled locally."""
 
 import threading
 import time
@@ -40,18 +40,24 @@ class LocalLimiter:
                     self._states.popitem(last=False)
             return reply
 
+    def configure(self, key, policy):
+        """Stores `policy` for `key` as RL.CONFIG does: it beats the policy a check brings, and
+        the usage is carried to it as of now (a chain of changes within one ms reads as the
+        last one alone)."""
+        self._apply(key, lambda s, now: (None, keystate.configure(s, policy, now)))
+
     def check(self, key, policy, cost=1, mode="throttle", penalty=None, shadow=False, hold_ms=DEFAULT_HOLD_MS):
-        """A keystate.Grant for `cost` on `key` under `policy`: mode 'throttle' (counts when
-        allowed), 'peek' (counts nothing), 'reserve' (cost = the estimate; the Grant's id is
-        the reservation) or 'acquire' (the id is the lease)."""
+        """A keystate.Grant for `cost` on `key` under its configured policy, else `policy`:
+        mode 'throttle' (counts when allowed), 'peek' (counts nothing), 'reserve' (cost = the
+        estimate; the Grant's id is the reservation) or 'acquire' (the id is the lease)."""
         return self._apply(key, lambda s, now: keystate.check(policy, s, now, cost, mode, penalty, shadow, hold_ms))
 
     def refund(self, key, policy, n):
         return self._apply(key, lambda s, now: keystate.refund(policy, s, now, n))
 
     def settle(self, key, rid, actual):
-        """Under the policy the reservation was decided with (the key's last write)."""
-        return self._apply(key, lambda s, now: keystate.settle(s.policy, s, now, rid, actual))
+        """Under the key's configured policy, else the one its last write was decided with."""
+        return self._apply(key, lambda s, now: keystate.settle(s, now, rid, actual))
 
     def release(self, key, lease_id):
         return self._apply(key, lambda s, now: keystate.release(s, now, lease_id))
@@ -70,9 +76,18 @@ class LocalLimiter:
         return self._apply(key, lambda s, now: (keystate.summary(s, now), None))
 
     def reset(self, key):
-        """Usage, holds, leases and the block forgotten, the id sequence kept (RL.RESET);
-        returns the ms of backlog forgotten."""
-        return self._apply(key, lambda s, now: keystate.reset(s, now) if s is not keystate.EMPTY else (0, None))
+        """As RL.RESET: returns the ms of backlog forgotten. A configured key forgets usage,
+        holds, leases and the block and keeps its policy and id sequence; any other is
+        forgotten whole."""
+        now = self.clock()
+        with self._lock:
+            state = self._states.pop(key, None)
+            if state is None:
+                return 0
+            forgotten, new = keystate.reset(state, now)
+            if new is not None:
+                self._states[key] = new
+            return forgotten
 
     def __len__(self):
         return len(self._states)

@@ -35,6 +35,7 @@ class LocalBackend:
 
     def configure_rate_limit(self, key, limits, penalty_ms=None, penalty_max_ms=None):
         self.policy, self.penalty = policy_of(limits), penalty_of(penalty_ms, penalty_max_ms)
+        self.local.configure(key, self.policy)
 
     def _decide(self, key, cost, mode, hold_ms=None):
         g = self.local.check(key, self.policy, cost, mode, self.penalty, False, hold_ms or 300_000)
