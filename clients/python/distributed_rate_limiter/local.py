@@ -28,13 +28,26 @@ class LocalLimiter:
         self._states = OrderedDict()
         self._lock = threading.Lock()
 
+    def _get(self, key, now):
+        """`key`'s state; EMPTY for none, or for one the module would have let expire by now (a
+        key without a stored policy whose usage, holds, leases and block were all over before
+        now): a clock that steps back afterwards does not bring it back."""
+        held = self._states.get(key)
+        if held is None:
+            return keystate.EMPTY
+        state, expires_at = held
+        if expires_at is not None and expires_at < now:  # Redis: expired once now > the expiry
+            del self._states[key]
+            return keystate.EMPTY
+        return state
+
     def _apply(self, key, op):
         """op(state, now) -> (reply, new state or None), under the lock."""
         now = self.clock()
         with self._lock:
-            reply, new = op(self._states.get(key, keystate.EMPTY), now)
+            reply, new = op(self._get(key, now), now)
             if new is not None:
-                self._states[key] = new
+                self._states[key] = (new, keystate.expires_at_ms(new, now))
                 self._states.move_to_end(key)
                 if len(self._states) > self.max_keys:
                     self._states.popitem(last=False)
@@ -81,13 +94,20 @@ class LocalLimiter:
         forgotten whole."""
         now = self.clock()
         with self._lock:
-            state = self._states.pop(key, None)
-            if state is None:
+            state = self._get(key, now)
+            self._states.pop(key, None)
+            if state is keystate.EMPTY:
                 return 0
             forgotten, new = keystate.reset(state, now)
             if new is not None:
-                self._states[key] = new
+                self._states[key] = (new, None)
             return forgotten
+
+    def state(self, key):
+        """`key`'s keystate.KeyState as of now (EMPTY when none is held)."""
+        now = self.clock()
+        with self._lock:
+            return self._get(key, now)
 
     def __len__(self):
         return len(self._states)
