@@ -268,6 +268,14 @@ def renew(state, now_ms, lease_id, ms):
     return _leases(state, now_ms, lambda u: concurrency.renew(u, now_ms, lease_id, ms))
 
 
+def remaining(state, now_ms):
+    """What RL.INFO shows as remaining: cost-1 requests that would pass now under the stored
+    policy; None for a key without one."""
+    if not state.stored:
+        return None
+    return limits.numbers(state.stored, seen(state.stored, state, now_ms), None, now_ms, 0).remaining
+
+
 def reset_after_ms(state, now_ms):
     """What RL.INFO shows as reset_after_ms (and RL.RESET replies): until every stored limit
     is empty; for a key without a stored policy, until its usage as recorded is."""

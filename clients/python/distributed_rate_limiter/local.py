@@ -88,6 +88,16 @@ class LocalLimiter:
         """RL.INFO's fields of issues 19 and 20 for `key`."""
         return self._apply(key, lambda s, now: (keystate.summary(s, now), None))
 
+    def info(self, key):
+        """What RL.INFO tells of `key`'s state: `remaining` (under its configured policy; None
+        without one), `reset_after_ms` and the fields of issues 19 and 20; None for no key."""
+        def op(state, now):
+            if state is keystate.EMPTY:
+                return None, None
+            return {"remaining": keystate.remaining(state, now), "reset_after_ms": keystate.reset_after_ms(state, now),
+                    **keystate.summary(state, now)}, None
+        return self._apply(key, op)
+
     def reset(self, key):
         """As RL.RESET: returns the ms of backlog forgotten. A configured key forgets usage,
         holds, leases and the block and keeps its policy and id sequence; any other is

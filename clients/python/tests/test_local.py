@@ -13,20 +13,19 @@ from distributed_rate_limiter.failure import Breaker
 from distributed_rate_limiter.ip import client_ip_key, ip_key
 from distributed_rate_limiter.options import options_of
 from distributed_rate_limiter.policy import check_lua
-from test_conformance import TRACES, observed, trace_policy
+import traces_runner
+from test_conformance import TRACES
+from trace_backends import LocalBackend
 
 IP_KEYS = json.loads((Path(__file__).resolve().parents[2] / "conformance" / "ip_keys.json").read_text())
 
 
 @pytest.mark.parametrize("trace", TRACES, ids=[t["name"] for t in TRACES])
 def test_local_limiter_replays_every_trace_exactly(trace):
-    now = [1_700_000_000_000]
-    local = LocalLimiter(clock=lambda: now[0])
-    policy = tuple(trace_policy(trace))
-    start = now[0]
-    for step in trace["steps"]:
-        now[0] = start + step["t_ms"]
-        assert observed(trace, local.check("k", policy, step["cost"])) == step["expect"], step
+    now = [0]
+    observed = traces_runner.replay(trace, LocalBackend(lambda: now[0]), "k", lambda ms: now.__setitem__(0, ms),
+                                    1_700_000_000_000)
+    assert traces_runner.mismatches(trace, observed) == []
 
 
 def test_the_local_limiter_keeps_sliding_and_set_usage_across_kinds_like_the_module():

@@ -12,8 +12,6 @@ import pytest
 
 from conftest import plain_client
 from distributed_rate_limiter import Limit, LocalLimiter
-from distributed_rate_limiter import keystate as ks
-from distributed_rate_limiter import limits as set_limits
 from test_conformance import module_limits, random_limits
 
 BASE_MS = 1_790_000_000_000
@@ -26,14 +24,8 @@ def as_policy(limits):
 
 def local_info(local, key):
     """(remaining, reset_after_ms) as RL.INFO would show them for the local key (None: absent)."""
-    state = local.state(key)
-    if state is ks.EMPTY:
-        return None
-    now = local.clock()
-    remaining = None
-    if state.stored:
-        remaining = set_limits.numbers(state.stored, ks.seen(state.stored, state, now), None, now, 0).remaining
-    return remaining, ks.reset_after_ms(state, now)
+    info = local.info(key)
+    return None if info is None else (info["remaining"], info["reset_after_ms"])
 
 
 def module_info(client, key):

@@ -149,7 +149,9 @@ def test_penalty_blocks_after_a_denial_and_doubles_while_denials_continue(make_r
     first = rl.throttle("login")
     assert not first.allowed and rl.info("login")["penalty_level"] == 0
     blocked = rl.throttle("login")
-    assert not blocked.allowed and blocked.retry_after_ms <= 200
+    # Retry when both the block (200 ms) and the limit's own wait (a minute) are over.
+    assert not blocked.allowed and blocked.remaining == 0 and 59_000 < blocked.retry_after_ms <= 60_000
+    assert 0 < rl.info("login")["blocked_ms"] <= 200
     deadline = time.monotonic() + 10
     while rl.info("login")["blocked_ms"] and time.monotonic() < deadline:
         time.sleep(0.02)
