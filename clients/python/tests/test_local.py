@@ -133,6 +133,11 @@ def test_headers_name_every_limit_with_q_its_limit_and_the_binding_one():
     h = headers_for(False, 1000, 0, 1, 999, 1, two)
     assert h == {"RateLimit-Policy": '"l0";q=10;w=1, "l1";q=1000;w=86400', "RateLimit": '"l1";r=0;t=1',
                  "Retry-After": "1"}
+    # The binding item's t is its own limit's reset, not the key's (a day, under l1): l0's
+    # 10 per second with 9 left empties within 100 ms; l1 with 999 left within its window.
+    assert headers_for(True, 10, 9, -1, 86_399_994, 0, two)["RateLimit"] == '"l0";r=9;t=1'
+    assert headers_for(True, 1000, 0, -1, 86_399_994, 1, two)["RateLimit"] == '"l1";r=0;t=86400'
+    assert headers_for(True, 10, 2, -1, 86_399_994, 0, two)["RateLimit"] == '"l0";r=2;t=1'  # 800 ms
     assert "Retry-After" not in headers_for(False, 3, 0, -1, 0)  # heavier than the bucket: never
     assert headers_for(True, 5, 4, -1, 1)["RateLimit-Policy"] == '"default";q=5'  # policy unknown: no w=
 

@@ -44,9 +44,17 @@ def test_item10_several_limits_give_one_policy_item_each(server):
                                   {"limit": 1000, "window_ms": 86_400_000, "kind": "sliding"}])
     d = rl.throttle("u")
     assert d.headers["RateLimit-Policy"] == '"l0";q=10;w=1, "l1";q=1000;w=86400'
-    # r: the fewest left (the per-second limit's); t: until every limit is empty (the
-    # module's reset_after_ms since issue 17), which the day-long one decides.
-    assert d.headers["RateLimit"] == '"l0";r=9;t=86400'
+    # r: the fewest left, the per-second limit's; t: when that limit is empty again (100 ms),
+    # not the reply's reset_after_ms (until every limit is, a day: the module's since issue 17).
+    assert d.reset_after_ms > 86_000_000
+    assert d.headers["RateLimit"] == '"l0";r=9;t=1'
+    # Denied by the day-long limit: its item, with its own time to empty.
+    rl.configure_rate_limit("v", [{"limit": 10, "window_ms": 1000},
+                                  {"limit": 2, "window_ms": 86_400_000, "kind": "sliding"}])
+    rl.throttle("v"), rl.throttle("v")
+    d = rl.throttle("v")
+    assert not d.allowed and d.binding == 1
+    assert d.headers["RateLimit"] == '"l1";r=0;t=86400'
 
 
 def test_item13_sliding_and_sets_through_the_module_and_lua(server):
