@@ -94,9 +94,10 @@ in a row, plus at most one PENALTY group anywhere after the first limit, also 4 
   reset   -> ms of backlog forgotten. A key without p is deleted; a configured one loses its
           usage, holds, leases and block, and keeps its policy and id sequence.
   info    -> RL.INFO's RESP2 flat list of names and values (with `kind` and `limits` for a
-          key that is not one GCRA limit; a CONCURRENCY item adds `held` and
-          `next_expiry_ms`), then blocked_ms, penalty_level, holds, held,
-          next_hold_expiry_ms (nil: none) and leases; or nil for an absent key.
+          key that is not one GCRA limit, or whose change is pending; a CONCURRENCY item adds
+          `held` and `next_expiry_ms`), then blocked_ms, penalty_level, penalty_ms and
+          penalty_max_ms (the stored PENALTY; nil: none), holds, held, next_hold_expiry_ms
+          (nil: none) and leases; or nil for an absent key.
   export  -> nil for an absent key; else {configured 1/0, idle_ms, shadow 1/0, limits,
           penalty} with limits as in check's withpolicy reply (empty for a key without p)
           and penalty {ms, max_ms} or {}, and DELETES the key: a client that finds the module
@@ -1268,7 +1269,11 @@ local function admin_ops()
         end
       end
       local untl = blocked_until(st, now)
+      -- the stored PENALTY (nil without one, and for a key without a stored policy)
+      local pen_ms, pen_max = false, false
+      if st.limits ~= nil and st.penalty ~= nil then pen_ms, pen_max = st.penalty.ms, st.penalty.max end
       return {'blocked_ms', untl and (untl - now) or 0, 'penalty_level', st.block and st.block.level or 0,
+              'penalty_ms', pen_ms, 'penalty_max_ms', pen_max,
               'holds', #holds, 'held', held_units, 'next_hold_expiry_ms', next_exp, 'leases', leases}
     end
 

@@ -108,6 +108,9 @@ export interface Info {
   /** Ms to the block's end (0: not blocked); a server older than issue 19 does not tell. */
   blockedMs?: number;
   penaltyLevel?: number;
+  /** The stored PENALTY's ms and max ms, null without one. */
+  penaltyMs?: number | null;
+  penaltyMaxMs?: number | null;
   /** Open holds, and the sum of their estimates. */
   holds?: number;
   held?: number;

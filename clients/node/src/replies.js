@@ -95,11 +95,11 @@ function grant(reply, name) {
 }
 
 /** Issue 19/20's key-level fields of RL.INFO, by their names in the reply. */
-const INFO_FIELDS = { blocked_ms: 'blockedMs', penalty_level: 'penaltyLevel', holds: 'holds', held: 'held', next_hold_expiry_ms: 'nextHoldExpiryMs', leases: 'leases' };
+const INFO_FIELDS = { blocked_ms: 'blockedMs', penalty_level: 'penaltyLevel', penalty_ms: 'penaltyMs', penalty_max_ms: 'penaltyMaxMs', holds: 'holds', held: 'held', next_hold_expiry_ms: 'nextHoldExpiryMs', leases: 'leases' };
 
 /**
  * RL.INFO's reply as {source, limit, windowMs, burst, idleMs, shadow, scalePercent, remaining,
- * resetAfterMs, kind?, limits?, blockedMs?, penaltyLevel?, holds?, held?, nextHoldExpiryMs?,
+ * resetAfterMs, kind?, limits?, blockedMs?, penaltyLevel?, penaltyMs?, penaltyMaxMs?, holds?, held?, nextHoldExpiryMs?,
  * leases?}, or null (the newer fields when the server tells them).
  */
 function info(reply) {

@@ -141,8 +141,8 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
     assert limiter.stats()["lua"] + limiter.stats()["cached"] == 15
 
 
-NEW_INFO = {b"blocked_ms": 0, b"penalty_level": 0, b"holds": 0, b"held": 0, b"next_hold_expiry_ms": None,
-            b"leases": 0}
+NEW_INFO = {b"blocked_ms": 0, b"penalty_level": 0, b"penalty_ms": None, b"penalty_max_ms": None, b"holds": 0,
+            b"held": 0, b"next_hold_expiry_ms": None, b"leases": 0}
 
 
 def same_info(module, lua):
