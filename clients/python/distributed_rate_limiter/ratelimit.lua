@@ -1284,9 +1284,12 @@ local function admin_ops()
     local st = load(key)
     if st == nil then return false end
     local limits, usage = st.limits, st.usage
-    -- `kind` and `limits` too for several limits, another kind than GCRA, or a pending change
-    local set = (limits ~= nil and (#limits > 1 or limits[1].k ~= 'g' or st.pending ~= nil))
-      or (limits == nil and (#usage > 1 or (usage[1] ~= nil and usage[1].k ~= 'g')))
+    -- `kind` and `limits` too for several limits, another kind than GCRA or a pending change,
+    -- and (as the module of issues 19/20 does) for a key with parts of its own: holds, a block
+    -- (kept after it ends, for its level) or an id sequence
+    local parts = #st.holds > 0 or st.block ~= nil or st.last ~= nil
+    local set = (limits ~= nil and (#limits > 1 or limits[1].k ~= 'g' or st.pending ~= nil or parts))
+      or (limits == nil and (#usage > 1 or (usage[1] ~= nil and usage[1].k ~= 'g') or parts))
     if limits == nil then
       local reset_after = own_empty_at(key, usage, now) - now
       local out = {'source', 'none', 'limit', false, 'window_ms', false, 'burst', false, 'idle_ms', false,

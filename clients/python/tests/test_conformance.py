@@ -241,3 +241,53 @@ def test_lua_equals_the_module_on_random_sets_reconfigurations_and_clock_steps(m
             if a != b:
                 mismatches.append((n, "reset", a, b))
     assert mismatches == []
+
+
+def test_rl_info_of_keys_with_holds_blocks_and_ids_is_the_modules(make_server, frozen_clock):
+    """RL.INFO of keys with parts of their own (holds, a block kept after it ends, an id
+    sequence kept by RL.RESET), configured or not, from the module and the script alike: the
+    module of issues 19/20 lists `kind` and `limits` for them even with one GCRA limit."""
+    servers = [make_server(module=m, frozen_clock=frozen_clock) for m in (True, False)]
+    mod, lua = (plain_client(s.port) for s in servers)
+    import generate
+    if not generate.module_has_ops(mod):
+        pytest.skip("this module lacks the commands of issues 19 and 20")
+    sha = lua.script_load(LUA_SOURCE)
+    now = BASE_MS
+
+    def at(t):
+        for s in servers:
+            s.set_clock(t)
+
+    def both(module_args, script_args):
+        a = mod.execute_command(*module_args)
+        b = lua.evalsha(sha, 1, module_args[1], script_args[0], "", *script_args[1:])
+        return a, b
+
+    inline = ["gcra", 5, 60_000, ""]
+    calls = [  # (RL.* arguments, the script's operation and arguments)
+        (["RL.CONFIG", "c", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.BLOCK", "c", 10], ["block", 10]),
+        (["RL.CONFIG", "d", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.BLOCK", "d", 1000], ["block", 1000]),
+        (["RL.UNBLOCK", "d"], ["unblock"]),
+        (["RL.CONFIG", "e", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.RESERVE", "e", 2, "HOLD", 5], ["reserve", 2, 5]),
+        (["RL.CONFIG", "g", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.RESERVE", "g", 1], ["reserve", 1, ""]),
+        (["RL.RESET", "g"], ["reset"]),
+        (["RL.RESERVE", "u", 1, "LIMIT", 5, "WINDOW", 60_000], ["reserve", 1, "", *inline]),
+        (["RL.THROTTLE", "v", "LIMIT", 5, "WINDOW", 60_000], ["check", 1, "", *inline]),
+        (["RL.BLOCK", "v", 1000], ["block", 1000]),
+    ]
+    at(now)
+    for module_args, script_args in calls:
+        both(module_args, script_args)
+    mismatches = []
+    for t in (now, now + 20, now + 2000):
+        at(t)
+        for key in ("c", "d", "e", "g", "u", "v"):
+            a, b = mod.execute_command("RL.INFO", key), lua.evalsha(sha, 1, key, "info", "")
+            if not same_info(a, b):
+                mismatches.append((t - now, key, a, b))
+    assert mismatches == []
