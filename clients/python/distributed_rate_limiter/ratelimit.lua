@@ -1300,8 +1300,16 @@ local function admin_ops()
         for i, u in ipairs(usage) do
           each[i] = {'kind', KIND_NAMES[u.k], 'limit', false, 'window_ms', u.k == 's' and (u.w or 0) > 0 and u.w or false,
                      'burst', false, 'remaining', false, 'reset_after_ms', own_empty_at(key, {u}, now) - now}
+          if u.k == 'c' then
+            local next_exp = false
+            for _, x in ipairs(live_leases(u, now)) do
+              if next_exp == false or x[3] - now < next_exp then next_exp = x[3] - now end
+            end
+            append(each[i], {'held', held(u, now), 'next_expiry_ms', next_exp})
+          end
         end
-        append(out, {'kind', KIND_NAMES[usage[1].k], 'limits', each})
+        -- a key of parts alone (RL.BLOCK on an absent key): no kind, no limits
+        append(out, {'kind', usage[1] ~= nil and KIND_NAMES[usage[1].k] or false, 'limits', each})
       end
       return append(out, key_fields(st, now))
     end

@@ -245,8 +245,9 @@ def test_lua_equals_the_module_on_random_sets_reconfigurations_and_clock_steps(m
 
 def test_rl_info_of_keys_with_holds_blocks_and_ids_is_the_modules(make_server, frozen_clock):
     """RL.INFO of keys with parts of their own (holds, a block kept after it ends, an id
-    sequence kept by RL.RESET), configured or not, from the module and the script alike: the
-    module of issues 19/20 lists `kind` and `limits` for them even with one GCRA limit."""
+    sequence kept by RL.RESET, a lease), configured or not, from the module and the script
+    alike: the module of issues 19/20 lists `kind` and `limits` for them even with one GCRA
+    limit, and a usage-only CONCURRENCY item's `held` and `next_expiry_ms`."""
     servers = [make_server(module=m, frozen_clock=frozen_clock) for m in (True, False)]
     mod, lua = (plain_client(s.port) for s in servers)
     import generate
@@ -279,6 +280,8 @@ def test_rl_info_of_keys_with_holds_blocks_and_ids_is_the_modules(make_server, f
         (["RL.RESERVE", "u", 1, "LIMIT", 5, "WINDOW", 60_000], ["reserve", 1, "", *inline]),
         (["RL.THROTTLE", "v", "LIMIT", 5, "WINDOW", 60_000], ["check", 1, "", *inline]),
         (["RL.BLOCK", "v", 1000], ["block", 1000]),
+        (["RL.ACQUIRE", "w", "LIMIT", 2, "WINDOW", 1500, "CONCURRENCY"], ["acquire", 1, "", "concurrency", 2, 1500, ""]),
+        (["RL.BLOCK", "z", 1000], ["block", 1000]),  # a key of parts alone
     ]
     at(now)
     for module_args, script_args in calls:
@@ -286,7 +289,7 @@ def test_rl_info_of_keys_with_holds_blocks_and_ids_is_the_modules(make_server, f
     mismatches = []
     for t in (now, now + 20, now + 2000):
         at(t)
-        for key in ("c", "d", "e", "g", "u", "v"):
+        for key in ("c", "d", "e", "g", "u", "v", "w", "z"):
             a, b = mod.execute_command("RL.INFO", key), lua.evalsha(sha, 1, key, "info", "")
             if not same_info(a, b):
                 mismatches.append((t - now, key, a, b))
