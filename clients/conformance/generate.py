@@ -26,6 +26,7 @@ import tempfile
 
 import redis
 
+import reconfiguration
 from harness import HERE, Server, build_frozen_clock
 
 OPS_FILE = HERE / "traces-ops.json"
@@ -152,14 +153,16 @@ def traces_plan(rng):
     return out
 
 
-def config_args(key, policy):
-    """RL.CONFIG for a (limit, window, burst) tuple or a list of limits."""
+def policy_args(policy, inline):
+    """A (limit, window, burst) tuple or a list of limits as RL.CONFIG's (or, inline, a
+    check's LIMIT ... WINDOW ...) arguments."""
     if isinstance(policy, tuple):
         limit, window, burst = policy
-        return ["RL.CONFIG", key, limit, window] + (["BURST", burst] if burst else [])
-    args = ["RL.CONFIG", key]
+        return [limit, window] + (["BURST", burst] if burst else [])
+    args = []
     for i, lim in enumerate(policy):
-        args += (["AND"] if i else []) + [lim["limit"], lim["window_ms"]]
+        args += (["AND"] if i else []) + (["LIMIT", lim["limit"], "WINDOW", lim["window_ms"]] if inline
+                                          else [lim["limit"], lim["window_ms"]])
         if lim["kind"] == "sliding":
             args.append("SLIDING")
         elif lim["burst"] != lim["limit"]:
@@ -167,33 +170,81 @@ def config_args(key, policy):
     return args
 
 
+class Recorder:
+    """Sends a plan's calls to the module at their instants and records each as a step with
+    the module's answer: r(t, cost) a check (RL.THROTTLE), r.peek(t, cost), r.config(t,
+    limits), r.info(t), r.reset(t). With `inline`, the key is never configured: every check
+    passes the current limits, which r.config replaces."""
+
+    def __init__(self, server, client, key, base, policy, inline=False):
+        self.server, self.client, self.key, self.base = server, client, key, base
+        self.single = isinstance(policy, tuple)
+        self.inline = policy if inline else None
+        self.steps = []
+
+    def _at(self, t_ms):
+        assert not self.steps or t_ms >= self.steps[-1]["t_ms"], (self.key, t_ms)
+        self.server.set_clock(self.base + t_ms)
+
+    def _decision(self, command, t_ms, cost):
+        self._at(t_ms)
+        extra = policy_args(self.inline, True) if self.inline is not None else []
+        a, limit, rem, retry, reset, *binding = self.client.execute_command(command, self.key, "COST", cost, *extra)
+        expect = {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry, "reset_after_ms": reset}
+        if not self.single:
+            expect.update(limit=limit, binding=binding[0] if binding else 0)
+        return expect
+
+    def __call__(self, t_ms, cost):
+        expect = self._decision("RL.THROTTLE", t_ms, cost)
+        self.steps.append({"t_ms": t_ms, "cost": cost, "expect": expect})
+        return expect
+
+    def peek(self, t_ms, cost=1):
+        expect = self._decision("RL.PEEK", t_ms, cost)
+        self.steps.append({"t_ms": t_ms, "op": "peek", "cost": cost, "expect": expect})
+        return expect
+
+    def config(self, t_ms, limits):
+        self._at(t_ms)
+        if self.inline is not None:
+            self.inline = limits
+        else:
+            self.client.execute_command("RL.CONFIG", self.key, *policy_args(limits, False))
+        self.steps.append({"t_ms": t_ms, "op": "config", "limits": limits})
+
+    def info(self, t_ms):
+        self._at(t_ms)
+        raw = self.client.execute_command("RL.INFO", self.key)
+        info = None if raw is None else dict(zip(raw[::2], raw[1::2]))
+        expect = None if info is None else {"remaining": info[b"remaining"], "reset_after_ms": info[b"reset_after_ms"]}
+        self.steps.append({"t_ms": t_ms, "op": "info", "expect": expect})
+
+    def reset(self, t_ms):
+        self._at(t_ms)
+        self.steps.append({"t_ms": t_ms, "op": "reset", "expect": {"reply": self.client.execute_command("RL.RESET",
+                                                                                                     self.key)}})
+
+
 def generate(server, client):
+    plans = [(name, policy, plan, False) for name, policy, plan in traces_plan(random.Random(42))]
+    plans += [(name, limits, plan, False) for name, limits, plan in reconfiguration.PLANS]
+    plans += [(name, limits, plan, True) for name, limits, plan in reconfiguration.INLINE_PLANS]
     traces = []
-    for n, (name, policy, plan) in enumerate(traces_plan(random.Random(42))):
+    for n, (name, policy, plan, inline) in enumerate(plans):
         key = f"trace:{n}"
         base = BASE_MS + n * 10**9
         server.set_clock(base)
-        client.execute_command(*config_args(key, policy))
-        single = isinstance(policy, tuple)
-        steps = []
-
-        def step(t_ms, cost, key=key, base=base, steps=steps, single=single):
-            assert not steps or t_ms >= steps[-1]["t_ms"], (name, t_ms)
-            server.set_clock(base + t_ms)
-            a, limit, rem, retry, reset, *binding = client.execute_command("RL.THROTTLE", key, "COST", cost)
-            expect = {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry, "reset_after_ms": reset}
-            if not single:
-                expect.update(limit=limit, binding=binding[0] if binding else 0)
-            steps.append({"t_ms": t_ms, "cost": cost, "expect": expect})
-            return expect
-
-        plan(step)
-        if single:
+        if not inline:
+            client.execute_command("RL.CONFIG", key, *policy_args(policy, False))
+        r = Recorder(server, client, key, base, policy, inline)
+        plan(r)
+        if isinstance(policy, tuple):
             limit, window, burst = policy
             head = {"policy": {"limit": limit, "window_ms": window, "burst": burst or limit}}
         else:
             head = {"limits": policy}
-        traces.append({"name": name, **head, "steps": steps})
+        traces.append({"name": name, **head, **({"inline": True} if inline else {}), "steps": r.steps})
     return traces
 
 
@@ -203,7 +254,8 @@ def dump(traces):
     for t in traces:
         steps = ",\n".join("    " + json.dumps(s) for s in t["steps"])
         which = "policy" if "policy" in t else "limits"
-        head = f'  {{"name": {json.dumps(t["name"])}, "{which}": {json.dumps(t[which])}, "steps": ['
+        inline = ', "inline": true' if t.get("inline") else ""
+        head = f'  {{"name": {json.dumps(t["name"])}, "{which}": {json.dumps(t[which])}{inline}, "steps": ['
         parts.append(f"{head}\n{steps}\n  ]}}")
     return "[\n" + ",\n".join(parts) + "\n]\n"
 
@@ -253,9 +305,9 @@ def main():
         if lib is None:
             sys.exit("generate.py needs a C compiler for frozenclock.c")
         server = Server(module=True, frozen_clock=lib)
-        server.set_clock(BASE_MS)
         server.start()
         try:
+            server.set_clock(BASE_MS)
             client = redis.Redis(port=server.port, protocol=2)
             traces = generate(server, client)
             ops = json.loads(OPS_FILE.read_text())

@@ -108,6 +108,9 @@ export interface Info {
   /** Ms to the block's end (0: not blocked); a server older than issue 19 does not tell. */
   blockedMs?: number;
   penaltyLevel?: number;
+  /** The stored PENALTY's ms and max ms, null without one. */
+  penaltyMs?: number | null;
+  penaltyMaxMs?: number | null;
   /** Open holds, and the sum of their estimates. */
   holds?: number;
   held?: number;
@@ -272,8 +275,10 @@ export type LocalPolicy = { limits: readonly LocalLimit[]; penalty?: { ms: bigin
 /** The in-process limiter (exact integers): GCRA, SLIDING, CONCURRENCY and sets, refunds, reservations and penalties, as the module decides. */
 export declare class LocalLimiter {
   constructor(options?: { now?: () => bigint; maxKeys?: number });
-  /** mode: 'throttle' (or false), 'peek' (or true), 'reserve' (cost = the estimate) or 'acquire'. */
-  check(key: string, policy: LocalPolicy, cost: bigint, mode?: boolean | 'throttle' | 'peek' | 'reserve' | 'acquire', options?: { shadow?: boolean; holdMs?: bigint }): LocalDecision;
+  /** Stores `policy` for `key` as RL.CONFIG does: it beats the policy a check brings; the usage is carried to it as of now. */
+  configure(key: string, policy: LocalPolicy): void;
+  /** mode: 'throttle' (or false), 'peek' (or true), 'reserve' (cost = the estimate) or 'acquire'. `policy` null: the configured one. */
+  check(key: string, policy: LocalPolicy | null, cost: bigint, mode?: boolean | 'throttle' | 'peek' | 'reserve' | 'acquire', options?: { shadow?: boolean; holdMs?: bigint }): LocalDecision;
   refund(key: string, policy: LocalPolicy, n: bigint): bigint;
   settle(key: string, id: bigint, actual: bigint): bigint;
   release(key: string, id: bigint): bigint;
@@ -281,6 +286,8 @@ export declare class LocalLimiter {
   block(key: string, ms: bigint): void;
   unblock(key: string): bigint;
   reset(key: string): bigint;
+  /** What RL.INFO tells of the key (remaining null without a configured policy), or null for none. */
+  info(key: string): { remaining: bigint | null; resetAfterMs: bigint; blockedMs: bigint; penaltyLevel: number; holds: number; held: bigint; nextHoldExpiryMs: bigint | null; leases: number } | null;
   clear(): void;
   readonly size: number;
 }

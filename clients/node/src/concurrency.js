@@ -99,6 +99,33 @@ function renew(usage, nowMs, id, ms) {
   return { usage: of(out), found };
 }
 
-const KIND = { EMPTY, repair, fits, counted, remaining, emptyAtMs, resetAfterMs, retryAfterMs, refund, charge };
+const max = (a, b) => (a > b ? a : b);
+// The interface every kind offers to limits.js (clients/python/.../concurrency.py's). A lease
+// is not a request: a change to or from another kind starts empty (a new contract), and one
+// at the same position keeps the live leases.
+const KIND = {
+  EMPTY,
+  admit: (l, u, nowMs, cost) => (fits(l, u, nowMs, cost) ? true : null),
+  record: (l, u, _admitted, nowMs, cost, leaseId) => counted(l, u, nowMs, cost, leaseId),
+  repair,
+  /** [leases of cost 1 that could still be taken, when the last lease expires]. */
+  after: (l, u, admitted, nowMs, cost) => {
+    const h = held(u, nowMs);
+    if (admitted !== null) return [max(l.limit - h - cost, 0n), max(emptyAtMs(l, u, nowMs), nowMs + l.windowMs)];
+    return [max(l.limit - h, 0n), emptyAtMs(l, u, nowMs)];
+  },
+  waitMs: (l, u, nowMs, cost) => {
+    if (cost > l.limit) return null;
+    if (fits(l, u, nowMs, cost)) return 0n;
+    return retryAfterMs(l, u, nowMs, cost);
+  },
+  ownEmptyAt: (u, nowMs) => emptyAtMs(null, u, nowMs),
+  windowOf: () => null,
+  carry: (_l, u, atMs) => of(live(u, atMs)),
+  export: () => null,
+  import: () => EMPTY,
+  refund,
+  charge,
+};
 
 module.exports = { KIND, EMPTY, live, held, repair, fits, counted, remaining, emptyAtMs, resetAfterMs, retryAfterMs, refund, charge, release, renew };

@@ -137,28 +137,100 @@ function retryAfterMs(policy, tat, nowMs, cost) {
   return wait > 1n ? wait : 1n;
 }
 
-// The interface every kind offers to limits.js, on a usage {kind: 'gcra', tat}.
-const usage = (tat) => ({ kind: 'gcra', tat });
+function gcd(a, b) {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+/** A TAT in lowest terms (as the module stores it, so that equal instants compare equal). */
+function lowest(units, limit) {
+  const frac = units % limit;
+  if (frac === 0n) return Object.freeze({ ms: units / limit, frac: 0n, den: 1n });
+  const g = gcd(frac, limit);
+  return Object.freeze({ ms: units / limit, frac: frac / g, den: limit / g });
+}
+
+function clampedLowest(l, tat, nowMs) {
+  const cap = nowMs * l.limit + l.burst * l.windowMs;
+  return inUnits(tat, l.limit) <= cap ? tat : lowest(cap, l.limit);
+}
+
+/**
+ * A settle giving back `units` of a hold of `estimate` whose bucket ended at `end` right
+ * after its reserve: g = min(units*T, end - max(now, end - estimate*T)) (in 1/limit ms, 0 if
+ * negative), so units of the hold that already drained are never given back. {tat, g}.
+ */
+function settleRefund(l, tat, nowMs, units, end, estimate) {
+  const e = inUnits(end, l.limit);
+  const now = nowMs * l.limit;
+  const start = e - estimate * l.windowMs;
+  let g = e - (now > start ? now : start);
+  if (units * l.windowMs < g) g = units * l.windowMs;
+  if (g < 0n) g = 0n;
+  const t = inUnits(clampedLowest(l, tat, nowMs), l.limit);
+  const owed = t > now ? t - now : 0n;
+  if (owed < g) g = owed;
+  if (g === 0n) return { tat, g: 0n };
+  return { tat: lowest(t - g, l.limit), g };
+}
+
+// The interface every kind offers to limits.js (clients/python/.../gcra.py's), on a usage
+// {kind: 'gcra', tat}, each taking the limit first.
+const usage = (tat) => Object.freeze({ kind: 'gcra', tat });
+const max = (a, b) => (a > b ? a : b);
 const KIND = {
-  EMPTY: Object.freeze(usage(EMPTY)),
+  EMPTY: usage(EMPTY),
+  /** The TAT after a request of `cost`, or null when it does not fit. */
+  admit: (l, u, nowMs, cost) => {
+    const now = nowMs * l.limit;
+    const next = now + backlog(l, u.tat, nowMs) + cost * l.windowMs;
+    return next - now <= l.burst * l.windowMs ? usage(lowest(next, l.limit)) : null;
+  },
+  record: (_l, _u, admitted) => admitted,
   repair: (l, u, nowMs) => {
-    const c = clamped(l, u.tat, nowMs);
+    const c = clampedLowest(l, u.tat, nowMs);
     return c === u.tat ? u : usage(c);
   },
-  fits: (l, u, nowMs, cost) => decide(l, u.tat, nowMs, cost) !== null,
-  counted: (l, u, nowMs, cost) => usage(decide(l, u.tat, nowMs, cost)),
-  remaining: (l, u, nowMs) => remaining(l, u.tat, nowMs),
-  emptyAtMs: (_l, u) => emptyAtMs(u.tat),
-  resetAfterMs: (_l, u, nowMs) => {
-    const e = emptyAtMs(u.tat);
-    return e > nowMs ? e - nowMs : 0n;
+  /** [cost-1 requests still passing, the ms from which the bucket is empty] after a request. */
+  after: (l, u, admitted, nowMs) => {
+    const tat = (admitted || u).tat;
+    return [remaining(l, tat, nowMs), max(emptyAtMs(clampedLowest(l, tat, nowMs)), nowMs)];
   },
-  retryAfterMs: (l, u, nowMs, cost) => retryAfterMs(l, u.tat, nowMs, cost),
+  /** Ms until a request of `cost` fits (0: now), null when it never can. */
+  waitMs: (l, u, nowMs, cost) => {
+    if (cost > l.burst) return null;
+    const needed = max(inUnits(clampedLowest(l, u.tat, nowMs), l.limit) + cost * l.windowMs - l.burst * l.windowMs, 0n);
+    return max(ceilDiv(needed, l.limit) - nowMs, 0n);
+  },
+  ownEmptyAt: (u) => emptyAtMs(u.tat),
+  windowOf: () => null,
+  /** Under this (changed) GCRA limit from atMs: the same backlog as time, at most one full bucket. */
+  carry: (l, u, atMs) => usage(clampedLowest(l, u.tat, atMs)),
+  /** What is still owed at atMs, for a limit of another kind: ['until', tat] or null. */
+  export: (u, atMs) => (emptyAtMs(u.tat) > atMs ? ['until', u.tat] : null),
+  import: (l, carried, atMs) => {
+    if (carried === null) return KIND.EMPTY;
+    const [what, value] = carried;
+    if (what === 'until') return usage(clampedLowest(l, value, atMs));
+    if (what === 'requests') {
+      const full = l.burst * l.windowMs;
+      const owed = value * l.windowMs;
+      return usage(lowest(atMs * l.limit + (owed < full ? owed : full), l.limit));
+    }
+    return KIND.EMPTY;
+  },
   refund: (l, u, nowMs, n) => {
-    const r = refund(l, u.tat, nowMs, n);
-    return { usage: r.given === 0n ? u : usage(r.tat), given: r.given };
+    const b = backlog(l, u.tat, nowMs);
+    if (b === 0n) return { usage: u, given: 0n };
+    const owed = ceilDiv(b, l.windowMs);
+    const left = b - n * l.windowMs;
+    return { usage: usage(lowest(nowMs * l.limit + (left > 0n ? left : 0n), l.limit)), given: n < owed ? n : owed };
   },
-  charge: (l, u, nowMs, units) => usage(charge(l, u.tat, nowMs, units)),
+  charge: (l, u, nowMs, units) => {
+    const full = l.burst * l.windowMs;
+    const b = backlog(l, u.tat, nowMs) + units * l.windowMs;
+    return usage(lowest(nowMs * l.limit + (b < full ? b : full), l.limit));
+  },
 };
 
-module.exports = { EMPTY, KIND, decide, explain, evaluate, remaining, emptyAtMs, inUnits, fromUnits, clamped, refund, charge, retryAfterMs };
+module.exports = { EMPTY, KIND, decide, explain, evaluate, remaining, emptyAtMs, inUnits, fromUnits, lowest, clamped, refund, charge, retryAfterMs, settleRefund, backlog };

@@ -1,23 +1,31 @@
 'use strict';
-// A key's whole state and every operation on it, as the module keeps it (issues 19 and 20,
-// fixed in spec-19-20.md): the usage of each limit (limits.js), the open holds of
-// reservations, the block with its penalty level, and the last id issued. Each operation is
-// a pure function (policy, state, nowMs, arguments) -> {reply, state}, `state` null when
-// nothing is to be written. The local limiter runs them; clients/lua/ratelimit.lua and the
-// Python client's keystate.py are the same rules, and the conformance traces hold all of
-// them to the module's numbers.
+// A key's whole state and every operation on it, as the module keeps it (issue 17's one
+// pipeline, core/src/state.rs; issues 19 and 20 as fixed in spec-19-20.md): the usage of each
+// limit as recorded (limits.js), the stored policy and the instant of a reconfiguration not
+// written yet, the open holds of reservations, the block with its penalty level, and the last
+// id issued. Each operation is a pure function (..., state, nowMs, arguments) -> {reply,
+// state}, `state` null when nothing is to be written. The local limiter runs them;
+// clients/lua/ratelimit.lua and the Python client's keystate.py are the same rules, and the
+// conformance traces hold all of them to the module's numbers.
 //
-// A state is {usage: [...], holds: [{id, estimate, atMs, expiresAtMs}], block: {untilMs,
-// level} | null, lastId: BigInt | null, policy: the policy of the last write | null}, every
-// number a BigInt. PURE: no I/O, no clock.
+// A state is {usage: [...], holds: [{id, estimate, atMs, expiresAtMs, ends}], block:
+// {untilMs, level} | null, lastId, policy: the policy of the last write of a key without a
+// stored one | null, stored: the configured policy | null, pendingAtMs}, every number a
+// BigInt. A hold's `ends`: per limit, the GCRA bucket's TAT right after the reserve (null for
+// other kinds), so that a settle never gives back units of the hold that already drained.
+// PURE: no I/O, no clock.
 
 const limitsOf = require('./limits');
 const concurrency = require('./concurrency');
+const gcra = require('./gcra');
+const sliding = require('./sliding');
 const { CommandError, NoRateLimit } = require('./errors');
 const { hasConcurrency, longestWindowMs, penaltyLengthMs, DEFAULT_HOLD_MS } = require('./policy');
 
 /** At most this many open holds per key. */
 const MAX_HOLDS = 64;
+/** The penalty level stops here (the duration saturates at maxMs long before). */
+const MAX_LEVEL = 63;
 const MESSAGES = {
   tooManyHolds: 'too many open reservations: a key holds at most 64 (settle them or let them expire)',
   unknownReservation: 'unknown reservation: it expired, was settled, or was never issued',
@@ -25,7 +33,7 @@ const MESSAGES = {
   noPolicy: 'no rate limit for key: configure it or pass an inline policy',
 };
 
-const EMPTY = Object.freeze({ usage: Object.freeze([]), holds: Object.freeze([]), block: null, lastId: null, policy: null });
+const EMPTY = Object.freeze({ usage: Object.freeze([]), holds: Object.freeze([]), block: null, lastId: null, policy: null, stored: null, pendingAtMs: null });
 
 function with_(state, changes) {
   return Object.freeze({ ...state, ...changes });
@@ -50,41 +58,78 @@ function blockedUntil(state, nowMs) {
   return b !== null && b.untilMs > nowMs ? b.untilMs : null;
 }
 
+/** The usage `limits` read (limits.view): carried as of a pending reconfiguration. */
+function seen(limits, state, nowMs) {
+  return limitsOf.view(limits, state.usage, state.pendingAtMs, nowMs);
+}
+
+/** Every hold's GCRA end at most its bucket's TAT (after a change that lowered it). */
+function endsWithin(limits, usage, holds) {
+  return holds.map((h) => {
+    const ends = (h.ends || []).map((end, i) => {
+      const l = limits[i];
+      if (end === null || !l || l.kind !== 'gcra' || !usage[i] || usage[i].kind !== 'gcra') return end;
+      return gcra.inUnits(end, l.limit) > gcra.inUnits(usage[i].tat, l.limit) ? usage[i].tat : end;
+    });
+    return Object.freeze({ ...h, ends });
+  });
+}
+
+/** The state after a write under `pol`: the usage stored in its form, expired holds pruned, and (a key without a stored policy) the policy remembered. */
+function written(state, pol, usage, holds) {
+  return with_(state, { usage, pendingAtMs: null, holds: endsWithin(pol.limits, usage, holds), policy: state.stored ? null : pol });
+}
+
+/** RL.CONFIG: stores `pol`, keeping what the client used (carried on every read as of now), the holds, the block and the id sequence. */
+function configure(state, pol, nowMs) {
+  const c = limitsOf.configured(state.stored ? state.stored.limits : null, state.usage, state.pendingAtMs, pol.limits, nowMs);
+  return with_(state, { usage: c.usage, pendingAtMs: c.pendingAtMs, stored: pol, policy: null });
+}
+
+/**
+ * A blocked check (also the denial that starts a penalty): denied, remaining 0, told to retry
+ * when both the block has ended and its limits admit it (-1: never), reset when both the
+ * block and every limit are over.
+ */
+function blockedNumbers(n, untilMs, nowMs) {
+  const blockMs = untilMs - nowMs;
+  const retry = n.retryAfterMs < 0n ? -1n : n.retryAfterMs > blockMs ? n.retryAfterMs : blockMs;
+  return { allowed: false, limit: n.limit, remaining: 0n, retryAfterMs: retry, resetAfterMs: n.resetAfterMs > blockMs ? n.resetAfterMs : blockMs, binding: n.binding, id: null };
+}
+
 /**
  * RL.THROTTLE (and RL.ALLOW), RL.PEEK, RL.RESERVE (cost = the estimate) or RL.ACQUIRE, by
- * `mode`. Returns {reply: {allowed, limit, remaining, retryAfterMs, resetAfterMs, binding,
- * id (the reservation or lease, or null)}, state}. Throws CommandError for a rate check on a
- * CONCURRENCY key and for a 65th open hold (nothing counted).
+ * `mode`, under the key's stored policy, else `policy`. Returns {reply: {allowed, limit,
+ * remaining, retryAfterMs, resetAfterMs, binding, id (the reservation or lease, or null)},
+ * state}. Throws CommandError for a rate check on a CONCURRENCY key and for a 65th open hold.
  */
 function check(policy, state, nowMs, cost, mode = 'throttle', { shadow = false, holdMs = DEFAULT_HOLD_MS } = {}) {
-  const leased = hasConcurrency(policy);
+  const pol = state.stored || policy;
+  if (!pol) throw new NoRateLimit(MESSAGES.noPolicy);
+  const leased = hasConcurrency(pol);
   if (leased && (mode === 'throttle' || mode === 'reserve')) throw new CommandError(MESSAGES.concurrencyKey);
   const holds = openHolds(state, nowMs);
   if (mode === 'reserve' && holds.length >= MAX_HOLDS) throw new CommandError(MESSAGES.tooManyHolds);
-  const consume = mode !== 'peek';
-  const leaseId = mode === 'acquire' && leased ? nextId(state, nowMs) : null;
-  const o = limitsOf.decide(policy.limits, state.usage, nowMs, cost, leaseId);
+  let usage = seen(pol.limits, state, nowMs);
+  const admits = limitsOf.admitAll(pol.limits, usage, nowMs, cost);
   const until = blockedUntil(state, nowMs);
   if (until !== null) {
-    // Blocked: denied with the time to the block's end; counts nothing, extends nothing.
-    const reply = { allowed: shadow, limit: o.limit, remaining: 0n, retryAfterMs: shadow ? -1n : until - nowMs, resetAfterMs: o.resetAfterMs, binding: o.binding, id: null };
-    return { reply, state: null };
+    // Counts nothing, extends nothing; a shadow key is told allowed.
+    const g = blockedNumbers(limitsOf.numbers(pol.limits, usage, admits, nowMs, cost, true), until, nowMs);
+    return { reply: shadow ? { ...g, allowed: true, retryAfterMs: -1n } : g, state: null };
   }
-  const reply = {
-    allowed: o.allowed || shadow,
-    limit: o.limit,
-    remaining: o.remaining,
-    retryAfterMs: shadow ? -1n : o.retryAfterMs,
-    resetAfterMs: o.resetAfterMs,
-    binding: o.binding,
-    id: null,
-  };
-  if (o.allowed) {
+  const n = limitsOf.numbers(pol.limits, usage, admits, nowMs, cost);
+  const consume = mode !== 'peek';
+  if (n.allowed) {
+    const reply = { allowed: true, limit: n.limit, remaining: n.remaining, retryAfterMs: -1n, resetAfterMs: n.resetAfterMs, binding: n.binding, id: null };
     if (!consume) return { reply, state: null };
-    let next = with_(state, { usage: o.usage, holds, policy });
+    const leaseId = mode === 'acquire' && leased ? nextId(state, nowMs) : null;
+    usage = limitsOf.record(pol.limits, usage, admits, nowMs, cost, leaseId);
+    let next = written(state, pol, usage, holds);
     if (mode === 'reserve') {
       const id = nextId(state, nowMs);
-      next = with_(next, { holds: [...holds, Object.freeze({ id, estimate: cost, atMs: nowMs, expiresAtMs: nowMs + holdMs })], lastId: id });
+      const ends = usage.map((u) => (u.kind === 'gcra' ? u.tat : null));
+      next = with_(next, { holds: [...next.holds, Object.freeze({ id, estimate: cost, atMs: nowMs, expiresAtMs: nowMs + holdMs, ends })], lastId: id });
       reply.id = id;
     } else if (leaseId !== null) {
       next = with_(next, { lastId: leaseId });
@@ -92,45 +137,85 @@ function check(policy, state, nowMs, cost, mode = 'throttle', { shadow = false, 
     }
     return { reply, state: next };
   }
-  const repaired = o.repaired ? with_(state, { usage: o.usage, holds, policy }) : null;
-  if (shadow || !consume || !policy.penalty) return { reply, state: repaired };
-  // A denial of a key that is not blocked blocks it for ms * 2^level (at most maxMs), the
-  // level one more than the last block's when that ended less than one (longest) window ago.
-  // The denial itself answers as any denial; the checks after it see the block.
+  const reply = { allowed: shadow, limit: n.limit, remaining: n.remaining, retryAfterMs: shadow ? -1n : n.retryAfterMs, resetAfterMs: n.resetAfterMs, binding: n.binding, id: null };
+  if (!consume) return { reply, state: null };
+  const r = limitsOf.repair(pol.limits, usage, nowMs);
+  if (shadow || !pol.penalty) return { reply, state: r.moved ? written(state, pol, r.usage, holds) : null };
+  // A denial of a key that is not blocked blocks it: ms * 2^level, at most maxMs, the level
+  // one more than the last block's if that ended less than one (longest) window ago. It tells
+  // the truth about the block it starts.
   const prev = state.block;
-  const level = prev !== null && nowMs - prev.untilMs < longestWindowMs(policy) ? prev.level + 1 : 0;
-  const block = Object.freeze({ untilMs: nowMs + penaltyLengthMs(policy.penalty, level), level });
-  return { reply, state: with_(repaired || with_(state, { holds, policy }), { block }) };
+  const level = prev !== null && nowMs - prev.untilMs < longestWindowMs(pol) ? Math.min(prev.level + 1, MAX_LEVEL) : 0;
+  const block = Object.freeze({ untilMs: nowMs + penaltyLengthMs(pol.penalty, level), level });
+  return { reply: blockedNumbers(n, block.untilMs, nowMs), state: with_(written(state, pol, r.usage, holds), { block }) };
 }
 
 /** RL.REFUND: {reply: the most units any limit gave back, state}; 0 writes nothing. */
 function refund(policy, state, nowMs, n) {
-  const r = limitsOf.refund(policy.limits, state.usage, nowMs, n);
+  const pol = state.stored || policy;
+  const r = limitsOf.refund(pol.limits, seen(pol.limits, state, nowMs), nowMs, n);
   if (r.given === 0n) return { reply: 0n, state: null };
-  return { reply: r.given, state: with_(state, { usage: r.usage, holds: openHolds(state, nowMs), policy }) };
+  return { reply: r.given, state: written(state, pol, r.usage, openHolds(state, nowMs)) };
 }
 
 /**
- * RL.SETTLE: {reply: units charged, or refunded as a negative number, state}. `policy` is
- * the one the key's last write was decided under (the local limiter has no other).
+ * {usage, others, given} after a settle gives back `units` of `hold`: a GCRA limit only what
+ * of the hold has not drained (moving later holds' ends earlier by as much), a SLIDING one
+ * only from the hold's own entry.
  */
-function settle(policy, state, nowMs, id, actual) {
+function settleRefund(limits, usage, nowMs, hold, units, others) {
+  let most = 0n;
+  others = [...others];
+  const out = limits.map((l, i) => {
+    let u = usage[i];
+    let given = 0n;
+    if (l.kind === 'gcra') {
+      const end = hold.ends && i < hold.ends.length ? hold.ends[i] : null;
+      if (end !== null) {
+        const r = gcra.settleRefund(l, u.tat, nowMs, units, end, hold.estimate);
+        if (r.g > 0n) u = Object.freeze({ kind: 'gcra', tat: r.tat });
+        given = (r.g + l.windowMs - 1n) / l.windowMs;
+        const mine = gcra.inUnits(end, l.limit);
+        others = others.map((h) => {
+          const e = h.ends && i < h.ends.length ? h.ends[i] : null;
+          if (r.g === 0n || e === null || gcra.inUnits(e, l.limit) <= mine) return h;
+          const ends = [...h.ends];
+          ends[i] = gcra.lowest(gcra.inUnits(e, l.limit) - r.g, l.limit);
+          return Object.freeze({ ...h, ends });
+        });
+      }
+    } else if (l.kind === 'sliding') {
+      const r = sliding.KIND.refund(l, u, nowMs, units, hold.atMs);
+      u = r.usage;
+      given = r.given;
+    }
+    if (given > most) most = given;
+    return u;
+  });
+  return { usage: out, others, given: most };
+}
+
+/**
+ * RL.SETTLE: {reply: units charged, or given back as a negative number, state}, under the
+ * key's stored policy, else the policy of its last write.
+ */
+function settle(state, nowMs, id, actual) {
+  const pol = state.stored || state.policy;
   const holds = openHolds(state, nowMs);
   const hold = holds.find((h) => h.id === id);
   if (!hold) throw new CommandError(MESSAGES.unknownReservation);
   const d = actual - hold.estimate;
-  if (d !== 0n && !policy) throw new NoRateLimit(MESSAGES.noPolicy);
-  let usage = state.usage;
-  let reply = d;
+  if (d !== 0n && !pol) throw new NoRateLimit(MESSAGES.noPolicy);
+  const rest = holds.filter((h) => h !== hold);
+  if (d === 0n) return { reply: 0n, state: with_(state, { holds: rest }) };
+  const usage = seen(pol.limits, state, nowMs);
   if (d < 0n) {
-    // Never more than the hold: a SLIDING limit gives back only from the hold's own entry.
-    const r = limitsOf.refund(policy.limits, usage, nowMs, -d, hold.atMs);
-    usage = r.usage;
-    reply = -r.given;
-  } else if (d > 0n) {
-    usage = limitsOf.charge(policy.limits, usage, nowMs, d); // settling cannot be denied
+    // Never more than the hold.
+    const r = settleRefund(pol.limits, usage, nowMs, hold, -d, rest);
+    return { reply: -r.given, state: written(state, pol, r.usage, r.others) };
   }
-  return { reply, state: with_(state, { usage, holds: holds.filter((h) => h !== hold) }) };
+  // Settling is not a request that can be denied: the excess is charged as asked.
+  return { reply: d, state: written(state, pol, limitsOf.charge(pol.limits, usage, nowMs, d), rest) };
 }
 
 /** RL.BLOCK: blocked until now + ms whatever was there (the level is kept). */
@@ -167,17 +252,39 @@ function renew(state, nowMs, id, ms) {
   return leases(state, nowMs, (u) => concurrency.renew(u, nowMs, id, ms));
 }
 
-/** RL.RESET: usage, holds, leases and the block forgotten; the id sequence kept. */
-function reset(state) {
-  return with_(EMPTY, { lastId: state.lastId });
+/** What RL.INFO shows as remaining: cost-1 requests that would pass now under the stored policy; null without one. */
+function remaining(state, nowMs) {
+  if (!state.stored) return null;
+  return limitsOf.numbers(state.stored.limits, seen(state.stored.limits, state, nowMs), null, nowMs, 0n).remaining;
+}
+
+/** What RL.INFO shows as reset_after_ms (and RL.RESET replies): until every stored limit is empty; without a stored policy, until the usage as recorded is. */
+function resetAfterMs(state, nowMs) {
+  if (state.stored) return limitsOf.numbers(state.stored.limits, seen(state.stored.limits, state, nowMs), null, nowMs, 0n).resetAfterMs;
+  return limitsOf.ownEmptyAt(state.usage, nowMs, nowMs) - nowMs;
+}
+
+/**
+ * RL.RESET: {reply: ms of backlog forgotten, state: the state after it, null for a key
+ * without a stored policy, which is deleted with its id sequence}. A configured key forgets
+ * usage, holds, leases, block and penalty level, and keeps its policy and id sequence.
+ */
+function reset(state, nowMs) {
+  const forgotten = resetAfterMs(state, nowMs);
+  if (!state.stored) return { reply: forgotten, state: null };
+  return { reply: forgotten, state: with_(EMPTY, { usage: state.stored.limits.map(limitsOf.emptyFor), lastId: state.lastId, stored: state.stored }) };
+}
+
+function liveLeaseIds(state, nowMs) {
+  const ids = new Set();
+  for (const u of state.usage) if (u.kind === 'concurrency') for (const x of concurrency.live(u, nowMs)) ids.add(x.id);
+  return ids;
 }
 
 /** RL.INFO's key-level fields of issues 19 and 20. */
 function summary(state, nowMs) {
   const holds = openHolds(state, nowMs);
   const until = blockedUntil(state, nowMs);
-  const ids = new Set();
-  for (const u of state.usage) if (u.kind === 'concurrency') for (const x of concurrency.live(u, nowMs)) ids.add(x.id);
   let held = 0n;
   let next = null;
   for (const h of holds) {
@@ -190,16 +297,20 @@ function summary(state, nowMs) {
     holds: holds.length,
     held,
     nextHoldExpiryMs: next === null ? null : next - nowMs,
-    leases: ids.size,
+    leases: liveLeaseIds(state, nowMs).size,
   };
 }
 
-/** When a key without a stored policy may go: every limit empty, every hold and lease expired, the block over. */
+/**
+ * When a key without a stored policy may go: its usage as recorded empty, every hold and
+ * lease expired, the block over; null for a configured key (configuration does not expire).
+ */
 function expiresAtMs(state, nowMs) {
-  let at = state.policy ? limitsOf.emptyAtMs(state.policy.limits, state.usage, nowMs) : nowMs;
+  if (state.stored) return null;
+  let at = limitsOf.ownEmptyAt(state.usage, nowMs, nowMs);
   for (const h of openHolds(state, nowMs)) if (h.expiresAtMs > at) at = h.expiresAtMs;
   const until = blockedUntil(state, nowMs);
   return until !== null && until > at ? until : at;
 }
 
-module.exports = { EMPTY, MAX_HOLDS, MESSAGES, nextId, openHolds, blockedUntil, check, refund, settle, block, unblock, release, renew, reset, summary, expiresAtMs };
+module.exports = { EMPTY, MAX_HOLDS, MAX_LEVEL, MESSAGES, nextId, openHolds, blockedUntil, seen, configure, check, refund, settle, block, unblock, release, renew, remaining, resetAfterMs, reset, summary, expiresAtMs };

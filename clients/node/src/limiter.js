@@ -44,6 +44,8 @@ class DistributedRateLimiter extends Engine {
     const mk = mapKey(key);
     this.remember(mk, config);
     this.denied.forget(mk);
+    // The local limiter carries what it counted to the new policy as of now, as Redis does.
+    this.local.configure(mk, policyOf.scaled(config.policy, this.share));
     await this.call({ op: 'configure', key, mk, config, check: false });
   }
 

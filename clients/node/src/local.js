@@ -13,7 +13,6 @@
 // released or settled locally.
 
 const keystate = require('./keystate');
-const limitsOf = require('./limits');
 
 /** Sweep expired states once the Map has grown by this many entries since the last sweep. */
 const SWEEP_EVERY = 10_000;
@@ -35,11 +34,25 @@ class LocalLimiter {
     this.sweepAt = SWEEP_EVERY;
   }
 
+  /**
+   * `key`'s state; EMPTY for none, or for one the module would have let expire by now (a key
+   * without a stored policy whose usage, holds, leases and block were all over before now): a
+   * clock that steps back afterwards does not bring it back.
+   */
+  get(key, now) {
+    const held = this.states.get(key);
+    if (!held) return keystate.EMPTY;
+    if (held.expiresAtMs !== null && held.expiresAtMs < now) {
+      this.states.delete(key); // Redis: expired once now > the expiry
+      return keystate.EMPTY;
+    }
+    return held.state;
+  }
+
   /** op(state, now) -> {reply, state | null}: runs it on `key`'s state and keeps what it writes. */
   apply(key, op) {
     const now = this.now();
-    const held = this.states.get(key);
-    const r = op(held ? held.state : keystate.EMPTY, now);
+    const r = op(this.get(key, now), now);
     if (r.state !== null) {
       this.states.delete(key);
       this.states.set(key, { state: r.state, expiresAtMs: keystate.expiresAtMs(r.state, now) });
@@ -47,6 +60,14 @@ class LocalLimiter {
       if (this.states.size >= this.sweepAt) this.sweep(now);
     }
     return r.reply;
+  }
+
+  /**
+   * Stores `policy` for `key` as RL.CONFIG does: it beats the policy a check brings, and the
+   * usage is carried to it as of now (a chain of changes within one ms reads as the last one).
+   */
+  configure(key, policy) {
+    this.apply(key, (s, now) => ({ reply: null, state: keystate.configure(s, policyIn(policy), now) }));
   }
 
   /**
@@ -60,7 +81,7 @@ class LocalLimiter {
   check(key, policy, cost, mode = 'throttle', options = {}) {
     const m = mode === true ? 'peek' : mode === false ? 'throttle' : mode;
     if (!MODES.includes(m)) throw new TypeError(`mode must be one of ${MODES.join(', ')}`);
-    return this.apply(key, (s, now) => keystate.check(policyIn(policy), s, now, cost, m, options));
+    return this.apply(key, (s, now) => keystate.check(policy ? policyIn(policy) : null, s, now, cost, m, options));
   }
 
   /** Gives back `n` units on every rate limit; returns the most any limit gave back. */
@@ -68,9 +89,9 @@ class LocalLimiter {
     return this.apply(key, (s, now) => keystate.refund(policyIn(policy), s, now, n));
   }
 
-  /** Settles reservation `id` to `actual`, under the policy it was decided with: units charged (> 0) or refunded (< 0). */
+  /** Settles reservation `id` to `actual`, under the key's configured policy, else its last write's: units charged (> 0) or refunded (< 0). */
   settle(key, id, actual) {
-    return this.apply(key, (s, now) => keystate.settle(s.policy, s, now, id, actual));
+    return this.apply(key, (s, now) => keystate.settle(s, now, id, actual));
   }
 
   /** 1n if lease `id` was held (now released), else 0n. */
@@ -97,16 +118,29 @@ class LocalLimiter {
     return this.apply(key, (s, now) => ({ reply: keystate.summary(s, now), state: null }));
   }
 
-  /** Forgets a client's usage, holds, leases and block; returns the backlog forgotten, in ms (as RL.RESET). */
+  /**
+   * What RL.INFO tells of `key`'s state: {remaining (under its configured policy; null
+   * without one), resetAfterMs, and the fields of issues 19 and 20}; null for no key.
+   */
+  info(key) {
+    return this.apply(key, (s, now) => ({
+      reply: s === keystate.EMPTY ? null : { remaining: keystate.remaining(s, now), resetAfterMs: keystate.resetAfterMs(s, now), ...keystate.summary(s, now) },
+      state: null,
+    }));
+  }
+
+  /**
+   * As RL.RESET: returns the ms of backlog forgotten. A configured key forgets usage, holds,
+   * leases and the block and keeps its policy and id sequence; any other is forgotten whole.
+   */
   reset(key) {
-    const held = this.states.get(key);
-    this.states.delete(key);
-    if (!held) return 0n;
     const now = this.now();
-    // The id sequence outlives a reset, as in the module.
-    if (held.state.lastId !== null) this.states.set(key, { state: keystate.reset(held.state), expiresAtMs: now });
-    const emptyAt = held.state.policy ? limitsOf.emptyAtMs(held.state.policy.limits, held.state.usage, now) : now;
-    return emptyAt > now ? emptyAt - now : 0n;
+    const state = this.get(key, now);
+    this.states.delete(key);
+    if (state === keystate.EMPTY) return 0n;
+    const r = keystate.reset(state, now);
+    if (r.state !== null) this.states.set(key, { state: r.state, expiresAtMs: null });
+    return r.reply;
   }
 
   clear() {
@@ -120,7 +154,7 @@ class LocalLimiter {
 
   /** Drops states the module would have let expire (a usage-only key whose every part is over). */
   sweep(now = this.now()) {
-    for (const [key, held] of this.states) if (held.expiresAtMs <= now) this.states.delete(key);
+    for (const [key, held] of this.states) if (held.expiresAtMs !== null && held.expiresAtMs < now) this.states.delete(key);
     this.sweepAt = this.states.size + SWEEP_EVERY;
   }
 }

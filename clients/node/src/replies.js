@@ -95,11 +95,11 @@ function grant(reply, name) {
 }
 
 /** Issue 19/20's key-level fields of RL.INFO, by their names in the reply. */
-const INFO_FIELDS = { blocked_ms: 'blockedMs', penalty_level: 'penaltyLevel', holds: 'holds', held: 'held', next_hold_expiry_ms: 'nextHoldExpiryMs', leases: 'leases' };
+const INFO_FIELDS = { blocked_ms: 'blockedMs', penalty_level: 'penaltyLevel', penalty_ms: 'penaltyMs', penalty_max_ms: 'penaltyMaxMs', holds: 'holds', held: 'held', next_hold_expiry_ms: 'nextHoldExpiryMs', leases: 'leases' };
 
 /**
  * RL.INFO's reply as {source, limit, windowMs, burst, idleMs, shadow, scalePercent, remaining,
- * resetAfterMs, kind?, limits?, blockedMs?, penaltyLevel?, holds?, held?, nextHoldExpiryMs?,
+ * resetAfterMs, kind?, limits?, blockedMs?, penaltyLevel?, penaltyMs?, penaltyMaxMs?, holds?, held?, nextHoldExpiryMs?,
  * leases?}, or null (the newer fields when the server tells them).
  */
 function info(reply) {
@@ -152,10 +152,27 @@ function limitName(i, n) {
  * `RateLimit` describes the binding limit; `Retry-After` when denied and the request can
  * pass later.
  */
+/**
+ * The `t` of a RateLimit item for limit `l`: when that limit alone is empty again, at most.
+ * A reply's resetAfterMs is until *every* limit is empty (the module's since issue 17), which
+ * under a day-long limit beside a per-second one would tell the per-second item a day.
+ * `remaining` is at most this limit's own, so a GCRA bucket holds at most (burst - remaining)
+ * emission intervals of backlog (an upper bound, exact within one interval); a SLIDING window
+ * is empty one window after its last entry. Never more than resetAfterMs (exact for one limit).
+ */
+function ownResetBoundMs(l, remaining, resetAfterMs) {
+  let bound;
+  if (l.kind === 'sliding') bound = Number(l.windowMs);
+  else if (l.kind === 'concurrency') return resetAfterMs; // a lease can be renewed past its window
+  else bound = Math.ceil((Math.max(Number(l.burst === undefined ? l.limit : l.burst) - remaining, 0) * Number(l.windowMs)) / Number(l.limit));
+  return Math.min(resetAfterMs, bound);
+}
+
 function headers(v, limits) {
   const n = limits ? limits.length : 1;
   const binding = limits && v.binding < n ? v.binding : 0;
-  const h = { RateLimit: `"${limitName(binding, n)}";r=${v.remaining};t=${ceilSeconds(v.resetAfterMs)}` };
+  const reset = limits ? ownResetBoundMs(limits[binding], Number(v.remaining), Number(v.resetAfterMs)) : v.resetAfterMs;
+  const h = { RateLimit: `"${limitName(binding, n)}";r=${v.remaining};t=${ceilSeconds(reset)}` };
   // A CONCURRENCY limit has no window of requests, only a lease's life: `q=` alone.
   h['RateLimit-Policy'] = limits
     ? limits.map((l, i) => `"${limitName(i, n)}";q=${l.limit}${l.kind === 'concurrency' ? '' : `;w=${ceilSeconds(l.windowMs)}`}`).join(', ')
@@ -164,4 +181,4 @@ function headers(v, limits) {
   return h;
 }
 
-module.exports = { verdict, grant, info, allowed, headers, toObject, text, limitName };
+module.exports = { verdict, grant, info, allowed, headers, ownResetBoundMs, toObject, text, limitName };

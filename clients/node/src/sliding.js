@@ -130,28 +130,103 @@ function charge(limit, log, nowMs, units) {
   return merge(entries.filter(([, c]) => c > 0n));
 }
 
-// The interface every kind offers to limits.js, on a usage {kind: 'sliding', log}.
-const usage = (log) => ({ kind: 'sliding', log });
+// The interface every kind offers to limits.js (clients/python/.../sliding.py's). A usage is
+// {kind: 'sliding', log, windowMs}: the log and the window of the limit that recorded it (0n:
+// unknown; an empty log always has 0n). An entry counts while it is inside both that window
+// and the window of the limit reading it, so a request the old window had forgotten is never
+// revived by a longer one, and a key knows when it is empty without its policy.
+const of = (log, windowMs) => Object.freeze({ kind: 'sliding', log: Object.freeze(log), windowMs: log.length ? windowMs : 0n });
+const win = (w) => ({ windowMs: w });
+const max = (a, b) => (a > b ? a : b);
+/** The window the log's entries count in under `l`: its own, or the log's when shorter. */
+const counting = (l, u) => (u.windowMs && u.windowMs < l.windowMs ? u.windowMs : l.windowMs);
+function mergedNonZero(parts) {
+  return merge(parts.filter(([, c]) => c !== 0n));
+}
+function sum(entries) {
+  let n = 0n;
+  for (const [, c] of entries) n += c;
+  return n;
+}
 const KIND = {
-  EMPTY: Object.freeze(usage(EMPTY)),
+  EMPTY: of([], 0n),
+  admit: (l, u, nowMs, cost) => (cost <= l.limit && used(win(counting(l, u)), u.log, nowMs) + cost <= l.limit ? true : null),
+  /** The log after admitting `cost` at now: what no longer counts dropped, recorded under this limit's window. */
+  record: (l, u, _admitted, nowMs, cost) => of(mergedNonZero([...live(win(counting(l, u)), u.log, nowMs), [nowMs, cost]]), l.windowMs),
   repair: (_l, u, nowMs) => {
     const c = clampFuture(u.log, nowMs);
-    return c === u.log ? u : usage(c);
+    return c === u.log ? u : of(c, u.windowMs);
   },
-  fits: (l, u, nowMs, cost) => decide(l, u.log, nowMs, cost),
-  counted: (l, u, nowMs, cost) => usage(record(l, u.log, nowMs, cost)),
-  remaining: (l, u, nowMs) => {
-    const n = used(l, u.log, nowMs);
-    return l.limit > n ? l.limit - n : 0n;
+  after: (l, u, admitted, nowMs, cost) => {
+    const w = counting(l, u);
+    const n = used(win(w), u.log, nowMs);
+    if (admitted !== null) return [max(l.limit - n - cost, 0n), nowMs + l.windowMs];
+    return [max(l.limit - n, 0n), emptyAtMs(win(w), u.log, nowMs)];
   },
-  emptyAtMs: (l, u, nowMs) => emptyAtMs(l, u.log, nowMs),
-  resetAfterMs: (l, u, nowMs) => emptyAtMs(l, u.log, nowMs) - nowMs,
-  retryAfterMs: (l, u, nowMs, cost) => retryAfterMs(l, u.log, nowMs, cost),
+  waitMs: (l, u, nowMs, cost) => {
+    if (cost > l.limit) return null;
+    const w = counting(l, u);
+    const entries = live(win(w), u.log, nowMs);
+    let rest = sum(entries);
+    if (rest + cost <= l.limit) return 0n;
+    for (const [at, c] of entries) {
+      rest -= c;
+      if (rest + cost <= l.limit) return max(at + w - nowMs, 1n);
+    }
+    return w;
+  },
+  ownEmptyAt: (u, nowMs) => {
+    if (u.windowMs === 0n) return u.log.length ? null : nowMs;
+    return emptyAtMs(win(u.windowMs), u.log, nowMs);
+  },
+  windowOf: (u) => u.windowMs || null,
+  carry: (l, u, atMs) => {
+    const cutoff = atMs - counting(l, u);
+    return of(u.log.filter(([t]) => t > cutoff), l.windowMs);
+  },
+  export: (u, atMs) => {
+    const n = u.windowMs === 0n ? sum(u.log) : used(win(u.windowMs), u.log, atMs);
+    return n ? ['requests', n] : null;
+  },
+  import: (l, carried, atMs) => {
+    let count = 0n;
+    if (carried !== null) {
+      const [what, value] = carried;
+      if (what === 'requests') count = value;
+      else if (value.ms > atMs || (value.ms === atMs && value.frac !== 0n)) {
+        const backlog = (value.ms - atMs) * value.den + value.frac;
+        const d = value.den * l.windowMs;
+        count = (backlog * l.limit + d - 1n) / d;
+      }
+    }
+    if (count > l.limit) count = l.limit;
+    return count ? of([[atMs, count]], l.windowMs) : KIND.EMPTY;
+  },
   refund: (l, u, nowMs, n, atMs) => {
-    const r = refund(l, u.log, nowMs, n, atMs);
-    return { usage: r.given === 0n ? u : usage(r.log), given: r.given };
+    const entries = live(win(counting(l, u)), u.log, nowMs);
+    const at = atMs === undefined || atMs === null ? null : atMs < nowMs ? atMs : nowMs;
+    let given = 0n;
+    for (let i = entries.length - 1; i >= 0 && given < n; i--) {
+      const [t, c] = entries[i];
+      if (at !== null && t !== at) continue;
+      const take = n - given < c ? n - given : c;
+      entries[i] = [t, c - take];
+      given += take;
+    }
+    if (given === 0n) return { usage: u, given };
+    return { usage: of(mergedNonZero(entries), u.windowMs), given };
   },
-  charge: (l, u, nowMs, units) => usage(charge(l, u.log, nowMs, units)),
+  charge: (l, u, nowMs, units) => {
+    const entries = KIND.record(l, u, true, nowMs, units).log.map(([t, c]) => [t, c]);
+    let excess = sum(entries) - l.limit;
+    for (const e of entries) {
+      if (excess <= 0n) break;
+      const take = excess < e[1] ? excess : e[1];
+      e[1] -= take;
+      excess -= take;
+    }
+    return of(mergedNonZero(entries), l.windowMs);
+  },
 };
 
-module.exports = { EMPTY, KIND, live, used, emptyAtMs, clampFuture, decide, record, explain, refund, charge, retryAfterMs };
+module.exports = { EMPTY, KIND, of, live, used, emptyAtMs, clampFuture, decide, record, explain, refund, charge, retryAfterMs };

@@ -17,7 +17,7 @@ const path = require('path');
 const { DistributedRateLimiter, Unavailable } = require('../src');
 const { Server, freePort, ROOT } = require('./servers');
 
-const START_MS = 1_764_000_000_000;
+const START_MS = 2_000_000_000_000; // later than today: a usage-only key expires by the server clock
 const BACKENDS = ['module', 'lua', 'local'];
 const PATHS = { module: 'redis', lua: 'lua', local: 'local' };
 const QUIET = { warn() {}, error() {} };
@@ -76,7 +76,9 @@ async function open(name, { frozen = true, ...options } = {}) {
       for (const c of commands) {
         if (name === 'module' && !server.cli('COMMAND', 'INFO', c).toLowerCase().includes(c.toLowerCase())) return `the module (${process.env.RL_MODULE || 'target/release/librl.so'}) has no ${c}`;
         const op = c.replace(/^RL\./, '').toLowerCase();
-        if (name === 'lua' && !new RegExp(`^\\s+${op} = `, 'm').test(SCRIPT)) return `ratelimit.lua has no ${op} operation`;
+        // An operation is an entry of admin_ops' table (`  settle = settle,`) or of DECISIONS
+        // (`{check = true, ..., acquire = true}`).
+        if (name === 'lua' && !new RegExp(`(^\\s+${op} = |[{,]\\s*${op} = true)`, 'm').test(SCRIPT)) return `ratelimit.lua has no ${op} operation`;
       }
       return null;
     },

@@ -44,6 +44,7 @@ function localBackend(clock) {
   return {
     configure: (key, p) => {
       pol = policyOf.configOptions(p).policy;
+      local.configure(key, pol); // stored, as RL.CONFIG: it beats what a check brings
     },
     check: (key, op, cost, holdMs) => grant(local.check(key, pol, BigInt(cost), op, holdMs ? { holdMs: BigInt(holdMs) } : {})),
     settle: (key, id, actual) => Number(local.settle(key, BigInt(id), BigInt(actual))),

@@ -158,19 +158,19 @@ test('a reserve then its settle equals one check at the actual cost', () => {
     const [g, reserved] = run(p, state, now, estimate, 'reserve');
     const [direct, checked] = actual ? run(p, state, now, actual) : [null, state];
     if (!g.allowed || (direct && !direct.allowed)) return; // the rule is about two admitted paths
-    const settled = ks.settle(p, reserved, now, g.id, BigInt(actual));
+    const settled = ks.settle(reserved, now, g.id, BigInt(actual));
     assert.equal(settled.reply, BigInt(actual - estimate));
     assert.deepEqual(norm(p, settled.state.usage, now), norm(p, checked.usage, now));
     assert.deepEqual(settled.state.holds, []);
   });
 });
 
-test('reserves, settles and expiries never admit more than the bound plus what settles gave back', () => {
+test('reserves, settles and expiries never admit more than the bound', () => {
   // What reservations admitted inside any span, counted at min(estimate, what was settled),
   // stays within the policy's bound for that span (the settled excess is charged on top and
-  // only ever denies more). GCRA's bound also grows by what settles inside the span gave back
-  // of reservations taken before it (its refund is TAT - n*T, which cannot tell a hold's
-  // drained units from later ones); SLIDING's refund takes only the hold's own entry.
+  // only ever denies more). A settle never gives back units of its hold that already drained
+  // (GCRA: each hold's `end`; SLIDING: only the hold's own entry), so the bound holds exactly,
+  // with nothing added for earlier holds.
   property(500, (r) => {
     const l = rateLimit(r);
     const p = pol(l);
@@ -179,7 +179,6 @@ test('reserves, settles and expiries never admit more than the bound plus what s
     let now = T0;
     const admitted = []; // [at, estimate, final]
     const open = [];
-    const settles = []; // [at, reserved at, given]
     for (let i = r.int(0, 25); i > 0; i--) {
       now += BigInt(r.pick(GAPS));
       const estimate = r.int(1, 6);
@@ -187,21 +186,21 @@ test('reserves, settles and expiries never admit more than the bound plus what s
       if (open.length && r.int(0, 2) < 2) {
         const [rec, id] = open.shift();
         try {
-          const s = ks.settle(p, state, now, id, BigInt(actual));
+          const s = ks.settle(state, now, id, BigInt(actual));
           state = s.state;
           rec[2] = Math.min(actual, rec[1]);
-          settles.push([now, rec[0], s.reply < 0n ? -s.reply : 0n]);
         } catch (err) {
           assert.ok(err instanceof CommandError);
           assert.ok(rec[0] + holdMs <= now, 'only an expired hold is unknown');
         }
       }
-      const [g, s] = run(p, state, now, estimate, 'reserve', { holdMs });
+      const plain = r.int(0, 3) === 0; // plain checks between them
+      const [g, s] = run(p, state, now, estimate, plain ? 'throttle' : 'reserve', { holdMs });
       state = s;
       if (g.allowed) {
         const rec = [now, estimate, estimate];
         admitted.push(rec);
-        open.push([rec, g.id]);
+        if (!plain) open.push([rec, g.id]);
       }
     }
     for (const [start] of admitted) {
@@ -213,18 +212,42 @@ test('reserves, settles and expiries never admit more than the bound plus what s
       for (const [end] of admitted) {
         if (end < start) continue;
         const span = admitted.filter(([at]) => start <= at && at <= end).reduce((a, x) => a + BigInt(x[2]), 0n);
-        const earlier = settles.filter(([at, was]) => start <= at && at <= end && was < start).reduce((a, x) => a + x[2], 0n);
-        const grown = ((end - start) * BigInt(l.limit) + BigInt(l.windowMs) - 1n) / BigInt(l.windowMs);
-        assert.ok(span <= BigInt(l.burst) + grown + earlier);
+        const grown = ((end - start) * BigInt(l.limit)) / BigInt(l.windowMs);
+        assert.ok(span <= BigInt(l.burst) + grown);
       }
     }
   });
 });
 
+test("a settle never gives back what of its hold already drained (the spec's example)", () => {
+  // A hold of 10 from empty (B = 10, T = 100 ms), 9 more at 9T, a settle of 0 at 9T: giving
+  // back TAT - 10T would let 10 more pass at once (19 in one instant); only the one unit of
+  // the hold still owed comes back.
+  const g = pol({ limit: 10, windowMs: 1000 });
+  let [r, s] = run(g, ks.EMPTY, T0, 10, 'reserve');
+  let d;
+  [d, s] = run(g, s, T0 + 900n, 9);
+  assert.equal(d.allowed, true);
+  const settled = ks.settle(s, T0 + 900n, r.id, 0n);
+  assert.equal(settled.reply, -1n);
+  assert.equal(burstAtOnce(g, settled.state, T0 + 900n), 1);
+  // A later hold's end moves earlier by what an earlier one gave back.
+  let a;
+  let b;
+  [a, s] = run(g, ks.EMPTY, T0, 4, 'reserve');
+  [b, s] = run(g, s, T0 + 200n, 4, 'reserve'); // TAT T0 + 800: a ends at 400, b at 800
+  const first = ks.settle(s, T0 + 300n, a.id, 0n);
+  assert.equal(first.reply, -1n); // 100 ms of a left: 1 unit
+  assert.deepEqual(first.state.holds[0].ends[0], gcra.lowest((T0 + 700n) * 10n, 10n));
+  const second = ks.settle(first.state, T0 + 300n, b.id, 0n);
+  assert.equal(second.reply, -4n);
+  assert.equal(burstAtOnce(g, second.state, T0 + 300n), 10);
+});
+
 test('a settle charges into debt capped at one bucket, and a key in debt denies', () => {
   const g = pol({ limit: 10, windowMs: 1000 });
   const [r, s0] = run(g, ks.EMPTY, T0, 2, 'reserve');
-  const { reply, state: s } = ks.settle(g, s0, T0, r.id, 500n);
+  const { reply, state: s } = ks.settle(s0, T0, r.id, 500n);
   assert.equal(reply, 498n); // charged whatever it does to admission
   assert.equal(gcra.inUnits(s.usage[0].tat, 10n), T0 * 10n + 10n * 1000n); // one full bucket beyond now
   const [d] = run(g, s, T0 + 99n, 1);
@@ -232,7 +255,7 @@ test('a settle charges into debt capped at one bucket, and a key in debt denies'
   assert.equal(run(g, s, T0 + 100n, 1)[0].allowed, true);
   const w = pol({ kind: 'sliding', limit: 3, windowMs: 1000 });
   const [rw, sw] = run(w, ks.EMPTY, T0, 1, 'reserve');
-  const settled = ks.settle(w, sw, T0 + 10n, rw.id, 9n);
+  const settled = ks.settle(sw, T0 + 10n, rw.id, 9n);
   assert.deepEqual(settled.state.usage[0].log, [[T0 + 10n, 3n]]); // at most `limit` live: the oldest dropped
 });
 
@@ -240,23 +263,23 @@ test('a settle below the estimate gives back only from its own SLIDING entry', (
   const w = pol({ kind: 'sliding', limit: 10, windowMs: 1000 });
   let [r, s] = run(w, ks.EMPTY, T0, 4, 'reserve');
   [, s] = run(w, s, T0 + 5n, 3);
-  const a = ks.settle(w, s, T0 + 6n, r.id, 0n);
+  const a = ks.settle(s, T0 + 6n, r.id, 0n);
   assert.equal(a.reply, -4n);
   assert.deepEqual(a.state.usage[0].log, [[T0 + 5n, 3n]]);
   [r, s] = run(w, a.state, T0 + 7n, 2, 'reserve');
   s = ks.refund(w, s, T0 + 8n, 2n).state; // someone refunded the entry away meanwhile
-  assert.equal(ks.settle(w, s, T0 + 9n, r.id, 0n).reply, 0n); // nothing left at its instant: nothing else
+  assert.equal(ks.settle(s, T0 + 9n, r.id, 0n).reply, 0n); // nothing left at its instant: nothing else
 });
 
 test('a settle of an unknown, expired or settled reservation is an error that says so', () => {
   const g = pol({ limit: 10, windowMs: 1000 });
   const [r, s] = run(g, ks.EMPTY, T0, 1, 'reserve', { holdMs: 100n });
-  const settled = ks.settle(g, s, T0 + 1n, r.id, 1n).state;
+  const settled = ks.settle(s, T0 + 1n, r.id, 1n).state;
   for (const [state, now, id] of [[settled, T0 + 2n, r.id], [s, T0 + 100n, r.id], [s, T0, r.id + 1n]]) {
-    assert.throws(() => ks.settle(g, state, now, id, 1n), { name: 'CommandError', message: ks.MESSAGES.unknownReservation });
+    assert.throws(() => ks.settle(state, now, id, 1n), { name: 'CommandError', message: ks.MESSAGES.unknownReservation });
   }
-  assert.deepEqual(s.holds[0], { id: r.id, estimate: 1n, atMs: T0, expiresAtMs: T0 + 100n });
-  assert.equal(ks.settle(g, s, T0 + 99n, r.id, 1n).reply, 0n);
+  assert.deepEqual(s.holds[0], { id: r.id, estimate: 1n, atMs: T0, expiresAtMs: T0 + 100n, ends: [s.usage[0].tat] });
+  assert.equal(ks.settle(s, T0 + 99n, r.id, 1n).reply, 0n);
 });
 
 test('an expired hold stays charged at its estimate and is pruned on the next write', () => {
@@ -292,14 +315,17 @@ test('ids are now * 1000, then strictly increasing across reservations and lease
   [x, s] = run(p, s, T0 + 1n, 1, 'acquire');
   ids.push(x.id);
   assert.deepEqual(ids, [T0 * 1000n, T0 * 1000n + 1n, T0 * 1000n + 2n, (T0 + 1n) * 1000n]);
-  assert.equal(ks.reset(s).lastId, x.id);
+  assert.equal(ks.reset(s, T0 + 1n).state, null); // a usage-only key goes, its id sequence with it
+  const c = ks.configure(s, g, T0 + 1n);
+  assert.equal(ks.reset(c, T0 + 1n).state.lastId, x.id); // a configured key keeps it
 });
 
 test('a settle without a policy raises NoRateLimit unless it changes nothing', () => {
   const g = pol({ limit: 10, windowMs: 1000 });
-  const [r, s] = run(g, ks.EMPTY, T0, 3, 'reserve');
-  assert.throws(() => ks.settle(null, s, T0, r.id, 1n), NoRateLimit);
-  assert.equal(ks.settle(null, s, T0, r.id, 3n).reply, 0n);
+  const [r, reserved] = run(g, ks.EMPTY, T0, 3, 'reserve');
+  const s = { ...reserved, policy: null };
+  assert.throws(() => ks.settle(s, T0, r.id, 1n), NoRateLimit);
+  assert.equal(ks.settle(s, T0, r.id, 3n).reply, 0n);
 });
 
 // --- issue 19: penalties and blocks --------------------------------------------------------
@@ -319,9 +345,12 @@ test('penalties double within one window of the last block and stop at the max',
       const length = BigInt(Math.min(ms * 2 ** level, ms * factor));
       assert.equal(d.allowed, false);
       assert.deepEqual(s.block, { untilMs: now + length, level });
-      assert.deepEqual([d.remaining, d.retryAfterMs], [0n, T0 + BigInt(window) - now]); // a denial's numbers
+      // The denial tells the block it starts: retry when both it and the limit are over.
+      const own = T0 + BigInt(window) - now;
+      assert.deepEqual([d.remaining, d.retryAfterMs], [0n, length > own ? length : own]);
       const blocked = ks.check(p, s, now + length - 1n, 1n);
-      assert.deepEqual([blocked.reply.allowed, blocked.reply.retryAfterMs, blocked.reply.remaining, blocked.state], [false, 1n, 0n, null]);
+      const left = own - length + 1n;
+      assert.deepEqual([blocked.reply.allowed, blocked.reply.retryAfterMs, blocked.reply.remaining, blocked.state], [false, left > 1n ? left : 1n, 0n, null]);
       now += length;
     }
     now = T0 + 2n * BigInt(window); // quiet for a whole window after the last block: level 0 again
@@ -368,7 +397,8 @@ test('a block replaces the block; unblock ends it and forgets the level', () => 
   let s = ks.block(ks.EMPTY, T0, 10000n).state;
   s = ks.block(s, T0, 20n).state; // shorter replaces longer
   const g = ks.check(p, s, T0 + 5n, 1n).reply;
-  assert.deepEqual([g.allowed, g.retryAfterMs, g.remaining, g.resetAfterMs], [false, 15n, 0n, 200n]); // peek's reset
+  // The limits admit it and hold nothing: the block's end is both the retry and the reset.
+  assert.deepEqual([g.allowed, g.retryAfterMs, g.remaining, g.resetAfterMs], [false, 15n, 0n, 15n]);
   assert.equal(ks.check(p, s, T0 + 20n, 1n).reply.allowed, true);
   assert.deepEqual(ks.unblock(s, T0 + 20n), { reply: 0n, state: null }); // not blocked any more: writes nothing
   s = { ...s, block: { untilMs: T0 + 100n, level: 3 } };

@@ -138,6 +138,16 @@ test('headers: RateLimit always, RateLimit-Policy always (w= when the window is 
   });
 });
 
+test("headers: the binding item's t is its own limit's reset, not the key's (until every limit is empty)", () => {
+  const p = policyOf.policy([{ limit: 10, windowMs: 1000 }, { kind: 'sliding', limit: 1000, windowMs: 86_400_000 }]).limits;
+  const h = (binding, remaining) => replies.headers({ allowed: true, remaining, retryAfterMs: -1, resetAfterMs: 86_399_994, binding }, p).RateLimit;
+  assert.equal(h(0, 9), '"l0";r=9;t=1'); // 10 per second with 9 left: empty within 100 ms
+  assert.equal(h(0, 2), '"l0";r=2;t=1'); // 800 ms
+  assert.equal(h(1, 0), '"l1";r=0;t=86400');
+  const one = policyOf.policy({ limit: 10, windowMs: 60000 }).limits;
+  assert.equal(replies.headers({ allowed: true, remaining: 9, retryAfterMs: -1, resetAfterMs: 6000 }, one).RateLimit, '"default";r=9;t=6');
+});
+
 test('headers: a CONCURRENCY limit is q=<leases> alone (no window of requests)', () => {
   const p = policyOf.policy([{ limit: 100, windowMs: 60000 }, { kind: 'concurrency', limit: 2, windowMs: 30000 }]).limits;
   assert.equal(replies.headers({ allowed: true, remaining: 1, retryAfterMs: -1, resetAfterMs: 30000, binding: 1 }, p)['RateLimit-Policy'], '"l0";q=100;w=60, "l1";q=2');

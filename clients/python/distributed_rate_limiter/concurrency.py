@@ -1,9 +1,13 @@
-"""CONCURRENCY, a semaphore with leases that heal themselves, as the module decides it: at most
+"""CONCURRENCY, a semaphore with leases that heal themselves (spec-19-20.md, issue 20): at most
 `limit` (by cost) leases held at once. A lease is (id, cost, expires_at_ms), live while
 now < expires_at_ms; it ends when released, or by itself `window_ms` after it was taken (or
 renewed), so a worker that dies holding one gives its slot back without anyone's help. An
-expiry is absolute Unix ms: a clock that steps back only makes it further away. Time is a
-parameter. Pure: no I/O."""
+expiry is absolute Unix ms: a clock that steps back only makes it further away.
+
+A usage is Leases; the functions below the line are the interface every kind offers to
+limits.py. A lease is not a request: a change to or from another kind starts empty (a new
+contract), and one at the same position keeps the live leases. Time is a parameter.
+Pure: no I/O."""
 
 from typing import NamedTuple, Tuple
 
@@ -32,45 +36,67 @@ def held(leases, now_ms):
     return sum(x.cost for x in live(leases, now_ms))
 
 
-def repair(lim, leases, now_ms):
-    return leases, False  # expiries are absolute: nothing to read differently
-
-
-def fits(lim, leases, now_ms, cost):
-    return cost <= lim.limit and held(leases, now_ms) + cost <= lim.limit
-
-
-def counted(lim, leases, now_ms, cost, lease_id=None):
-    """The leases after taking one of `cost` that lives `window_ms` (call only when it fits)."""
-    return Leases(live(leases, now_ms) + (Lease(lease_id, cost, now_ms + lim.window_ms),))
-
-
-def remaining(lim, leases, now_ms):
-    """Leases of cost 1 that could be taken now (0, not negative, over a lowered limit)."""
-    return max(lim.limit - held(leases, now_ms), 0)
-
-
-def empty_at_ms(lim, leases, now_ms):
+def _last_expiry(leases, now_ms):
     return max((x.expires_at_ms for x in live(leases, now_ms)), default=now_ms)
 
 
-def reset_after_ms(lim, leases, now_ms):
-    """Until the last lease expires (0 when none is held)."""
-    return empty_at_ms(lim, leases, now_ms) - now_ms
+# --- the interface of a kind (limits.py) ---------------------------------------------------
+
+def admit(lim, leases, now_ms, cost):
+    return True if cost <= lim.limit and held(leases, now_ms) + cost <= lim.limit else None
 
 
-def retry_after_ms(lim, leases, now_ms, cost):
+def record(lim, leases, admitted, now_ms, cost, lease_id=None):
+    """The leases after taking one of `cost` that lives `window_ms`."""
+    return Leases(live(leases, now_ms) + (Lease(lease_id, cost, now_ms + lim.window_ms),))
+
+
+def repair(lim, leases, now_ms):
+    return leases  # expiries are absolute: nothing to read differently
+
+
+def after(lim, leases, admitted, now_ms, cost):
+    """(leases of cost 1 that could still be taken, when the last lease expires)."""
+    h = held(leases, now_ms)
+    if admitted is not None:
+        return max(lim.limit - h - cost, 0), max(_last_expiry(leases, now_ms), now_ms + lim.window_ms)
+    return max(lim.limit - h, 0), _last_expiry(leases, now_ms)
+
+
+def wait_ms(lim, leases, now_ms, cost):
     """Ms until enough held leases expire for `cost` to fit (for cost 1: the earliest
-    expiry); -1 when it never can (cost > limit)."""
+    expiry); 0 when it fits now; None when it never can (cost > limit)."""
     if cost > lim.limit:
-        return -1
+        return None
     current = live(leases, now_ms)
     left = sum(x.cost for x in current)
+    if left + cost <= lim.limit:
+        return 0
     for x in sorted(current, key=lambda x: x.expires_at_ms):
         left -= x.cost
         if left + cost <= lim.limit:
             return max(x.expires_at_ms - now_ms, 1)
-    return 1  # unreachable for a denied request of cost <= limit
+    return 1
+
+
+def own_empty_at(leases, now_ms):
+    return _last_expiry(leases, now_ms)
+
+
+def window_of(leases):
+    return None
+
+
+def carry(lim, leases, at_ms):
+    return Leases(live(leases, at_ms))
+
+
+def export(leases, at_ms):
+    return None  # leases are not requests
+
+
+def import_(lim, carried, at_ms):
+    return EMPTY
 
 
 def refund(lim, leases, now_ms, n, at_ms=None):
@@ -80,6 +106,8 @@ def refund(lim, leases, now_ms, n, at_ms=None):
 def charge(lim, leases, now_ms, units):
     return leases  # a settle charges rate limits only
 
+
+# --- RL.RELEASE and RL.RENEW -----------------------------------------------------------------
 
 def release(leases, now_ms, lease_id):
     """(leases without `lease_id`, whether it was live)."""

@@ -12,18 +12,38 @@ def _ceil_s(ms):
     return -(-ms // 1000)
 
 
+def own_reset_bound_ms(lim, remaining, reset_after_ms):
+    """The `t` of a RateLimit item for limit `lim`: when that limit alone is empty again, at
+    most. Every path replies `reset_after_ms` until *every* limit is empty (the module's,
+    since issue 17), which under a day-long limit beside a per-second one would tell the
+    per-second item a day. `remaining` is at most this limit's own, so a GCRA bucket holds at
+    most (burst - remaining) emission intervals of backlog (an upper bound, exact within one
+    interval); a SLIDING window is empty one window after its last entry. Never more than
+    `reset_after_ms` (exact for a key with one limit)."""
+    if lim.kind == "gcra":
+        bound = -(-max(lim.burst - remaining, 0) * lim.window_ms // lim.limit)
+    elif lim.kind == "sliding":
+        bound = lim.window_ms
+    else:  # a lease can be renewed past its window: only the key's own number holds
+        return reset_after_ms
+    return min(reset_after_ms, bound)
+
+
 def headers_for(allowed, limit, remaining, retry_after_ms, reset_after_ms, binding=0, policy=None):
     """RateLimit-Policy, RateLimit (draft-ietf-httpapi-ratelimit-headers) and Retry-After
     (RFC 9110, whole seconds rounded up). `policy`: the enforced limits (a tuple of Limit),
     one policy item each (`default` for one limit, `l0`, `l1`, ... for several), with
     `q=<limit>;w=<window in s>` (a CONCURRENCY limit has no window of requests, only a
     lease's lifetime: `q=<leases>` alone); None when the client does not know it: then one
-    item, `q=<limit>` of the reply and no `w=`."""
+    item, `q=<limit>` of the reply and no `w=`. The RateLimit item describes the binding
+    limit, its `t` that limit's own reset (own_reset_bound_ms)."""
     if policy:
         names = ["default"] if len(policy) == 1 else [f"l{i}" for i in range(len(policy))]
         items = [f'"{n}";q={lim.limit}' + ("" if lim.kind == "concurrency" else f";w={_ceil_s(lim.window_ms)}")
                  for n, lim in zip(names, policy)]
-        name = names[binding] if binding < len(names) else names[0]
+        binding = binding if binding < len(names) else 0
+        name = names[binding]
+        reset_after_ms = own_reset_bound_ms(policy[binding], remaining, reset_after_ms)
     else:
         items, name = [f'"default";q={limit}'], "default"
     h = {"RateLimit-Policy": ", ".join(items),

@@ -252,6 +252,8 @@ class Engine:
     def configure(self, req):
         self.remember(req.key, req.stored)
         self.deny.forget(req.key)
+        # The local limiter carries what it counted to the new policy as of now, as Redis does.
+        self.local.configure(req.key, self._share(req.stored.policy))
         yield from self._required(ops.CONFIGURE, req)
 
     def reset(self, req):
@@ -448,7 +450,7 @@ class Engine:
             self._warn(cause)
         policy, shadow, penalty = self.known_policy(req)
         if self.o.on_error == "local" and policy is not None:
-            share = tuple(lim.share(self.o.local_share) for lim in policy)
+            share = self._share(policy)
             g = self.local.check(req.key, share, req.cost, op.mode, penalty, shadow, req.ms or DEFAULT_HOLD_MS)
             self.stats_.count("local")
             issued = {ID_NAMES[op.name]: local_id(g.id)} if g.id is not None else {}
@@ -463,6 +465,10 @@ class Engine:
             return Decision.of(False, limit, 0, retry, retry, "failed_closed", 0, policy)
         self.stats_.count("failed_open")  # 'allow', or 'local' for a key whose policy is unknown
         return Decision.of(True, limit, limit, -1, 0, "failed_open", 0, policy)
+
+    def _share(self, policy):
+        """`policy` as this instance enforces it alone (local_share of each limit)."""
+        return tuple(lim.share(self.o.local_share) for lim in policy)
 
     def _overloaded(self, req):
         """A decision that ran out of time while Redis answered other calls (or waited past

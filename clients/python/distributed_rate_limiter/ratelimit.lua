@@ -22,20 +22,30 @@ The hash (every field but _rl and u is absent when it has nothing to say):
   u     the usage, one item per limit joined by "|", in the order of the limits:
           g:<ms>:<frac>:<den>      GCRA: the theoretical arrival time exactly, ms + frac/den
                                    Unix ms (den the limit that wrote it, 0 <= frac < den)
-          s[:<at_ms>:<count>]...   SLIDING: the log, (instant, requests) oldest first
+          S:<window_ms>[:<at_ms>:<count>]...   SLIDING: the log, (instant, requests) oldest
+                                   first, and the window of the limit that recorded it (an
+                                   entry counts while inside both that window and the
+                                   reading limit's); `s[:<at_ms>:<count>]...`, a log written
+                                   before logs kept their window, is read as window unknown
           c[:<id>:<cost>:<expires_at_ms>]...   CONCURRENCY: the leases, oldest first
   p     the stored policy (RL.CONFIG), limits joined by "|": g:<limit>:<window_ms>:<burst>,
         s:<limit>:<window_ms> or c:<limit>:<window_ms>                  [configured only]
   i, s  idle_ms (0: never forgotten) and shadow (1: observe only)       [configured only]
   y     the stored PENALTY, <ms>:<max_ms>                               [configured only]
   q     the limits of the last write (as p), on a key without p: what RL.SETTLE settles
-        under and what the key's expiry is computed from
-  h     open holds of reservations, <id>:<estimate>:<at_ms>:<expires_at_ms> joined by "|"
+        under
+  x     the instant (ms) of an RL.CONFIG the usage has not been written under yet: u is kept
+        as recorded and carried to p as of that instant on every read (issue 17's pending
+        change), until the next write under p stores it in p's form
+  h     open holds of reservations, <id>:<estimate>:<at_ms>:<expires_at_ms>[:<ends>] joined
+        by "|", <ends> per limit the GCRA bucket's TAT right after the reserve as
+        <ms>/<frac>/<den> (empty for other kinds) joined by ",": a settle never gives back
+        units of its hold that already drained
   b     the block, <until_ms>:<penalty level> (kept after it ends: the next penalty
         within one window of that end doubles)
   n     the last id issued (reservations and leases share the sequence)
-A key without p expires, with PEXPIREAT, at the first ms every limit is empty, every hold
-and lease expired and the block over, as the module's keys do. A configured key does not
+A key without p expires, with PEXPIREAT, at the first ms its usage as recorded is empty, every
+hold and lease expired and the block over, as the module's keys do. A configured key does not
 expire unless i > 0 (then at the latest of that instant and idle_ms after its last write).
 
 ARGV[1]  the operation; ARGV[2] now_ms: "" reads the server clock (TIME). A number is used as
@@ -76,16 +86,18 @@ in a row, plus at most one PENALTY group anywhere after the first limit, also 4 
   block   ARGV[3] ms (1..10^12) -> "OK": blocked until now + ms, whatever was there.
   unblock -> 1 if the key was blocked (the block and its level are forgotten), else 0.
   config  ARGV[3] idle_ms ("" or 0: none), ARGV[4] shadow ("1" or "0"), ARGV[5..] the policy
-          (its PENALTY group stored too). -> "OK". Keeps the usage (a limit that changes
-          between GCRA and SLIDING carries it over as the module does; to or from CONCURRENCY
-          starts empty; a limit added at the end starts empty), the holds, the block and the
-          id sequence.
+          (its PENALTY group stored too). -> "OK". Keeps the usage as recorded, read under
+          the new policy as of now by the module's carry rules (only what is still live under
+          the old limit then; to or from CONCURRENCY starts empty; a limit added at the end
+          starts empty; a chain of changes within one ms reads as the last one alone), the
+          holds, the block and the id sequence.
   reset   -> ms of backlog forgotten. A key without p is deleted; a configured one loses its
           usage, holds, leases and block, and keeps its policy and id sequence.
   info    -> RL.INFO's RESP2 flat list of names and values (with `kind` and `limits` for a
-          key that is not one GCRA limit; a CONCURRENCY item adds `held` and
-          `next_expiry_ms`), then blocked_ms, penalty_level, holds, held,
-          next_hold_expiry_ms (nil: none) and leases; or nil for an absent key.
+          key that is not one GCRA limit, or whose change is pending; a CONCURRENCY item adds
+          `held` and `next_expiry_ms`), then blocked_ms, penalty_level, penalty_ms and
+          penalty_max_ms (the stored PENALTY; nil: none), holds, held, next_hold_expiry_ms
+          (nil: none) and leases; or nil for an absent key.
   export  -> nil for an absent key; else {configured 1/0, idle_ms, shadow 1/0, limits,
           penalty} with limits as in check's withpolicy reply (empty for a key without p)
           and penalty {ms, max_ms} or {}, and DELETES the key: a client that finds the module
@@ -249,7 +261,7 @@ end
 
 local function empty_usage(p)
   if p.k == 'g' then return {k = 'g', t = 0, f = 0, d = 1} end
-  if p.k == 's' then return {k = 's', log = {}} end
+  if p.k == 's' then return {k = 's', log = {}, w = 0} end
   return {k = 'c', leases = {}}
 end
 
@@ -260,6 +272,7 @@ local function encode_usage(usage)
       parts[i] = 'g:' .. str(u.t) .. ':' .. str(u.f) .. ':' .. str(u.d)
     elseif u.k == 's' then
       local s = {'s'}
+      if #u.log > 0 and (u.w or 0) > 0 then s[1] = 'S:' .. str(u.w) end
       for _, e in ipairs(u.log) do s[#s + 1] = str(e[1]) .. ':' .. str(e[2]) end
       parts[i] = table.concat(s, ':')
     else
@@ -287,9 +300,15 @@ local function decode_usage(text)
       end
       out[#out + 1] = {k = 'c', leases = leases}
     else
-      local log = {}
-      for at, c in item:sub(3):gmatch('(%d+):(%d+)') do log[#log + 1] = {tonumber(at), tonumber(c)} end
-      out[#out + 1] = {k = 's', log = log}
+      local log, w, rest = {}, 0, item:sub(3)
+      if kind == 'S' then
+        local wt, tail = item:match('^S:(%d+):?(.*)$')
+        if wt == nil then fail(FOREIGN) end
+        w, rest = tonumber(wt), tail
+      end
+      for at, c in rest:gmatch('(%d+):(%d+)') do log[#log + 1] = {tonumber(at), tonumber(c)} end
+      if #log == 0 then w = 0 end
+      out[#out + 1] = {k = 's', log = log, w = w}
     end
   end
   return out
@@ -337,6 +356,22 @@ local function gcra_empty_at(u)
   return u.t
 end
 
+-- The requests a SLIDING limit `p` admits in the backlog of TAT `u` from `from` (owed, not
+-- yet empty), rounded up: ceil((u - from) * limit / window), exact. At least the limit when a
+-- whole window is owed (the caller caps it there), so every product stays below 2^53.
+local function gcra_requests_in(u, p, from)
+  local m = u.t - from
+  if m >= p.w then return p.l end
+  local x = m * p.l
+  local q = fdiv(x, p.w)
+  local r = x - q * p.w
+  -- + ceil((r + frac*limit/den) / window): the fraction's part as its floor and whether inexact
+  local e = u.f * p.l
+  local ef = fdiv(e, u.d)
+  if ef * u.d ~= e then return q + fdiv(r + ef, p.w) + 1 end
+  return q + cdiv(r + ef, p.w)
+end
+
 BUILD.g = function() return {
   repair = function(p, u, now)
     local b, clamped = backlog(p, u, now)
@@ -353,6 +388,29 @@ BUILD.g = function() return {
     return math.max(cdiv(backlog(p, u, now) + cost * p.w - p.b * p.w, p.l), 1)
   end,
   empty_at = function(p, u) return gcra_empty_at(u) end,
+  own_empty_at = function(u) return gcra_empty_at(u) end,
+  -- Under this (changed) GCRA limit from `at`: the same backlog as time, at most one full
+  -- bucket of this limit from then.
+  carry = function(p, u, at)
+    local b, clamped = backlog(p, u, at)
+    if clamped then return tat_at(p, at, b) end
+    return u
+  end,
+  -- What is still owed at `at`, for a limit of another kind: until the TAT, or nil. A SLIDING
+  -- limit reads it as the requests it admits in that time, rounded up (gcra_requests_in).
+  export = function(u, at)
+    if gcra_empty_at(u) <= at then return nil end
+    return {what = 'until', tat = u}
+  end,
+  -- What another kind carried at `at`: n requests owed from then, T each, at most one full
+  -- bucket; or the backlog of a GCRA limit (read as this limit's, clamped).
+  import = function(p, carried, at)
+    if carried == nil then return empty_usage(p) end
+    if carried.what == 'requests' then return tat_at(p, at, math.min(carried.n * p.w, p.b * p.w)) end
+    local b, clamped = backlog(p, carried.tat, at)
+    if clamped then return tat_at(p, at, b) end
+    return carried.tat
+  end,
   -- TAT := max(now, TAT - n*T); given back min(n, ceil((TAT - now) / T)). n*T is formed only
   -- when n is below the bucket, so it stays exact.
   refund = function(p, u, now, n)
@@ -374,25 +432,32 @@ BUILD.g = function() return {
 
 BUILD.s = function()
 -- Entries as seen at now, future ones read as now, those still in (now - w, now].
-local function live(p, log, now)
+local function live(w, log, now)
   local out = {}
   for _, e in ipairs(log) do
     local at = math.min(e[1], now)
-    if at + p.w > now then out[#out + 1] = {at, e[2]} end
+    if at + w > now then out[#out + 1] = {at, e[2]} end
   end
   return out
 end
 
-local function used(p, log, now)
+local function used(w, log, now)
   local n = 0
-  for _, e in ipairs(live(p, log, now)) do n = n + e[2] end
+  for _, e in ipairs(live(w, log, now)) do n = n + e[2] end
   return n
 end
 
-local function log_empty_at(p, log, now)
-  local l = live(p, log, now)
+local function log_empty_at(w, log, now)
+  local l = live(w, log, now)
   if #l == 0 then return now end
-  return l[#l][1] + p.w
+  return l[#l][1] + w
+end
+
+-- The window the log's entries count in under `p`: its own, or the log's when shorter (a
+-- request the old window had forgotten is never revived by a longer one).
+local function cw(p, u)
+  if (u.w or 0) > 0 and u.w < p.w then return u.w end
+  return p.w
 end
 
 -- Merges equal adjacent instants (entries read as now after a clock step), dropping empty ones.
@@ -411,6 +476,11 @@ local function merged(parts)
   return out
 end
 
+local function of(log, w)
+  if #log == 0 then w = 0 end
+  return {k = 's', log = log, w = w}
+end
+
 -- The log with future entries moved to now; and whether anything moved.
 local function clamp_future(log, now)
   if #log == 0 or log[#log][1] <= now then return log, false end
@@ -419,37 +489,80 @@ local function clamp_future(log, now)
   return merged(parts), true
 end
 
-local function record(p, log, now, cost)
-  local l = live(p, log, now)
-  local last = l[#l]
-  if last ~= nil and last[1] == now then last[2] = last[2] + cost else l[#l + 1] = {now, cost} end
-  return merged(l)
+-- The log after recording `cost` at now: what no longer counts dropped, under p's window.
+local function record(p, u, now, cost)
+  local l = live(cw(p, u), u.log, now)
+  l[#l + 1] = {now, cost}
+  return of(merged(l), p.w)
 end
 
 return {
   repair = function(p, u, now)
     local log, moved = clamp_future(u.log, now)
-    return {k = 's', log = log}, moved
+    if not moved then return u, false end
+    return of(log, u.w or 0), true
   end,
-  fits = function(p, u, now, cost) return cost <= p.l and used(p, u.log, now) + cost <= p.l end,
-  counted = function(p, u, now, cost) return {k = 's', log = record(p, u.log, now, cost)} end,
-  remaining = function(p, u, now) return math.max(p.l - used(p, u.log, now), 0) end,
-  reset = function(p, u, now) return log_empty_at(p, u.log, now) - now end,
+  fits = function(p, u, now, cost) return cost <= p.l and used(cw(p, u), u.log, now) + cost <= p.l end,
+  counted = function(p, u, now, cost) return record(p, u, now, cost) end,
+  remaining = function(p, u, now) return math.max(p.l - used(cw(p, u), u.log, now), 0) end,
+  reset = function(p, u, now) return log_empty_at(cw(p, u), u.log, now) - now end,
   retry = function(p, u, now, cost)
-    local l = live(p, u.log, now)
+    local w = cw(p, u)
+    local l = live(w, u.log, now)
     local rest = 0
     for _, e in ipairs(l) do rest = rest + e[2] end
     for _, e in ipairs(l) do
       rest = rest - e[2]
-      if rest + cost <= p.l then return math.max(e[1] + p.w - now, 1) end
+      if rest + cost <= p.l then return math.max(e[1] + w - now, 1) end
     end
-    return 1
+    return w
   end,
-  empty_at = function(p, u, now) return log_empty_at(p, u.log, now) end,
+  empty_at = function(p, u, now) return log_empty_at(cw(p, u), u.log, now) end,
+  -- When the log is empty under its own window; nil when it does not know its window.
+  own_empty_at = function(u, now)
+    if (u.w or 0) == 0 then
+      if #u.log == 0 then return now end
+      return nil
+    end
+    return log_empty_at(u.w, u.log, now)
+  end,
+  -- Reconfigured within the kind at `at`: what the log's own window had not forgotten then
+  -- and the new window still holds, recorded under the new window from then on.
+  carry = function(p, u, at)
+    local cutoff = at - cw(p, u)
+    local out = {}
+    for _, e in ipairs(u.log) do
+      if e[1] > cutoff then out[#out + 1] = {e[1], e[2]} end
+    end
+    return of(out, p.w)
+  end,
+  -- The requests still live at `at` under the window they were recorded in (all of them when
+  -- it is unknown), for a limit of another kind: n, or nil.
+  export = function(u, at)
+    local n = 0
+    if (u.w or 0) == 0 then
+      for _, e in ipairs(u.log) do n = n + e[2] end
+    else
+      n = used(u.w, u.log, at)
+    end
+    if n == 0 then return nil end
+    return {what = 'requests', n = n}
+  end,
+  -- What another kind carried, as requests made at `at` (at most the limit): a GCRA backlog
+  -- counts as the requests this limit admits in it, rounded up.
+  import = function(p, carried, at)
+    local count = 0
+    if carried ~= nil then
+      if carried.what == 'requests' then count = carried.n else count = gcra_requests_in(carried.tat, p, at) end
+    end
+    count = math.min(count, p.l)
+    if count == 0 then return of({}, 0) end
+    return of({{at, count}}, p.w)
+  end,
   -- n units off the most recent live entries first; with `at` (a settle), only off the
   -- entry recorded at that instant: never another request's.
   refund = function(p, u, now, n, at)
-    local entries = merged(live(p, u.log, now))
+    local entries = merged(live(cw(p, u), u.log, now))
     local given = 0
     for i = #entries, 1, -1 do
       local e = entries[i]
@@ -460,11 +573,11 @@ return {
       end
     end
     if given == 0 then return u, 0 end
-    return {k = 's', log = merged(entries)}, given
+    return of(merged(entries), u.w or 0), given
   end,
   -- units recorded at now, then at most `limit` live: the oldest excess dropped.
   charge = function(p, u, now, units)
-    local entries = record(p, u.log, now, units)
+    local entries = record(p, u, now, units).log
     local excess = -p.l
     for _, e in ipairs(entries) do excess = excess + e[2] end
     for _, e in ipairs(entries) do
@@ -472,7 +585,7 @@ return {
       e[2] = e[2] - take
       excess = excess - take
     end
-    return {k = 's', log = merged(entries)}
+    return of(merged(entries), p.w)
   end,
 } end
 
@@ -525,6 +638,15 @@ return {
     for _, x in ipairs(live_leases(u, now)) do last = math.max(last, x[3]) end
     return last
   end,
+  own_empty_at = function(u, now)
+    local last = now
+    for _, x in ipairs(live_leases(u, now)) do last = math.max(last, x[3]) end
+    return last
+  end,
+  -- A lease is not a request: kept at the same position, never carried to another kind.
+  carry = function(p, u, at) return {k = 'c', leases = live_leases(u, at)} end,
+  export = function() return nil end,
+  import = function(p) return empty_usage(p) end,
   refund = function(p, u) return u, 0 end,  -- a lease is given back by release
   charge = function(p, u) return u end,     -- a settle charges rate limits only
 } end
@@ -540,43 +662,40 @@ local function kind(k)
   return t
 end
 
--- Changing a limit's kind keeps usage as time (limits.rs, Usage::carried_to) ---------------
+-- Reconfiguration (state.rs: carried, view) ------------------------------------------------
 
-local function carried_to(u, p, now)
-  if u.k == p.k then return u end
-  if u.k == 'c' or p.k == 'c' then return empty_usage(p) end  -- a new contract: empty
-  if p.k == 'g' then
-    -- SLIDING -> GCRA: the requests replayed into the bucket, each at its instant.
-    local ms, frac = 0, 0
-    local q, r = fdiv(p.w, p.l), p.w % p.l
-    for _, e in ipairs(u.log) do
-      local at = math.min(e[1], now)
-      if ms < at then ms, frac = at, 0 end
-      frac = frac + e[2] * r
-      ms = ms + e[2] * q + fdiv(frac, p.l)
-      frac = frac % p.l
-    end
-    return {k = 'g', t = ms, f = frac, d = p.l}
-  end
-  -- GCRA -> SLIDING: the backlog as the same share of the window's limit (rounded up), one
-  -- entry that leaves the window when the bucket would have been empty.
-  local empty_at = gcra_empty_at(u)
-  if empty_at <= now then return {k = 's', log = {}} end
-  local ms = empty_at - now
-  local count = p.l
-  if ms < p.w then count = math.min(cdiv(ms * p.l, p.w), p.l) end
-  local at = math.min(math.max(empty_at - p.w, 0), now)
-  return {k = 's', log = {{at, count}}}
-end
-
--- Usage made to match the limits position by position.
-local function align(limits, usage, now)
+-- `usage` carried to `limits` at `at`, position by position: kept by its kind's rule when the
+-- kind is the same, else what was still live under the old limit then, imported by the new
+-- one; a limit added at the end starts empty.
+local function carried(limits, usage, at)
   local out = {}
   for i, p in ipairs(limits) do
     local u = usage[i]
-    if u == nil then out[i] = empty_usage(p) else out[i] = carried_to(u, p, now) end
+    if u == nil then out[i] = empty_usage(p)
+    elseif u.k == p.k then out[i] = kind(p.k).carry(p, u, at)
+    else out[i] = kind(p.k).import(p, kind(u.k).export(u, at), at) end
   end
   return out
+end
+
+local function is_native(limits, usage)
+  if #usage ~= #limits then return false end
+  for i, p in ipairs(limits) do
+    if usage[i].k ~= p.k then return false end
+  end
+  return true
+end
+
+-- The usage `limits` read at now: as recorded when native and nothing is pending; else
+-- carried as of the pending change (`pending`, ms), or as of now for a key without a stored
+-- policy read under a call's.
+local function view(limits, usage, pending, now)
+  if pending == nil and is_native(limits, usage) then
+    local out = {}
+    for i, u in ipairs(usage) do out[i] = u end
+    return out
+  end
+  return carried(limits, usage, pending or now)
 end
 
 local function empty_at_all(limits, usage, now)
@@ -587,11 +706,13 @@ end
 
 -- One request against a set (limits.rs, decide) -------------------------------------------
 
--- Returns the outcome {allowed, binding, limit, remaining, retry, reset, each} and the new
--- usage (nil when nothing is to be written: denied without a clock repair). When allowed,
--- each CONCURRENCY limit records a lease `lease_id`.
-local function decide(limits, usage, now, cost, lease_id)
-  usage = align(limits, usage, now)
+-- `usage`: as the limits read it (view). Returns the outcome {allowed, binding, limit,
+-- remaining, retry, reset, each}, the new usage (nil when nothing is to be written: denied
+-- without a clock repair) and the usage as read after a clock repair (what a denial that
+-- blocks writes). When allowed, each CONCURRENCY limit records a lease `lease_id`.
+-- `denied`: told as a denial whatever the limits say (a blocked key): nothing is counted, and
+-- the numbers are those of a denial (each limit that admits waits 0).
+local function decide(limits, usage, now, cost, lease_id, denied)
   local repaired = false
   for i, p in ipairs(limits) do
     local u, moved = kind(p.k).repair(p, usage[i], now)
@@ -602,12 +723,14 @@ local function decide(limits, usage, now, cost, lease_id)
     admits[i] = kind(p.k).fits(p, usage[i], now, cost)
     allowed = allowed and admits[i]
   end
+  if denied then allowed = false end
   local each, new = {}, {}
   for i, p in ipairs(limits) do
     local n = usage[i]
     if allowed then n = kind(p.k).counted(p, n, now, cost, lease_id) end
     each[i] = {limit = p.b, remaining = kind(p.k).remaining(p, n, now), reset = kind(p.k).reset(p, n, now)}
-    if not admits[i] and cost <= p.b then each[i].retry = kind(p.k).retry(p, usage[i], now, cost) end
+    if not admits[i] and cost <= p.b then each[i].retry = kind(p.k).retry(p, usage[i], now, cost)
+    elseif denied then each[i].retry = 0 end
     new[i] = n
   end
   local binding, never = 1, nil
@@ -623,23 +746,26 @@ local function decide(limits, usage, now, cost, lease_id)
   else
     local longest = -1
     for i = 1, #limits do
-      if not admits[i] and (each[i].retry or -1) > longest then binding, longest = i, each[i].retry or -1 end
+      if (denied or not admits[i]) and (each[i].retry or -1) > longest then binding, longest = i, each[i].retry or -1 end
     end
   end
   local remaining = each[1].remaining
   for i = 2, #limits do remaining = math.min(remaining, each[i].remaining) end
   local retry = -1
-  if not allowed and never == nil then retry = each[binding].retry or -1 end
+  if not allowed and never == nil then retry = math.max(each[binding].retry or -1, 1) end
+  -- reset_after_ms: until every limit is empty (the module's since issue 17).
+  local reset = 0
+  for i = 1, #limits do reset = math.max(reset, each[i].reset) end
   local out = {allowed = allowed, binding = binding - 1, limit = each[binding].limit, remaining = remaining,
-               retry = retry, reset = each[binding].reset, each = each}
-  if allowed or repaired then return out, new end
-  return out, nil
+               retry = retry, reset = reset, each = each}
+  if allowed or repaired then return out, new, usage end
+  return out, nil, usage
 end
 
 
 -- The key ---------------------------------------------------------------------------------
 
-local FIELDS = {'_rl', 'u', 'p', 'i', 's', 'y', 'q', 'h', 'b', 'n'}
+local FIELDS = {'_rl', 'u', 'p', 'i', 's', 'y', 'q', 'h', 'b', 'n', 'x'}
 
 local function open_holds(st, now)
   local out = {}
@@ -647,6 +773,50 @@ local function open_holds(st, now)
     if h.exp > now then out[#out + 1] = h end
   end
   return out
+end
+
+-- (t, f) of a TAT in units of 1/limit ms compared: -1, 0 or 1.
+local function tat_cmp(a, b, limit)
+  local at, af = tat_in(a, limit)
+  local bt, bf = tat_in(b, limit)
+  if at ~= bt then return at < bt and -1 or 1 end
+  if af ~= bf then return af < bf and -1 or 1 end
+  return 0
+end
+
+-- Every hold's GCRA end at most its bucket's TAT (after a change that lowered it).
+local function ends_within(limits, usage, holds)
+  for _, h in ipairs(holds) do
+    for i = 1, h.n_ends or 0 do
+      local e, p, u = h.ends[i], limits[i], usage[i]
+      if e and p ~= nil and p.k == 'g' and u ~= nil and u.k == 'g' and tat_cmp(e, u, p.l) > 0 then h.ends[i] = u end
+    end
+  end
+end
+
+local function encode_hold(h)
+  local text = str(h.id) .. ':' .. str(h.est) .. ':' .. str(h.at) .. ':' .. str(h.exp)
+  if h.ends == nil or h.n_ends == nil or h.n_ends == 0 then return text end
+  local parts = {}
+  for i = 1, h.n_ends do
+    local e = h.ends[i]
+    parts[i] = e and (str(e.t) .. '/' .. str(e.f) .. '/' .. str(e.d)) or ''
+  end
+  return text .. ':' .. table.concat(parts, ',')
+end
+
+local function decode_hold(text)
+  local id, e, at, exp, rest = text:match('^(%d+):(%d+):(%d+):(%d+):?(.*)$')
+  if id == nil then fail(FOREIGN) end
+  local h = {id = tonumber(id), est = tonumber(e), at = tonumber(at), exp = tonumber(exp), ends = {}, n_ends = 0}
+  if rest ~= '' then
+    for item in (rest .. ','):gmatch('([^,]*),') do
+      h.n_ends = h.n_ends + 1
+      local t, f, d = item:match('^(%d+)/(%d+)/(%d+)$')
+      if t ~= nil then h.ends[h.n_ends] = {k = 'g', t = tonumber(t), f = tonumber(f), d = tonumber(d)} end
+    end
+  end
+  return h
 end
 
 -- The key's state, or nil when absent; refuses a key that is not ours.
@@ -660,9 +830,8 @@ local function load(key)
   if h[1] ~= VERSION then fail(FOREIGN) end
   local st = {usage = decode_usage(h[2]), idle = tonumber(h[4]) or 0, shadow = h[5] == '1',
               holds = {}, last = tonumber(h[10]), present = {}}
-  for id, e, at, exp in (h[8] or ''):gmatch('(%d+):(%d+):(%d+):(%d+)') do
-    st.holds[#st.holds + 1] = {id = tonumber(id), est = tonumber(e), at = tonumber(at), exp = tonumber(exp)}
-  end
+  for item in (h[8] or ''):gmatch('[^|]+') do st.holds[#st.holds + 1] = decode_hold(item) end
+  if h[11] then st.pending = tonumber(h[11]) end
   for i = 6, #FIELDS do st.present[FIELDS[i]] = h[i] ~= false end
   if h[3] then st.limits = decode_limits(h[3]) end
   if h[6] then
@@ -699,20 +868,30 @@ local function next_id(st, now)
   return math.max(st.last + 1, now * 1000)
 end
 
--- The first ms from which the key holds nothing that matters: every limit empty (`limits`:
--- the policy the usage is read under; nil: only what the usage tells alone, and the key's
--- current expiry for a SLIDING log), every hold and lease expired, the block over.
-local function empty_at_key(key, st, limits, now)
+-- The first ms from which the usage as recorded is empty (RL.INFO's and RL.RESET's number
+-- for a key without a stored policy); a log written before logs kept their window tells it
+-- only through the key's expiry.
+local function own_empty_at(key, usage, now)
   local at = now
-  if limits ~= nil then
-    at = empty_at_all(limits, align(limits, st.usage, now), now)
-  else
-    for _, u in ipairs(st.usage) do
-      if u.k == 'g' then at = math.max(at, gcra_empty_at(u))
-      elseif u.k == 'c' then at = math.max(at, kind('c').empty_at(nil, u, now))
-      else at = math.max(at, redis.call('PEXPIRETIME', key)) end
-    end
+  for _, u in ipairs(usage) do
+    local e = kind(u.k).own_empty_at(u, now)
+    if e == nil then e = redis.call('PEXPIRETIME', key) end
+    at = math.max(at, e)
   end
+  return at
+end
+
+-- The usage `limits` read at now (view), as of the key's pending change if any.
+local function seen(limits, st, now)
+  if st == nil then return view(limits, {}, nil, now) end
+  return view(limits, st.usage, st.pending, now)
+end
+
+-- The first ms from which the key holds nothing that matters: its usage as recorded empty
+-- (`limits` nil) or every limit of `limits` empty, every hold and lease expired, the block over.
+local function empty_at_key(key, st, limits, now)
+  local at
+  if limits ~= nil then at = empty_at_all(limits, seen(limits, st, now), now) else at = own_empty_at(key, st.usage, now) end
   for _, h in ipairs(st.holds) do
     if h.exp > now then at = math.max(at, h.exp) end
   end
@@ -734,13 +913,15 @@ local function save(key, st, limits, now)
   local holds = nil
   if #st.holds > 0 then
     st.holds = open_holds(st, now)
+    if limits ~= nil then ends_within(limits, st.usage, st.holds) end
     local parts = {}
-    for i, h in ipairs(st.holds) do parts[i] = str(h.id) .. ':' .. str(h.est) .. ':' .. str(h.at) .. ':' .. str(h.exp) end
+    for i, h in ipairs(st.holds) do parts[i] = encode_hold(h) end
     if #parts > 0 then holds = table.concat(parts, '|') end
   end
   field(st, set, del, 'h', holds)
   field(st, set, del, 'b', st.block and (str(st.block.untl) .. ':' .. str(st.block.level)) or nil)
   field(st, set, del, 'n', st.last and str(st.last) or nil)
+  field(st, set, del, 'x', st.pending and str(st.pending) or nil)
   if st.limits == nil and limits ~= nil then
     local q = encode_limits(limits)
     if q ~= st.q_text then field(st, set, del, 'q', q) end
@@ -749,7 +930,7 @@ local function save(key, st, limits, now)
   redis.call('HSET', key, unpack(set))
   if #del > 0 then redis.call('HDEL', key, unpack(del)) end
   if st.limits == nil then
-    redis.call('PEXPIREAT', key, str(empty_at_key(key, st, q_limits(st), now)))
+    redis.call('PEXPIREAT', key, str(empty_at_key(key, st, nil, now)))
   elseif st.idle > 0 then
     redis.call('PEXPIREAT', key, str(math.max(empty_at_key(key, st, st.limits, now), now + st.idle)))
   end
@@ -793,37 +974,53 @@ local function decision(key, now, mode)
   if mode == 'reserve' and st ~= nil and #open_holds(st, now) >= MAX_HOLDS then fail(TOO_MANY_HOLDS) end
   local lease_id = nil
   if mode == 'acquire' and leased then lease_id = next_id(st, now) end
-  local o, new = decide(limits, st and st.usage or {}, now, cost, lease_id or 0)
-  local shadow = source == 'stored' and st.shadow
   local untl = blocked_until(st, now)
+  local o, new, read = decide(limits, seen(limits, st, now), now, cost, lease_id or 0, untl ~= nil)
+  local shadow = source == 'stored' and st.shadow
   local id = false
-  local allowed, remaining, retry = o.allowed or shadow, o.remaining, o.retry
+  local allowed, remaining, retry, reset = o.allowed or shadow, o.remaining, o.retry, o.reset
   if shadow then retry = -1 end
+  -- A blocked check (also the denial that starts a penalty): denied, remaining 0, retry when
+  -- both the block has ended and the limits admit it (-1: never), reset when both are over.
+  local function blocked_numbers(until_ms)
+    remaining, reset = 0, math.max(until_ms - now, o.reset)
+    if o.retry >= 0 then retry = math.max(until_ms - now, o.retry) end
+  end
   if untl ~= nil then
-    -- Blocked: the decision's numbers, denied; counts nothing, extends nothing.
-    allowed, remaining = shadow, 0
-    if not shadow then retry = untl - now end
+    -- Counts nothing, extends nothing; a shadow key is told allowed.
+    allowed = shadow
+    if not shadow then blocked_numbers(untl) else remaining = 0 end
+    if shadow then reset = math.max(untl - now, o.reset) end
   elseif mode ~= 'peek' and (new ~= nil or (not o.allowed and not shadow and penalty ~= nil)) then
     st = st or fresh()
-    if new ~= nil then st.usage = new end
+    -- Written under `limits`: the usage in their form, nothing pending any more.
+    st.usage, st.pending = new or read, nil
     if o.allowed and mode == 'reserve' then
       id = next_id(st, now)
       st.holds = open_holds(st, now)
-      st.holds[#st.holds + 1] = {id = id, est = cost, at = now, exp = now + hold_ms}
+      -- Each GCRA limit's TAT right after the reserve: a settle never gives back more of
+      -- this hold than has not drained.
+      local ends = {}
+      for i, u in ipairs(new) do
+        if u.k == 'g' then ends[i] = {k = 'g', t = u.t, f = u.f, d = u.d} end
+      end
+      st.holds[#st.holds + 1] = {id = id, est = cost, at = now, exp = now + hold_ms, ends = ends, n_ends = #new}
       st.last = id
     elseif o.allowed and lease_id ~= nil then
       id, st.last = lease_id, lease_id
     elseif not o.allowed and not shadow and penalty ~= nil then
       -- A denial of a key that is not blocked blocks it: ms * 2^level, at most max; the
-      -- level one more than the last block's when that ended less than one window ago.
+      -- level one more than the last block's when that ended less than one window ago (at
+      -- most 63). It tells the truth about the block it starts.
       local level, longest = 0, 0
       for _, p in ipairs(limits) do longest = math.max(longest, p.w) end
-      if st.block ~= nil and now - st.block.untl < longest then level = st.block.level + 1 end
+      if st.block ~= nil and now - st.block.untl < longest then level = math.min(st.block.level + 1, 63) end
       st.block = {untl = now + math.min(penalty.ms * 2 ^ math.min(level, 64), penalty.max), level = level}
+      blocked_numbers(st.block.untl)
     end
     save(key, st, limits, now)
   end
-  local reply = {allowed and 1 or 0, o.limit, remaining, retry, o.reset}
+  local reply = {allowed and 1 or 0, o.limit, remaining, retry, reset}
   if mode == 'reserve' or mode == 'acquire' then
     reply[6], reply[7] = o.binding, id
   elseif ARGV[4] == 'withpolicy' then
@@ -838,8 +1035,8 @@ end
 local function admin_ops()
   -- Every rate limit gives back n (at: a settle's own SLIDING entry), or (charge) is charged
   -- n: the usage, and the most units any limit gave back.
+  -- `usage`: as the limits read it (seen).
   local function adjust_all(limits, usage, now, charge, n, at)
-    usage = align(limits, usage, now)
     local most = 0
     for i, p in ipairs(limits) do
       if charge then
@@ -862,9 +1059,9 @@ local function admin_ops()
     local st = load(key)
     local limits = resolve(st, inline, inline_penalty)
     if st == nil then return 0 end
-    local usage, given = adjust_all(limits, st.usage, now, false, n)
+    local usage, given = adjust_all(limits, seen(limits, st, now), now, false, n)
     if given == 0 then return 0 end
-    st.usage = usage
+    st.usage, st.pending = usage, nil
     save(key, st, limits, now)
     return given
   end
@@ -882,16 +1079,56 @@ local function admin_ops()
     local limits = st.limits or q_limits(st)
     local d = actual - hold.est
     if d ~= 0 and limits == nil then fail(NO_POLICY) end
+    st.holds = rest
+    if d == 0 then
+      save(key, st, nil, now)
+      return 0
+    end
+    local usage = seen(limits, st, now)
     local reply = d
     if d < 0 then
-      local given
-      st.usage, given = adjust_all(limits, st.usage, now, false, -d, hold.at)
-      reply = -given
-    elseif d > 0 then
-      st.usage = adjust_all(limits, st.usage, now, true, d)
+      -- Never more than the hold: a GCRA limit gives back only what of the hold has not
+      -- drained (g = min(units*T, end - max(now, end - estimate*T)), in 1/limit ms, relative
+      -- to now), moving later holds' ends earlier by as much; a SLIDING one only from the
+      -- hold's own entry.
+      local units, most = -d, 0
+      for i, p in ipairs(limits) do
+        local given = 0
+        local e = hold.ends and hold.ends[i]
+        if p.k == 'g' and e then
+          local et, ef = tat_in(e, p.l)
+          local rel = et - now
+          local g = 0
+          if rel > 0 or (rel == 0 and ef > 0) then
+            local tol = p.b * p.w
+            local ends = tol
+            if rel <= fdiv(tol, p.l) then ends = math.min(rel * p.l + ef, tol) end
+            g = math.min(ends, hold.est * p.w, units * p.w)
+          end
+          local b = backlog(p, usage[i], now)
+          g = math.min(g, b)
+          if g > 0 then
+            usage[i] = tat_at(p, now, b - g)
+            given = cdiv(g, p.w)
+            for _, h in ipairs(rest) do
+              local o = h.ends and h.ends[i]
+              if o and tat_cmp(o, e, p.l) > 0 then
+                local ot, of = tat_in(o, p.l)
+                h.ends[i] = tat_at(p, now, (ot - now) * p.l + of - g)
+              end
+            end
+          end
+        elseif p.k == 's' then
+          usage[i], given = kind('s').refund(p, usage[i], now, units, hold.at)
+        end
+        most = math.max(most, given)
+      end
+      reply = -most
+    else
+      usage = adjust_all(limits, usage, now, true, d)
     end
-    st.holds = rest
-    save(key, st, nil, now)
+    st.usage, st.pending = usage, nil
+    save(key, st, limits, now)
     return reply
   end
 
@@ -962,14 +1199,38 @@ local function admin_ops()
     local limits, penalty = limits_from_argv(5)
     if limits == nil then fail('ERR wrong number of arguments for \'rl.config\' command') end
     local st = load(key) or fresh()
-    st.usage, st.limits, st.idle, st.penalty = align(limits, st.usage, now), limits, idle, penalty
+    -- The usage as recorded is kept and carried on every read as of this change (x), until
+    -- the next write under the new limits stores it in their form; a second change within the
+    -- same ms carries from the usage before the first, so a chain of them reads as the last
+    -- one alone (State::configure).
+    local raw = st.usage
+    if st.pending ~= nil and st.pending == now then
+      -- the chain composes: still the usage before this ms's first change
+    elseif st.pending ~= nil and st.limits ~= nil then
+      raw = carried(st.limits, raw, st.pending)
+    elseif st.limits ~= nil then
+      -- logs written before logs kept their window: the window of the limit that wrote them
+      for i, u in ipairs(raw) do
+        local p = st.limits[i]
+        if p ~= nil and p.k == 's' and u.k == 's' and (u.w or 0) == 0 and #u.log > 0 then raw[i] = {k = 's', log = u.log, w = p.w} end
+      end
+    end
+    if #raw == 0 then
+      for i, p in ipairs(limits) do raw[i] = empty_usage(p) end
+      st.pending = nil
+    elseif is_native(limits, raw) and encode_usage(carried(limits, raw, now)) == encode_usage(raw) then
+      st.pending = nil
+    else
+      st.pending = now
+    end
+    st.usage, st.limits, st.idle, st.penalty = raw, limits, idle, penalty
     local y = penalty and (str(penalty.ms) .. ':' .. str(penalty.max)) or nil
     redis.call('HSET', key, '_rl', VERSION, 'p', encode_limits(limits), 'i', str(idle), 's', shadow)
     if y then redis.call('HSET', key, 'y', y) elseif st.present.y then redis.call('HDEL', key, 'y') end
     if st.present.q then redis.call('HDEL', key, 'q') end
     st.present.q = false
     if idle == 0 then redis.call('PERSIST', key) end -- configuration does not expire without IDLE
-    save(key, st, limits, now)
+    save(key, st, nil, now)
     return {ok = 'OK'}
   end
 
@@ -977,16 +1238,15 @@ local function admin_ops()
     local st = load(key)
     if st == nil then return 0 end
     if st.limits == nil then
-      local usage, forgotten = st.usage, math.max(redis.call('PEXPIRETIME', key) - now, 0)
-      if #usage == 1 and usage[1].k == 'g' then forgotten = math.max(gcra_empty_at(usage[1]) - now, 0) end
+      -- A usage-only key goes, its id sequence with it: the backlog its usage as recorded held.
+      local forgotten = own_empty_at(key, st.usage, now) - now
       redis.call('DEL', key)
       return forgotten
     end
-    local usage = align(st.limits, st.usage, now)
-    local forgotten = empty_at_all(st.limits, usage, now) - now
+    local forgotten = decide(st.limits, seen(st.limits, st, now), now, 2^53).reset
     local empty = {}
     for i, p in ipairs(st.limits) do empty[i] = empty_usage(p) end
-    st.usage, st.holds, st.block = empty, {}, nil
+    st.usage, st.pending, st.holds, st.block = empty, nil, {}, nil
     save(key, st, st.limits, now)
     return forgotten
   end
@@ -1009,7 +1269,11 @@ local function admin_ops()
         end
       end
       local untl = blocked_until(st, now)
+      -- the stored PENALTY (nil without one, and for a key without a stored policy)
+      local pen_ms, pen_max = false, false
+      if st.limits ~= nil and st.penalty ~= nil then pen_ms, pen_max = st.penalty.ms, st.penalty.max end
       return {'blocked_ms', untl and (untl - now) or 0, 'penalty_level', st.block and st.block.level or 0,
+              'penalty_ms', pen_ms, 'penalty_max_ms', pen_max,
               'holds', #holds, 'held', held_units, 'next_hold_expiry_ms', next_exp, 'leases', leases}
     end
 
@@ -1020,22 +1284,41 @@ local function admin_ops()
     local st = load(key)
     if st == nil then return false end
     local limits, usage = st.limits, st.usage
-    local set = (limits ~= nil and (#limits > 1 or limits[1].k ~= 'g'))
-      or (limits == nil and (#usage > 1 or (usage[1] ~= nil and usage[1].k ~= 'g')))
+    -- `kind` and `limits` too for several limits, another kind than GCRA or a pending change,
+    -- and (as the module of issues 19/20 does) for a key with parts of its own: holds, a block
+    -- (kept after it ends, for its level) or an id sequence
+    local parts = #st.holds > 0 or st.block ~= nil or st.last ~= nil
+    local set = (limits ~= nil and (#limits > 1 or limits[1].k ~= 'g' or st.pending ~= nil or parts))
+      or (limits == nil and (#usage > 1 or (usage[1] ~= nil and usage[1].k ~= 'g') or parts))
     if limits == nil then
-      local reset_after = 0
-      if not set and usage[1] ~= nil then reset_after = math.max(gcra_empty_at(usage[1]) - now, 0) end
+      local reset_after = own_empty_at(key, usage, now) - now
       local out = {'source', 'none', 'limit', false, 'window_ms', false, 'burst', false, 'idle_ms', false,
                    'shadow', false, 'scale_percent', 100, 'remaining', false, 'reset_after_ms', reset_after}
-      if set then append(out, {'kind', false, 'limits', false}) end
+      if set then
+        -- its usages as recorded: kind, a SLIDING log's window, and when each is empty
+        local each = {}
+        for i, u in ipairs(usage) do
+          each[i] = {'kind', KIND_NAMES[u.k], 'limit', false, 'window_ms', u.k == 's' and (u.w or 0) > 0 and u.w or false,
+                     'burst', false, 'remaining', false, 'reset_after_ms', own_empty_at(key, {u}, now) - now}
+          if u.k == 'c' then
+            local next_exp = false
+            for _, x in ipairs(live_leases(u, now)) do
+              if next_exp == false or x[3] - now < next_exp then next_exp = x[3] - now end
+            end
+            append(each[i], {'held', held(u, now), 'next_expiry_ms', next_exp})
+          end
+        end
+        -- a key of parts alone (RL.BLOCK on an absent key): no kind, no limits
+        append(out, {'kind', usage[1] ~= nil and KIND_NAMES[usage[1].k] or false, 'limits', each})
+      end
       return append(out, key_fields(st, now))
     end
+    usage = seen(limits, st, now)
     local o = decide(limits, usage, now, 2^53)
-    usage = align(limits, usage, now)
     local first = limits[1]
     local out = {'source', 'stored', 'limit', first.l, 'window_ms', first.w, 'burst', first.b,
                  'idle_ms', st.idle, 'shadow', st.shadow and 1 or 0, 'scale_percent', 100,
-                 'remaining', o.remaining, 'reset_after_ms', empty_at_all(limits, usage, now) - now}
+                 'remaining', o.remaining, 'reset_after_ms', o.reset}
     if set then
       local each = {}
       for i, p in ipairs(limits) do

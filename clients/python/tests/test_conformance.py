@@ -10,29 +10,36 @@ import pytest
 
 from conftest import plain_client
 from distributed_rate_limiter import DistributedRateLimiter, Limit
-from distributed_rate_limiter import limits as set_limits
+from distributed_rate_limiter import keystate as ks
 from distributed_rate_limiter.operations import LUA_SOURCE
 from distributed_rate_limiter.policy import LUA_MAX_LIMIT, LUA_MAX_TOLERANCE
+from trace_backends import ClientBackend, ScriptBackend
+
+import traces_runner  # noqa: E402 (clients/conformance, on the path from conftest.py)
 
 TRACES = json.loads((Path(__file__).resolve().parents[2] / "conformance" / "traces.json").read_text())
-BASE_MS = 1_750_000_000_000  # another start than generate.py's: only offsets matter
+# Another start than generate.py's (only offsets matter), and later than today: a key without
+# a stored policy expires by the server's own clock, so a script told an instant in the past
+# (trace_backends.ScriptBackend) would find it gone.
+BASE_MS = 2_000_000_000_000
 
 
-def trace_policy(trace):
-    """A trace's policy as configure_rate_limit takes it: one GCRA limit, or a list."""
-    if "policy" in trace:
-        p = trace["policy"]
-        return [Limit("gcra", p["limit"], p["window_ms"], p["burst"])]
-    return [Limit(lim["kind"], lim["limit"], lim["window_ms"], lim["burst"]) for lim in trace["limits"]]
+def replay_all(backend, set_clock, keyed=lambda n: f"t{n}"):
+    """Every trace of traces.json through `backend` (trace_backends.py): the mismatches."""
+    bad = []
+    for n, trace in enumerate(TRACES):
+        observed = traces_runner.replay(trace, backend, keyed(n), set_clock, BASE_MS + n * 10**9)
+        bad += traces_runner.mismatches(trace, observed)
+    return bad
 
 
-def observed(trace, d):
-    """What a step's `expect` holds, from a Decision (or a limits.Outcome)."""
-    got = {"allowed": d.allowed, "remaining": d.remaining, "retry_after_ms": d.retry_after_ms,
-           "reset_after_ms": d.reset_after_ms}
-    if "limits" in trace:
-        got.update(limit=d.limit, binding=d.binding)
-    return got
+def test_the_traces_cover_what_issue_17_changed():
+    names = " ".join(t["name"] for t in TRACES)
+    for words in ("round trip", "chain within one ms", "pending change", "different instants", "usage only",
+                  "until every limit is empty", "on a tie"):
+        assert words in names, words
+    ops = {s.get("op", "throttle") for t in TRACES for s in t["steps"]}
+    assert ops == {"throttle", "peek", "config", "info", "reset"}
 
 
 @pytest.mark.parametrize("module", [True, False], ids=["module", "lua"])
@@ -41,22 +48,9 @@ def test_traces_replay_identically(make_server, frozen_clock, module, protocol):
     server = make_server(module=module, frozen_clock=frozen_clock)
     # The deny cache off: it re-ages answers by this process's clock, not the frozen one.
     limiter = DistributedRateLimiter(plain_client(server.port, protocol), timeout_ms=2000, deny_cache_max_ms=0)
-    mismatches = []
-    for n, trace in enumerate(TRACES):
-        start = BASE_MS + n * 10**9
-        server.set_clock(start)
-        policy = trace_policy(trace)
-        limiter.configure_rate_limit(f"t{n}", policy)
-        for step in trace["steps"]:
-            server.set_clock(start + step["t_ms"])
-            d = limiter.throttle(f"t{n}", cost=step["cost"])
-            if "policy" in trace:
-                assert d.limit == policy[0].burst
-            got = observed(trace, d)
-            if got != step["expect"]:
-                mismatches.append((trace["name"], step, got))
-    assert limiter.stats()["redis" if module else "lua"] == sum(len(t["steps"]) for t in TRACES)
-    assert mismatches == []
+    assert replay_all(ClientBackend(limiter), server.set_clock) == []
+    decisions = sum(s.get("op", "throttle") in ("throttle", "peek") for t in TRACES for s in t["steps"])
+    assert limiter.stats()["redis" if module else "lua"] == decisions
 
 
 def random_policy(r):
@@ -79,15 +73,15 @@ def test_lua_equals_exact_integers_up_to_its_bound(make_server):
     for n in range(60):
         policy = random_policy(rng)
         now = 1_750_000_000_000 + rng.randint(0, 10**6)
-        key, usage = f"r{n}", None
+        key, state = f"r{n}", ks.EMPTY
         r.evalsha(sha, 1, key, "config", now, 0, 0, "gcra", policy.limit, policy.window_ms, policy.burst)
         for _ in range(30):
             cost = rng.choice([1, 1, 2, policy.burst, max(policy.burst - 1, 1), rng.randint(1, policy.burst + 1)])
-            v = set_limits.decide((policy,), usage, now, cost)
+            v, new = ks.check((policy,), state, now, cost)
             got = r.evalsha(sha, 1, key, "check", now, cost, "")
             assert got == [int(v.allowed), policy.burst, v.remaining, v.retry_after_ms, v.reset_after_ms], \
                 (policy, now, cost)
-            usage = v.usage or usage
+            state = new or state
             checked += 1
             gap = v.retry_after_ms if v.retry_after_ms > 0 else rng.randint(0, policy.window_ms)
             now += rng.choice([0, 1, gap - 1 if gap > 1 else 0, gap, rng.randint(0, max(v.reset_after_ms, 1))])
@@ -139,26 +133,16 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
     server = make_server(module=False)
     r = plain_client(server.port)
     assert r.info("server").get("server_name", "redis") == "valkey"
-    sha = r.script_load(LUA_SOURCE)
-    for n, trace in enumerate(TRACES):
-        start = BASE_MS + n * 10**9
-        limits = [x for lim in trace_policy(trace) for x in (lim.kind, lim.limit, lim.window_ms, lim.burst)]
-        r.evalsha(sha, 1, f"t{n}", "config", start, 0, 0, *limits)
-        for step in trace["steps"]:
-            now = start + step["t_ms"]
-            a, limit, rem, retry, reset, *binding = r.evalsha(sha, 1, f"t{n}", "check", now, step["cost"], "")
-            got = {"allowed": bool(a), "remaining": rem, "retry_after_ms": retry, "reset_after_ms": reset}
-            if "limits" in trace:
-                got.update(limit=limit, binding=binding[0] if binding else 0)
-            assert got == step["expect"], (trace["name"], step)
+    script = ScriptBackend(r)
+    assert replay_all(script, script.set_clock) == []
     limiter = DistributedRateLimiter(plain_client(server.port), timeout_ms=2000)
     limiter.configure_rate_limit("user123", 10, 60_000)
     assert [limiter.is_allowed("user123") for _ in range(15)] == [True] * 10 + [False] * 5
     assert limiter.stats()["lua"] + limiter.stats()["cached"] == 15
 
 
-NEW_INFO = {b"blocked_ms": 0, b"penalty_level": 0, b"holds": 0, b"held": 0, b"next_hold_expiry_ms": None,
-            b"leases": 0}
+NEW_INFO = {b"blocked_ms": 0, b"penalty_level": 0, b"penalty_ms": None, b"penalty_max_ms": None, b"holds": 0,
+            b"held": 0, b"next_hold_expiry_ms": None, b"leases": 0}
 
 
 def same_info(module, lua):
@@ -256,4 +240,57 @@ def test_lua_equals_the_module_on_random_sets_reconfigurations_and_clock_steps(m
             a, b = mod.execute_command("RL.RESET", key), lua.evalsha(sha, 1, key, "reset", "")
             if a != b:
                 mismatches.append((n, "reset", a, b))
+    assert mismatches == []
+
+
+def test_rl_info_of_keys_with_holds_blocks_and_ids_is_the_modules(make_server, frozen_clock):
+    """RL.INFO of keys with parts of their own (holds, a block kept after it ends, an id
+    sequence kept by RL.RESET, a lease), configured or not, from the module and the script
+    alike: the module of issues 19/20 lists `kind` and `limits` for them even with one GCRA
+    limit, and a usage-only CONCURRENCY item's `held` and `next_expiry_ms`."""
+    servers = [make_server(module=m, frozen_clock=frozen_clock) for m in (True, False)]
+    mod, lua = (plain_client(s.port) for s in servers)
+    import generate
+    if not generate.module_has_ops(mod):
+        pytest.skip("this module lacks the commands of issues 19 and 20")
+    sha = lua.script_load(LUA_SOURCE)
+    now = BASE_MS
+
+    def at(t):
+        for s in servers:
+            s.set_clock(t)
+
+    def both(module_args, script_args):
+        a = mod.execute_command(*module_args)
+        b = lua.evalsha(sha, 1, module_args[1], script_args[0], "", *script_args[1:])
+        return a, b
+
+    inline = ["gcra", 5, 60_000, ""]
+    calls = [  # (RL.* arguments, the script's operation and arguments)
+        (["RL.CONFIG", "c", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.BLOCK", "c", 10], ["block", 10]),
+        (["RL.CONFIG", "d", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.BLOCK", "d", 1000], ["block", 1000]),
+        (["RL.UNBLOCK", "d"], ["unblock"]),
+        (["RL.CONFIG", "e", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.RESERVE", "e", 2, "HOLD", 5], ["reserve", 2, 5]),
+        (["RL.CONFIG", "g", 5, 60_000], ["config", "", "0", *inline]),
+        (["RL.RESERVE", "g", 1], ["reserve", 1, ""]),
+        (["RL.RESET", "g"], ["reset"]),
+        (["RL.RESERVE", "u", 1, "LIMIT", 5, "WINDOW", 60_000], ["reserve", 1, "", *inline]),
+        (["RL.THROTTLE", "v", "LIMIT", 5, "WINDOW", 60_000], ["check", 1, "", *inline]),
+        (["RL.BLOCK", "v", 1000], ["block", 1000]),
+        (["RL.ACQUIRE", "w", "LIMIT", 2, "WINDOW", 1500, "CONCURRENCY"], ["acquire", 1, "", "concurrency", 2, 1500, ""]),
+        (["RL.BLOCK", "z", 1000], ["block", 1000]),  # a key of parts alone
+    ]
+    at(now)
+    for module_args, script_args in calls:
+        both(module_args, script_args)
+    mismatches = []
+    for t in (now, now + 20, now + 2000):
+        at(t)
+        for key in ("c", "d", "e", "g", "u", "v", "w", "z"):
+            a, b = mod.execute_command("RL.INFO", key), lua.evalsha(sha, 1, key, "info", "")
+            if not same_info(a, b):
+                mismatches.append((t - now, key, a, b))
     assert mismatches == []

@@ -242,3 +242,23 @@ def test_settle_release_and_renew_ask_redis_even_while_the_breaker_is_open():
     assert e.stats()["state"] == "open"
     fake = Fake(**{"RL.RELEASE": 1})
     assert fake.run(e.release("u", 7)) is True and e.stats()["state"] == "closed"
+
+
+def test_a_module_older_than_withpolicy_is_asked_once_then_told_the_policy_the_client_knows():
+    """RL.THROTTLE ... WITHPOLICY answered with a syntax error (a module before issue 17):
+    sent again without it, and never asked again; the headers tell the policy this process
+    knows, without w= when it knows none."""
+    def throttle(args):
+        if "WITHPOLICY" in args:
+            return redis.ResponseError("syntax error: RL.THROTTLE and RL.PEEK take the options COST, LIMIT, "
+                                       "WINDOW and BURST")
+        return [1, 100, 99, -1, 10]
+    fake = Fake(**{"RL.THROTTLE": throttle})
+    e = engine()
+    d = fake.run(e.check(ops.THROTTLE, e.check_request("u", limit=100, window_ms=1000)))
+    assert (d.allowed, d.path, e.withpolicy) == (True, "redis", False)
+    assert d.headers["RateLimit-Policy"] == '"default";q=100;w=1'
+    fake.sent.clear()
+    d = fake.run(e.check(ops.THROTTLE, e.check_request("u")))
+    assert [len(a) for a in fake.sent] == [2] and "WITHPOLICY" not in fake.sent[0]
+    assert d.headers["RateLimit-Policy"] == '"default";q=100'  # the policy is not known here

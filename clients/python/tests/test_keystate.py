@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from distributed_rate_limiter import CommandError, Limit, NoRateLimit
 from distributed_rate_limiter import concurrency, limits, sliding
 from distributed_rate_limiter import keystate as ks
+from distributed_rate_limiter.gcra import Tat
 from distributed_rate_limiter.policy import Penalty
 
 T0 = 1_750_000_000_000
@@ -25,11 +26,11 @@ gaps = st.sampled_from([0, 0, 1, 3, 50, 400, 999, 5000, 70_000])
 def norm(policy, usage, now):
     """Usage as decisions see it at `now`: a TAT no earlier than now, live window entries."""
     out = []
-    for lim, u in zip(policy, limits.align(policy, usage, now)):
+    for lim, u in zip(policy, limits.view(policy, usage, None, now)):
         if lim.kind == "gcra":
             out.append(max(u.in_units(lim.limit), now * lim.limit))
         elif lim.kind == "sliding":
-            out.append(tuple(sliding.live(lim, u, now)))
+            out.append(tuple(sliding.live(u, sliding.counting_window(lim, u), now)))
         else:
             out.append(concurrency.live(u, now))
     return out
@@ -80,7 +81,7 @@ def test_refund_gives_back_whole_units_of_the_bucket_and_the_newest_window_entri
     _, s = run(w, ks.EMPTY, T0, 2)
     _, s = run(w, s, T0 + 10, 2)
     given, s = ks.refund(w, s, T0 + 20, 3)
-    assert given == 3 and s.usage[0] == ((T0, 1),)  # newest first: both of t+10, one of t
+    assert given == 3 and s.usage[0] == sliding.Log(((T0, 1),), 1000)  # newest first: both of t+10, one of t
 
 
 def test_a_refund_skips_concurrency_limits_and_an_absent_key_gives_back_nothing():
@@ -106,41 +107,62 @@ def test_a_reserve_then_its_settle_equals_one_check_at_the_actual_cost(lim, hist
     direct, checked = run(policy, state, now, actual) if actual else (None, state)
     if not r.allowed or (direct is not None and not direct.allowed):
         return  # the rule is about two admitted paths
-    reply, settled = ks.settle(policy, reserved, now, r.id, actual)
+    reply, settled = ks.settle(reserved, now, r.id, actual)
     assert reply == actual - estimate
     assert norm(policy, settled.usage, now) == norm(policy, checked.usage, now)
     assert settled.holds == ()
 
 
-@settings(max_examples=500, deadline=None, database=None)
+def test_a_settle_never_gives_back_what_of_its_hold_already_drained():
+    """The spec's example: a hold of 10 from empty (B = 10, T = 100 ms), 9 more at 9T, and a
+    settle of 0 at 9T. Giving back TAT - 10T would let 10 more pass at once (19 in one
+    instant); only the one unit of the hold still owed comes back."""
+    g = (Limit.of(10, 1000),)
+    r, s = run(g, ks.EMPTY, T0, 10, "reserve")
+    d, s = run(g, s, T0 + 900, 9)
+    assert d.allowed
+    reply, s = ks.settle(s, T0 + 900, r.id, 0)
+    assert reply == -1 and burst_at_once(g, s, T0 + 900) == 1
+    # A later hold's end moves earlier by what an earlier one gave back: settling both at
+    # once gives back exactly what has not drained of either.
+    a, s = run(g, ks.EMPTY, T0, 4, "reserve")
+    b, s = run(g, s, T0 + 200, 4, "reserve")  # TAT T0 + 800: a ends at 400, b at 800
+    assert ks.settle(s, T0 + 300, a.id, 0)[0] == -1  # 100 ms of a left: 1 unit
+    s = ks.settle(s, T0 + 300, a.id, 0)[1]
+    assert s.holds[0].ends[0] == Tat.from_units((T0 + 700) * 10, 10)
+    assert ks.settle(s, T0 + 300, b.id, 0) == (-4, ks.settle(s, T0 + 300, b.id, 0)[1])
+    assert burst_at_once(g, ks.settle(s, T0 + 300, b.id, 0)[1], T0 + 300) == 10
+
+
+@settings(max_examples=3000, deadline=None, database=None)
 @given(lim=rate_limits, steps=st.lists(st.tuples(gaps, st.integers(1, 6), st.integers(0, 9),
-                                                 st.sampled_from(["settle", "settle", "forget"])), max_size=25),
+                                                 st.sampled_from(["settle", "settle", "forget", "check"])),
+                                       max_size=25),
        hold_ms=st.sampled_from([1, 100, 5000]))
 def test_reserves_settles_and_expiries_never_admit_more_than_the_bound(lim, steps, hold_ms):
-    """Whatever the interleaving, what reservations admitted inside any span, counted at
-    min(estimate, what was settled), stays within the policy's bound for that span (the
-    settled excess is charged on top and only ever denies more). GCRA's bound also grows by
-    what settles inside the span gave back of reservations taken before it: its refund is
-    TAT - n*T, which cannot tell a hold's units that already drained from the units of the
-    requests after it (SLIDING's refund takes only the hold's own entry, so it needs no such
-    term)."""
+    """Whatever the interleaving of reservations, settles, expiries and plain checks, what
+    was admitted inside any span, a reservation counted at min(estimate, what was settled),
+    stays within the policy's bound for that span (the
+    settled excess is charged on top and only ever denies more). A settle never gives back
+    units of its hold that have already drained (GCRA: each hold's `end`; SLIDING: only the
+    hold's own entry), so the bound holds exactly, with nothing added for earlier holds."""
     policy, state, now = (lim,), ks.EMPTY, T0
-    admitted, open_, settles = [], [], []  # admitted: [at, estimate, final]; settles: (at, reserved at, given)
+    admitted, open_ = [], []  # admitted: [at, estimate, final]
     for gap, estimate, actual, what in steps:
         now += gap
         if open_ and what == "settle":
             rec, rid = open_.pop(0)
             try:
-                reply, state = ks.settle(policy, state, now, rid, actual)
+                reply, state = ks.settle(state, now, rid, actual)
                 rec[2] = min(actual, rec[1])
-                settles.append((now, rec[0], max(-reply, 0)))
             except CommandError:
                 assert rec[0] + hold_ms <= now  # only an expired hold is unknown
-        r, state = run(policy, state, now, estimate, "reserve", hold_ms=hold_ms)
+        r, state = run(policy, state, now, estimate, "throttle" if what == "check" else "reserve", hold_ms=hold_ms)
         if r.allowed:
             rec = [now, estimate, estimate]
             admitted.append(rec)
-            open_.append((rec, r.id))
+            if what != "check":
+                open_.append((rec, r.id))
     for start, _, _ in admitted:
         if lim.kind == "sliding":
             span = [f for at, _, f in admitted if start <= at < start + lim.window_ms]
@@ -149,14 +171,13 @@ def test_reserves_settles_and_expiries_never_admit_more_than_the_bound(lim, step
         for end, _, _ in admitted:
             if end >= start:
                 span = [f for at, _, f in admitted if start <= at <= end]
-                earlier = sum(g for at, was, g in settles if start <= at <= end and was < start)
-                assert sum(span) <= lim.burst + -(-(end - start) * lim.limit // lim.window_ms) + earlier
+                assert sum(span) <= lim.burst + (end - start) * lim.limit // lim.window_ms
 
 
 def test_settle_charges_into_debt_capped_at_one_bucket_and_a_key_in_debt_denies():
     g = (Limit.of(10, 1000),)
     r, s = run(g, ks.EMPTY, T0, 2, "reserve")
-    reply, s = ks.settle(g, s, T0, r.id, 500)
+    reply, s = ks.settle(s, T0, r.id, 500)
     assert reply == 498  # charged whatever it does to admission
     assert s.usage[0].in_units(10) == T0 * 10 + 10 * 1000  # capped: one full bucket beyond now
     d, _ = run(g, s, T0 + 99, 1)
@@ -168,22 +189,22 @@ def test_settle_below_the_estimate_gives_back_only_from_its_own_sliding_entry():
     w = (Limit.of(10, 1000, kind="sliding"),)
     r, s = run(w, ks.EMPTY, T0, 4, "reserve")
     _, s = run(w, s, T0 + 5, 3)
-    reply, s = ks.settle(w, s, T0 + 6, r.id, 0)
-    assert reply == -4 and s.usage[0] == ((T0 + 5, 3),)
+    reply, s = ks.settle(s, T0 + 6, r.id, 0)
+    assert reply == -4 and s.usage[0] == sliding.Log(((T0 + 5, 3),), 1000)
     r, s = run(w, s, T0 + 7, 2, "reserve")
     _, s = ks.refund(w, s, T0 + 8, 2)  # someone refunded the entry away meanwhile
-    assert ks.settle(w, s, T0 + 9, r.id, 0)[0] == 0  # nothing left at its instant: nothing else
+    assert ks.settle(s, T0 + 9, r.id, 0)[0] == 0  # nothing left at its instant: nothing else
 
 
 def test_settle_of_an_unknown_expired_or_settled_reservation_is_an_error_that_says_so():
     g = (Limit.of(10, 1000),)
     r, s = run(g, ks.EMPTY, T0, 1, "reserve", hold_ms=100)
-    _, settled = ks.settle(g, s, T0 + 1, r.id, 1)
+    _, settled = ks.settle(s, T0 + 1, r.id, 1)
     for state, now, rid in [(settled, T0 + 2, r.id), (s, T0 + 100, r.id), (s, T0, r.id + 1)]:
         with pytest.raises(CommandError, match="unknown reservation: it expired, was settled, or was never"):
-            ks.settle(g, state, now, rid, 1)
-    assert s.holds[0] == ks.Hold(r.id, 1, T0, T0 + 100)
-    assert ks.settle(g, s, T0 + 99, r.id, 1)[0] == 0
+            ks.settle(state, now, rid, 1)
+    assert s.holds[0] == ks.Hold(r.id, 1, T0, T0 + 100, (s.usage[0],))
+    assert ks.settle(s, T0 + 99, r.id, 1)[0] == 0
 
 
 def test_an_expired_hold_stays_charged_and_is_pruned_on_the_next_write():
@@ -213,15 +234,18 @@ def test_ids_are_now_times_1000_then_strictly_increasing_across_reservations_and
     c, s = run(p, s, T0 - 5, 1, "acquire")  # the clock stepped back
     d, s = run(p, s, T0 + 1, 1, "acquire")
     assert [a.id, b.id, c.id, d.id] == [T0 * 1000, T0 * 1000 + 1, T0 * 1000 + 2, (T0 + 1) * 1000]
-    assert ks.reset(s, T0 + 1)[1].last_id == d.id
+    assert ks.reset(s, T0 + 1)[1] is None  # a key without a stored policy goes, with its sequence
+    kept = ks.reset(ks.configure(s, p, T0 + 1), T0 + 1)[1]
+    assert kept.last_id == d.id and kept.usage == tuple(limits.empty_usage(lim) for lim in p)
 
 
 def test_a_settle_without_a_policy_raises_no_rate_limit_unless_it_changes_nothing():
     g = (Limit.of(10, 1000),)
     r, s = run(g, ks.EMPTY, T0, 3, "reserve")
+    s = s._replace(policy=None)
     with pytest.raises(NoRateLimit):
-        ks.settle(None, s, T0, r.id, 1)
-    assert ks.settle(None, s, T0, r.id, 3)[0] == 0
+        ks.settle(s, T0, r.id, 1)
+    assert ks.settle(s, T0, r.id, 3)[0] == 0
 
 
 # --- issue 19: penalties and blocks ----------------------------------------------------------
@@ -238,9 +262,11 @@ def test_penalties_double_within_one_window_of_the_last_block_and_stop_at_max(ms
         d, s = run(p, s, now, 1, penalty=pen)
         length = min(ms * 2**level, ms * factor)
         assert not d.allowed and s.block == ks.Block(now + length, level)
-        assert (d.remaining, d.retry_after_ms) == (0, T0 + window - now)  # a denial's numbers
+        # The denial tells the block it starts: retry when both it and the limit are over.
+        assert (d.remaining, d.retry_after_ms) == (0, max(length, T0 + window - now))
         blocked, same = run(p, s, now + length - 1, 1, penalty=pen)
-        assert (blocked.allowed, blocked.retry_after_ms, blocked.remaining, same) == (False, 1, 0, s)
+        assert (blocked.allowed, blocked.retry_after_ms, blocked.remaining, same) == \
+            (False, max(1, T0 + window - now - length + 1), 0, s)
         now += length
     now = T0 + 2 * window  # quiet for a whole window after the last block: level 0 again
     g, s = run(p, s, now, 1, penalty=pen)
@@ -283,7 +309,11 @@ def test_block_replaces_the_block_unblock_ends_it_and_forgets_the_level():
     s = ks.block(ks.EMPTY, T0, 10_000)
     s = ks.block(s, T0, 20)  # shorter replaces longer
     g, _ = ks.check(p, s, T0 + 5, 1)
-    assert (g.allowed, g.retry_after_ms, g.remaining, g.reset_after_ms) == (False, 15, 0, 200)  # peek's reset
+    # The limits admit it and hold nothing: the block's end is both the retry and the reset.
+    assert (g.allowed, g.retry_after_ms, g.remaining, g.reset_after_ms) == (False, 15, 0, 15)
+    _, used = run(p, ks.EMPTY, T0, 2)
+    g, _ = ks.check(p, ks.block(used, T0, 20), T0 + 5, 4)
+    assert (g.retry_after_ms, g.reset_after_ms) == (195, 395)  # the limit's own wait is longer
     assert ks.check(p, s, T0 + 20, 1)[0].allowed
     assert ks.unblock(s, T0 + 20) == (0, None)  # not blocked any more: writes nothing
     s = s._replace(block=ks.Block(T0 + 100, 3))

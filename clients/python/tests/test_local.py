@@ -13,20 +13,19 @@ from distributed_rate_limiter.failure import Breaker
 from distributed_rate_limiter.ip import client_ip_key, ip_key
 from distributed_rate_limiter.options import options_of
 from distributed_rate_limiter.policy import check_lua
-from test_conformance import TRACES, observed, trace_policy
+import traces_runner
+from test_conformance import TRACES
+from trace_backends import LocalBackend
 
 IP_KEYS = json.loads((Path(__file__).resolve().parents[2] / "conformance" / "ip_keys.json").read_text())
 
 
 @pytest.mark.parametrize("trace", TRACES, ids=[t["name"] for t in TRACES])
 def test_local_limiter_replays_every_trace_exactly(trace):
-    now = [1_700_000_000_000]
-    local = LocalLimiter(clock=lambda: now[0])
-    policy = tuple(trace_policy(trace))
-    start = now[0]
-    for step in trace["steps"]:
-        now[0] = start + step["t_ms"]
-        assert observed(trace, local.check("k", policy, step["cost"])) == step["expect"], step
+    now = [0]
+    observed = traces_runner.replay(trace, LocalBackend(lambda: now[0]), "k", lambda ms: now.__setitem__(0, ms),
+                                    1_700_000_000_000)
+    assert traces_runner.mismatches(trace, observed) == []
 
 
 def test_the_local_limiter_keeps_sliding_and_set_usage_across_kinds_like_the_module():
@@ -134,6 +133,11 @@ def test_headers_name_every_limit_with_q_its_limit_and_the_binding_one():
     h = headers_for(False, 1000, 0, 1, 999, 1, two)
     assert h == {"RateLimit-Policy": '"l0";q=10;w=1, "l1";q=1000;w=86400', "RateLimit": '"l1";r=0;t=1',
                  "Retry-After": "1"}
+    # The binding item's t is its own limit's reset, not the key's (a day, under l1): l0's
+    # 10 per second with 9 left empties within 100 ms; l1 with 999 left within its window.
+    assert headers_for(True, 10, 9, -1, 86_399_994, 0, two)["RateLimit"] == '"l0";r=9;t=1'
+    assert headers_for(True, 1000, 0, -1, 86_399_994, 1, two)["RateLimit"] == '"l1";r=0;t=86400'
+    assert headers_for(True, 10, 2, -1, 86_399_994, 0, two)["RateLimit"] == '"l0";r=2;t=1'  # 800 ms
     assert "Retry-After" not in headers_for(False, 3, 0, -1, 0)  # heavier than the bucket: never
     assert headers_for(True, 5, 4, -1, 1)["RateLimit-Policy"] == '"default";q=5'  # policy unknown: no w=
 

@@ -19,6 +19,10 @@ async function main(): Promise<void> {
   const mw = rateLimit(withClient, { name: 'login', key: (req) => req.headers['x-api-key'], skip: () => false, limit: 100, windowMs: 60000 });
   const local = new LocalLimiter({ now: () => 0n });
   const lv = local.check('k', { limit: 1n, windowMs: 1000n, burst: 1n }, 1n);
+  local.configure('c', { limit: 2n, windowMs: 1000n, burst: 2n });
+  const stored = local.check('c', null, 1n);
+  const li = local.info('c');
+  const left: bigint | null = li === null ? null : li.remaining;
   const slot: number = keySlot('{user}:x');
   await rateLimiter.configureRateLimit('login', { limit: 5, windowMs: 60000, penaltyMs: 1000, penaltyMaxMs: 60000 });
   await rateLimiter.configureRateLimit('tenant', [{ limit: 100, windowMs: 60000 }, { limit: 2, windowMs: 30000, kind: 'concurrency' }]);
@@ -34,7 +38,7 @@ async function main(): Promise<void> {
   const leased = rateLimit(rateLimiter, { name: 'jobs', lease: true });
   const lr = local.check('k', { limits: [{ kind: 'concurrency', limit: 2n, windowMs: 1000n, burst: 2n }] }, 1n, 'acquire');
   console.log(charged, given, wasBlocked, renewed, released, out, leased, lr.id, new Denied(l).decision.allowed);
-  console.log(ok, w.path, binding, header, s.failedOpen, s.everConnected, mw, lv.allowed, slot, ipKey('::1'), new InvalidArgument('x').message, ForeignKey.name);
+  console.log(ok, w.path, binding, header, s.failedOpen, s.everConnected, mw, lv.allowed, stored.allowed, left, slot, ipKey('::1'), new InvalidArgument('x').message, ForeignKey.name);
   // @ts-expect-error onError takes one of three words
   new DistributedRateLimiter({ onError: 'maybe' });
 }
