@@ -41,7 +41,7 @@ from limits.storage import MovingWindowSupport, SlidingWindowCounterSupport, Sto
 
 from .client import DistributedRateLimiter
 from .errors import InvalidArgument, RateLimitError
-from .policy import MAX_SLIDING_LIMIT, MAX_SLIDING_WINDOW_MS
+from .policy import MAX_SLIDING_LIMIT, Limit, count_per_window, fits_sliding
 from .rates import UNIT_MS
 
 DEFAULT_PREFIX = "rl:limits:"
@@ -67,14 +67,9 @@ def item_of_key(key):
                           "<granularity>): this storage reads the limit from it")
 
 
-def fits_sliding(amount, window_ms):
-    return amount <= MAX_SLIDING_LIMIT and window_ms <= MAX_SLIDING_WINDOW_MS
-
-
 def counted_policy(amount, window_ms):
     """Fixed window and sliding-window counter: SLIDING where it fits, else GCRA."""
-    kind = "sliding" if fits_sliding(amount, window_ms) else "gcra"
-    return {"limit": amount, "window_ms": window_ms, "kind": kind}
+    return {"limit": count_per_window(amount, window_ms)}
 
 
 def moving_policy(amount, window_ms):
@@ -83,7 +78,7 @@ def moving_policy(amount, window_ms):
                               f"the module's exact SLIDING holds at most {MAX_SLIDING_LIMIT} per window of less than "
                               "2^32 ms; use the fixed-window or sliding-window-counter strategy (GCRA beyond those "
                               "bounds) for this limit")
-    return {"limit": amount, "window_ms": window_ms, "kind": "sliding"}
+    return {"limit": Limit.of(amount, window_ms, kind="sliding")}
 
 
 class Usage(NamedTuple):

@@ -136,6 +136,19 @@ def policy_of(limit=None, window_ms=None, burst=None, kind=None, required=False)
     return (Limit.of(limit, window_ms, burst, kind),)
 
 
+def fits_sliding(amount, window_ms):
+    return amount <= MAX_SLIDING_LIMIT and window_ms <= MAX_SLIDING_WINDOW_MS
+
+
+def count_per_window(amount, window_ms):
+    """A peer's "`amount` per window" where the peer promises a count per window (a fixed
+    window: limits' fixed window and sliding-window counter, django-ratelimit): SLIDING, at
+    most `amount` in any window, where SLIDING holds it (amount <= 1000, window < 2^32 ms);
+    beyond, GCRA `amount` per window with a burst of `amount` (the same average and burst; at
+    most twice `amount` in a span of one window, as a fixed window across its boundary)."""
+    return Limit.of(amount, window_ms, kind="sliding" if fits_sliding(amount, window_ms) else "gcra")
+
+
 def _at_most_four(policy):
     if len(policy) > MAX_LIMITS:
         raise InvalidArgument("too many limits: a key holds at most 4")
