@@ -66,6 +66,15 @@ def telemetry_of(option, breaker):
     return Telemetry(mp, tp is not None, breaker, trace)
 
 
+def _histogram(meter):
+    kw = dict(unit="s", description="time from a call to its decision")
+    try:
+        return meter.create_histogram("rate_limit.check.duration", explicit_bucket_boundaries_advisory=BUCKETS_S,
+                                      **kw)
+    except TypeError:  # opentelemetry-api before 1.23 takes no bucket advice
+        return meter.create_histogram("rate_limit.check.duration", **kw)
+
+
 class Telemetry:
     def __init__(self, meter_provider, spans, breaker, trace):
         self._trace = trace if spans else None
@@ -74,9 +83,7 @@ class Telemetry:
             meter = meter_provider.get_meter(SCOPE, _version())
             self._decisions = meter.create_counter("rate_limit.decisions", unit="{decision}",
                                                    description="rate limit decisions by outcome and path")
-            self._duration = meter.create_histogram("rate_limit.check.duration", unit="s",
-                                                    description="time from a call to its decision",
-                                                    explicit_bucket_boundaries_advisory=BUCKETS_S)
+            self._duration = _histogram(meter)
             self._failures = meter.create_counter("rate_limit.failures", unit="{failure}",
                                                   description="calls that Redis did not answer")
 
