@@ -15,6 +15,8 @@ import inspect
 import logging
 import time
 
+from .errors import ConfigurationError
+
 log = logging.getLogger("distributed_rate_limiter")
 LOG_EVERY_S = 60
 POLICY_WORDS = ("limit", "window_ms", "burst", "kind", "penalty_ms", "penalty_max_ms")
@@ -58,8 +60,8 @@ class RateLimitCore:
     def __init__(self, limiter, *, name=None, key, cost=None, skip=None, lease=False, route=None, **policy):
         unknown = [k for k in policy if k not in POLICY_WORDS]
         if unknown:
-            raise TypeError(f"unknown option {unknown[0]!r}: the middleware takes name, key, cost, skip, handler, "
-                            f"lease and the policy ({', '.join(POLICY_WORDS)})")
+            raise ConfigurationError(f"unknown option {unknown[0]!r}: the middleware takes name, key, cost, skip, "
+                                     f"handler, lease and the policy ({', '.join(POLICY_WORDS)})")
         self.limiter = limiter
         self.name = name
         self.key = key

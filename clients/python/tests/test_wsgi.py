@@ -130,6 +130,9 @@ def test_a_wsgi_app_refuses_the_asyncio_limiter_at_construction(server):
     limiter = AsyncDistributedRateLimiter(redis.asyncio.Redis(port=server.port))
     with pytest.raises(ConfigurationError, match="DistributedRateLimiter, not the asyncio one"):
         RateLimitMiddleware(flask.Flask(__name__).wsgi_app, limiter, limit="1/second")
+    with pytest.raises(ConfigurationError, match="unknown option 'limits'"):
+        RateLimitMiddleware(flask.Flask(__name__).wsgi_app, DistributedRateLimiter(plain_client(server.port)),
+                            limits="1/second")
 
 
 def test_the_lease_option_holds_a_lease_until_the_response_is_closed(server):
