@@ -1,0 +1,70 @@
+'use strict';
+// Shared by the adapter tests: a redis-server with the module or without it (the Lua path),
+// an HTTP server on a free loopback port, and many requests at once.
+
+const { Server } = require('./servers');
+
+/** The two ways the adapters reach Redis: the module (RL_MODULE) and the Lua script. */
+const BACKENDS = [
+  { name: 'module', module: true },
+  { name: 'lua', module: false },
+];
+
+/** Why `server` cannot run a test needing `commands` (the module predates them), or null. */
+function lacking(server, backend, ...commands) {
+  if (!backend.module) return null;
+  for (const c of commands) {
+    if (!server.cli('COMMAND', 'INFO', c).toLowerCase().includes(c.toLowerCase())) return `the module (${process.env.RL_MODULE || 'target/release/librl.so'}) has no ${c}`;
+  }
+  return null;
+}
+
+/** Whether the module on `server` takes a policy's PENALTY (issue 19); the script always does. */
+function takesPenalty(server, backend) {
+  return lacking(server, backend, 'RL.BLOCK') === null;
+}
+
+/** Runs `body(server)` against a fresh redis-server for `backend`, always stopped. */
+async function withRedis(backend, body) {
+  const server = await new Server({ module: backend.module }).start();
+  try {
+    return await body(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** `n` GETs of `url` (all at once with `concurrent`), in order; each {status, headers, body}. */
+async function hit(url, n, { concurrent = false, headers = {} } = {}) {
+  const one = async () => {
+    const res = await fetch(url, { headers });
+    return { status: res.status, headers: res.headers, body: await res.text() };
+  };
+  if (concurrent) return Promise.all(Array.from({ length: n }, one));
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(await one());
+  return out;
+}
+
+/** How many of `responses` have each status: {200: n, 429: m}. */
+function tally(responses) {
+  const t = {};
+  for (const r of responses) t[r.status] = (t[r.status] || 0) + 1;
+  return t;
+}
+
+/** Listens on a free loopback port: {url, close()}. `listenable` is an http.Server or an Express app. */
+function listen(app) {
+  return new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve({ url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(r)) });
+    });
+  });
+}
+
+/** Limiter options for tests on a busy shared machine: no check runs out of time, no log noise. */
+const QUIET = { warn() {}, error() {} };
+const TEST_LIMITER = { timeoutMs: 10_000, logger: QUIET };
+
+module.exports = { BACKENDS, lacking, takesPenalty, withRedis, hit, tally, listen, QUIET, TEST_LIMITER };
