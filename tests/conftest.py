@@ -10,6 +10,22 @@ import pytest
 from server import FLAVOUR, MODULE, REDIS_SERVER, VERSION, RedisServer
 
 
+# The tests that scripts/test.sh runs only on the matrix's main servers (Redis 7.0, Redis 8.2,
+# Valkey 9.1): clusters, network partitions, the exporter with Prometheus, the soak (issue 22:
+# they are the slowest part of the suite, and `make test` must fit in 45 minutes on 2 cores).
+# Marked `main_servers`, so that `-m "not main_servers"` leaves them out; paths relative to
+# tests/.
+MAIN_SERVERS_ONLY = ("cluster/", "partition/", "test_exporter.py", "test_soak_smoke.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).resolve().parent
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(here).as_posix()
+        if rel.startswith(MAIN_SERVERS_ONLY):
+            item.add_marker(pytest.mark.main_servers)
+
+
 def pytest_report_header(config):
     return f"server: {FLAVOUR} {'.'.join(map(str, VERSION))} ({REDIS_SERVER}); module: {MODULE}"
 

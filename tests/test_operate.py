@@ -16,8 +16,9 @@ import time
 
 import pytest
 import redis
-from helpers import (FIELDS, HOUR, bracketed, calls, config, digest, pairs, peek, pexpiretime, raw_command, replicated,
-                     restore_shadow, rl_info, rl_stats, snapshot, start_pair, throttle, verdict)
+from helpers import (FIELDS, HOUR, bracketed, calls, config, digest, ms, pairs, peek, pexpiretime, raw_command,
+                     replicated, restore_shadow, rl_info, rl_stats, server_ms, snapshot, start_pair, throttle,
+                     verdict, wait_until)
 
 INFO_FIELDS = ("source", "limit", "window_ms", "burst", "idle_ms", "shadow", "scale_percent",
                "remaining", "reset_after_ms")
@@ -92,19 +93,24 @@ def test_retry_after_is_exact_to_the_millisecond(r):
 
 def test_waiting_retry_after_ms_lets_the_same_request_pass(r):
     """4 per second, burst 1 (T = 250 ms): a denied request re-asked at once is told about
-    the same wait; after sleeping retry_after_ms (plus a small margin) it passes."""
+    the same wait; once retry_after_ms has passed on the server's clock, it passes."""
     p = ("LIMIT", 4, "WINDOW", 1000, "BURST", 1)
     for attempt in range(10):  # a busy machine may stall 250 ms more than once
         pipe = r.pipeline(transaction=False)
         for _ in range(3):
             pipe.execute_command("RL.THROTTLE", f"k{attempt}", *p)
-        allowed, first, again = map(verdict, pipe.execute())
+        pipe.time()
+        *replies, decided_by = pipe.execute()
+        allowed, first, again = map(verdict, replies)
         if allowed["allowed"] == 1 and first["allowed"] == again["allowed"] == 0:
             break  # else the server stalled for 250 ms inside the pipeline: try again
     else:
         pytest.fail("a burst of 1 let two back-to-back requests through ten times")
     assert 1 <= again["retry_after_ms"] <= first["retry_after_ms"] <= 250
-    time.sleep(again["retry_after_ms"] / 1000 + 0.02)
+    # Waited on the server's clock: the wait counts from the denial's instant (at most
+    # `decided_by`), on the clock that decides.
+    wait_until(lambda: server_ms(r) >= ms(decided_by) + again["retry_after_ms"],
+               what="retry_after_ms to pass")
     assert throttle(r, f"k{attempt}", *p)["allowed"] == 1
 
 
@@ -341,7 +347,8 @@ def test_command_info_gives_flags_arity_and_key_positions(r):
 
 def test_command_docs_describe_the_new_commands(r):
     """COMMAND DOCS: a summary, the module, and every argument: THROTTLE and PEEK take
-    RL.ALLOW's, INFO and RESET a key, TOP an optional count; RL.CONFIG lists SHADOW."""
+    RL.ALLOW's and WITHPOLICY, INFO and RESET a key, TOP an optional count; RL.CONFIG lists
+    SHADOW."""
     names = ("rl.throttle", "rl.peek", "rl.info", "rl.reset", "rl.top", "rl.config")
     docs = {k.decode(): pairs(v) for k, v in pairs(raw_command(r, "COMMAND", "DOCS", *names)).items()}
     assert set(docs) == set(names)
@@ -349,8 +356,10 @@ def test_command_docs_describe_the_new_commands(r):
         assert doc[b"summary"] and doc[b"module"] == b"rl" and doc[b"complexity"], name
     args = {n: [pairs(a) for a in d[b"arguments"]] for n, d in docs.items()}
     for name in ("rl.throttle", "rl.peek"):
-        # key, COST, the inline limit, its kind (GCRA|SLIDING), more limits after AND.
-        assert [a.get(b"token") for a in args[name]] == [None, b"COST", None, None, b"AND"]
+        # key, COST, the inline limit, its kind (GCRA|SLIDING), more limits after AND,
+        # WITHPOLICY (issue 17).
+        assert [a.get(b"token") for a in args[name]] == [None, b"COST", None, None, b"AND", b"WITHPOLICY"]
+        assert (args[name][5][b"type"], args[name][5][b"flags"]) == (b"pure-token", [b"optional"])
         inline = [pairs(a) for a in args[name][2][b"arguments"]]
         assert [a[b"token"] for a in inline] == [b"LIMIT", b"WINDOW", b"BURST"]
         kinds = [pairs(a)[b"token"] for a in args[name][3][b"arguments"]]

@@ -438,7 +438,7 @@ def test_payload_with_wrong_encoding_is_rejected(r, case):
     populate(r)
     module_id, fields, version = parse_dump(r.dump(b"use:inline"))
     if case == "future-encoding-version":
-        assert module_id & 1023 == 2  # encoding version 2 since issue 11
+        assert module_id & 1023 == 3  # encoding version 3 since issue 17
         payload = build_dump(module_id + 1, fields, version)
     else:
         payload = build_dump(module_id, fields, version, opcode=OPCODE_SINT)

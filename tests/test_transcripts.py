@@ -10,17 +10,20 @@ their order. Transcripts must be deterministic: windows of 60000 ms or more, so 
 request is refilled while a transcript runs, and no TTL values (check ranges in Lua instead).
 
 NAME.out is what Redis 7.0 answers. Where another server words its own replies differently
-(Valkey: COMMAND DOCS with display_text, its COMMAND GETKEYS arity error, script errors
-without the script's SHA; and COMMAND INFO lists the ACL categories the module gives its
-commands where the server's module API has them: 7.2+ and Valkey), NAME.<flavour>.out (e.g. NAME.valkey.out) holds that server's
-whole transcript; it is used on that server (SERVER=valkey) instead of NAME.out.
+(Valkey: COMMAND DOCS with display_text, its COMMAND GETKEYS arity error; Valkey 9: script
+errors without the script's SHA; COMMAND INFO lists the ACL categories the module gives its
+commands where the server's module API has them: Redis 7.2+ and Valkey, with `@ratelimit`
+from Redis 7.4 and Valkey 8), NAME.<flavour>-<X.Y>.out holds that server's whole transcript
+from version X.Y on (e.g. NAME.valkey-8.0.out); the server under test uses the file of its
+flavour with the highest X.Y it has reached, else NAME.out.
 
 To (re)generate the expected outputs, run with RL_UPDATE_TRANSCRIPTS=1:
 
     RL_UPDATE_TRANSCRIPTS=1 RL_MODULE=/path/to/librl.so python3 -m pytest -q test_transcripts.py
 
-which rewrites every NAME.out (on Redis; NAME.<flavour>.out on another server, only where it
-differs from NAME.out) from the server's actual answers instead of comparing. Then read the
+which rewrites every NAME.out (on Redis 7.0; on another server NAME.<flavour>-<X.Y>.out for
+its own version, only where it differs from the file the server would use without it) from
+the server's actual answers instead of comparing. Then read the
 diff (`git diff tests/transcripts`) and check every changed line by hand before committing.
 """
 
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from server import FLAVOUR
+from server import FLAVOUR, VERSION
 
 DIR = Path(__file__).resolve().parent / "transcripts"
 CASES = sorted(DIR.glob("*.cli"))
@@ -40,6 +43,21 @@ REDIS_CLI = os.environ.get("REDIS_CLI", "redis-cli")
 UPDATE = os.environ.get("RL_UPDATE_TRANSCRIPTS") == "1"
 DIRECTIVE = "# redis-cli:"
 TIMEOUT_S = 30
+
+
+def own_name(cli, since):
+    return cli.with_suffix(f".{FLAVOUR}-{since[0]}.{since[1]}.out")
+
+
+def expected_file(cli, below=None):
+    """The .out file the server under test answers like: its flavour's NAME.<flavour>-X.Y.out
+    with the highest X.Y it has reached (and below `below`, if given), else NAME.out."""
+    best = None
+    for path in DIR.glob(f"{cli.stem}.{FLAVOUR}-*.out"):
+        since = tuple(int(x) for x in path.name[len(f"{cli.stem}.{FLAVOUR}-"):-len(".out")].split("."))
+        if since <= VERSION[:2] and (below is None or since < below) and (best is None or since > best[0]):
+            best = (since, path)
+    return best[1] if best else cli.with_suffix(".out")
 
 
 def parse(cli_path):
@@ -70,6 +88,8 @@ def test_every_transcript_is_well_formed():
         if not UPDATE:
             assert cli.with_suffix(".out").exists(), f"{cli.name}: no .out (run with RL_UPDATE_TRANSCRIPTS=1)"
     orphans = [o.name for o in DIR.glob("*.out") if not (DIR / (o.name.split(".")[0] + ".cli")).exists()]
+    assert not [o.name for o in DIR.glob("*.*.out") if "-" not in o.name.split(".")[1]], \
+        "per-server files are NAME.<flavour>-<X.Y>.out"
     assert not orphans, f".out files without a .cli: {orphans}"
 
 
@@ -87,18 +107,17 @@ def test_transcript(server, cli):
     args, stdin = parse(cli)
     proc = run_cli(server.port, args, stdin)
     assert proc.returncode == 0, f"redis-cli exited {proc.returncode}; stderr:\n{proc.stderr}"
-    out_path = cli.with_suffix(".out")
-    own = cli.with_suffix(f".{FLAVOUR}.out")  # this server's own wording, if it differs
     if UPDATE:
-        if FLAVOUR == "redis":
-            out_path.write_text(proc.stdout)
-        elif proc.stdout != out_path.read_text():
+        if FLAVOUR == "redis" and VERSION[:2] == (7, 0):
+            cli.with_suffix(".out").write_text(proc.stdout)
+            return
+        own = own_name(cli, VERSION[:2])
+        if proc.stdout != expected_file(cli, below=VERSION[:2]).read_text():
             own.write_text(proc.stdout)
         else:
             own.unlink(missing_ok=True)
         return
-    if FLAVOUR != "redis" and own.exists():
-        out_path = own
+    out_path = expected_file(cli)
     expected = out_path.read_text()
     if proc.stdout != expected:
         diff = "".join(difflib.unified_diff(

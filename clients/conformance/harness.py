@@ -19,7 +19,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 MODULE = Path(os.environ.get("RL_MODULE", ROOT / "target" / "release" / "librl.so")).resolve()
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+# The server: SERVER names one of the project's test matrix (scripts/servers.sh installs it
+# as .deps/SERVER/server: redis-7.0 ... valkey-9.1, or the aliases redis and valkey);
+# REDIS_SERVER, a binary's path, overrides it; neither: redis-server on PATH.
+SERVER = os.environ.get("SERVER", "")
+REDIS_SERVER = os.environ.get("REDIS_SERVER") or (str(ROOT / ".deps" / SERVER / "server") if SERVER else "redis-server")
+# RL_NO_MODULE=1: every server starts without the module, so that the clients take their
+# Lua path wherever a test would have used the module (scripts/test.sh runs the conformance
+# and fault tests so on each server of the matrix).
+NO_MODULE = os.environ.get("RL_NO_MODULE") == "1"
+# The path a client reports for a check on a server started "with the module".
+SERVED_PATH = "lua" if NO_MODULE else "redis"
 
 
 def free_port():
@@ -43,7 +53,7 @@ class Server:
     (then `set_clock(ms)` freezes the server's wall clock at that Unix ms)."""
 
     def __init__(self, module=True, frozen_clock=None, port=None, extra=()):
-        self.module = module
+        self.module = module and not NO_MODULE
         self.frozen_clock = frozen_clock
         self.port = port
         self.extra = list(extra)
@@ -80,11 +90,35 @@ class Server:
         self.stop()
         raise RuntimeError(f"redis-server did not start on {self.port}:\n{log[-2000:]}")
 
-    def set_clock(self, ms):
-        """Freezes the server's wall clock at Unix `ms` (needs frozen_clock)."""
+    def set_clock(self, ms, timeout=30):
+        """Freezes the server's wall clock at Unix `ms` (needs frozen_clock); returns once a
+        script on the server reads that instant. Valkey 9.1 reads the wall clock less often
+        than once per command: on a busy machine, the next commands after a change still saw
+        the old instant (up to ~20 commands, 16 ms, later)."""
         tmp = self.clock_file.with_suffix(".tmp")
         tmp.write_text(str(int(ms)))
         tmp.replace(self.clock_file)  # atomic: the server never reads a half-written file
+        deadline = time.monotonic() + timeout
+        while self.script_time_ms() != int(ms):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server's clock never showed {ms}")
+            time.sleep(0.001)
+
+    def script_time_ms(self):
+        """TIME as a script reads it (EVAL, so with or without the module), in Unix ms."""
+        script = b"local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000)"
+        command = [b"EVAL", script, b"0"]
+        request = b"*%d\r\n" % len(command) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in command)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(request)
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                reply += chunk
+        assert reply.startswith(b":"), reply
+        return int(reply[1:].strip())
 
     def send(self, sig):
         if self.proc is not None and self.proc.poll() is None:

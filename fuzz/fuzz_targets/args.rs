@@ -1,36 +1,40 @@
-//! Fuzzes the argument parsers with arbitrary argument vectors: they must never panic, and
-//! whatever they accept must be within every documented bound.
+//! Fuzzes the one request parser and the one RL.CONFIG parser, and RL.APPLY's parser, with
+//! arbitrary argument vectors: they must never panic, and whatever they accept must be within
+//! every documented bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::args::{parse_allow, parse_allow_set, parse_config, parse_config_set};
-use rl::limits::MAX_LIMITS;
-use rl::effect::{parse_apply, MAX_EXPIRE_AT_MS};
-use rl::policy::{MAX_BURST, MAX_COST, MAX_IDLE_MS, MAX_LIMIT, MAX_WINDOW_MS};
+use rl_core::apply::{parse_apply, MAX_EXPIRE_AT_MS};
+use rl_core::args::{parse_config, parse_request, Command};
+use rl_core::kinds::gcra::{MAX_BURST, MAX_LIMIT, MAX_WINDOW_MS};
+use rl_core::policy::{Policy, MAX_COST, MAX_IDLE_MS, MAX_LIMITS};
+
+fn within_bounds(p: &Policy) {
+    assert!((1..=MAX_LIMITS).contains(&p.len()));
+    for l in p.limits() {
+        assert!(l.limit() <= MAX_LIMIT && l.window_ms() <= MAX_WINDOW_MS && l.capacity() <= MAX_BURST);
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     // Arguments are separated by 0x00, so they can hold any other byte (CR, LF, UTF-8 or not).
     let args: Vec<&[u8]> = data.split(|b| *b == 0).collect();
-    if let Ok(a) = parse_allow(&args) {
-        assert!((1..=MAX_COST).contains(&a.cost));
-        if let Some(p) = a.inline {
-            assert!(p.limit() <= MAX_LIMIT && p.window_ms() <= MAX_WINDOW_MS && p.burst() <= MAX_BURST);
+    for command in [Command::Allow, Command::Throttle] {
+        if let Ok(r) = parse_request(&args, command) {
+            assert!((1..=MAX_COST).contains(&r.cost));
+            assert!(!r.with_policy || command == Command::Throttle);
+            if let Some(p) = r.inline {
+                within_bounds(&p);
+            }
         }
     }
     if let Ok(s) = parse_config(&args) {
-        assert!(s.idle_ms <= MAX_IDLE_MS && s.policy.limit() >= 1 && s.policy.burst() >= 1);
-    }
-    // The set syntax: at most MAX_LIMITS limits, and without AND/GCRA/SLIDING exactly what
-    // the single-policy parsers answer.
-    match (parse_allow(&args), parse_allow_set(&args)) {
-        (Ok(old), new) => assert_eq!(new.map(|n| (n.cost, n.inline)), Ok((old.cost, old.inline.map(rl::limits::Limits::single)))),
-        (Err(_), Ok(n)) => assert!(n.inline.is_none_or(|l| (1..=MAX_LIMITS).contains(&l.len()))),
-        (Err(_), Err(_)) => {}
-    }
-    if let Ok(s) = parse_config_set(&args) {
-        assert!((1..=MAX_LIMITS).contains(&s.limits.len()) && s.idle_ms <= MAX_IDLE_MS);
+        within_bounds(&s.policy);
+        assert!(s.idle_ms <= MAX_IDLE_MS);
     }
     if let Ok(a) = parse_apply(&args) {
-        assert!(a.expire_at_ms.is_none_or(|e| e <= MAX_EXPIRE_AT_MS) && a.tat.frac() < a.tat.den());
+        assert!(a.expire_at_ms.is_none_or(|e| (1..=MAX_EXPIRE_AT_MS).contains(&e)));
+        assert!((1..=MAX_LIMITS).contains(&a.usages.len()));
+        let _ = a.state(None);
     }
 });

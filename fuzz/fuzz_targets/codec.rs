@@ -1,45 +1,96 @@
-//! Fuzzes decoding a stored value (what RDB, RESTORE and MIGRATE feed `rdb_load`) and then
-//! using it: decoding must never panic, an accepted state must re-encode to the same fields,
-//! survive every in-memory layout, and decide, explain and scale without panicking.
+//! Fuzzes the one decoder of stored values (what RDB, RESTORE and MIGRATE feed `rdb_load`), at
+//! every encoding version, and then uses what it accepts: decoding must never panic, an
+//! accepted state must re-encode to the same fields, read back from its `RL.APPLY` text, and
+//! decide, record, reconfigure and explain without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rl::gcra::decide;
-use rl::codec::{decode, encode};
-use rl::policy::Policy;
-use rl::value::Value;
-use rl::verdict::evaluate;
+use rl_core::apply::{parse_apply, write_line, Extra, Line};
+use rl_core::decide::{decide, numbers};
+use rl_core::kinds::gcra::{Gcra, Tat};
+use rl_core::kinds::Limit;
+use rl_core::policy::{Policy, Stored};
+use rl_core::rdb::{decode, encode};
+use rl_core::state::{request, status, State};
 
-fn word(bytes: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    b[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(b)
+/// Fields biased towards the small numbers the format is made of: a byte below 0xF0 is that
+/// number, anything else starts a full little-endian word.
+fn fields(data: &[u8]) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] < 0xF0 {
+            out.push(u64::from(data[i]));
+            i += 1;
+        } else {
+            let mut b = [0u8; 8];
+            let end = (i + 9).min(data.len());
+            b[..end - i - 1].copy_from_slice(&data[i + 1..end]);
+            out.push(u64::from_le_bytes(b));
+            i = end;
+        }
+    }
+    out
+}
+
+fn args(line: &Line) -> Vec<Vec<u8>> {
+    let mut v = vec![line.state.as_bytes().to_vec()];
+    match &line.extra {
+        Extra::Nothing => {}
+        Extra::Policy(p) => {
+            v.push(b"POLICY".to_vec());
+            v.extend(p.iter().map(|f| f.to_string().into_bytes()));
+        }
+        Extra::Limits(l) => {
+            v.push(b"LIMITS".to_vec());
+            v.push(l.as_bytes().to_vec());
+        }
+    }
+    v
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut fields = data.chunks(8).map(word);
-    let Some((tat, stored)) = decode(|| fields.next()) else {
+    let Some((&encver, rest)) = data.split_first() else {
         return;
     };
-    let (f, n) = encode(tat, stored);
-    let mut again = f[..n].iter().copied();
-    assert_eq!(decode(|| again.next()), Some((tat, stored)));
-
-    let bucket = match stored {
-        Some(s) => Value::new_configured(tat, s),
-        None => Value::new_usage(tat),
+    let all = fields(rest);
+    let mut it = all.iter().copied();
+    let Some(state) = decode(u64::from(encver % 5), || it.next()) else {
+        return;
     };
-    assert_eq!((bucket.tat(), bucket.stored()), (tat.reduced(), stored));
-    // SAFETY: the value was never handed to Redis.
-    unsafe { bucket.free() };
-
-    // Use the state with the trailing bytes as the clock, cost and scale.
-    let (now, cost, scale) = (word(data.get(72..80).unwrap_or(&[])), word(data.get(80..88).unwrap_or(&[])), word(data.get(88..96).unwrap_or(&[])));
-    let policy = stored.map_or_else(|| Policy::new(1 + tat.den() % 1000, 1 + now % 100_000, 0), |s| Ok(s.policy));
-    if let Ok(p) = policy {
-        let p = p.scaled(scale % 1001);
-        let _ = decide(&p, tat, now, cost);
-        let v = evaluate(&p, tat, now, cost.max(1));
-        assert!(v.remaining <= p.burst());
+    let used = all.len() - it.count();
+    // It re-encodes to the fields it was read from (version 1's forms with the TAT in lowest
+    // terms: they also accept another, and load it reduced).
+    let mut read = all[..used].to_vec();
+    if read.get(3).is_some_and(|&k| k <= 1) {
+        if let Some(t) = Tat::new(read[0], read[1], read[2]).map(|t| t.reduced()) {
+            read[..3].copy_from_slice(&[t.ms(), t.frac(), t.den()]);
+        }
     }
+    assert_eq!(encode(state.as_ref()), read);
+
+    // Its RL.APPLY text (with the policy) reads back as the same state.
+    let mut line = Line::new();
+    write_line(state.as_ref(), Some(1), true, &[], &mut line);
+    let a = args(&line);
+    let refs: Vec<&[u8]> = a.iter().map(|x| x.as_slice()).collect();
+    let back = parse_apply(&refs).expect("a written line reads back");
+    assert_eq!(back.state(None), Some(state.clone()));
+
+    // Decide under the stored policy, or a default one, at a clock taken from the input.
+    let now = all.last().copied().unwrap_or(0);
+    let policy = state
+        .stored
+        .map(|s| s.policy)
+        .unwrap_or_else(|| Policy::single(Limit::Gcra(Gcra::new(10, 1000, 0).expect("valid"))));
+    let seen = state.view(&policy, now);
+    let d = decide(&policy, seen.as_slice(), now, 1 + now % 20);
+    let n = numbers(&policy, seen.as_slice(), Some(&d), now, 1 + now % 20);
+    assert!(n.binding < policy.len());
+    let _ = status(state.as_ref(), Some(&policy), now, None);
+    let mut after = state.clone();
+    request(&mut after, &policy.scaled(now % 1001), now, 1 + now % 7);
+    let stored = Stored::new(Policy::single(Limit::Gcra(Gcra::new(3, 1000, 0).expect("valid"))), 0, false).expect("valid");
+    let changed = State::configure(Some(after), stored, now);
+    assert!(State::new(changed.usages.clone(), changed.stored, changed.pending_at_ms).is_some());
 });

@@ -55,7 +55,7 @@ async function open(name, { frozen = true, ...options } = {}) {
     };
   }
   const server = await new Server({ module: name === 'module', frozen }).start();
-  if (frozen) server.setClock(START_MS);
+  if (frozen) server.writeClock(START_MS);
   const rl = new DistributedRateLimiter(`redis://127.0.0.1:${server.port}`, { timeoutMs: 5000, denyCacheMaxMs: 0, logger: QUIET, ...options });
   const clock = { ms: START_MS };
   const valkey = isValkey(server);
@@ -67,7 +67,7 @@ async function open(name, { frozen = true, ...options } = {}) {
     path: PATHS[name],
     setClock: (ms) => {
       clock.ms = ms;
-      server.setClock(ms);
+      server.writeClock(ms);
     },
     configure: (id, p) => rl.configureRateLimit(id, p),
     /** Why this backend cannot run a test needing `commands` (e.g. 'RL.ACQUIRE'), or null. */

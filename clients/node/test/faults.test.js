@@ -11,7 +11,7 @@ const assert = require('node:assert/strict');
 const IoRedis = require('ioredis');
 const { createClient } = require('redis');
 const { DistributedRateLimiter } = require('../src');
-const { Server, sleep } = require('./servers');
+const { Server, sleep, NO_MODULE, SERVED_PATH } = require('./servers');
 
 const TIMEOUT_MS = 50;
 const COOLDOWN_MS = 300;
@@ -58,7 +58,7 @@ async function during(rl, key) {
 async function backToRedis(rl, key) {
   const t0 = Date.now();
   while (Date.now() - t0 < 10000) {
-    if ((await rl.throttle(key, POLICY)).path === 'redis') return Date.now() - t0;
+    if ((await rl.throttle(key, POLICY)).path === SERVED_PATH) return Date.now() - t0;
     await sleep(10);
   }
   throw new Error('checks never returned to Redis');
@@ -85,7 +85,7 @@ for (const [lib, make] of Object.entries(MAKERS)) {
       rl.on('degraded', () => events.push('degraded'));
       rl.on('recovered', () => events.push('recovered'));
       try {
-        assert.equal((await rl.throttle('k', POLICY)).path, 'redis');
+        assert.equal((await rl.throttle('k', POLICY)).path, SERVED_PATH);
 
         for (const fault of ['SIGKILL', 'SIGSTOP']) {
           if (fault === 'SIGKILL') await server.kill();
@@ -132,7 +132,7 @@ test("'local' without a known policy fails open, counted as such", async () => {
   }
 });
 
-test('the module is looked for again after a reconnect: Lua -> module -> Lua across restarts', async () => {
+test('the module is looked for again after a reconnect: Lua -> module -> Lua across restarts', { skip: NO_MODULE && 'needs the module (RL_NO_MODULE=1)' }, async () => {
   const plain = await new Server({ module: false }).start();
   const { client, close } = await MAKERS.ioredis(plain.port);
   const rl = new DistributedRateLimiter(client, { timeoutMs: TIMEOUT_MS, breakerCooldownMs: COOLDOWN_MS });

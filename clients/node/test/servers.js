@@ -12,7 +12,18 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const MODULE = path.resolve(process.env.RL_MODULE || path.join(ROOT, 'target', 'release', 'librl.so'));
-const SERVER = process.env.REDIS_SERVER || 'redis-server';
+// SERVER names a server of the project's test matrix (scripts/servers.sh installs it as
+// .deps/SERVER/server: redis-7.0 ... valkey-9.1, or the aliases redis and valkey); unset:
+// redis-server on PATH.
+// REDIS_SERVER=/path/to/binary overrides both.
+const REDIS_SERVER = process.env.REDIS_SERVER ||
+  (process.env.SERVER ? path.join(ROOT, '.deps', process.env.SERVER, 'server') : 'redis-server');
+/** The binary the tests start (exported for tests that name it). */
+const SERVER = REDIS_SERVER;
+// RL_NO_MODULE=1: every server starts without the module, so the client takes its Lua path
+// where a test would have used the module; SERVED_PATH is the path it then reports.
+const NO_MODULE = process.env.RL_NO_MODULE === '1';
+const SERVED_PATH = NO_MODULE ? 'lua' : 'redis';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -61,6 +72,31 @@ function ping(port) {
   });
 }
 
+/** TIME as a script reads it (EVAL, so with or without the module), in Unix ms. */
+function scriptTimeMs(port) {
+  const script = "local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000)";
+  const args = ['EVAL', script, '0'];
+  const request = `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let reply = '';
+    s.setTimeout(10000);
+    s.on('connect', () => s.write(request));
+    s.on('data', (d) => {
+      reply += d.toString();
+      if (!reply.endsWith('\r\n')) return;
+      s.destroy();
+      if (reply[0] === ':') resolve(Number(reply.slice(1).trim()));
+      else reject(new Error(`TIME script: ${reply.trim()}`));
+    });
+    s.on('error', reject);
+    s.on('timeout', () => {
+      s.destroy();
+      reject(new Error('TIME script: no reply'));
+    });
+  });
+}
+
 let frozenSo = null;
 /** Compiles frozenclock.c once per test process (removed at exit); its path. */
 function frozenClock() {
@@ -85,7 +121,7 @@ function frozenClock() {
 class Server {
   /** @param {{module?: boolean, frozen?: boolean, port?: number, args?: string[], dir?: string}} opts */
   constructor(opts = {}) {
-    this.module = opts.module !== false;
+    this.module = opts.module !== false && !NO_MODULE;
     this.frozen = Boolean(opts.frozen);
     this.port = opts.port;
     this.args = opts.args || [];
@@ -106,7 +142,7 @@ class Server {
       env.LD_PRELOAD = frozenClock();
       env.RL_FROZEN_CLOCK_FILE = this.clockFile;
     }
-    this.proc = spawn(SERVER, args, { cwd: this.dir, env, stdio: 'ignore' });
+    this.proc = spawn(REDIS_SERVER, args, { cwd: this.dir, env, stdio: 'ignore' });
     const exited = new Promise((resolve) => this.proc.once('exit', resolve));
     this.exited = exited;
     const until = Date.now() + 15000;
@@ -125,9 +161,30 @@ class Server {
     return execFileSync('redis-cli', ['-p', String(this.port), ...args.map(String)]).toString().trim();
   }
 
-  /** Freezes the server's wall clock at `ms` (Unix ms); needs {frozen: true}. */
-  setClock(ms) {
-    fs.writeFileSync(this.clockFile, String(ms));
+  /**
+   * Freezes the server's wall clock at `ms` (Unix ms); needs {frozen: true}. Resolves once a
+   * script on the server reads that instant: Valkey 9.1 reads the wall clock less often than
+   * once per command, and on a busy machine the next commands after a change still saw the
+   * old instant (up to ~20 commands, 16 ms, later).
+   */
+  async setClock(ms) {
+    this.writeClock(ms);
+    const until = Date.now() + 30000;
+    while ((await scriptTimeMs(this.port)) !== ms) {
+      if (Date.now() > until) throw new Error(`the server's clock never showed ${ms}`);
+      await sleep(1);
+    }
+  }
+
+  /**
+   * Writes the frozen instant and returns at once, for callers that do not wait for the
+   * server to read it (Redis reads its clock on every command; the Valkey tests pass the
+   * script its instant instead: test/backends.js).
+   */
+  writeClock(ms) {
+    const tmp = `${this.clockFile}.tmp`;
+    fs.writeFileSync(tmp, String(ms));
+    fs.renameSync(tmp, this.clockFile); // atomic: the server never reads a half-written file
   }
 
   signal(sig) {
@@ -157,7 +214,7 @@ class Server {
   }
 }
 
-module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, SERVER, ROOT };
+module.exports = { Server, freePort, freeClusterPort, sleep, MODULE, SERVER, ROOT, NO_MODULE, SERVED_PATH };
 
 /**
  * A Redis Cluster of `masters` masters (and `replicas` replicas each) on free ports; slots

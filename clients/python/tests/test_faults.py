@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio
 
 from conftest import plain_client
+from harness import SERVED_PATH
 from distributed_rate_limiter import AsyncDistributedRateLimiter, DistributedRateLimiter, Unavailable
 
 TIMEOUT_MS = 50
@@ -49,7 +50,7 @@ def back_to_redis(call):
     """Seconds from now until a check is decided by Redis again."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < 10:
-        if call().path == "redis":
+        if call().path == SERVED_PATH:
             return time.monotonic() - t0
         time.sleep(0.005)
     raise AssertionError("checks never went back to Redis")
@@ -65,7 +66,7 @@ def test_failure_policy(make_server, on_error, fault):
     events = []
     rl = make_limiter(server.port, on_error, events)
     rl.configure_rate_limit("u", LIMIT, 60_000)
-    assert rl.throttle("other", limit=LIMIT, window_ms=60_000).path == "redis"
+    assert rl.throttle("other", limit=LIMIT, window_ms=60_000).path == SERVED_PATH
 
     server.kill() if fault == "kill-restart" else server.send(signal.SIGSTOP)
     admitted, longest, paths = outage(lambda: rl.throttle("u"))
@@ -110,7 +111,7 @@ def test_asyncio_limiter_is_bounded_on_a_frozen_server_and_recovers(make_server)
             await asyncio.sleep(0.01)
         server.send(signal.SIGCONT)
         t0 = time.monotonic()
-        while (await rl.throttle("u")).path != "redis":
+        while (await rl.throttle("u")).path != SERVED_PATH:
             assert time.monotonic() - t0 < 10
             await asyncio.sleep(0.005)
         return admitted, longest, time.monotonic() - t0, rl.stats()
