@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const { DistributedRateLimiterStore, DenialLedger } = require('../src/adapters/express-rate-limit');
 const { DistributedRateLimiter, ConfigurationError } = require('../src');
-const { BACKENDS, lacking, withRedis, hit, tally, listen, QUIET, TEST_LIMITER } = require('./adapters');
+const { BACKENDS, lacking, withRedis, hit, tally, listen, exitsAlone, QUIET, TEST_LIMITER } = require('./adapters');
 
 const PEERS = [
   { name: 'express-rate-limit 8', lib: require('express-rate-limit'), headers: 'draft-8' },
@@ -60,6 +60,15 @@ test('options: refused by name, a limiter given or made, limit functions refused
   assert.equal(new DistributedRateLimiterStore({ limiter: rl, limit: 5000, windowMs: 1000 }).policy.kind, 'gcra', 'above SLIDING\'s 1000');
   assert.equal(new DistributedRateLimiterStore({ limiter: rl, limit: 5, windowMs: 1000, kind: 'gcra' }).policy.kind, 'gcra');
   return rl.close();
+});
+
+test('a constructor refusing an option leaves no connection behind (the process exits)', async () => {
+  const source = `const { DistributedRateLimiterStore } = require(SRC + '/adapters/express-rate-limit');
+    for (const bad of [{ kind: 'fixed' }, { limit: -1, windowMs: 1000 }]) {
+      try { new DistributedRateLimiterStore({ url: 'redis://127.0.0.1:1', ...bad }); } catch (e) { continue; }
+      process.exit(2);
+    }`;
+  assert.equal(await exitsAlone(source), true);
 });
 
 for (const backend of BACKENDS) {

@@ -2,6 +2,8 @@
 // Shared by the adapter tests: a redis-server with the module or without it (the Lua path),
 // an HTTP server on a free loopback port, and many requests at once.
 
+const { execFile } = require('child_process');
+const path = require('path');
 const { Server } = require('./servers');
 
 /** The two ways the adapters reach Redis: the module (RL_MODULE) and the Lua script. */
@@ -63,8 +65,19 @@ function listen(app) {
   });
 }
 
+/**
+ * Whether a Node process that runs `source` (CommonJS, `SRC` is clients/node/src) exits by
+ * itself within `ms`: a limiter left connecting (or reconnecting) keeps a process alive.
+ */
+function exitsAlone(source, ms = 30_000) {
+  const code = `const SRC = ${JSON.stringify(path.resolve(__dirname, '..', 'src'))};\n${source}`;
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['-e', code], { timeout: ms }, (err) => resolve(!err || !err.killed));
+  });
+}
+
 /** Limiter options for tests on a busy shared machine: no check runs out of time, no log noise. */
 const QUIET = { warn() {}, error() {} };
 const TEST_LIMITER = { timeoutMs: 10_000, logger: QUIET };
 
-module.exports = { BACKENDS, lacking, takesPenalty, withRedis, hit, tally, listen, QUIET, TEST_LIMITER };
+module.exports = { BACKENDS, lacking, takesPenalty, withRedis, hit, tally, listen, exitsAlone, QUIET, TEST_LIMITER };

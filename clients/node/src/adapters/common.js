@@ -30,9 +30,11 @@ const SCAN_COUNT = '1000';
 /**
  * The limiter of an adapter from its options: {limiter, owned, own}. `own` holds the adapter's
  * own options (names in `ownNames`); every other name must be the limiter's. `limiter` (an
- * instance) excludes the limiter's options: they are the caller's to set on it.
+ * instance) excludes the limiter's options: they are the caller's to set on it. `check(own)`
+ * throws for a bad option of the adapter's before a limiter is made (one made and then
+ * abandoned by a throwing constructor would keep reconnecting, and the process alive).
  */
-function limiterFrom(options, ownNames, where) {
+function limiterFrom(options, ownNames, where, check = () => {}) {
   if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
     throw new ConfigurationError(`${where}: options must be an object`, 'options');
   }
@@ -50,6 +52,7 @@ function limiterFrom(options, ownNames, where) {
       throw new ConfigurationError(`${where}: unknown option '${name}'${near ? ` (did you mean '${near}'?)` : ''}; known: ${known.join(', ')}`, name);
     }
   }
+  check(own);
   if (limiter !== null) {
     if (!(limiter instanceof DistributedRateLimiter)) throw new ConfigurationError(`${where}: limiter must be a DistributedRateLimiter`, 'limiter');
     const given = Object.keys(rest);

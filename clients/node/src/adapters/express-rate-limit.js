@@ -82,7 +82,10 @@ class DistributedRateLimiterStore {
    * `windowMs` (default: express-rate-limit's, from init()).
    */
   constructor(options = {}) {
-    const { limiter, owned, own } = limiterFrom(options, ['kind', 'limit', 'windowMs'], 'DistributedRateLimiterStore');
+    const { limiter, owned, own } = limiterFrom(options, ['kind', 'limit', 'windowMs'], 'DistributedRateLimiterStore', (o) => {
+      checkKind(o.kind, 'DistributedRateLimiterStore');
+      if (o.limit !== undefined) checkLimit(o.limit);
+    });
     this.limiter = limiter;
     this.owned = owned;
     this.kind = checkKind(own.kind, 'DistributedRateLimiterStore');
@@ -119,7 +122,7 @@ class DistributedRateLimiterStore {
   }
 
   setPolicy(limit, windowMs) {
-    if (!Number.isSafeInteger(limit) || limit < 0) throw new ConfigurationError(`DistributedRateLimiterStore: limit must be an integer >= 0, got ${limit}`, 'limit');
+    checkLimit(limit);
     const one = windowLimit(limit, windowMs, this.kind);
     this.limit = limit;
     this.windowMs = one.windowMs;
@@ -183,6 +186,10 @@ class DistributedRateLimiterStore {
   async shutdown() {
     if (this.owned) await this.limiter.close();
   }
+}
+
+function checkLimit(limit) {
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new ConfigurationError(`DistributedRateLimiterStore: limit must be an integer >= 0, got ${limit}`, 'limit');
 }
 
 module.exports = { DistributedRateLimiterStore, DenialLedger };

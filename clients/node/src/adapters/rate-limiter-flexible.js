@@ -101,13 +101,13 @@ class RateLimiterDRL extends Base {
     } else if (memoryBlock) {
       throw new ConfigurationError('RateLimiterDRL: inMemoryBlockOnConsumed is the limiter\'s deny cache: set denyCacheMaxMs on the limiter you give', 'inMemoryBlockOnConsumed');
     }
-    const { limiter, owned, own } = limiterFrom(options, [...PEER_OPTIONS.filter((n) => n !== 'storeClient'), 'kind'], 'RateLimiterDRL');
+    const names = [...PEER_OPTIONS.filter((n) => n !== 'storeClient'), 'kind'];
+    const { limiter, owned, own } = limiterFrom(options, names, 'RateLimiterDRL', (o) => checkOptions(o, !ownsFailures));
     this.limiter = limiter;
     this.owned = owned;
     this.peerFailures = !ownsFailures;
     this.kind = checkKind(own.kind, 'RateLimiterDRL');
     this.keyPrefix = own.keyPrefix === undefined ? 'rlflx' : own.keyPrefix;
-    if (typeof this.keyPrefix !== 'string') throw new ConfigurationError('RateLimiterDRL: keyPrefix must be a string', 'keyPrefix');
     this.points = own.points;
     this.duration = own.duration;
     this.blockDuration = own.blockDuration;
@@ -115,9 +115,6 @@ class RateLimiterDRL extends Base {
     this.execEvenlyMinDelayMs = own.execEvenlyMinDelayMs;
     this.inMemoryBlockOnConsumed = own.inMemoryBlockOnConsumed ? Number(own.inMemoryBlockOnConsumed) : 0;
     this.inMemoryBlockDuration = own.inMemoryBlockDuration ? Number(own.inMemoryBlockDuration) : 0;
-    if (this.inMemoryBlockOnConsumed > 0 && this.inMemoryBlockOnConsumed < this.points) throw new ConfigurationError('RateLimiterDRL: inMemoryBlockOnConsumed option must be greater or equal "points" option', 'inMemoryBlockOnConsumed');
-    if (this.inMemoryBlockDuration > 0 && this.inMemoryBlockOnConsumed === 0) throw new ConfigurationError('RateLimiterDRL: inMemoryBlockOnConsumed option must be set up', 'inMemoryBlockDuration');
-    if (own.insuranceLimiter !== undefined && !this.peerFailures) throw new ConfigurationError('RateLimiterDRL: give insuranceLimiter or onError, not both: both decide when Redis does not', 'insuranceLimiter');
     this.insuranceLimiter = own.insuranceLimiter;
     this.warned = new Set();
     this.cached = { key: null, policy: null, plain: null };
@@ -128,8 +125,7 @@ class RateLimiterDRL extends Base {
   }
 
   set points(value) {
-    if (!Number.isSafeInteger(value) || value < 1) throw new ConfigurationError('RateLimiterDRL: points must be set and must be an integer >= 1', 'points');
-    this._points = value;
+    this._points = checkPoints(value);
   }
 
   get duration() {
@@ -137,8 +133,7 @@ class RateLimiterDRL extends Base {
   }
 
   set duration(value) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new ConfigurationError('RateLimiterDRL: duration must be set and must be a finite, non-negative number', 'duration');
-    this._duration = value;
+    this._duration = checkDuration(value);
   }
 
   get msDuration() {
@@ -150,9 +145,7 @@ class RateLimiterDRL extends Base {
   }
 
   set blockDuration(value) {
-    const v = value === undefined ? 0 : value;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigurationError('RateLimiterDRL: blockDuration must be a non-negative number of seconds', 'blockDuration');
-    this._blockDuration = v;
+    this._blockDuration = checkBlockDuration(value);
   }
 
   get msBlockDuration() {
@@ -189,8 +182,7 @@ class RateLimiterDRL extends Base {
 
   /** As the peer: the insurance limiter takes this one's blockDuration and execEvenly. */
   set insuranceLimiter(value) {
-    if (value !== undefined && (value === null || typeof value.consume !== 'function')) throw new ConfigurationError('RateLimiterDRL: insuranceLimiter must be a rate-limiter-flexible limiter', 'insuranceLimiter');
-    this._insuranceLimiter = value;
+    this._insuranceLimiter = checkInsurance(value);
     if (value) {
       value.blockDuration = this.blockDuration;
       value.execEvenly = this.execEvenly;
@@ -297,10 +289,17 @@ class RateLimiterDRL extends Base {
     }
   }
 
-  /** Forgets the key (RL.RESET: usage and block): true if it held anything. */
+  /**
+   * Forgets the key (RL.RESET: usage and block): true if it existed, as the peer's DEL. Asked
+   * with RL.INFO first: RL.RESET replies the backlog it forgot, 0 for a key that is only
+   * blocked or has drained.
+   */
   async delete(key, options = {}) {
     try {
-      return (await this.limiter.reset(this.getKey(key))) > 0;
+      const id = this.getKey(key);
+      const existed = (await this.limiter.info(id)) !== null;
+      await this.limiter.reset(id);
+      return existed;
     } catch (err) {
       return this.insured(err, 'delete', [key, options]);
     }
@@ -365,6 +364,41 @@ class RateLimiterDRL extends Base {
     this.warned.add('customDuration');
     (this.limiter.options.logger || console).warn('distributed-rate-limiter/rate-limiter-flexible: consume(..., {customDuration}) is ignored: a key keeps the duration of its limiter (make a RateLimiterDRL with that duration)');
   }
+}
+
+function checkPoints(value) {
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigurationError('RateLimiterDRL: points must be set and must be an integer >= 1', 'points');
+  return value;
+}
+
+function checkDuration(value) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new ConfigurationError('RateLimiterDRL: duration must be set and must be a finite, non-negative number', 'duration');
+  return value;
+}
+
+function checkBlockDuration(value) {
+  const v = value === undefined ? 0 : value;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigurationError('RateLimiterDRL: blockDuration must be a non-negative number of seconds', 'blockDuration');
+  return v;
+}
+
+function checkInsurance(value) {
+  if (value !== undefined && (value === null || typeof value.consume !== 'function')) throw new ConfigurationError('RateLimiterDRL: insuranceLimiter must be a rate-limiter-flexible limiter', 'insuranceLimiter');
+  return value;
+}
+
+/** The peer's options checked before a limiter is made (the peer's own messages where it has them). */
+function checkOptions(o, peerFailures) {
+  checkKind(o.kind, 'RateLimiterDRL');
+  if (o.keyPrefix !== undefined && typeof o.keyPrefix !== 'string') throw new ConfigurationError('RateLimiterDRL: keyPrefix must be a string', 'keyPrefix');
+  checkPoints(o.points);
+  checkDuration(o.duration);
+  checkBlockDuration(o.blockDuration);
+  checkInsurance(o.insuranceLimiter);
+  const onConsumed = o.inMemoryBlockOnConsumed ? Number(o.inMemoryBlockOnConsumed) : 0;
+  if (onConsumed > 0 && onConsumed < o.points) throw new ConfigurationError('RateLimiterDRL: inMemoryBlockOnConsumed option must be greater or equal "points" option', 'inMemoryBlockOnConsumed');
+  if (o.inMemoryBlockDuration > 0 && onConsumed === 0) throw new ConfigurationError('RateLimiterDRL: inMemoryBlockOnConsumed option must be set up', 'inMemoryBlockDuration');
+  if (o.insuranceLimiter !== undefined && !peerFailures) throw new ConfigurationError('RateLimiterDRL: give insuranceLimiter or onError, not both: both decide when Redis does not', 'insuranceLimiter');
 }
 
 /** A number of points as the limiter's cost (the peer's rule: integers only; here 1..10^9). */
