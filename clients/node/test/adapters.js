@@ -2,7 +2,7 @@
 // Shared by the adapter tests: a redis-server with the module or without it (the Lua path),
 // an HTTP server on a free loopback port, and many requests at once.
 
-const { execFile } = require('child_process');
+const { execFile, spawn } = require('child_process');
 const path = require('path');
 const { Server } = require('./servers');
 
@@ -76,8 +76,33 @@ function exitsAlone(source, ms = 30_000) {
   });
 }
 
+/**
+ * Runs examples/`name` against `redis` on a free port until `body(url)` settles, then stops it
+ * (SIGTERM, by its PID) and waits for it to exit. The example prints `listening on <url>`.
+ */
+async function withExample(name, redis, body) {
+  const file = path.resolve(__dirname, '..', 'examples', name);
+  const child = spawn(process.execPath, [file], { env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${redis.port}`, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const url = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      exited.then((code) => reject(new Error(`examples/${name} exited (${code}) before listening: ${out}`)));
+    });
+    return await body(url);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
 /** Limiter options for tests on a busy shared machine: no check runs out of time, no log noise. */
 const QUIET = { warn() {}, error() {} };
 const TEST_LIMITER = { timeoutMs: 10_000, logger: QUIET };
 
-module.exports = { BACKENDS, lacking, takesPenalty, withRedis, hit, tally, listen, exitsAlone, QUIET, TEST_LIMITER };
+module.exports = { BACKENDS, lacking, takesPenalty, withRedis, hit, tally, listen, exitsAlone, withExample, QUIET, TEST_LIMITER };

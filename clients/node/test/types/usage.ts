@@ -4,6 +4,7 @@ import { rateLimit } from 'distributed-rate-limiter/express';
 import IoRedis from 'ioredis';
 import { RateLimiterDRL, RateLimiterRes } from 'distributed-rate-limiter/rate-limiter-flexible';
 import { DistributedRateLimiterStore } from 'distributed-rate-limiter/express-rate-limit';
+import { fastifyStore } from 'distributed-rate-limiter/fastify';
 
 async function main(): Promise<void> {
   const rateLimiter = new DistributedRateLimiter('redis://127.0.0.1:6379', { timeoutMs: 50 });
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
   const flexible = new RateLimiterDRL({ storeClient: new IoRedis(), points: 10, duration: 1, blockDuration: 60 });
   const res: RateLimiterRes = await flexible.consume('u1', 2);
   const held: RateLimiterRes | null = await flexible.get('u1');
+  const FastifyStore = fastifyStore({ limiter: rateLimiter, kind: 'gcra' });
+  await FastifyStore.close();
   const erl = new DistributedRateLimiterStore({ url: 'redis://127.0.0.1:6379', kind: 'sliding' });
   console.log(res.msBeforeNext, res.remainingPoints, held, await flexible.delete('u1'), erl.prefix);
   // @ts-expect-error onError takes one of three words
