@@ -5,6 +5,7 @@ import IoRedis from 'ioredis';
 import { RateLimiterDRL, RateLimiterRes } from 'distributed-rate-limiter/rate-limiter-flexible';
 import { DistributedRateLimiterStore } from 'distributed-rate-limiter/express-rate-limit';
 import { fastifyStore } from 'distributed-rate-limiter/fastify';
+import { DistributedThrottlerStorage } from 'distributed-rate-limiter/nestjs';
 
 async function main(): Promise<void> {
   const rateLimiter = new DistributedRateLimiter('redis://127.0.0.1:6379', { timeoutMs: 50 });
@@ -43,6 +44,9 @@ async function main(): Promise<void> {
   const held: RateLimiterRes | null = await flexible.get('u1');
   const FastifyStore = fastifyStore({ limiter: rateLimiter, kind: 'gcra' });
   await FastifyStore.close();
+  const storage = new DistributedThrottlerStorage({ url: 'redis://127.0.0.1:6379' });
+  const rec = await storage.increment('k', 60000, 10, 60000, 'default');
+  console.log(rec.isBlocked, rec.timeToBlockExpire);
   const erl = new DistributedRateLimiterStore({ url: 'redis://127.0.0.1:6379', kind: 'sliding' });
   console.log(res.msBeforeNext, res.remainingPoints, held, await flexible.delete('u1'), erl.prefix);
   // @ts-expect-error onError takes one of three words
