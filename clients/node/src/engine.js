@@ -26,6 +26,7 @@ const { Deadlines } = require('./deadline');
 const { cancellable } = require('./drivers/base');
 const drivers = require('./drivers');
 const { resolve: resolveOptions } = require('./options');
+const { telemetryOf } = require('./telemetry');
 
 const { Unavailable, ConfigurationError, RateLimitError, NoRateLimit } = errors;
 
@@ -60,6 +61,10 @@ class Engine extends EventEmitter {
       o[name] = value;
     }
     this.options = o;
+    // OpenTelemetry (telemetry.js), before any connection (it may refuse the option): when it
+    // records, checks run through the observed check; otherwise the plain one, no extra work.
+    this.telemetry = telemetryOf(o.telemetry, () => this.breaker.state);
+    if (this.telemetry !== null) this.check = this.telemetry.observe(this.check.bind(this));
     this.prefix = o.prefix;
     this.ownsClient = o.client === undefined;
     this.url = this.ownsClient ? o.url || process.env.REDIS_URL || 'redis://127.0.0.1:6379' : null;
@@ -375,6 +380,7 @@ class Engine extends EventEmitter {
     // (which counts apart from Redis, for outages) does not decide: Redis will still run the
     // command and count it.
     const overload = timedOut && this.lastAnswerAt > req.startedAt;
+    if (this.telemetry !== null) this.telemetry.failed(req.op);
     if (!overload) {
       this.counts.errors += 1;
       this.breaker.failure();
