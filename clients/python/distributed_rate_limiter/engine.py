@@ -21,6 +21,7 @@ from .errors import CommandError, ForeignKey, InvalidArgument, NoRateLimit, Unav
 from .failure import Breaker, Stats
 from .local import LocalLimiter
 from .operations import Request
+from .otel import telemetry_of
 from .policy import (DEFAULT_HOLD_MS, MAX_BLOCK_MS, MAX_COST, MAX_HOLD_MS, MAX_IDLE_MS, MAX_LEASE_MS, Penalty,
                      Stored, check_int, penalty_of, policy_of)
 from .redispy import ANSWER, BUSY, NOSCRIPT, TIMEOUTS, UNAVAILABLE, UNKNOWN_COMMAND, as_answer, classify
@@ -101,6 +102,11 @@ class Engine:
         self._last_reply = 0.0  # monotonic s of the latest reply of any call
         self._script_loading = 0.0  # monotonic s until which a SCRIPT LOAD is in flight
         self._warned_at = None
+        # OpenTelemetry (otel.py): when it records, decisions run through the observed check;
+        # else the plain one, with nothing added per call.
+        self.telemetry = telemetry_of(options.telemetry, self.breaker)
+        if self.telemetry is not None:
+            self.check = self._check_observed
 
     # --- requests ------------------------------------------------------------------------
 
@@ -146,6 +152,13 @@ class Engine:
                 self.policies.popitem(last=False)
 
     # --- operations (generators run by a driver) --------------------------------------------
+
+    def _check_observed(self, op, req):
+        """check(), its decision and duration recorded (and set on the active span)."""
+        started = time.perf_counter()
+        d = yield from Engine.check(self, op, req)
+        self.telemetry.decided(op.name, d, time.perf_counter() - started)
+        return d
 
     def check(self, op, req):
         """throttle, peek, reserve, acquire: a Decision, whatever happens to Redis. Only
@@ -310,6 +323,8 @@ class Engine:
                 # Many calls in flight on a healthy Redis: it answered others while this one
                 # waited. Overload, not an outage: the breaker is not told.
                 u.outage = False
+            if u.cause is not None and self.telemetry is not None:
+                self.telemetry.failed(op.name)
             if u.outage:
                 self.breaker.failure()
                 self.backend = None  # re-detect the module after a reconnect

@@ -26,6 +26,7 @@ class Options:
     max_policies: int = 100_000  # policies remembered for re-configuring after data loss (LRU)
     max_local_keys: int = 100_000  # usages the local limiter and the deny cache keep (LRU)
     clock: Callable = wall_clock_ms  # Unix ms, for the local limiter and the deny cache (tests)
+    telemetry: object = None  # OpenTelemetry: None automatic, False off, or {meter_provider, tracer_provider}
 
 
 NAMES = tuple(f.name for f in fields(Options))

@@ -7,6 +7,7 @@ unless released or renewed), plus the key-level PENALTY. Errors name the caller'
 from typing import NamedTuple, Optional, Tuple
 
 from .errors import InvalidArgument
+from .rates import parse_rates
 
 MAX_LIMIT = 1_000_000_000
 MAX_WINDOW_MS = 1_000_000_000_000
@@ -87,6 +88,15 @@ class Limit(NamedTuple):
 Policy = Tuple[Limit, ...]
 
 
+def _rate_limits(text, burst=None, kind=None):
+    """The Limits of a rate string, each `kind` (default GCRA: the same average, a burst of its
+    amount); `burst` only for a string of one rate."""
+    rates = parse_rates(text)
+    if burst is not None and len(rates) > 1:
+        raise InvalidArgument(f"burst applies to one limit, and {text!r} has {len(rates)}: write them as dicts")
+    return tuple(Limit.of(r.amount, r.window_ms, burst, kind) for r in rates)
+
+
 def _one(item):
     if isinstance(item, Limit):
         return item
@@ -95,22 +105,26 @@ def _one(item):
         if unknown:
             raise InvalidArgument(f"a limit takes limit, window_ms, burst and kind, not {sorted(unknown)}")
         return Limit.of(item.get("limit"), item.get("window_ms"), item.get("burst"), item.get("kind"))
-    raise InvalidArgument(f"a limit is a dict or a Limit, not {type(item).__name__}")
+    raise InvalidArgument(f"a limit is a dict, a Limit or a rate string, not {type(item).__name__}")
 
 
 def policy_of(limit=None, window_ms=None, burst=None, kind=None, required=False) -> Optional[Policy]:
     """The caller's policy as a tuple of 1 to 4 Limits, or None when none was given:
-    `limit=10, window_ms=1000[, burst=, kind=]`, or `limit=[{...}, Limit(...), ...]` (a list of
-    dicts or Limits), or one dict or Limit."""
+    `limit=10, window_ms=1000[, burst=, kind=]`, a rate string `limit="10/minute"` or
+    `"100 per hour; 1000 per day"` (each GCRA unless `kind` says; rates.py), or
+    `limit=[{...}, Limit(...), "10/second", ...]` (dicts, Limits and rate strings), or one dict
+    or Limit."""
+    if isinstance(limit, str):
+        if window_ms is not None:
+            raise InvalidArgument(f"a rate string carries its window: pass limit={limit!r} without window_ms")
+        return _at_most_four(_rate_limits(limit, burst, kind))
     if isinstance(limit, (list, tuple, dict, Limit)):
         if window_ms is not None or burst is not None or kind is not None:
             raise InvalidArgument("a list of limits takes window_ms, burst and kind inside each limit")
         items = [limit] if isinstance(limit, (dict, Limit)) else list(limit)
         if not items:
             raise InvalidArgument("a policy needs at least one limit")
-        if len(items) > MAX_LIMITS:
-            raise InvalidArgument("too many limits: a key holds at most 4")
-        return tuple(_one(i) for i in items)
+        return _at_most_four(tuple(x for i in items for x in (_rate_limits(i) if isinstance(i, str) else (_one(i),))))
     if limit is None and window_ms is None:
         if burst is not None or kind is not None:
             raise InvalidArgument("burst and kind need limit and window_ms")
@@ -120,6 +134,25 @@ def policy_of(limit=None, window_ms=None, burst=None, kind=None, required=False)
     if limit is None or window_ms is None:
         raise InvalidArgument("limit and window_ms must be given together")
     return (Limit.of(limit, window_ms, burst, kind),)
+
+
+def fits_sliding(amount, window_ms):
+    return amount <= MAX_SLIDING_LIMIT and window_ms <= MAX_SLIDING_WINDOW_MS
+
+
+def count_per_window(amount, window_ms):
+    """A peer's "`amount` per window" where the peer promises a count per window (a fixed
+    window: limits' fixed window and sliding-window counter, django-ratelimit): SLIDING, at
+    most `amount` in any window, where SLIDING holds it (amount <= 1000, window < 2^32 ms);
+    beyond, GCRA `amount` per window with a burst of `amount` (the same average and burst; at
+    most twice `amount` in a span of one window, as a fixed window across its boundary)."""
+    return Limit.of(amount, window_ms, kind="sliding" if fits_sliding(amount, window_ms) else "gcra")
+
+
+def _at_most_four(policy):
+    if len(policy) > MAX_LIMITS:
+        raise InvalidArgument("too many limits: a key holds at most 4")
+    return policy
 
 
 def check_lua(policy):

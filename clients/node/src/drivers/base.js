@@ -90,6 +90,14 @@ class Transport {
     return '';
   }
 
+  /**
+   * One sender `(args) => Promise<reply>` per master (standalone: the one server), for
+   * commands that concern every key of a node (SCAN).
+   */
+  async masters() {
+    return [(args) => this.send('', args)];
+  }
+
   /** Sends `args` (command name first) for `key`; resolves with the raw reply. */
   send(_key, _args) {
     throw new Error('not implemented');

@@ -93,6 +93,10 @@ class IoRedisCluster extends Transport {
     return node !== null && node.status === 'ready';
   }
 
+  async masters() {
+    return this.client.nodes('master').map((node) => (args) => node.call(args[0], args.slice(1)));
+  }
+
   connect(key) {
     if (this.client.status === 'wait') this.client.connect().catch(() => {});
     // The Cluster creates its node connections lazily (they connect on their first command).

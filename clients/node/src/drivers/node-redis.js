@@ -62,6 +62,11 @@ class NodeRedisCluster extends NodeRedis {
     if (slots && typeof slots.rediscover === 'function') slots.rediscover().catch(() => {});
   }
 
+  async masters() {
+    const clients = await Promise.all(this.client.masters.map((m) => this.client.nodeClient(m)));
+    return clients.map((c) => (args) => c.sendCommand(args));
+  }
+
   connect(key) {
     if (this.client.isOpen && !this.isReady(key)) this.refresh();
   }

@@ -2,6 +2,10 @@
 import { DistributedRateLimiter, InvalidArgument, ForeignKey, Decision, Stats, LocalLimiter, keySlot, ipKey, ReserveDecision, LeaseDecision, Denied } from 'distributed-rate-limiter';
 import { rateLimit } from 'distributed-rate-limiter/express';
 import IoRedis from 'ioredis';
+import { RateLimiterDRL, RateLimiterRes } from 'distributed-rate-limiter/rate-limiter-flexible';
+import { DistributedRateLimiterStore } from 'distributed-rate-limiter/express-rate-limit';
+import { fastifyStore } from 'distributed-rate-limiter/fastify';
+import { DistributedThrottlerStorage } from 'distributed-rate-limiter/nestjs';
 
 async function main(): Promise<void> {
   const rateLimiter = new DistributedRateLimiter('redis://127.0.0.1:6379', { timeoutMs: 50 });
@@ -39,6 +43,16 @@ async function main(): Promise<void> {
   const lr = local.check('k', { limits: [{ kind: 'concurrency', limit: 2n, windowMs: 1000n, burst: 2n }] }, 1n, 'acquire');
   console.log(charged, given, wasBlocked, renewed, released, out, leased, lr.id, new Denied(l).decision.allowed);
   console.log(ok, w.path, binding, header, s.failedOpen, s.everConnected, mw, lv.allowed, stored.allowed, left, slot, ipKey('::1'), new InvalidArgument('x').message, ForeignKey.name);
+  const flexible = new RateLimiterDRL({ storeClient: new IoRedis(), points: 10, duration: 1, blockDuration: 60 });
+  const res: RateLimiterRes = await flexible.consume('u1', 2);
+  const held: RateLimiterRes | null = await flexible.get('u1');
+  const FastifyStore = fastifyStore({ limiter: rateLimiter, kind: 'gcra' });
+  await FastifyStore.close();
+  const storage = new DistributedThrottlerStorage({ url: 'redis://127.0.0.1:6379' });
+  const rec = await storage.increment('k', 60000, 10, 60000, 'default');
+  console.log(rec.isBlocked, rec.timeToBlockExpire);
+  const erl = new DistributedRateLimiterStore({ url: 'redis://127.0.0.1:6379', kind: 'sliding' });
+  console.log(res.msBeforeNext, res.remainingPoints, held, await flexible.delete('u1'), erl.prefix);
   // @ts-expect-error onError takes one of three words
   new DistributedRateLimiter({ onError: 'maybe' });
 }
