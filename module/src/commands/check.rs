@@ -20,7 +20,7 @@ use rl_core::ops::{self, admissible, commit, evaluate, tell_numbers, Op, Penalty
 use rl_core::parts::DEFAULT_HOLD_MS;
 use rl_core::policy::{own_expiry, Policy, Stored, MAX_LIMITS};
 use rl_core::resolve::{resolve, tell, Resolved, Source, Told};
-use rl_core::state::{is_native, view, State, StateRef, Usages};
+use rl_core::state::{discard, is_native, view, State, StateRef, Usages};
 
 /// Which check a call is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +170,7 @@ pub fn check(call: &Call, which: Which, out: &mut Option<Reply>) -> Result<Told,
     if let Some(reply) = out {
         reply.id = committed.id;
     }
+    discard(owned);
     Ok(told)
 }
 
