@@ -231,8 +231,15 @@ impl Value {
     /// A new value holding `state`, in the smallest layout that holds it (a general state's
     /// logs are moved into it, leaving `state`'s usages empty).
     pub fn new(state: &mut State) -> Value {
+        let c = compact(state.as_ref());
+        Value::new_of(state, c)
+    }
+
+    /// [`Value::new`] for a caller that has computed the state's [`compact`] form.
+    #[inline]
+    pub fn new_of(state: &mut State, compact: Option<Compact>) -> Value {
         LIVE_BUCKETS.fetch_add(1, Ordering::Relaxed);
-        match compact(state.as_ref()) {
+        match compact {
             Some(Compact { tat, stored: None }) => Value::usage(tat),
             Some(Compact {
                 tat,
