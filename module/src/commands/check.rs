@@ -45,6 +45,11 @@ pub struct Reply {
 
 /// Decides the check in `call`; unless peeking, counts it and writes the new state. For every
 /// check but `RL.ALLOW`, also sets `out`.
+///
+/// Inlined into each command, so that `which` is a constant there and each keeps only its own
+/// branches: `RL.ALLOW`'s path lost about 40 to 55 instructions of tests and register spills
+/// (callgrind).
+#[inline(always)]
 pub fn check(call: &Call, which: Which, out: &mut Option<Reply>) -> Result<Told, Error> {
     let request = match which {
         // Most calls give no options: the plain request, which `parse_request` returns for
