@@ -125,17 +125,6 @@ impl Policy {
         self.scaled_by(percent)
     }
 
-    /// [`Policy::scaled`], taking the policy: at 100% it is moved, not copied (a copy of a
-    /// policy goes field by field, about 30 instructions).
-    #[inline(always)]
-    pub fn into_scaled(self, percent: u64) -> Policy {
-        if percent == 100 {
-            self
-        } else {
-            self.scaled_by(percent)
-        }
-    }
-
     /// [`Policy::scaled`] at another percentage than 100 (kept out of line: the common
     /// case is a copy).
     fn scaled_by(&self, percent: u64) -> Policy {

@@ -60,7 +60,8 @@ pub fn resolve(
     // The precedence rule: `stored`, else `inline`, else `default` (read only when needed,
     // so an invalid default is an error only for calls that use it), else `NoPolicy`. Each
     // arm builds its `Resolved` in place: through a `Result<(Policy, Source)>` a call copied
-    // the policy (field by field) three more times.
+    // the policy (field by field) three more times, and the default one is moved into it and
+    // scaled there (scaled into it, it was built, then copied: about 20 instructions).
     match (stored, inline) {
         (Some(s), _) => Ok(Resolved {
             policy: s.policy.scaled(scale_percent),
@@ -73,11 +74,17 @@ pub fn resolve(
             shadow: false,
         }),
         (None, None) => match default()? {
-            Some(d) => Ok(Resolved {
-                policy: d.into_scaled(scale_percent),
-                source: Source::Default,
-                shadow: false,
-            }),
+            Some(d) => {
+                let mut r = Resolved {
+                    policy: d,
+                    source: Source::Default,
+                    shadow: false,
+                };
+                if scale_percent != 100 {
+                    r.policy = r.policy.scaled(scale_percent);
+                }
+                Ok(r)
+            }
             None => Err(Error::NoPolicy),
         },
     }
