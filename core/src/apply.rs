@@ -117,8 +117,29 @@ pub fn write_line(
     records: &[Option<Record>],
     line: &mut Line,
 ) {
+    write_line_of(
+        state,
+        compact(state),
+        expire_at_ms,
+        set_policy,
+        records,
+        line,
+    );
+}
+
+/// [`write_line`] for a caller that has computed the state's [`compact`] form (`Key::write`
+/// also stores the value from it: computed once, not twice).
+#[inline]
+pub fn write_line_of(
+    state: StateRef<'_>,
+    compact: Option<Compact>,
+    expire_at_ms: Option<u64>,
+    set_policy: bool,
+    records: &[Option<Record>],
+    line: &mut Line,
+) {
     let text = &mut line.state;
-    if let Some(Compact { tat, stored }) = compact(state) {
+    if let Some(Compact { tat, stored }) = compact {
         text.number(tat.ms());
         let digits = text.len();
         if tat.frac() > 0 {

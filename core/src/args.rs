@@ -47,7 +47,8 @@ pub struct Request {
 }
 
 impl Request {
-    const PLAIN: Request = Request {
+    /// A call with no options: cost 1, no inline policy.
+    pub const PLAIN: Request = Request {
         cost: 1,
         inline: None,
         with_policy: false,

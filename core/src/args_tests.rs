@@ -645,3 +645,14 @@ proptest! {
         prop_assert_eq!(folded(&word), want);
     }
 }
+
+/// The module answers a call with no options with `Request::PLAIN` without parsing: it must be
+/// what every check's parser returns for no arguments.
+#[test]
+fn no_options_is_the_plain_request() {
+    for command in [Command::Allow, Command::Throttle, Command::Acquire] {
+        assert_eq!(parse_request(&[], command), Ok(Request::PLAIN));
+    }
+    assert_eq!(Request::PLAIN.cost, 1);
+    assert_eq!(Request::PLAIN.inline, None);
+}

@@ -80,9 +80,9 @@ pub fn record(policy: &Policy, usages: &mut [Usage], decision: &Decision, now_ms
         .limits()
         .iter()
         .zip(usages.iter_mut())
-        .zip(decision.admits)
+        .zip(&decision.admits)
     {
-        if let Some(a) = admit {
+        if let Some(a) = *admit {
             limit.record(usage, a, now_ms, cost);
         }
     }

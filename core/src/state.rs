@@ -182,6 +182,20 @@ impl StateRef<'_> {
     }
 }
 
+/// Drops a state the cheap way when it owns no heap memory (no parts, every usage a GCRA
+/// TAT: a new or compact key's, the common case): it is forgotten, since there is nothing to
+/// free, where its drop glue would test all four usage slots and the parts (about 50
+/// instructions per RL.ALLOW, callgrind). Leak-free because the slots past `len` always hold
+/// the GCRA filler ([`Usages`] writes no other there).
+#[inline(always)]
+pub fn discard(state: Option<State>) {
+    if let Some(s) = &state {
+        if s.parts.is_none() && s.usages.iter().all(|u| matches!(u, Usage::Gcra(_))) {
+            std::mem::forget(state);
+        }
+    }
+}
+
 impl State {
     #[inline]
     pub fn as_ref(&self) -> StateRef<'_> {

@@ -73,6 +73,11 @@ impl<'a> Call<'a> {
         Ok(parsed)
     }
 
+    /// No arguments after the key (keyless commands: after the name).
+    pub fn is_bare(&self) -> bool {
+        self.len == 0
+    }
+
     fn first_args(&self) -> &[&'a [u8]] {
         let set = &self.args[..self.len];
         // SAFETY: dispatch set the first `len` entries (len <= MAX_ARGS), and MaybeUninit<T>

@@ -23,9 +23,10 @@ use redis_module::raw;
 use crate::ffi::{api, string_bytes, Ctx, Str};
 use crate::propagate;
 use crate::value::{Change, Value};
-use rl_core::apply::{write_line, Line, Record};
+use rl_core::apply::{write_line, write_line_of, Line, Record};
 use rl_core::error::Error;
 use rl_core::policy::MAX_LIMITS;
+use rl_core::rdb::compact;
 use rl_core::state::State;
 
 /// The module's data type, set once at load.
@@ -188,14 +189,21 @@ impl Key {
             Expiry::Exactly(None) => None,
         };
         let mut line = Line::new();
+        // A new state's compact form, computed once for the line and the value.
+        let mut new_compact = None;
         match (&new, &current) {
-            (New::State(s), _) => write_line(
-                s.as_ref(),
-                expire_at,
-                effect.set_policy,
-                &effect.records,
-                &mut line,
-            ),
+            (New::State(s), _) => {
+                let state = s.as_ref();
+                new_compact = compact(state);
+                write_line_of(
+                    state,
+                    new_compact,
+                    expire_at,
+                    effect.set_policy,
+                    &effect.records,
+                    &mut line,
+                );
+            }
             (New::InPlace, Some(v)) => write_line(
                 v.read().state(),
                 expire_at,
@@ -214,7 +222,7 @@ impl Key {
                     self.replace(value)?;
                 }
             }
-            (New::State(state), None) => self.set(Value::new(state))?,
+            (New::State(state), None) => self.set(Value::new_of(state, new_compact))?,
         }
         match expiry {
             Expiry::Own(None) => {}

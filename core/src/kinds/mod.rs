@@ -268,7 +268,7 @@ macro_rules! kinds {
             }
 
             /// Records an admitted request (nothing for a mismatched usage or admission).
-            #[inline]
+            #[inline(always)]
             pub fn record(&self, u: &mut Usage, a: Admit, now_ms: u64, cost: u64) {
                 match (self, u, a) {
                     $((Limit::$name(l), Usage::$name(u), Admit::$name(a)) => KindRules::record(l, u, a, now_ms, cost),)*
