@@ -421,7 +421,10 @@ fn parse_set(args: &[&[u8]]) -> Option<Apply> {
         }
     };
     let mut usages = Vec::new();
-    for part in body.split(|&b| b == b',') {
+    // A key of parts alone (`RL.BLOCK` of an absent key) has no usages: an empty body, which
+    // `State::new` accepts only beside parts.
+    let body_parts = body.split(|&b| b == b',').filter(|_| !body.is_empty());
+    for part in body_parts {
         if usages.len() == MAX_LIMITS {
             return None;
         }

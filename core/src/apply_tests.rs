@@ -33,6 +33,11 @@ fn line_args(line: &Line) -> Vec<Vec<u8>> {
             v.push(l.as_bytes().to_vec());
         }
     }
+    // The key-level parts go last, as module/src/propagate.rs sends them.
+    if let Some(p) = &line.parts {
+        v.push(b"PARTS".to_vec());
+        v.push(p.as_bytes().to_vec());
+    }
     v
 }
 
@@ -377,4 +382,16 @@ fn numbers_read_the_same_after_a_replica_applies_a_line() {
         )
     };
     assert_eq!(peek(&replica), peek(&master));
+}
+
+#[test]
+fn a_key_of_parts_alone_reads_back() {
+    // RL.BLOCK of an absent key: no usage, no policy, a block (the codec fuzz target found
+    // that replicas refused its line, an empty body, as an impossible state).
+    let mut state = State::usage_only(crate::state::Usages::new());
+    crate::ops::block(&mut state, 1_700_000_000_000, 60_000);
+    let line = write_line(state.as_ref(), Some(1_700_000_060_000), false, &[]);
+    assert_eq!(received(&line).state(None), Some(state.clone()));
+    // An empty body without parts is still no state any command writes.
+    assert!(parse(&["@1700000060000"]).is_err());
 }

@@ -49,6 +49,11 @@ fn args(line: &Line) -> Vec<Vec<u8>> {
             v.push(l.as_bytes().to_vec());
         }
     }
+    // The key-level parts go last, as module/src/propagate.rs sends them.
+    if let Some(p) = &line.parts {
+        v.push(b"PARTS".to_vec());
+        v.push(p.as_bytes().to_vec());
+    }
     v
 }
 
