@@ -446,6 +446,10 @@ fn parse_set(args: &[&[u8]]) -> Option<Apply> {
         None => None,
         Some(text) => Some(Box::new(parse_parts(text)?)),
     };
+    // No usage at all only beside parts (a key of parts alone).
+    if usages.is_empty() && parts.is_none() {
+        return None;
+    }
     let records = usages.iter().any(|u| matches!(u, Sent::Record(_)));
     // A write that sets the limits, or marks a pending change, sends whole usages.
     if records && (stored.is_some() || pending_at_ms.is_some()) {

@@ -394,4 +394,5 @@ fn a_key_of_parts_alone_reads_back() {
     assert_eq!(received(&line).state(None), Some(state.clone()));
     // An empty body without parts is still no state any command writes.
     assert!(parse(&["@1700000060000"]).is_err());
+    assert!(parse(&["~0"]).is_err());
 }

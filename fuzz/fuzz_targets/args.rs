@@ -49,7 +49,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(a) = parse_apply(&args) {
         assert!(a.expire_at_ms.is_none_or(|e| (1..=MAX_EXPIRE_AT_MS).contains(&e)));
-        assert!((1..=MAX_LIMITS).contains(&a.usages.len()));
+        // No usage only beside parts: a key of parts alone (RL.BLOCK of an absent key).
+        assert!(a.usages.len() <= MAX_LIMITS && (!a.usages.is_empty() || a.parts.is_some()));
         let _ = a.state(None);
     }
 });

@@ -96,8 +96,13 @@ fuzz_target!(|data: &[u8]| {
     let n = numbers(&policy, seen.as_slice(), Some(&d), now, 1 + now % 20);
     assert!(n.binding < policy.len());
     let _ = status(state.as_ref(), Some(&policy), now, None);
+    // A check as RL.ALLOW takes it, then a reconfiguration. Not on a policy with a
+    // CONCURRENCY limit: RL.ALLOW refuses those keys (RL.ACQUIRE takes a lease with an id from
+    // the key's sequence, below), and `request` would record a lease no sequence issued.
     let mut after = state.clone();
-    request(&mut after, &policy.scaled(now % 1001), now, 1 + now % 7);
+    if !policy.limits().iter().any(|l| matches!(l, Limit::Concurrency(_))) {
+        request(&mut after, &policy.scaled(now % 1001), now, 1 + now % 7);
+    }
     let stored = Stored::new(Policy::single(Limit::Gcra(Gcra::new(3, 1000, 0).expect("valid"))), 0, false).expect("valid");
     let changed = State::configure(Some(after), stored, now);
     assert!(State::new(
@@ -126,6 +131,11 @@ fuzz_target!(|data: &[u8]| {
     block(&mut s, now, 1 + now % 1000);
     let _ = lease(&mut s, Some(&policy), now, now, Some(1 + now % 1000));
     let _ = unblock(&mut s, now.saturating_add(1));
+    // A state left with nothing (RL.UNBLOCK of a key of parts alone) is not stored: the
+    // module deletes the key (module/src/commands/block.rs).
+    if s.usages.is_empty() && s.stored.is_none() && s.parts.is_none() {
+        return;
+    }
     let fields = encode(s.as_ref());
     let mut again = fields.iter().copied();
     let back = decode(ENCODING_VERSION, || again.next());
